@@ -1,0 +1,202 @@
+//! IQs: disco#info/items and ping on the domain, rooms and occupants (XEP-0410 self-ping),
+//! version on the domain, `service-unavailable` for everything else, and the answers to the
+//! pings we send to check who is still in a room.
+
+use minidom::Element;
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::{FullJid, Jid};
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xmpp_parsers::version::VersionResult;
+
+use super::message::means_gone;
+use super::stanzas::{self, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_SID, NS_VERSION};
+use super::{Core, Out, PendingPing, PING_TIMEOUT_MS};
+use crate::address::{RoomName, Target};
+use crate::time::Timestamp;
+
+const DOMAIN_FEATURES: &[&str] = &[
+    "http://jabber.org/protocol/muc",
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+    NS_PING,
+    NS_VERSION,
+    NS_SID,
+];
+
+const ROOM_FEATURES: &[&str] = &[
+    "http://jabber.org/protocol/muc",
+    "muc_semianonymous",
+    "muc_temporary",
+    "muc_unmoderated",
+    "muc_open",
+    "muc_unsecured",
+    "http://jabber.org/protocol/muc#self-ping-optimization",
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+    NS_PING,
+    NS_SID,
+];
+
+type Answer = Result<Option<Element>, StanzaError>;
+
+fn unavailable() -> StanzaError {
+    stanzas::error(ErrorType::Cancel, DefinedCondition::ServiceUnavailable, "This request is not supported here.")
+}
+
+fn not_found(text: &str) -> StanzaError {
+    stanzas::error(ErrorType::Cancel, DefinedCondition::ItemNotFound, text)
+}
+
+fn is(payload: &Element, name: &str, ns: &str) -> bool {
+    payload.is(name, ns)
+}
+
+fn empty_items() -> Element {
+    Element::builder("query", NS_DISCO_ITEMS).build()
+}
+
+impl Core {
+    pub(super) fn handle_iq(&mut self, now: Timestamp, iq: Iq, out: &mut Out) {
+        match iq {
+            Iq::Get { from, to, id, payload } => self.handle_iq_request(true, from, to, id, payload, out),
+            Iq::Set { from, to, id, payload } => self.handle_iq_request(false, from, to, id, payload, out),
+            Iq::Result { from, id, .. } => self.ping_answered(now, &id, from, None, out),
+            Iq::Error { from, id, error, .. } => self.ping_answered(now, &id, from, Some(error), out),
+        }
+    }
+
+    fn handle_iq_request(&mut self, get: bool, from: Option<Jid>, to: Option<Jid>, id: String, payload: Element, out: &mut Out) {
+        let (Some(from), Some(to)) = (from, to) else { return };
+        let answer = match Target::of(&to, &self.config.component) {
+            Target::Domain => self.iq_to_domain(get, &payload),
+            Target::Room(name) => self.iq_to_room(get, &payload, &name),
+            Target::Occupant(name, nick) => self.iq_to_occupant(get, &payload, &name, &nick, &from),
+            Target::BadRoom(_) => Err(not_found("No such room: visitor rooms are named <visitor>_<site>.")),
+            Target::Elsewhere => return,
+        };
+        match answer {
+            Ok(payload) => out.send(stanzas::iq_result(to, from, id, payload)),
+            Err(err) => out.send(stanzas::iq_error(to, from, id, err)),
+        }
+    }
+
+    fn iq_to_domain(&self, get: bool, payload: &Element) -> Answer {
+        if !get {
+            return Err(unavailable());
+        }
+        if is(payload, "query", NS_DISCO_INFO) {
+            if payload.attr("node").is_some() {
+                return Err(not_found("No such node."));
+            }
+            Ok(Some(stanzas::disco_info("frontdesk", DOMAIN_FEATURES)))
+        } else if is(payload, "query", NS_DISCO_ITEMS) {
+            // Visitor rooms are private: never list them.
+            Ok(Some(empty_items()))
+        } else if is(payload, "ping", NS_PING) {
+            Ok(None)
+        } else if is(payload, "query", NS_VERSION) {
+            Ok(Some(
+                VersionResult {
+                    name: "frontdesk".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    os: None,
+                }
+                .into(),
+            ))
+        } else {
+            Err(unavailable())
+        }
+    }
+
+    fn iq_to_room(&self, get: bool, payload: &Element, name: &RoomName) -> Answer {
+        let Some(site) = self.config.sites.get(name.site()) else {
+            return Err(not_found(&format!("There is no site \"{}\" on this service.", name.site())));
+        };
+        if !get {
+            return Err(unavailable());
+        }
+        if is(payload, "query", NS_DISCO_INFO) && payload.attr("node").is_none() {
+            let title = format!("{} — visitor {}", site.name, name.visitor());
+            Ok(Some(stanzas::disco_info(&title, ROOM_FEATURES)))
+        } else if is(payload, "query", NS_DISCO_ITEMS) {
+            Ok(Some(empty_items()))
+        } else if is(payload, "ping", NS_PING) {
+            Ok(None)
+        } else {
+            Err(unavailable())
+        }
+    }
+
+    /// XEP-0410: a client pinging its own occupant address learns whether it is still joined.
+    fn iq_to_occupant(&self, get: bool, payload: &Element, name: &RoomName, nick: &str, from: &Jid) -> Answer {
+        let me = self
+            .rooms
+            .get(name)
+            .and_then(|r| from.try_as_full().ok().and_then(|f| r.occupant(f)));
+        if get && is(payload, "ping", NS_PING) {
+            return match me {
+                Some(o) if o.nick == nick => Ok(None),
+                Some(_) => Err(unavailable()),
+                None => Err(stanzas::error(
+                    ErrorType::Modify,
+                    DefinedCondition::NotAcceptable,
+                    "You are not in this room.",
+                )),
+            };
+        }
+        Err(unavailable())
+    }
+
+    /// Asks an occupant's client whether it is still there (at most one ping in flight each).
+    pub(super) fn ping_occupant(&mut self, now: Timestamp, room: &RoomName, jid: &FullJid, out: &mut Out) {
+        if self.pings.values().any(|p| &p.room == room && &p.jid == jid) {
+            return;
+        }
+        let id = self.new_iq_id("fd-ping");
+        let from = Jid::from(room.jid(&self.config.component));
+        out.send(stanzas::ping(from, Jid::from(jid.clone()), id.clone()));
+        self.pings.insert(id, PendingPing { room: room.clone(), jid: jid.clone(), sent: now });
+    }
+
+    fn ping_answered(&mut self, now: Timestamp, id: &str, from: Option<Jid>, error: Option<StanzaError>, out: &mut Out) {
+        // Only the pinged address may answer (the server stamps `from`, so it cannot be forged).
+        let Some(p) = self.pings.get(id) else { return };
+        if from.as_ref().and_then(|f| f.try_as_full().ok()) != Some(&p.jid) {
+            return;
+        }
+        let Some(p) = self.pings.remove(id) else { return };
+        // A client that does not implement ping is still a client that answered.
+        match error {
+            Some(e) if means_gone(&e) => self.occupant_lost(now, &p.room, &p.jid, out),
+            _ => {
+                let bound = self.rooms.get(&p.room).and_then(|r| r.visitor()).map(|v| v.jid.clone());
+                if bound.as_ref() == Some(&p.jid) {
+                    self.refuse_pending(&p.room, out);
+                }
+            }
+        }
+    }
+
+    /// Unanswered pings: an occupant that blocks a waiting join (a page reload's old session
+    /// that the server has not noticed is dead) is let go; anyone else is given the benefit of
+    /// the doubt.
+    pub(super) fn expire_pings(&mut self, now: Timestamp, out: &mut Out) {
+        let expired: Vec<String> = self
+            .pings
+            .iter()
+            .filter(|(_, p)| now.millis() - p.sent.millis() >= PING_TIMEOUT_MS)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            let Some(p) = self.pings.remove(&id) else { continue };
+            let blocks_join = self
+                .rooms
+                .get(&p.room)
+                .is_some_and(|r| !r.pending_joins.is_empty() && r.visitor().map(|v| &v.jid) == Some(&p.jid));
+            if blocks_join {
+                tracing::info!(room = %p.room, jid = %p.jid, "bound visitor did not answer a ping; letting the waiting join in");
+                self.occupant_lost(now, &p.room, &p.jid, out);
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Messages: groupchat to a room (stored, then reflected to everyone in it), bodiless
+//! groupchat such as chat states (reflected only), bounces from occupants who are gone, and
+//! polite refusals for everything a visitor room does not do.
+
+use minidom::Element;
+use xmpp_parsers::jid::{FullJid, Jid};
+use xmpp_parsers::message::{Message, MessageType};
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xmpp_parsers::stanza::Stanza;
+
+use super::presence::occupant_jid;
+use super::room::HistoryItem;
+use super::stanzas::{self, NS_CHATSTATES, NS_SID};
+use super::{Core, Out, MAX_BODY_CHARS};
+use crate::address::{sender_full, RoomName, Target};
+use crate::store::{MessageRow, Role, StoreOp};
+use crate::time::Timestamp;
+
+/// Error conditions that mean "this address is gone", after Prosody's mod_muc: a stanza to an
+/// occupant bouncing with one of these removes the occupant.
+const GONE_CONDITIONS: &[DefinedCondition] = &[
+    DefinedCondition::InternalServerError,
+    DefinedCondition::ItemNotFound,
+    DefinedCondition::JidMalformed,
+    DefinedCondition::RecipientUnavailable,
+    DefinedCondition::RemoteServerNotFound,
+    DefinedCondition::RemoteServerTimeout,
+    DefinedCondition::ServiceUnavailable,
+];
+
+pub(super) fn means_gone(err: &StanzaError) -> bool {
+    GONE_CONDITIONS.contains(&err.defined_condition)
+        || matches!(err.defined_condition, DefinedCondition::Gone { .. } | DefinedCondition::Redirect { .. })
+}
+
+/// The payloads a reflected message keeps: chat states and the sender's origin-id. Anything
+/// else (a forged `<stanza-id>` or `<delay>`, XHTML, unknown extensions) is dropped.
+fn kept_payloads(payloads: &[Element]) -> Vec<Element> {
+    payloads
+        .iter()
+        .filter(|e| e.ns() == NS_CHATSTATES || (e.ns() == NS_SID && e.name() == "origin-id"))
+        .cloned()
+        .collect()
+}
+
+impl Core {
+    pub(super) fn handle_message(&mut self, now: Timestamp, m: Message, out: &mut Out) {
+        let (Some(to), Some(from)) = (m.to.clone(), m.from.clone()) else { return };
+        if m.type_ == MessageType::Error {
+            self.handle_bounce(now, &to, &from, &m.payloads, out);
+            return;
+        }
+        // Headlines are never answered, not even with an error (RFC 6121 §5.2.2).
+        if m.type_ == MessageType::Headline {
+            return;
+        }
+        let refuse = |cond: DefinedCondition, t: ErrorType, text: &str| {
+            stanzas::message_error(to.clone(), from.clone(), m.id.clone(), stanzas::error(t, cond, text))
+        };
+        match Target::of(&to, &self.config.component) {
+            Target::Room(name) if m.type_ == MessageType::Groupchat => {
+                self.handle_groupchat_to_room(now, name, m, out)
+            }
+            Target::Room(_) => out.send(refuse(
+                DefinedCondition::NotAcceptable,
+                ErrorType::Modify,
+                "Join the room and send type='groupchat' messages to it.",
+            )),
+            Target::Occupant(..) => out.send(refuse(
+                DefinedCondition::NotAcceptable,
+                ErrorType::Modify,
+                "Private messages are not available in this room; write to the room instead.",
+            )),
+            Target::BadRoom(_) => out.send(refuse(
+                DefinedCondition::ItemNotFound,
+                ErrorType::Cancel,
+                "No such room: visitor rooms are named <visitor>_<site>.",
+            )),
+            Target::Domain => out.send(refuse(
+                DefinedCondition::ServiceUnavailable,
+                ErrorType::Cancel,
+                "This service hosts visitor chat rooms; it does not take messages itself.",
+            )),
+            Target::Elsewhere => {}
+        }
+    }
+
+    fn handle_groupchat_to_room(&mut self, now: Timestamp, name: RoomName, m: Message, out: &mut Out) {
+        let room_jid = Jid::from(name.jid(&self.config.component));
+        let Some(sender) = sender_full(m.from.as_ref()) else { return };
+        let not_here = || {
+            stanzas::message_error(
+                room_jid.clone(),
+                Jid::from(sender.clone()),
+                m.id.clone(),
+                stanzas::error(
+                    ErrorType::Modify,
+                    DefinedCondition::NotAcceptable,
+                    "You are not in this room; join it before sending messages.",
+                ),
+            )
+        };
+        let Some(room) = self.rooms.get_mut(&name) else {
+            out.send(not_here());
+            return;
+        };
+        let Some(occ) = room.occupant(&sender).cloned() else {
+            out.send(not_here());
+            return;
+        };
+        let Some(from_nick) = occupant_jid(&room.jid, &occ.nick) else { return };
+        let body = m
+            .get_best_body(vec![])
+            .filter(|(_, b)| !b.trim().is_empty())
+            .map(|(l, b)| (l, b.clone()));
+        let Some((lang, body)) = body else {
+            if !m.subjects.is_empty() {
+                out.send(stanzas::message_error(
+                    room_jid,
+                    Jid::from(sender),
+                    m.id,
+                    stanzas::error(ErrorType::Auth, DefinedCondition::Forbidden, "Only the room sets its subject."),
+                ));
+                return;
+            }
+            // Chat states and the like: reflected to the others, not stored.
+            let kept = kept_payloads(&m.payloads);
+            if !kept.is_empty() {
+                for o in room.occupants.iter().filter(|o| o.jid != sender) {
+                    out.send(stanzas::groupchat_bare(from_nick.clone(), o.jid.clone(), m.id.clone(), kept.clone()));
+                }
+            }
+            return;
+        };
+        if body.chars().count() > MAX_BODY_CHARS {
+            out.send(stanzas::message_error(
+                room_jid,
+                Jid::from(sender),
+                m.id,
+                stanzas::error(
+                    ErrorType::Modify,
+                    DefinedCondition::NotAcceptable,
+                    &format!("Messages are limited to {MAX_BODY_CHARS} characters."),
+                ),
+            ));
+            return;
+        }
+        let stanza_id = room.next_stanza_id();
+        if occ.role == Role::Visitor {
+            room.visitor_wrote = true;
+        }
+        let state = room.derived_state();
+        if room.set_state(state, now) {
+            tracing::info!(session = room.session.id, room = %room.jid, state = %room.session.state, "state changed");
+            Self::write_session(room, out);
+        }
+        let kept = kept_payloads(&m.payloads);
+        let reflections: Vec<Stanza> = room
+            .occupants
+            .iter()
+            .map(|o| {
+                stanzas::groupchat_text(stanzas::GroupchatText {
+                    from: from_nick.clone(),
+                    to: o.jid.clone(),
+                    id: m.id.clone(),
+                    body: &body,
+                    lang: lang.clone(),
+                    stanza_id: &stanza_id,
+                    room: &room.jid,
+                    kept: kept.clone(),
+                    delayed: None,
+                })
+                .into()
+            })
+            .collect();
+        let failed = stanzas::message_error(
+            room_jid,
+            Jid::from(sender.clone()),
+            m.id.clone(),
+            stanzas::error(
+                ErrorType::Wait,
+                DefinedCondition::InternalServerError,
+                "Your message could not be saved, so it was not delivered. Please send it again.",
+            ),
+        );
+        tracing::debug!(session = room.session.id, room = %room.jid, role = occ.role.as_str(), stanza_id = %stanza_id, "message");
+        tracing::trace!(body = %body, "message body");
+        room.remember(HistoryItem {
+            at: now,
+            nick: occ.nick.clone(),
+            role: occ.role,
+            from: sender.clone(),
+            body: body.clone(),
+            lang,
+            id: m.id.clone(),
+            stanza_id: stanza_id.clone(),
+        });
+        let row = MessageRow {
+            session_id: room.session.id,
+            at: now,
+            role: occ.role,
+            from_jid: sender.to_string(),
+            nick: occ.nick,
+            body,
+            stanza_id,
+            origin_id: m.id.map(|i| i.0),
+        };
+        out.persist(StoreOp::AppendMessage(row), reflections, vec![failed.into()]);
+    }
+
+    /// An error came back from someone we sent a room stanza to. If it says they are gone and
+    /// they are an occupant, they leave the room.
+    fn handle_bounce(&mut self, now: Timestamp, to: &Jid, from: &Jid, payloads: &[Element], out: &mut Out) {
+        let name = match Target::of(to, &self.config.component) {
+            Target::Room(n) | Target::Occupant(n, _) => n,
+            _ => return,
+        };
+        let Ok(from) = FullJid::try_from(from.clone()) else { return };
+        let gone = payloads
+            .iter()
+            .find(|e| e.is("error", xmpp_parsers::ns::DEFAULT_NS))
+            .and_then(|e| StanzaError::try_from(e.clone()).ok())
+            .is_none_or(|e| means_gone(&e));
+        if gone {
+            self.occupant_lost(now, &name, &from, out);
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! The sans-I/O core: `handle(now, input) -> outputs`. Stanzas, ticks and "the link is up"
+//! go in; stanzas to send and rows to store come out. It holds no sockets, no clock and no
+//! `async`, so every rule here is tested by feeding it stanzas and reading what it answers.
+//!
+//! Each kind of stanza has its own handler module, in the manner of Prosody's mod_muc:
+//! [`presence`] (joins, leaves, presence updates), [`message`] (groupchat to rooms), [`iq`]
+//! (disco, ping, answers to our own pings). [`Out`] is the one seam everything leaves through.
+
+mod iq;
+mod message;
+pub mod nick;
+mod presence;
+pub mod room;
+pub mod stanzas;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use xmpp_parsers::jid::{BareJid, FullJid, Jid};
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
+use xmpp_parsers::stanza::Stanza;
+
+use crate::address::{RoomName, SiteId};
+use crate::config::Config;
+use crate::store::{MessageRow, Role, SessionState, Snapshot, StoreOp};
+use crate::time::Timestamp;
+
+use room::{HistoryItem, Occupant, Room};
+use stanzas::Shown;
+
+/// How long a room emptied by a lost link (server restart, dead client) keeps its session open
+/// for the people in it to come back.
+pub const REJOIN_GRACE_MS: i64 = 120_000;
+/// How long we wait for an occupant to answer a ping before we decide.
+pub const PING_TIMEOUT_MS: i64 = 10_000;
+/// Longest message body accepted, in characters.
+pub const MAX_BODY_CHARS: usize = 10_000;
+
+/// The part of the config the core needs, indexed for lookups.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub component: BareJid,
+    pub sites: BTreeMap<SiteId, SiteInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SiteInfo {
+    pub name: String,
+    pub staff: HashSet<BareJid>,
+}
+
+impl CoreConfig {
+    pub fn from_config(c: &Config) -> CoreConfig {
+        CoreConfig {
+            component: c.component.jid.clone(),
+            sites: c
+                .sites
+                .iter()
+                .map(|s| {
+                    (
+                        s.id.clone(),
+                        SiteInfo {
+                            name: s.name.clone(),
+                            staff: s.staff.iter().cloned().collect(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Is this bare JID staff of any site other than `site`?
+    fn staff_elsewhere(&self, jid: &BareJid, site: &SiteId) -> bool {
+        self.sites
+            .iter()
+            .any(|(id, s)| id != site && s.staff.contains(jid))
+    }
+}
+
+/// One thing that happened.
+#[derive(Debug, PartialEq)]
+pub enum Input {
+    Stanza(Stanza),
+    /// A stanza the parser rejected; only its header survived.
+    Invalid(InvalidStanza),
+    /// Time passed (the shell ticks about once a second).
+    Tick,
+    /// The link to the server is (again) up: re-check who is still in the rooms.
+    Connected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StanzaKind {
+    Iq,
+    Message,
+    Presence,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidStanza {
+    pub kind: StanzaKind,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub id: Option<String>,
+    pub type_: Option<String>,
+    /// Why the parser refused it (for the log).
+    pub reason: String,
+}
+
+/// One thing to do.
+#[derive(Debug, PartialEq)]
+pub enum Output {
+    Send(Stanza),
+    /// Write this; order matters, waiting for it does not.
+    Store(StoreOp),
+    /// Commit `op`, and only then send `then`; if the commit fails send `or_else` instead.
+    /// This is how a reflected message is never lost: it is on disk before anyone sees it.
+    Persist {
+        op: StoreOp,
+        then: Vec<Stanza>,
+        or_else: Vec<Stanza>,
+    },
+}
+
+/// The seam every output leaves through, in order.
+#[derive(Debug, Default)]
+pub struct Out(Vec<Output>);
+
+impl Out {
+    pub fn send(&mut self, s: impl Into<Stanza>) {
+        self.0.push(Output::Send(s.into()));
+    }
+
+    pub fn store(&mut self, op: StoreOp) {
+        self.0.push(Output::Store(op));
+    }
+
+    pub fn persist(&mut self, op: StoreOp, then: Vec<Stanza>, or_else: Vec<Stanza>) {
+        self.0.push(Output::Persist { op, then, or_else });
+    }
+}
+
+/// Why we pinged someone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PendingPing {
+    room: RoomName,
+    jid: FullJid,
+    sent: Timestamp,
+}
+
+pub struct Core {
+    config: CoreConfig,
+    rooms: HashMap<RoomName, Room>,
+    next_session_id: i64,
+    pings: HashMap<String, PendingPing>,
+    next_iq: u64,
+    next_system: u64,
+}
+
+impl Core {
+    /// Resumes from the store's snapshot. Rooms that come back with nobody in them get the
+    /// rejoin grace period from `now`.
+    pub fn new(config: CoreConfig, snapshot: Snapshot, now: Timestamp) -> Core {
+        let mut core = Core {
+            config,
+            rooms: HashMap::new(),
+            next_session_id: snapshot.next_session_id.max(1),
+            pings: HashMap::new(),
+            next_iq: 1,
+            next_system: 1,
+        };
+        let mut messages: HashMap<i64, Vec<MessageRow>> = HashMap::new();
+        for m in snapshot.messages {
+            messages.entry(m.session_id).or_default().push(m);
+        }
+        for session in snapshot.sessions {
+            let Some(name) = Jid::new(&session.room)
+                .ok()
+                .and_then(|j| j.node().map(|n| n.as_str().to_string()))
+                .and_then(|n| RoomName::parse(&n).ok())
+            else {
+                tracing::warn!(session = session.id, room = %session.room, "stored session has an unusable room name; skipping it");
+                continue;
+            };
+            if !core.config.sites.contains_key(name.site()) {
+                tracing::warn!(session = session.id, site = %name.site(), "stored session is for a site no longer in the config; leaving it as it is");
+                continue;
+            }
+            let jid = name.jid(&core.config.component);
+            let id = session.id;
+            let mut room = Room::new(name.clone(), jid, session);
+            for m in messages.remove(&id).unwrap_or_default() {
+                let Ok(from) = FullJid::new(&m.from_jid) else { continue };
+                if let Some(seq) = m.stanza_id.rsplit('-').next().and_then(|s| s.parse::<u64>().ok()) {
+                    room.seq = room.seq.max(seq + 1);
+                }
+                room.visitor_wrote |= m.role == Role::Visitor;
+                room.remember(HistoryItem {
+                    at: m.at,
+                    nick: m.nick,
+                    role: m.role,
+                    from,
+                    body: m.body,
+                    lang: Default::default(),
+                    id: m.origin_id.map(xmpp_parsers::message::Id),
+                    stanza_id: m.stanza_id,
+                });
+            }
+            room.visitor_wrote |= room.session.state == SessionState::Active;
+            core.rooms.insert(name, room);
+        }
+        for o in snapshot.occupants {
+            let Ok(jid) = FullJid::new(&o.jid) else { continue };
+            if let Some(room) = core.rooms.values_mut().find(|r| r.session.id == o.session_id) {
+                room.occupants.push(Occupant {
+                    jid,
+                    nick: o.nick,
+                    role: o.role,
+                    shown: Shown::default(),
+                });
+            }
+        }
+        for room in core.rooms.values_mut() {
+            if room.occupants.is_empty() {
+                room.empty_since = Some(now);
+            }
+        }
+        core
+    }
+
+    pub fn handle(&mut self, now: Timestamp, input: Input) -> Vec<Output> {
+        let mut out = Out::default();
+        match input {
+            Input::Stanza(Stanza::Presence(p)) => self.handle_presence(now, p, &mut out),
+            Input::Stanza(Stanza::Message(m)) => self.handle_message(now, m, &mut out),
+            Input::Stanza(Stanza::Iq(iq)) => self.handle_iq(now, iq, &mut out),
+            Input::Invalid(bad) => self.handle_invalid(bad, &mut out),
+            Input::Tick => self.handle_tick(now, &mut out),
+            Input::Connected => self.handle_connected(now, &mut out),
+        }
+        out.0
+    }
+
+    pub fn component(&self) -> &BareJid {
+        &self.config.component
+    }
+
+    /// The state of a room's open session, if it has one.
+    pub fn room_state(&self, room: &RoomName) -> Option<SessionState> {
+        self.rooms.get(room).map(|r| r.session.state)
+    }
+
+    pub fn open_rooms(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// A stanza we could not parse: answer `bad-request` when it has a sender and an id, and
+    /// is not itself an error or a result (never answer an error with an error).
+    fn handle_invalid(&mut self, bad: InvalidStanza, out: &mut Out) {
+        let Some(from) = bad.from.as_deref().and_then(|f| Jid::new(f).ok()) else { return };
+        let Some(id) = bad.id.clone() else { return };
+        if matches!(bad.type_.as_deref(), Some("error") | Some("result")) {
+            return;
+        }
+        let about = bad
+            .to
+            .as_deref()
+            .and_then(|t| Jid::new(t).ok())
+            .filter(|t| t.domain() == self.config.component.domain())
+            .unwrap_or_else(|| Jid::from(self.config.component.clone()));
+        let err = stanzas::error(
+            ErrorType::Modify,
+            DefinedCondition::BadRequest,
+            "This stanza is malformed and was not processed.",
+        );
+        match bad.kind {
+            StanzaKind::Iq => out.send(stanzas::iq_error(about, from, id, err)),
+            StanzaKind::Message => out.send(stanzas::message_error(
+                about,
+                from,
+                Some(xmpp_parsers::message::Id(id)),
+                err,
+            )),
+            StanzaKind::Presence => {
+                let mut p = xmpp_parsers::presence::Presence::new(xmpp_parsers::presence::Type::Error)
+                    .with_from(about)
+                    .with_to(from);
+                p.id = Some(id);
+                p.add_payload(err);
+                out.send(p)
+            }
+        }
+    }
+
+    fn handle_tick(&mut self, now: Timestamp, out: &mut Out) {
+        self.expire_pings(now, out);
+        let expired: Vec<RoomName> = self
+            .rooms
+            .values()
+            .filter(|r| {
+                r.occupants.is_empty()
+                    && r.empty_since.is_some_and(|t| now.millis() - t.millis() >= REJOIN_GRACE_MS)
+            })
+            .map(|r| r.name.clone())
+            .collect();
+        for name in expired {
+            tracing::info!(room = %name, "nobody came back within the grace period; closing the session");
+            self.close_room(&name, now, out);
+        }
+    }
+
+    /// After (re)connecting we cannot know who is still online: ask everyone.
+    fn handle_connected(&mut self, now: Timestamp, out: &mut Out) {
+        self.pings.clear();
+        let targets: Vec<(RoomName, FullJid)> = self
+            .rooms
+            .values()
+            .flat_map(|r| r.occupants.iter().map(|o| (r.name.clone(), o.jid.clone())))
+            .collect();
+        for (room, jid) in targets {
+            self.ping_occupant(now, &room, &jid, out);
+        }
+    }
+
+    fn new_iq_id(&mut self, prefix: &str) -> String {
+        let id = format!("{prefix}-{}", self.next_iq);
+        self.next_iq += 1;
+        id
+    }
+
+    /// Writes a transcript-only line (not sent to the room) for events such as staff joining.
+    fn system_line(&mut self, session_id: i64, now: Timestamp, body: String, out: &mut Out) {
+        let stanza_id = format!("{session_id}-sys-{}", self.next_system);
+        self.next_system += 1;
+        out.store(StoreOp::AppendMessage(MessageRow {
+            session_id,
+            at: now,
+            role: Role::System,
+            from_jid: self.config.component.to_string(),
+            nick: String::new(),
+            body,
+            stanza_id,
+            origin_id: None,
+        }));
+    }
+
+    fn write_session(room: &Room, out: &mut Out) {
+        out.store(StoreOp::UpdateSession(room.session.clone()));
+    }
+
+    /// Closes the room's session and forgets the room; the row and transcript stay.
+    fn close_room(&mut self, name: &RoomName, now: Timestamp, out: &mut Out) {
+        let Some(mut room) = self.rooms.remove(name) else { return };
+        for pending in std::mem::take(&mut room.pending_joins) {
+            out.send(stanzas::presence_error(
+                Jid::from(room.jid.clone()),
+                Jid::from(pending.jid),
+                pending.presence.id.clone(),
+                stanzas::error(ErrorType::Wait, DefinedCondition::ServiceUnavailable, "The chat closed; please join again."),
+            ));
+        }
+        self.pings.retain(|_, p| &p.room != name);
+        if room.set_state(SessionState::Closed, now) {
+            tracing::info!(session = room.session.id, room = %room.jid, "session closed");
+            Self::write_session(&room, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

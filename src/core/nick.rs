@@ -1,0 +1,87 @@
+//! Nickname rules for joining a room: what may be shown as a name, and when two names clash.
+
+/// Longest nick accepted, in characters.
+pub const MAX_NICK_CHARS: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NickError {
+    Empty,
+    TooLong,
+    /// Control, zero-width, bidi or other invisible characters: they let one name pose as another.
+    Invisible,
+}
+
+impl NickError {
+    pub fn text(self) -> &'static str {
+        match self {
+            NickError::Empty => "A nickname is required: join as room@domain/YourName.",
+            NickError::TooLong => "That nickname is too long (at most 64 characters).",
+            NickError::Invisible => {
+                "That nickname contains invisible or control characters; choose a plain name."
+            }
+        }
+    }
+}
+
+/// Checks a nick as it arrived in the resource part of the `to` address.
+pub fn check(nick: &str) -> Result<(), NickError> {
+    if nick.chars().all(char::is_whitespace) {
+        return Err(NickError::Empty);
+    }
+    if nick.chars().count() > MAX_NICK_CHARS {
+        return Err(NickError::TooLong);
+    }
+    if nick.chars().any(is_invisible) {
+        return Err(NickError::Invisible);
+    }
+    Ok(())
+}
+
+/// The form two nicks are compared in: a visitor cannot take "Alice" while "alice" is there.
+pub fn fold(nick: &str) -> String {
+    nick.trim().to_lowercase()
+}
+
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c as u32,
+            0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F   // zero-width space/joiners, LRM/RLM
+            | 0x2028..=0x202E   // separators, bidi embeddings and overrides
+            | 0x2060..=0x206F   // word joiner, invisible operators, bidi isolates
+            | 0x3164 | 0xFFA0
+            | 0xFE00..=0xFE0F   // variation selectors
+            | 0xFEFF
+            | 0xFFF0..=0xFFFB
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_names_pass() {
+        assert_eq!(check("Ann"), Ok(()));
+        assert_eq!(check("Zoë Müller"), Ok(()));
+        assert_eq!(check("李小龍"), Ok(()));
+    }
+
+    #[test]
+    fn invisible_names_fail() {
+        assert_eq!(check(" "), Err(NickError::Empty));
+        assert_eq!(check("\u{200B}"), Err(NickError::Invisible));
+        assert_eq!(check("ali\u{200B}ce"), Err(NickError::Invisible));
+        assert_eq!(check("alice\u{202E}"), Err(NickError::Invisible));
+        assert_eq!(check("a\u{0007}"), Err(NickError::Invisible));
+        assert_eq!(check(&"x".repeat(65)), Err(NickError::TooLong));
+    }
+
+    #[test]
+    fn folding() {
+        assert_eq!(fold("Alice"), fold("alice "));
+        assert_ne!(fold("Alice"), fold("Alicia"));
+    }
+}

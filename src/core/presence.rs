@@ -1,0 +1,573 @@
+//! Presence to rooms and occupants: joining (each rule its own small check), leaving,
+//! presence updates, and occupants the room lost to a dead link.
+
+use xmpp_parsers::jid::{BareJid, FullJid, Jid};
+use xmpp_parsers::muc::user::Status;
+use xmpp_parsers::muc::Muc;
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+
+use super::room::{Occupant, PendingJoin, Room};
+use super::stanzas::{self, Shown, NS_MUC};
+use super::{nick, Core, Out};
+use crate::address::{sender_full, RoomName, Target};
+use crate::store::{OccupantRow, Role, SessionRow, SessionState, StoreOp};
+use crate::time::Timestamp;
+
+/// `room/nick` as a JID. Nicks arrive as the resource of a parsed JID, so this only fails on
+/// input we built ourselves wrongly; callers skip rather than panic.
+pub(super) fn occupant_jid(room: &BareJid, nick: &str) -> Option<FullJid> {
+    room.with_resource_str(nick).ok()
+}
+
+/// A join the rules refused: the condition, its type, and text the person can act on.
+struct Refusal(ErrorType, DefinedCondition, String);
+
+impl Refusal {
+    fn new(t: ErrorType, c: DefinedCondition, text: impl Into<String>) -> Refusal {
+        Refusal(t, c, text.into())
+    }
+
+    fn into_error(self) -> StanzaError {
+        stanzas::error(self.0, self.1, &self.2)
+    }
+}
+
+/// What a join turned out to be once the rules were applied.
+enum JoinDecision {
+    /// Let them in; `created` when this join opens a new session.
+    Admit { role: Role, created: bool },
+    /// A different JID claims to be this room's visitor while the bound one seems present:
+    /// ask the bound one first.
+    Wait,
+    Refuse(Refusal),
+}
+
+impl Core {
+    pub(super) fn handle_presence(&mut self, now: Timestamp, p: Presence, out: &mut Out) {
+        let Some(from) = sender_full(p.from.as_ref()) else { return };
+        let Some(to) = p.to.clone() else { return };
+        match Target::of(&to, &self.config.component) {
+            Target::Occupant(room, nick) => {
+                self.handle_presence_to_occupant(now, room, nick, from, p, out)
+            }
+            Target::Room(_) if p.type_ == PresenceType::None => out.send(stanzas::presence_error(
+                to,
+                Jid::from(from),
+                p.id,
+                stanzas::error(
+                    ErrorType::Modify,
+                    DefinedCondition::JidMalformed,
+                    "Join with a nickname: send your presence to room@domain/YourName.",
+                ),
+            )),
+            Target::BadRoom(_) if p.type_ == PresenceType::None => out.send(stanzas::presence_error(
+                to,
+                Jid::from(from),
+                p.id,
+                stanzas::error(
+                    ErrorType::Cancel,
+                    DefinedCondition::ItemNotFound,
+                    "No such room: visitor rooms are named <visitor>_<site>.",
+                ),
+            )),
+            // Presence to the domain (staff availability) belongs to the staff side; errors and
+            // subscription traffic to rooms need no answer.
+            _ => {}
+        }
+    }
+
+    fn handle_presence_to_occupant(
+        &mut self,
+        now: Timestamp,
+        name: RoomName,
+        nick: String,
+        from: FullJid,
+        p: Presence,
+        out: &mut Out,
+    ) {
+        match p.type_ {
+            PresenceType::None => {
+                let current = self
+                    .rooms
+                    .get(&name)
+                    .and_then(|r| r.occupant(&from))
+                    .map(|o| o.nick.clone());
+                match current {
+                    Some(n) if n == nick && is_join(&p) => self.rejoin(&name, &from, &p, out),
+                    Some(n) if n == nick => self.update_presence(&name, &from, &p, out),
+                    Some(_) => self.refuse_nick_change(&name, &nick, from, p, out),
+                    None => self.handle_join(now, name, nick, from, p, out),
+                }
+            }
+            PresenceType::Unavailable => self.handle_leave(now, &name, &from, out),
+            // A presence error from an occupant means our presences bounce: they are gone.
+            PresenceType::Error => self.occupant_lost(now, &name, &from, out),
+            _ => {}
+        }
+    }
+
+    // ---- joining ---------------------------------------------------------------------------
+
+    fn handle_join(
+        &mut self,
+        now: Timestamp,
+        name: RoomName,
+        nick: String,
+        from: FullJid,
+        p: Presence,
+        out: &mut Out,
+    ) {
+        match self.decide_join(&name, &nick, &from) {
+            JoinDecision::Refuse(r) => {
+                tracing::debug!(room = %name, jid = %from, reason = %r.2, "join refused");
+                let about = occupant_jid(&name.jid(&self.config.component), &nick)
+                    .map(Jid::from)
+                    .unwrap_or_else(|| Jid::from(name.jid(&self.config.component)));
+                out.send(stanzas::presence_error(about, Jid::from(from), p.id, r.into_error()));
+            }
+            JoinDecision::Wait => self.defer_join(now, &name, nick, from, p, out),
+            JoinDecision::Admit { role, created } => {
+                if created {
+                    self.open_room(now, &name, &from);
+                }
+                self.admit(now, &name, nick, from, role, created, &p, out);
+            }
+        }
+    }
+
+    /// The join rules, in order. Each answers only its own question.
+    fn decide_join(&self, name: &RoomName, nick: &str, from: &FullJid) -> JoinDecision {
+        let role = match self.check_site_and_role(name, from) {
+            Ok(role) => role,
+            Err(r) => return JoinDecision::Refuse(r),
+        };
+        if let Err(r) = check_nick(nick) {
+            return JoinDecision::Refuse(r);
+        }
+        let Some(room) = self.rooms.get(name) else {
+            return match role {
+                Role::Visitor => JoinDecision::Admit { role, created: true },
+                _ => JoinDecision::Refuse(Refusal::new(
+                    ErrorType::Cancel,
+                    DefinedCondition::ItemNotFound,
+                    "There is no open chat in this room: the visitor is not here.",
+                )),
+            };
+        };
+        if let Err(r) = check_nick_free(room, nick, from) {
+            return JoinDecision::Refuse(r);
+        }
+        match role {
+            Role::Staff => match check_room_not_taken(room, from) {
+                Ok(()) => JoinDecision::Admit { role, created: false },
+                Err(r) => JoinDecision::Refuse(r),
+            },
+            _ => match room.visitor() {
+                Some(v) if v.jid != *from => JoinDecision::Wait,
+                _ => JoinDecision::Admit { role, created: false },
+            },
+        }
+    }
+
+    /// The site must be configured; staff of this site are staff, staff of another site are
+    /// refused, and anyone else is the visitor.
+    fn check_site_and_role(&self, name: &RoomName, from: &FullJid) -> Result<Role, Refusal> {
+        let Some(site) = self.config.sites.get(name.site()) else {
+            return Err(Refusal::new(
+                ErrorType::Cancel,
+                DefinedCondition::ItemNotFound,
+                format!("There is no site \"{}\" on this service.", name.site()),
+            ));
+        };
+        let bare = from.to_bare();
+        if site.staff.contains(&bare) {
+            Ok(Role::Staff)
+        } else if self.config.staff_elsewhere(&bare, name.site()) {
+            Err(Refusal::new(
+                ErrorType::Auth,
+                DefinedCondition::Forbidden,
+                "You are staff of another site and cannot join this site's rooms.",
+            ))
+        } else {
+            Ok(Role::Visitor)
+        }
+    }
+
+    fn open_room(&mut self, now: Timestamp, name: &RoomName, visitor: &FullJid) {
+        let id = self.next_session_id;
+        self.next_session_id += 1;
+        let jid = name.jid(&self.config.component);
+        let session = SessionRow {
+            id,
+            room: jid.to_string(),
+            site: name.site().to_string(),
+            visitor: name.visitor().to_string(),
+            state: SessionState::Inactive,
+            staff: None,
+            visitor_jid: Some(visitor.to_string()),
+            created_at: now,
+            updated_at: now,
+            closed_at: None,
+        };
+        tracing::info!(session = id, room = %jid, "session opened");
+        self.rooms.insert(name.clone(), Room::new(name.clone(), jid, session));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        &mut self,
+        now: Timestamp,
+        name: &RoomName,
+        nick: String,
+        from: FullJid,
+        role: Role,
+        created: bool,
+        p: &Presence,
+        out: &mut Out,
+    ) {
+        let Some(room) = self.rooms.get_mut(name) else { return };
+        if created {
+            out.store(StoreOp::OpenSession(room.session.clone()));
+        }
+        room.empty_since = None;
+        room.occupants.push(Occupant {
+            jid: from.clone(),
+            nick: nick.clone(),
+            role,
+            shown: Shown::of(p),
+        });
+        out.store(StoreOp::OccupantJoined(OccupantRow {
+            session_id: room.session.id,
+            jid: from.to_string(),
+            nick: nick.clone(),
+            role,
+            joined_at: now,
+        }));
+        let mut changed = false;
+        if role == Role::Visitor && room.session.visitor_jid.as_deref() != Some(from.as_str()) {
+            room.session.visitor_jid = Some(from.to_string());
+            room.session.updated_at = now;
+            changed = true;
+        }
+        let state = room.derived_state();
+        changed |= room.set_state(state, now);
+        if changed && !created {
+            Self::write_session(room, out);
+        }
+        tracing::info!(session = room.session.id, room = %room.jid, jid = %from, role = role.as_str(), state = %room.session.state, "joined");
+        let history = p
+            .payloads
+            .iter()
+            .find(|e| e.is("x", NS_MUC))
+            .and_then(|e| Muc::try_from(e.clone()).ok())
+            .and_then(|m| m.history);
+        let subject = self.subject_for(name);
+        let Some(room) = self.rooms.get(name) else { return };
+        send_join_sequence(room, &from, created, true, history.as_ref(), now, &subject, out);
+        if role == Role::Staff {
+            let session_id = room.session.id;
+            self.system_line(session_id, now, format!("{nick} joined the chat"), out);
+        }
+    }
+
+    fn subject_for(&self, name: &RoomName) -> String {
+        let site = self
+            .config
+            .sites
+            .get(name.site())
+            .map(|s| s.name.as_str())
+            .unwrap_or(name.site().as_str());
+        format!("Chat with {site}")
+    }
+
+    /// Someone already in the room sent a join again (e.g. their client reconnected with the
+    /// same address): give them the room again without announcing a new arrival.
+    fn rejoin(&mut self, name: &RoomName, from: &FullJid, p: &Presence, out: &mut Out) {
+        let subject = self.subject_for(name);
+        let Some(room) = self.rooms.get_mut(name) else { return };
+        if let Some(o) = room.occupant_mut(from) {
+            o.shown = Shown::of(p);
+        }
+        let history = p
+            .payloads
+            .iter()
+            .find(|e| e.is("x", NS_MUC))
+            .and_then(|e| Muc::try_from(e.clone()).ok())
+            .and_then(|m| m.history);
+        let room = &*room;
+        send_join_sequence(room, from, false, false, history.as_ref(), Timestamp(0), &subject, out);
+    }
+
+    fn update_presence(&mut self, name: &RoomName, from: &FullJid, p: &Presence, out: &mut Out) {
+        let Some(room) = self.rooms.get_mut(name) else { return };
+        let Some(o) = room.occupant_mut(from) else { return };
+        o.shown = Shown::of(p);
+        let me = o.clone();
+        let Some(me_jid) = occupant_jid(&room.jid, &me.nick) else { return };
+        for other in &room.occupants {
+            let statuses = if other.jid == me.jid { vec![Status::SelfPresence] } else { vec![] };
+            out.send(stanzas::occupant_presence(
+                me_jid.clone(),
+                other.jid.clone(),
+                me.role,
+                &me.jid,
+                other.role == Role::Staff || other.jid == me.jid,
+                &me.shown,
+                statuses,
+            ));
+        }
+    }
+
+    fn refuse_nick_change(&mut self, name: &RoomName, nick: &str, from: FullJid, p: Presence, out: &mut Out) {
+        let room_jid = name.jid(&self.config.component);
+        let about = occupant_jid(&room_jid, nick).map(Jid::from).unwrap_or(Jid::from(room_jid));
+        out.send(stanzas::presence_error(
+            about,
+            Jid::from(from),
+            p.id,
+            stanzas::error(
+                ErrorType::Cancel,
+                DefinedCondition::NotAcceptable,
+                "Changing your nickname is not supported in this room.",
+            ),
+        ));
+    }
+
+    /// Parks a join by a second would-be visitor and pings the one the room is bound to.
+    fn defer_join(&mut self, now: Timestamp, name: &RoomName, nick: String, from: FullJid, p: Presence, out: &mut Out) {
+        let Some(room) = self.rooms.get_mut(name) else { return };
+        let Some(bound) = room.visitor().map(|v| v.jid.clone()) else { return };
+        room.pending_joins.retain(|j| j.jid != from);
+        room.pending_joins.push(PendingJoin { jid: from.clone(), nick, presence: p, since: now });
+        tracing::debug!(room = %name, jid = %from, bound = %bound, "join waits: checking whether the bound visitor is still here");
+        self.ping_occupant(now, name, &bound, out);
+    }
+
+    /// The bound visitor answered: they are here, so waiting joins are refused.
+    pub(super) fn refuse_pending(&mut self, name: &RoomName, out: &mut Out) {
+        let Some(room) = self.rooms.get_mut(name) else { return };
+        for pj in std::mem::take(&mut room.pending_joins) {
+            let about = occupant_jid(&room.jid, &pj.nick).map(Jid::from).unwrap_or(Jid::from(room.jid.clone()));
+            out.send(stanzas::presence_error(
+                about,
+                Jid::from(pj.jid),
+                pj.presence.id.clone(),
+                stanzas::error(
+                    ErrorType::Auth,
+                    DefinedCondition::Forbidden,
+                    "This visitor's chat is already open elsewhere.",
+                ),
+            ));
+        }
+    }
+
+    // ---- leaving ---------------------------------------------------------------------------
+
+    fn handle_leave(&mut self, now: Timestamp, name: &RoomName, from: &FullJid, out: &mut Out) {
+        let Some(room) = self.rooms.get_mut(name) else { return };
+        let waiting = room.pending_joins.len();
+        room.pending_joins.retain(|j| &j.jid != from);
+        if room.pending_joins.len() != waiting {
+            return;
+        }
+        let Some(gone) = room.remove(from) else { return };
+        announce_departure(room, &gone, true, out);
+        self.after_departure(now, name, gone, true, out);
+    }
+
+    /// An occupant whose client is gone without saying so (bounced stanzas, failed ping).
+    pub(super) fn occupant_lost(&mut self, now: Timestamp, name: &RoomName, jid: &FullJid, out: &mut Out) {
+        let Some(room) = self.rooms.get_mut(name) else { return };
+        let Some(gone) = room.remove(jid) else { return };
+        tracing::info!(session = room.session.id, room = %room.jid, jid = %jid, "occupant is gone (lost link)");
+        announce_departure(room, &gone, false, out);
+        self.after_departure(now, name, gone, false, out);
+    }
+
+    /// What a departure does to the session. A room emptied by people leaving is CLOSED; one
+    /// emptied by a lost link waits [`super::REJOIN_GRACE_MS`] for them to come back.
+    fn after_departure(&mut self, now: Timestamp, name: &RoomName, gone: Occupant, voluntary: bool, out: &mut Out) {
+        let Some(room) = self.rooms.get_mut(name) else { return };
+        let session_id = room.session.id;
+        out.store(StoreOp::OccupantLeft {
+            session_id,
+            jid: gone.jid.to_string(),
+        });
+        tracing::info!(session = session_id, room = %room.jid, jid = %gone.jid, role = gone.role.as_str(), "left");
+        let pending = if gone.role == Role::Visitor {
+            std::mem::take(&mut room.pending_joins)
+        } else {
+            Vec::new()
+        };
+        if gone.role == Role::Staff {
+            self.system_line(session_id, now, format!("{} left the chat", gone.nick), out);
+        }
+        // A visitor who reloaded the page was waiting for exactly this.
+        for pj in pending {
+            self.handle_join(now, name.clone(), pj.nick, pj.jid, pj.presence, out);
+        }
+        let Some(room) = self.rooms.get_mut(name) else { return };
+        if room.occupants.is_empty() {
+            if voluntary {
+                self.close_room(name, now, out);
+            } else {
+                room.empty_since = Some(now);
+                let state = room.derived_state();
+                if room.set_state(state, now) {
+                    Self::write_session(room, out);
+                }
+            }
+        } else {
+            let state = room.derived_state();
+            if room.set_state(state, now) {
+                Self::write_session(room, out);
+            }
+        }
+    }
+}
+
+fn is_join(p: &Presence) -> bool {
+    p.payloads.iter().any(|e| e.is("x", NS_MUC))
+}
+
+fn check_nick(nick: &str) -> Result<(), Refusal> {
+    nick::check(nick).map_err(|e| {
+        let cond = match e {
+            nick::NickError::Empty => DefinedCondition::JidMalformed,
+            _ => DefinedCondition::NotAcceptable,
+        };
+        Refusal::new(ErrorType::Modify, cond, e.text())
+    })
+}
+
+fn check_nick_free(room: &Room, nick: &str, from: &FullJid) -> Result<(), Refusal> {
+    match room.nick_holder(nick) {
+        Some(o) if o.jid != *from => Err(Refusal::new(
+            ErrorType::Cancel,
+            DefinedCondition::Conflict,
+            "That nickname is already in use in this room.",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// One staff member at a time: the room is occupied while another staff member is in it.
+fn check_room_not_taken(room: &Room, from: &FullJid) -> Result<(), Refusal> {
+    match room.staff_present() {
+        Some(other) if other.jid.to_bare() != from.to_bare() => Err(Refusal::new(
+            ErrorType::Cancel,
+            DefinedCondition::NotAllowed,
+            format!(
+                "{} is already chatting with this visitor (#{}).",
+                other.nick, room.session.id
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The XEP-0045 join sequence for `joiner`: who is here, the arrival to the others (unless it
+/// is a rejoin), the self-presence (110, and 201 for a new session), history, then the subject.
+#[allow(clippy::too_many_arguments)]
+fn send_join_sequence(
+    room: &Room,
+    joiner: &FullJid,
+    created: bool,
+    announce: bool,
+    history: Option<&xmpp_parsers::muc::muc::History>,
+    now: Timestamp,
+    subject: &str,
+    out: &mut Out,
+) {
+    let Some(me) = room.occupant(joiner) else { return };
+    let Some(me_jid) = occupant_jid(&room.jid, &me.nick) else { return };
+    let me_staff = me.role == Role::Staff;
+    for o in room.occupants.iter().filter(|o| o.jid != *joiner) {
+        let Some(o_jid) = occupant_jid(&room.jid, &o.nick) else { continue };
+        out.send(stanzas::occupant_presence(o_jid, joiner.clone(), o.role, &o.jid, me_staff, &o.shown, vec![]));
+    }
+    if announce {
+        for o in room.occupants.iter().filter(|o| o.jid != *joiner) {
+            out.send(stanzas::occupant_presence(
+                me_jid.clone(),
+                o.jid.clone(),
+                me.role,
+                &me.jid,
+                o.role == Role::Staff,
+                &me.shown,
+                vec![],
+            ));
+        }
+    }
+    let mut codes = vec![Status::SelfPresence];
+    if created {
+        codes.push(Status::RoomHasBeenCreated);
+    }
+    out.send(stanzas::occupant_presence(me_jid, joiner.clone(), me.role, &me.jid, true, &me.shown, codes));
+    for item in history_to_send(room, history, now) {
+        let Some(from) = occupant_jid(&room.jid, &item.nick) else { continue };
+        out.send(stanzas::groupchat_text(stanzas::GroupchatText {
+            from,
+            to: joiner.clone(),
+            id: item.id.clone(),
+            body: &item.body,
+            lang: item.lang.clone(),
+            stanza_id: &item.stanza_id,
+            room: &room.jid,
+            kept: vec![],
+            delayed: Some(item.at),
+        }));
+    }
+    out.send(stanzas::subject(&room.jid, joiner.clone(), subject));
+}
+
+/// The history a joiner asked for (XEP-0045 `<history maxstanzas|seconds|since>`), newest kept.
+fn history_to_send<'r>(
+    room: &'r Room,
+    req: Option<&xmpp_parsers::muc::muc::History>,
+    now: Timestamp,
+) -> impl Iterator<Item = &'r super::room::HistoryItem> {
+    let max = req.and_then(|h| h.maxstanzas).map(|n| n as usize).unwrap_or(usize::MAX);
+    let max = if req.and_then(|h| h.maxchars) == Some(0) { 0 } else { max };
+    let since = req.and_then(|h| h.since.as_ref()).map(|d| Timestamp(d.0.timestamp_millis()));
+    let seconds = req
+        .and_then(|h| h.seconds)
+        .filter(|_| now.millis() > 0)
+        .map(|s| now.plus_millis(-(i64::from(s) * 1000)));
+    let after = since.max(seconds);
+    let eligible: Vec<_> = room
+        .history
+        .iter()
+        .filter(|h| after.is_none_or(|a| h.at > a))
+        .collect();
+    let skip = eligible.len().saturating_sub(max);
+    eligible.into_iter().skip(skip)
+}
+
+/// Tells everyone still in the room (and the leaver, when they left themselves) that an
+/// occupant is gone. A lost occupant is announced with status 333.
+fn announce_departure(room: &Room, gone: &Occupant, voluntary: bool, out: &mut Out) {
+    let Some(gone_jid) = occupant_jid(&room.jid, &gone.nick) else { return };
+    let codes = if voluntary { vec![] } else { vec![Status::ServiceErrorKick] };
+    for o in &room.occupants {
+        out.send(stanzas::occupant_unavailable(
+            gone_jid.clone(),
+            o.jid.clone(),
+            &gone.jid,
+            o.role == Role::Staff,
+            gone.role,
+            codes.clone(),
+        ));
+    }
+    if voluntary {
+        out.send(stanzas::occupant_unavailable(
+            gone_jid,
+            gone.jid.clone(),
+            &gone.jid,
+            true,
+            gone.role,
+            vec![Status::SelfPresence],
+        ));
+    }
+}

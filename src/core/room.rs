@@ -1,0 +1,153 @@
+//! One visitor room in memory: its open session, who is in it, and the recent messages it
+//! replays as history. Only rooms with an open session live here; a CLOSED room is dropped
+//! and a later join starts a new session.
+
+use std::collections::VecDeque;
+
+use xmpp_parsers::jid::{BareJid, FullJid};
+use xmpp_parsers::message::{Id, Lang};
+
+use crate::address::RoomName;
+use crate::core::nick;
+use crate::core::stanzas::Shown;
+use crate::store::{Role, SessionRow, SessionState};
+use crate::time::Timestamp;
+
+/// Messages kept per room for history on join (the store keeps everything).
+pub const HISTORY_MAX: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct Occupant {
+    pub jid: FullJid,
+    pub nick: String,
+    pub role: Role,
+    pub shown: Shown,
+}
+
+#[derive(Debug, Clone)]
+pub struct HistoryItem {
+    pub at: Timestamp,
+    pub nick: String,
+    pub role: Role,
+    pub from: FullJid,
+    pub body: String,
+    pub lang: Lang,
+    pub id: Option<Id>,
+    pub stanza_id: String,
+}
+
+/// A join that waits until we know whether the visitor the room is bound to is still there.
+#[derive(Debug, Clone)]
+pub struct PendingJoin {
+    pub jid: FullJid,
+    pub nick: String,
+    pub presence: xmpp_parsers::presence::Presence,
+    pub since: Timestamp,
+}
+
+#[derive(Debug)]
+pub struct Room {
+    pub name: RoomName,
+    pub jid: BareJid,
+    pub session: SessionRow,
+    pub occupants: Vec<Occupant>,
+    pub history: VecDeque<HistoryItem>,
+    /// Next sequence number for stanza-ids in this session.
+    pub seq: u64,
+    pub visitor_wrote: bool,
+    /// Set when the room was emptied by a lost link rather than by people leaving: the session
+    /// stays open for a grace period so that people who come back continue it.
+    pub empty_since: Option<Timestamp>,
+    pub pending_joins: Vec<PendingJoin>,
+}
+
+impl Room {
+    pub fn new(name: RoomName, jid: BareJid, session: SessionRow) -> Room {
+        Room {
+            name,
+            jid,
+            session,
+            occupants: Vec::new(),
+            history: VecDeque::new(),
+            seq: 1,
+            visitor_wrote: false,
+            empty_since: None,
+            pending_joins: Vec::new(),
+        }
+    }
+
+    pub fn occupant(&self, jid: &FullJid) -> Option<&Occupant> {
+        self.occupants.iter().find(|o| &o.jid == jid)
+    }
+
+    pub fn occupant_mut(&mut self, jid: &FullJid) -> Option<&mut Occupant> {
+        self.occupants.iter_mut().find(|o| &o.jid == jid)
+    }
+
+    /// Whoever else holds this nick, compared case-folded.
+    pub fn nick_holder(&self, nick: &str) -> Option<&Occupant> {
+        let folded = nick::fold(nick);
+        self.occupants.iter().find(|o| nick::fold(&o.nick) == folded)
+    }
+
+    /// The visitor present now, if any (one at a time).
+    pub fn visitor(&self) -> Option<&Occupant> {
+        self.occupants.iter().find(|o| o.role == Role::Visitor)
+    }
+
+    /// The staff member holding the room now: any present staff occupant.
+    pub fn staff_present(&self) -> Option<&Occupant> {
+        self.occupants.iter().find(|o| o.role == Role::Staff)
+    }
+
+    pub fn remove(&mut self, jid: &FullJid) -> Option<Occupant> {
+        let i = self.occupants.iter().position(|o| &o.jid == jid)?;
+        Some(self.occupants.remove(i))
+    }
+
+    pub fn next_stanza_id(&mut self) -> String {
+        let id = format!("{}-{}", self.session.id, self.seq);
+        self.seq += 1;
+        id
+    }
+
+    pub fn remember(&mut self, item: HistoryItem) {
+        if self.history.len() == HISTORY_MAX {
+            self.history.pop_front();
+        }
+        self.history.push_back(item);
+    }
+
+    /// The state the session should be in given who is present and what was said.
+    /// CLOSED is decided by the caller (it depends on *why* the room is empty).
+    pub fn derived_state(&self) -> SessionState {
+        if self.staff_present().is_some() {
+            SessionState::Chatting
+        } else if self.visitor_wrote {
+            SessionState::Active
+        } else {
+            SessionState::Inactive
+        }
+    }
+
+    /// Moves the session to `state` at `now`. Returns true if anything changed (then the row
+    /// must be written).
+    pub fn set_state(&mut self, state: SessionState, now: Timestamp) -> bool {
+        let staff = match state {
+            SessionState::Chatting => self.staff_present().map(|o| o.jid.to_bare().to_string()),
+            // Keep who handled it when a chat closes; clear it when the chat waits again.
+            SessionState::Closed => self.session.staff.clone(),
+            SessionState::Active | SessionState::Inactive => None,
+        };
+        if self.session.state == state && self.session.staff == staff {
+            return false;
+        }
+        self.session.state = state;
+        self.session.staff = staff;
+        self.session.updated_at = now;
+        if state == SessionState::Closed {
+            self.session.closed_at = Some(now);
+        }
+        true
+    }
+}

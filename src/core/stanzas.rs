@@ -1,0 +1,213 @@
+//! Builders for the stanzas the core sends: errors, occupant presences, reflected and
+//! history messages, the subject, disco answers. Handlers decide; these only assemble.
+
+use std::collections::BTreeMap;
+
+use minidom::Element;
+use xmpp_parsers::delay::Delay;
+use xmpp_parsers::disco::{DiscoInfoResult, Identity};
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::{BareJid, FullJid, Jid};
+use xmpp_parsers::message::{Id, Lang, Message, MessageType};
+use xmpp_parsers::muc::user::{Affiliation, Item, MucUser, Role as MucRole, Status};
+use xmpp_parsers::muc::Muc;
+use xmpp_parsers::presence::{Presence, Show, Type as PresenceType};
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xmpp_parsers::stanza_id::StanzaId;
+use xmpp_parsers::date::DateTime;
+
+use crate::store::Role;
+use crate::time::Timestamp;
+
+pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
+pub const NS_CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
+pub const NS_SID: &str = "urn:xmpp:sid:0";
+pub const NS_PING: &str = "urn:xmpp:ping";
+pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+pub const NS_VERSION: &str = "jabber:iq:version";
+
+pub fn error(type_: ErrorType, cond: DefinedCondition, text: &str) -> StanzaError {
+    StanzaError::new(type_, cond, "en", text)
+}
+
+/// An error presence answering `orig_from` about `about` (the address it wrote to).
+/// Join errors echo the MUC `<x/>` as XEP-0045 shows.
+pub fn presence_error(about: Jid, to: Jid, id: Option<String>, err: StanzaError) -> Presence {
+    let mut p = Presence::new(PresenceType::Error).with_from(about).with_to(to);
+    p.id = id;
+    p.add_payload(Muc::new());
+    p.add_payload(err);
+    p
+}
+
+pub fn message_error(about: Jid, to: Jid, id: Option<Id>, err: StanzaError) -> Message {
+    let mut m = Message::error(Some(to));
+    m.from = Some(about);
+    m.id = id;
+    m.with_payload(err)
+}
+
+pub fn iq_error(about: Jid, to: Jid, id: String, err: StanzaError) -> Iq {
+    Iq::Error {
+        from: Some(about),
+        to: Some(to),
+        id,
+        error: err,
+        payload: None,
+    }
+}
+
+pub fn iq_result(about: Jid, to: Jid, id: String, payload: Option<Element>) -> Iq {
+    Iq::Result {
+        from: Some(about),
+        to: Some(to),
+        id,
+        payload,
+    }
+}
+
+pub fn ping(from: Jid, to: Jid, id: String) -> Iq {
+    Iq::Get {
+        from: Some(from),
+        to: Some(to),
+        id,
+        payload: Element::builder("ping", NS_PING).build(),
+    }
+}
+
+/// How an occupant appears in presences: staff are moderators, the visitor a participant.
+fn muc_item(role: Role, real_jid: Option<&FullJid>) -> Item {
+    let mut item = match role {
+        Role::Staff => Item::new(Affiliation::Admin, MucRole::Moderator),
+        _ => Item::new(Affiliation::None, MucRole::Participant),
+    };
+    item.jid = real_jid.cloned();
+    item
+}
+
+/// What an occupant shows: availability and status text, never the client's own payloads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Shown {
+    pub show: Option<Show>,
+    pub statuses: BTreeMap<Lang, String>,
+}
+
+impl Shown {
+    pub fn of(p: &Presence) -> Shown {
+        Shown {
+            show: p.show.clone(),
+            statuses: p.statuses.clone(),
+        }
+    }
+}
+
+/// An occupant's available presence as `recipient` sees it. The real JID is shown to staff and
+/// to the occupant itself, never to a visitor (the room is semi-anonymous).
+pub fn occupant_presence(
+    from: FullJid,
+    to: FullJid,
+    role: Role,
+    real: &FullJid,
+    reveal_jid: bool,
+    shown: &Shown,
+    statuses: Vec<Status>,
+) -> Presence {
+    let mut p = Presence::available().with_from(from).with_to(to);
+    p.show = shown.show.clone();
+    p.statuses = shown.statuses.clone();
+    p.add_payload(MucUser::new().with_items(vec![muc_item(role, reveal_jid.then_some(real))]).with_statuses(statuses));
+    p
+}
+
+pub fn occupant_unavailable(
+    from: FullJid,
+    to: FullJid,
+    real: &FullJid,
+    reveal_jid: bool,
+    role: Role,
+    statuses: Vec<Status>,
+) -> Presence {
+    let mut item = muc_item(role, reveal_jid.then_some(real));
+    item.role = MucRole::None;
+    Presence::unavailable()
+        .with_from(from)
+        .with_to(to)
+        .with_payload(MucUser::new().with_items(vec![item]).with_statuses(statuses))
+}
+
+pub fn date(t: Timestamp) -> DateTime {
+    DateTime(t.to_chrono().fixed_offset())
+}
+
+/// A groupchat message from `room/nick`, as reflected live or replayed as history.
+pub struct GroupchatText<'a> {
+    pub from: FullJid,
+    pub to: FullJid,
+    pub id: Option<Id>,
+    pub body: &'a str,
+    pub lang: Lang,
+    pub stanza_id: &'a str,
+    pub room: &'a BareJid,
+    /// Payloads from the sender that survive reflection (chat states, origin-id).
+    pub kept: Vec<Element>,
+    /// History replay: when the message was first sent.
+    pub delayed: Option<Timestamp>,
+}
+
+pub fn groupchat_text(g: GroupchatText<'_>) -> Message {
+    let mut m = Message::groupchat(Some(Jid::from(g.to)));
+    m.from = Some(Jid::from(g.from));
+    m.id = g.id;
+    m.bodies.insert(g.lang, g.body.to_string());
+    m.payloads = g.kept;
+    if let Some(at) = g.delayed {
+        m.payloads.push(
+            Delay {
+                from: Some(Jid::from(g.room.clone())),
+                stamp: date(at),
+                data: None,
+            }
+            .into(),
+        );
+    }
+    m.payloads.push(
+        StanzaId {
+            id: g.stanza_id.to_string(),
+            by: Jid::from(g.room.clone()),
+        }
+        .into(),
+    );
+    m
+}
+
+/// A groupchat without a body (e.g. a chat state), reflected with only the kept payloads.
+pub fn groupchat_bare(from: FullJid, to: FullJid, id: Option<Id>, kept: Vec<Element>) -> Message {
+    let mut m = Message::groupchat(Some(Jid::from(to)));
+    m.from = Some(Jid::from(from));
+    m.id = id;
+    m.payloads = kept;
+    m
+}
+
+/// The subject: clients treat it as the end of the join.
+pub fn subject(room: &BareJid, to: FullJid, text: &str) -> Message {
+    let mut m = Message::groupchat(Some(Jid::from(to)));
+    m.from = Some(Jid::from(room.clone()));
+    m.subjects.insert(Lang::default(), text.to_string());
+    m
+}
+
+pub fn disco_info(identity_name: &str, features: &[&str]) -> Element {
+    DiscoInfoResult {
+        node: None,
+        identities: vec![Identity::new("conference", "text", "en", identity_name)],
+        features: features.iter().map(|f| f.to_string()).collect(),
+        extensions: vec![],
+    }
+    .into()
+}
+
+pub fn is_type(m: &Message, t: MessageType) -> bool {
+    m.type_ == t
+}

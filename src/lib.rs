@@ -1,0 +1,15 @@
+//! frontdesk: live chat for websites on XMPP. An external component (XEP-0114) that hosts one
+//! MUC-style room per website visitor, tracks each session's state, and keeps every transcript
+//! in SQLite.
+//!
+//! Layout: [`core`] is the sans-I/O heart (stanzas and ticks in, stanzas and store writes out);
+//! [`shell`] is the tokio connection around it; [`store`] owns SQLite; [`config`] the TOML file;
+//! [`address`] parses JIDs into typed rooms, sites and people; [`cli`] the subcommands.
+
+pub mod address;
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod shell;
+pub mod store;
+pub mod time;
