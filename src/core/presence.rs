@@ -2,7 +2,6 @@
 //! presence updates, and occupants the room lost to a dead link.
 
 use xmpp_parsers::jid::{BareJid, FullJid, Jid};
-use xmpp_parsers::muc::user::Status;
 use xmpp_parsers::muc::Muc;
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
@@ -155,19 +154,20 @@ impl Core {
                 )),
             };
         };
+        // A second visitor address waits first: it is usually the same person after a page
+        // reload, under the same nick, and the nick frees up when the old address goes.
+        if role == Role::Visitor && room.visitor().is_some_and(|v| v.jid != *from) {
+            return JoinDecision::Wait;
+        }
         if let Err(r) = check_nick_free(room, nick, from) {
             return JoinDecision::Refuse(r);
         }
-        match role {
-            Role::Staff => match check_room_not_taken(room, from) {
-                Ok(()) => JoinDecision::Admit { role, created: false },
-                Err(r) => JoinDecision::Refuse(r),
-            },
-            _ => match room.visitor() {
-                Some(v) if v.jid != *from => JoinDecision::Wait,
-                _ => JoinDecision::Admit { role, created: false },
-            },
+        if role == Role::Staff {
+            if let Err(r) = check_room_not_taken(room, from) {
+                return JoinDecision::Refuse(r);
+            }
         }
+        JoinDecision::Admit { role, created: false }
     }
 
     /// The site must be configured; staff of this site are staff, staff of another site are
@@ -306,7 +306,7 @@ impl Core {
         let me = o.clone();
         let Some(me_jid) = occupant_jid(&room.jid, &me.nick) else { return };
         for other in &room.occupants {
-            let statuses = if other.jid == me.jid { vec![Status::SelfPresence] } else { vec![] };
+            let statuses: &[u16] = if other.jid == me.jid { &[110] } else { &[] };
             out.send(stanzas::occupant_presence(
                 me_jid.clone(),
                 other.jid.clone(),
@@ -485,7 +485,7 @@ fn send_join_sequence(
     let me_staff = me.role == Role::Staff;
     for o in room.occupants.iter().filter(|o| o.jid != *joiner) {
         let Some(o_jid) = occupant_jid(&room.jid, &o.nick) else { continue };
-        out.send(stanzas::occupant_presence(o_jid, joiner.clone(), o.role, &o.jid, me_staff, &o.shown, vec![]));
+        out.send(stanzas::occupant_presence(o_jid, joiner.clone(), o.role, &o.jid, me_staff, &o.shown, &[]));
     }
     if announce {
         for o in room.occupants.iter().filter(|o| o.jid != *joiner) {
@@ -496,15 +496,15 @@ fn send_join_sequence(
                 &me.jid,
                 o.role == Role::Staff,
                 &me.shown,
-                vec![],
+                &[],
             ));
         }
     }
-    let mut codes = vec![Status::SelfPresence];
+    let mut codes = vec![110];
     if created {
-        codes.push(Status::RoomHasBeenCreated);
+        codes.push(201);
     }
-    out.send(stanzas::occupant_presence(me_jid, joiner.clone(), me.role, &me.jid, true, &me.shown, codes));
+    out.send(stanzas::occupant_presence(me_jid, joiner.clone(), me.role, &me.jid, true, &me.shown, &codes));
     for item in history_to_send(room, history, now) {
         let Some(from) = occupant_jid(&room.jid, &item.nick) else { continue };
         out.send(stanzas::groupchat_text(stanzas::GroupchatText {
@@ -549,7 +549,7 @@ fn history_to_send<'r>(
 /// occupant is gone. A lost occupant is announced with status 333.
 fn announce_departure(room: &Room, gone: &Occupant, voluntary: bool, out: &mut Out) {
     let Some(gone_jid) = occupant_jid(&room.jid, &gone.nick) else { return };
-    let codes = if voluntary { vec![] } else { vec![Status::ServiceErrorKick] };
+    let codes: &[u16] = if voluntary { &[] } else { &[333] };
     for o in &room.occupants {
         out.send(stanzas::occupant_unavailable(
             gone_jid.clone(),
@@ -557,7 +557,7 @@ fn announce_departure(room: &Room, gone: &Occupant, voluntary: bool, out: &mut O
             &gone.jid,
             o.role == Role::Staff,
             gone.role,
-            codes.clone(),
+            codes,
         ));
     }
     if voluntary {
@@ -567,7 +567,7 @@ fn announce_departure(room: &Room, gone: &Occupant, voluntary: bool, out: &mut O
             &gone.jid,
             true,
             gone.role,
-            vec![Status::SelfPresence],
+            &[110],
         ));
     }
 }

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use minidom::Element;
+use minidom::rxml::NcName;
+use minidom::{Element, ElementBuilder};
 use xmpp_parsers::delay::Delay;
 use xmpp_parsers::disco::{DiscoInfoResult, Identity};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::message::{Id, Lang, Message, MessageType};
-use xmpp_parsers::muc::user::{Affiliation, Item, MucUser, Role as MucRole, Status};
 use xmpp_parsers::muc::Muc;
 use xmpp_parsers::presence::{Presence, Show, Type as PresenceType};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
@@ -76,14 +76,35 @@ pub fn ping(from: Jid, to: Jid, id: String) -> Iq {
     }
 }
 
-/// How an occupant appears in presences: staff are moderators, the visitor a participant.
-fn muc_item(role: Role, real_jid: Option<&FullJid>) -> Item {
-    let mut item = match role {
-        Role::Staff => Item::new(Affiliation::Admin, MucRole::Moderator),
-        _ => Item::new(Affiliation::None, MucRole::Participant),
+pub const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+
+/// The `<x xmlns='…muc#user'>` of an occupant presence. Built by hand because xmpp-parsers
+/// leaves out default values (`affiliation='none'`, `role='none'`) that clients look for.
+/// Staff are admins and moderators, the visitor a participant; a departure has role none.
+fn muc_user(role: Role, present: bool, real_jid: Option<&FullJid>, statuses: &[u16]) -> Element {
+    let (affiliation, muc_role) = match role {
+        Role::Staff => ("admin", "moderator"),
+        _ => ("none", "participant"),
     };
-    item.jid = real_jid.cloned();
-    item
+    let mut item = Element::builder("item", NS_MUC_USER);
+    item = attr(item, "affiliation", affiliation);
+    item = attr(item, "role", if present { muc_role } else { "none" });
+    if let Some(j) = real_jid {
+        item = attr(item, "jid", j.as_str());
+    }
+    let mut x = Element::builder("x", NS_MUC_USER).append(item.build());
+    for code in statuses {
+        x = x.append(attr(Element::builder("status", NS_MUC_USER), "code", &code.to_string()).build());
+    }
+    x.build()
+}
+
+fn attr(b: ElementBuilder, name: &str, value: &str) -> ElementBuilder {
+    // Only called with literal attribute names, which are always valid NCNames.
+    match NcName::try_from(name) {
+        Ok(n) => b.attr(n, value),
+        Err(_) => b,
+    }
 }
 
 /// What an occupant shows: availability and status text, never the client's own payloads.
@@ -111,12 +132,12 @@ pub fn occupant_presence(
     real: &FullJid,
     reveal_jid: bool,
     shown: &Shown,
-    statuses: Vec<Status>,
+    statuses: &[u16],
 ) -> Presence {
     let mut p = Presence::available().with_from(from).with_to(to);
     p.show = shown.show.clone();
     p.statuses = shown.statuses.clone();
-    p.add_payload(MucUser::new().with_items(vec![muc_item(role, reveal_jid.then_some(real))]).with_statuses(statuses));
+    p.payloads.push(muc_user(role, true, reveal_jid.then_some(real), statuses));
     p
 }
 
@@ -126,14 +147,11 @@ pub fn occupant_unavailable(
     real: &FullJid,
     reveal_jid: bool,
     role: Role,
-    statuses: Vec<Status>,
+    statuses: &[u16],
 ) -> Presence {
-    let mut item = muc_item(role, reveal_jid.then_some(real));
-    item.role = MucRole::None;
-    Presence::unavailable()
-        .with_from(from)
-        .with_to(to)
-        .with_payload(MucUser::new().with_items(vec![item]).with_statuses(statuses))
+    let mut p = Presence::unavailable().with_from(from).with_to(to);
+    p.payloads.push(muc_user(role, false, reveal_jid.then_some(real), statuses));
+    p
 }
 
 pub fn date(t: Timestamp) -> DateTime {
