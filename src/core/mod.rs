@@ -24,12 +24,14 @@ use crate::config::Config;
 use crate::store::{MessageRow, Role, SessionState, Snapshot, StoreOp};
 use crate::time::Timestamp;
 
-use room::{HistoryItem, Occupant, Room};
+use room::{Emptied, HistoryItem, Occupant, Room};
 use stanzas::Shown;
 
 /// How long a room emptied by a lost link (server restart, dead client) keeps its session open
 /// for the people in it to come back.
 pub const REJOIN_GRACE_MS: i64 = 120_000;
+/// How long a room everyone left keeps its session before it is CLOSED.
+pub const CLOSE_LINGER_MS: i64 = 5_000;
 /// How long we wait for an occupant to answer a ping before we decide.
 pub const PING_TIMEOUT_MS: i64 = 10_000;
 /// Longest message body accepted, in characters.
@@ -86,6 +88,8 @@ pub enum Input {
     Tick,
     /// The link to the server is (again) up: re-check who is still in the rooms.
     Connected,
+    /// The link to the server went down.
+    Disconnected,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,7 +225,7 @@ impl Core {
         }
         for room in core.rooms.values_mut() {
             if room.occupants.is_empty() {
-                room.empty_since = Some(now);
+                room.emptied = Some(Emptied::Lost(now));
             }
         }
         core
@@ -236,6 +240,7 @@ impl Core {
             Input::Invalid(bad) => self.handle_invalid(bad, &mut out),
             Input::Tick => self.handle_tick(now, &mut out),
             Input::Connected => self.handle_connected(now, &mut out),
+            Input::Disconnected => self.handle_disconnected(now),
         }
         out.0
     }
@@ -296,15 +301,21 @@ impl Core {
         let expired: Vec<RoomName> = self
             .rooms
             .values()
-            .filter(|r| {
-                r.occupants.is_empty()
-                    && r.empty_since.is_some_and(|t| now.millis() - t.millis() >= REJOIN_GRACE_MS)
-            })
+            .filter(|r| r.occupants.is_empty() && r.emptied.is_some_and(|e| e.closes_at() <= now))
             .map(|r| r.name.clone())
             .collect();
         for name in expired {
-            tracing::info!(room = %name, "nobody came back within the grace period; closing the session");
             self.close_room(&name, now, out);
+        }
+    }
+
+    /// Rooms that emptied just before the link dropped were probably emptied by the server
+    /// shutting down: give their people the full grace period to come back.
+    fn handle_disconnected(&mut self, now: Timestamp) {
+        for room in self.rooms.values_mut() {
+            if let Some(Emptied::Left(_)) = room.emptied {
+                room.emptied = Some(Emptied::Lost(now));
+            }
         }
     }
 

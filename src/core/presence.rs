@@ -6,7 +6,7 @@ use xmpp_parsers::muc::Muc;
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
-use super::room::{Occupant, PendingJoin, Room};
+use super::room::{Emptied, Occupant, PendingJoin, Room};
 use super::stanzas::{self, Shown, NS_MUC};
 use super::{nick, Core, Out};
 use crate::address::{sender_full, RoomName, Target};
@@ -230,7 +230,7 @@ impl Core {
         if created {
             out.store(StoreOp::OpenSession(room.session.clone()));
         }
-        room.empty_since = None;
+        room.emptied = None;
         room.occupants.push(Occupant {
             jid: from.clone(),
             nick: nick.clone(),
@@ -385,8 +385,8 @@ impl Core {
         self.after_departure(now, name, gone, false, out);
     }
 
-    /// What a departure does to the session. A room emptied by people leaving is CLOSED; one
-    /// emptied by a lost link waits [`super::REJOIN_GRACE_MS`] for them to come back.
+    /// What a departure does to the session. An emptied room keeps its session as it is until
+    /// [`Emptied::closes_at`]: briefly when people left, longer when the link was lost.
     fn after_departure(&mut self, now: Timestamp, name: &RoomName, gone: Occupant, voluntary: bool, out: &mut Out) {
         let Some(room) = self.rooms.get_mut(name) else { return };
         let session_id = room.session.id;
@@ -409,15 +409,7 @@ impl Core {
         }
         let Some(room) = self.rooms.get_mut(name) else { return };
         if room.occupants.is_empty() {
-            if voluntary {
-                self.close_room(name, now, out);
-            } else {
-                room.empty_since = Some(now);
-                let state = room.derived_state();
-                if room.set_state(state, now) {
-                    Self::write_session(room, out);
-                }
-            }
+            room.emptied = Some(if voluntary { Emptied::Left(now) } else { Emptied::Lost(now) });
         } else {
             let state = room.derived_state();
             if room.set_state(state, now) {

@@ -45,6 +45,26 @@ pub struct PendingJoin {
     pub since: Timestamp,
 }
 
+/// How a room became empty, which decides how long its session waits before it closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emptied {
+    /// Everyone left on purpose. The session lingers briefly: a visitor reloading the page
+    /// comes straight back, and a server shutting down sends everyone's unavailable presence
+    /// just before it drops the component link.
+    Left(Timestamp),
+    /// The link was lost (server restart, dead clients): people get time to reconnect.
+    Lost(Timestamp),
+}
+
+impl Emptied {
+    pub fn closes_at(self) -> Timestamp {
+        match self {
+            Emptied::Left(t) => t.plus_millis(super::CLOSE_LINGER_MS),
+            Emptied::Lost(t) => t.plus_millis(super::REJOIN_GRACE_MS),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Room {
     pub name: RoomName,
@@ -55,9 +75,8 @@ pub struct Room {
     /// Next sequence number for stanza-ids in this session.
     pub seq: u64,
     pub visitor_wrote: bool,
-    /// Set when the room was emptied by a lost link rather than by people leaving: the session
-    /// stays open for a grace period so that people who come back continue it.
-    pub empty_since: Option<Timestamp>,
+    /// Set while nobody is in the room; the session closes when it runs out.
+    pub emptied: Option<Emptied>,
     pub pending_joins: Vec<PendingJoin>,
 }
 
@@ -71,7 +90,7 @@ impl Room {
             history: VecDeque::new(),
             seq: 1,
             visitor_wrote: false,
-            empty_since: None,
+            emptied: None,
             pending_joins: Vec::new(),
         }
     }

@@ -450,10 +450,15 @@ fn everyone_leaving_closes_the_session_and_a_return_opens_a_new_one() {
     s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"));
     s.receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{V1}'><x xmlns='{MUC_USER}'><status code='110'/></x></presence>"));
     s.receives_nothing();
+    // The session lingers a few seconds (a reload comes straight back), then closes.
+    s.after_secs(4);
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
+    s.after_secs(1);
     assert_eq!(s.state("v1_acme"), None);
     let row = s.last_session_row();
     assert_eq!(row.state, SessionState::Closed);
     assert_eq!(row.closed_at, Some(s.now));
+    assert_eq!(row.updated_at, s.now);
     // The visitor comes back: a new session (#2) in the same room, created anew, no old history.
     s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.receives(&format!("<presence from='{ROOM}/Ann' to='{V2}'><x xmlns='{MUC_USER}'><status code='110'/><status code='201'/></x></presence>"));
@@ -768,4 +773,43 @@ fn resuming_from_the_store_keeps_sessions_history_and_checks_occupants() {
     // New sessions continue the numbering.
     s.sends(&format!("<presence from='{V2}' to='v2_acme@{COMPONENT}/Bo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     assert_eq!(s.last_session_row().id, 8);
+}
+
+#[test]
+fn a_visitor_alone_who_reloads_keeps_the_session() {
+    let mut s = Scenario::new();
+    s.visitor_joins();
+    s.visitor_says("Hello?");
+    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"));
+    s.drain();
+    s.after_secs(2);
+    s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.receives(&format!("<presence from='{ROOM}/Ann' to='{V2}'><x xmlns='{MUC_USER}'><status code='110'/></x></presence>"));
+    s.receives(&format!("<message from='{ROOM}/Ann' to='{V2}'><body>Hello?</body></message>"));
+    s.after_secs(10);
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
+    assert!(s.sessions_written().iter().all(|r| r.id == 1 && r.state != SessionState::Closed));
+}
+
+#[test]
+fn a_server_shutdown_that_sends_everyones_leave_first_does_not_end_the_chat() {
+    let mut s = Scenario::new();
+    s.visitor_joins();
+    s.visitor_says("Hello?");
+    s.alice_joins();
+    // The server, going down, sends both unavailable presences, then drops the link.
+    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"));
+    s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice' type='unavailable'/>"));
+    s.feed(Input::Disconnected);
+    s.drain();
+    s.now = s.now.plus_millis(60_000);
+    s.feed(Input::Connected);
+    s.receives_nothing();
+    // Both come back after the restart: the same session, with its history.
+    s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.eventually_receives(&format!("<message from='{ROOM}/Ann' to='{ALICE}'><body>Hello?</body></message>"));
+    s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.eventually_receives(&format!("<message from='{ROOM}/Ann' to='{V2}'><body>Hello?</body></message>"));
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
+    assert_eq!(s.last_session_row().id, 1);
 }

@@ -1,0 +1,209 @@
+//! The command line: `run`, `check-config`, `sessions` and `transcript`. Parsing is clap's;
+//! each subcommand is a small function that returns what the process should exit with.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+
+use crate::config::{Config, ConfigError, SECRET_ENV};
+use crate::shell::{self, ShellError};
+use crate::store::{MessageRow, Role, SessionRow, SessionState, Store, StoreError};
+
+#[derive(Debug, Parser)]
+#[command(name = "frontdesk", version, about = "Live chat for websites on XMPP: an external component with one room per visitor", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The config file.
+    #[arg(long, short = 'c', env = "FRONTDESK_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect to the XMPP server and serve the rooms until SIGINT or SIGTERM.
+    Run(ConfigArg),
+    /// Check the config file and print every problem with its key.
+    CheckConfig(ConfigArg),
+    /// List chat sessions (the "ActiveUsers" table): id, room, state, staff, times.
+    Sessions {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only sessions in this state: INACTIVE, ACTIVE, CHATTING or CLOSED.
+        #[arg(long)]
+        state: Option<SessionState>,
+        /// Only sessions of this site.
+        #[arg(long)]
+        site: Option<String>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one session's transcript, oldest message first.
+    Transcript {
+        /// The session id (the #N staff see).
+        id: i64,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print a JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Shell(#[from] ShellError),
+    #[error("no session #{0}")]
+    NoSuchSession(i64),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+pub fn execute(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Run(c) => run(c),
+        Command::CheckConfig(c) => check_config(c),
+        Command::Sessions { config, state, site, json } => sessions(config, state, site, json),
+        Command::Transcript { id, config, json } => transcript(config, id, json),
+    }
+}
+
+fn run(c: ConfigArg) -> Result<ExitCode, CliError> {
+    let config = Config::load(&c.config)?;
+    let secret = config.secret(std::env::var(SECRET_ENV).ok())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %c.config.display(), sites = config.sites.len(), "frontdesk starting");
+    rt.block_on(shell::run(config, secret))?;
+    tracing::info!("frontdesk stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_config(c: ConfigArg) -> Result<ExitCode, CliError> {
+    let config = Config::load(&c.config)?;
+    config.secret(std::env::var(SECRET_ENV).ok())?;
+    let staff: usize = config.sites.iter().map(|s| s.staff.len()).sum();
+    println!(
+        "{}: OK: component {} via {}, {} site(s), {} staff, database {}",
+        c.config.display(),
+        config.component.jid,
+        config.component.server,
+        config.sites.len(),
+        staff,
+        config.store.path.display()
+    );
+    for s in config.sites.iter().filter(|s| s.staff.is_empty()) {
+        println!("note: site {:?} has no staff yet: its visitors can chat but nobody can answer", s.id.as_str());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_store(c: &ConfigArg) -> Result<Store, CliError> {
+    let config = Config::load(&c.config)?;
+    Ok(Store::open_read_only(&config.store.path)?)
+}
+
+fn opt_time(t: Option<crate::time::Timestamp>) -> Value {
+    t.map(|t| Value::String(t.to_rfc3339())).unwrap_or(Value::Null)
+}
+
+pub fn session_json(s: &SessionRow) -> Value {
+    json!({
+        "id": s.id,
+        "room": s.room,
+        "site": s.site,
+        "visitor": s.visitor,
+        "state": s.state.as_str(),
+        "staff": s.staff,
+        "created_at": s.created_at.to_rfc3339(),
+        "updated_at": s.updated_at.to_rfc3339(),
+        "closed_at": opt_time(s.closed_at),
+    })
+}
+
+pub fn message_json(m: &MessageRow) -> Value {
+    json!({
+        "at": m.at.to_rfc3339(),
+        "role": m.role.as_str(),
+        "from": m.from_jid,
+        "nick": m.nick,
+        "body": m.body,
+        "stanza_id": m.stanza_id,
+    })
+}
+
+fn sessions(c: ConfigArg, state: Option<SessionState>, site: Option<String>, json: bool) -> Result<ExitCode, CliError> {
+    let store = open_store(&c)?;
+    let rows = store.list_sessions(state, site.as_deref())?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let arr: Vec<Value> = rows.iter().map(session_json).collect();
+        writeln!(out, "{}", Value::Array(arr))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        writeln!(out, "no sessions")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{:>5}  {:<8}  {:<12}  {:<16}  {:<28}  {:<24}  ROOM", "#", "STATE", "SITE", "VISITOR", "STAFF", "UPDATED")?;
+    for s in &rows {
+        writeln!(
+            out,
+            "{:>5}  {:<8}  {:<12}  {:<16}  {:<28}  {:<24}  {}",
+            s.id,
+            s.state.as_str(),
+            s.site,
+            s.visitor,
+            s.staff.as_deref().unwrap_or("-"),
+            s.updated_at.to_rfc3339(),
+            s.room
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn transcript(c: ConfigArg, id: i64, json: bool) -> Result<ExitCode, CliError> {
+    let store = open_store(&c)?;
+    let session = store.session(id)?.ok_or(CliError::NoSuchSession(id))?;
+    let lines = store.transcript(id)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let arr: Vec<Value> = lines.iter().map(message_json).collect();
+        writeln!(out, "{}", Value::Array(arr))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "#{} {} (site {}, visitor {}) {}{}",
+        session.id,
+        session.room,
+        session.site,
+        session.visitor,
+        session.state,
+        session.staff.as_deref().map(|s| format!(" with {s}")).unwrap_or_default()
+    )?;
+    for m in &lines {
+        match m.role {
+            Role::System => writeln!(out, "{}  * {}", m.at, m.body)?,
+            _ => writeln!(out, "{}  {} ({}): {}", m.at, m.nick, m.role.as_str(), m.body)?,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,160 @@
+//! The XEP-0114 link: connect, handshake, and read the stream with tokio-xmpp's lower-level
+//! API, so that one stanza the parser rejects (or a quiet minute) does not end the stream as
+//! `tokio_xmpp::Component` would.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::BufStream;
+use tokio::net::TcpStream;
+use tokio_xmpp::connect::{DnsConfig, ServerConnector, TcpServerConnector};
+use tokio_xmpp::parsers::component::Handshake;
+use tokio_xmpp::parsers::jid::Jid;
+use tokio_xmpp::parsers::ns;
+use tokio_xmpp::xmlstream::{
+    FallibleStreamElement, ReadError, StreamElementError, Timeouts, XmppStream,
+    XmppStreamElement,
+};
+use xmpp_parsers::stanza::Stanza;
+
+use crate::config::{Config, Secret};
+use crate::core::{InvalidStanza, StanzaKind};
+
+pub type Stream = XmppStream<BufStream<TcpStream>>;
+
+/// Silence before we send a keepalive ping, and how long the answer may take after it.
+pub const TIMEOUTS: Timeouts = Timeouts {
+    read_timeout: Duration::from_secs(30),
+    response_timeout: Duration::from_secs(30),
+};
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("cannot resolve {server}: {source}")]
+    Resolve {
+        server: String,
+        source: std::io::Error,
+    },
+    #[error("cannot reach the XMPP server's component port at {server}: {source}")]
+    Connect {
+        server: String,
+        source: tokio_xmpp::Error,
+    },
+    #[error("the server refused the component handshake for {domain} ({condition}): either component.secret does not match the server's component password, or the server has no component listener for {domain} (ejabberd answers both the same way); check both in the server's config")]
+    NotAuthorized { domain: String, condition: String },
+    #[error("the server says another component is already connected as {domain}: stop the other frontdesk (or whatever else uses that domain) first")]
+    Conflict { domain: String },
+    #[error("the server ended the handshake with a stream error: {0}")]
+    StreamError(String),
+    #[error("the server did not complete the handshake within {}s", HANDSHAKE_TIMEOUT.as_secs())]
+    HandshakeTimeout,
+    #[error("the connection closed during the handshake")]
+    ClosedDuringHandshake,
+    #[error("I/O error on the component link: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl LinkError {
+    /// Errors retrying cannot fix: a wrong secret or domain, or a second instance.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, LinkError::NotAuthorized { .. } | LinkError::Conflict { .. })
+    }
+}
+
+/// Connects and completes the XEP-0114 handshake.
+pub async fn connect(config: &Config, secret: &Secret) -> Result<Stream, LinkError> {
+    let server = &config.component.server;
+    let addr = tokio::net::lookup_host(server.as_str())
+        .await
+        .map_err(|source| LinkError::Resolve { server: server.clone(), source })?
+        .next()
+        .ok_or_else(|| LinkError::Resolve {
+            server: server.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+        })?;
+    let connector = TcpServerConnector::from(DnsConfig::addr(&addr.to_string()));
+    let jid = Jid::from(config.component.jid.clone());
+    let (mut pending, _) = connector
+        .connect(&jid, ns::COMPONENT, TIMEOUTS)
+        .await
+        .map_err(|source| LinkError::Connect { server: server.clone(), source })?;
+    let header = pending.take_header();
+    let Some(stream_id) = header.id.map(|id| id.into_owned()) else {
+        return Err(LinkError::StreamError("the server sent no stream id".into()));
+    };
+    let mut stream: Stream = pending.skip_features();
+    let handshake = Handshake::from_stream_id_and_password(stream_id, secret.expose());
+    stream
+        .send(&XmppStreamElement::ComponentHandshake(handshake))
+        .await?;
+    let domain = config.component.jid.to_string();
+    let wait = async {
+        loop {
+            match stream.next().await {
+                Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::ComponentHandshake(_)))) => return Ok(()),
+                Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
+                    let condition = e.0.condition.to_string();
+                    return Err(match condition.as_str() {
+                        c if c.contains("not-authorized") || c.contains("host-unknown") => {
+                            LinkError::NotAuthorized { domain: domain.clone(), condition }
+                        }
+                        c if c.contains("conflict") => LinkError::Conflict { domain: domain.clone() },
+                        _ => LinkError::StreamError(e.to_string()),
+                    });
+                }
+                Some(Ok(_)) | Some(Err(ReadError::SoftTimeout)) | Some(Err(ReadError::ParseError(_))) => continue,
+                Some(Err(ReadError::HardError(e))) => return Err(LinkError::Io(e)),
+                Some(Err(ReadError::StreamFooterReceived)) | None => return Err(LinkError::ClosedDuringHandshake),
+            }
+        }
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, wait).await {
+        Ok(Ok(())) => Ok(stream),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(LinkError::HandshakeTimeout),
+    }
+}
+
+/// What one read from the stream amounts to.
+pub enum Event {
+    Stanza(Stanza),
+    Invalid(InvalidStanza),
+    /// Nothing arrived for a while: send something that gets an answer.
+    Quiet,
+    /// Something we ignore (an unexpected nonza, a recoverable parse problem).
+    Ignored(String),
+    /// The stream is over; reconnect.
+    Closed(String),
+}
+
+pub fn classify(item: Option<Result<FallibleStreamElement, ReadError>>) -> Event {
+    match item {
+        Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(s)))) => Event::Stanza(s),
+        Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
+            Event::Closed(format!("stream error from the server: {e}"))
+        }
+        Some(Ok(FallibleStreamElement::Ok(other))) => Event::Ignored(format!("unexpected element {other:?}")),
+        Some(Ok(FallibleStreamElement::Err(StreamElementError::InvalidStanza { name, header, error, .. }))) => {
+            Event::Invalid(InvalidStanza {
+                // tokio-xmpp keeps the stanza kind's type private; its Display is the element name.
+                kind: match name.to_string().as_str() {
+                    "iq" => StanzaKind::Iq,
+                    "message" => StanzaKind::Message,
+                    _ => StanzaKind::Presence,
+                },
+                from: header.from,
+                to: header.to,
+                id: header.id,
+                type_: header.type_,
+                reason: error.to_string(),
+            })
+        }
+        Some(Ok(FallibleStreamElement::Err(e))) => Event::Ignored(e.to_string()),
+        Some(Err(ReadError::SoftTimeout)) => Event::Quiet,
+        Some(Err(ReadError::ParseError(e))) => Event::Ignored(format!("parse error: {e}")),
+        Some(Err(ReadError::HardError(e))) => Event::Closed(format!("I/O error: {e}")),
+        Some(Err(ReadError::StreamFooterReceived)) => Event::Closed("the server closed the stream".into()),
+        None => Event::Closed("the connection ended".into()),
+    }
+}

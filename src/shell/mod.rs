@@ -1,0 +1,258 @@
+//! The thin tokio shell around the core: the instance lock, the store thread, the component
+//! link with reconnect and keepalive, the one-second tick, and SIGINT/SIGTERM. Every decision
+//! about stanzas is the core's; this only moves bytes and time.
+
+mod link;
+mod outbox;
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::signal::unix::{signal, SignalKind};
+use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::stanza::Stanza;
+use tokio_xmpp::xmlstream::XmppStreamElement;
+
+use crate::config::{Config, Secret};
+use crate::core::room::HISTORY_MAX;
+use crate::core::{stanzas, Core, CoreConfig, Input};
+use crate::store::{InstanceLock, Store, StoreError, Writer, WriterConfig};
+use crate::time::Timestamp;
+
+pub use link::LinkError;
+
+const BACKOFF_START: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// On shutdown, how long we wait for pending writes before we close the link anyway.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Why a connected session ended.
+enum SessionEnd {
+    Shutdown,
+    Lost(String),
+}
+
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, ShellError> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).map_err(ShellError::Signals)?,
+            term: signal(SignalKind::terminate()).map_err(ShellError::Signals)?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+    }
+}
+
+/// Runs until SIGINT/SIGTERM (Ok) or an error that retrying cannot fix.
+pub async fn run(config: Config, secret: Secret) -> Result<(), ShellError> {
+    let path = config.store.path.clone();
+    let _lock = InstanceLock::acquire(&path)?;
+    let store = Store::open(&path)?;
+    let snapshot = store.snapshot(HISTORY_MAX)?;
+    tracing::info!(
+        db = %path.display(),
+        open_sessions = snapshot.sessions.len(),
+        next_session = snapshot.next_session_id,
+        "store opened"
+    );
+    let writer = Writer::spawn(store, WriterConfig::default());
+    let mut core = Core::new(CoreConfig::from_config(&config), snapshot, Timestamp::now());
+    let mut signals = Signals::new()?;
+    let result = serve(&config, &secret, &mut core, &writer, &mut signals).await;
+    match writer.shutdown() {
+        Ok(stats) => tracing::info!(batches = stats.batches, writes = stats.ops, failed = stats.failed_ops, "store closed"),
+        Err(e) => tracing::error!(error = %e, "store did not close cleanly"),
+    }
+    result
+}
+
+async fn serve(
+    config: &Config,
+    secret: &Secret,
+    core: &mut Core,
+    writer: &Writer,
+    signals: &mut Signals,
+) -> Result<(), ShellError> {
+    let mut backoff = BACKOFF_START;
+    loop {
+        let attempt = tokio::select! {
+            r = link::connect(config, secret) => r,
+            sig = signals.recv() => {
+                tracing::info!(signal = sig, "stopping (was connecting)");
+                return Ok(());
+            }
+        };
+        match attempt {
+            Ok(mut stream) => {
+                tracing::info!(component = %config.component.jid, server = %config.component.server, "connected");
+                // Reconnect quickly after a server restart; the doubling only slows a server
+                // that keeps refusing us.
+                backoff = BACKOFF_START;
+                match session(config, &mut stream, core, writer, signals).await {
+                    SessionEnd::Shutdown => return Ok(()),
+                    SessionEnd::Lost(why) => {
+                        outbox::Outbox::default().push(core.handle(Timestamp::now(), Input::Disconnected), writer);
+                        tracing::warn!(reason = %why, retry_in_s = backoff.as_secs(), "connection lost; reconnecting");
+                    }
+                }
+            }
+            Err(e) if e.is_fatal() => return Err(e.into()),
+            Err(e) => tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "cannot connect; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            sig = signals.recv() => {
+                tracing::info!(signal = sig, "stopping (was waiting to reconnect)");
+                return Ok(());
+            }
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// What woke the session loop.
+enum Wake {
+    Read(link::Event),
+    Decided,
+    Tick,
+    Signal(&'static str),
+}
+
+async fn session(
+    config: &Config,
+    stream: &mut link::Stream,
+    core: &mut Core,
+    writer: &Writer,
+    signals: &mut Signals,
+) -> SessionEnd {
+    let mut outbox = outbox::Outbox::default();
+    let keepalive_to = keepalive_target(&config.component.jid);
+    let mut keepalives = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    outbox.push(core.handle(Timestamp::now(), Input::Connected), writer);
+    loop {
+        if let Err(e) = send_all(stream, outbox.ready()).await {
+            outbox.clear();
+            return SessionEnd::Lost(format!("write failed: {e}"));
+        }
+        let wake = tokio::select! {
+            item = stream.next() => Wake::Read(link::classify(item)),
+            _ = outbox.head_decided() => Wake::Decided,
+            _ = tick.tick() => Wake::Tick,
+            sig = signals.recv() => Wake::Signal(sig),
+        };
+        let now = Timestamp::now();
+        match wake {
+            Wake::Read(link::Event::Stanza(s)) => outbox.push(core.handle(now, Input::Stanza(s)), writer),
+            Wake::Read(link::Event::Invalid(bad)) => {
+                tracing::info!(from = ?bad.from, id = ?bad.id, kind = ?bad.kind, reason = %bad.reason, "malformed stanza");
+                outbox.push(core.handle(now, Input::Invalid(bad)), writer)
+            }
+            Wake::Read(link::Event::Quiet) => {
+                keepalives += 1;
+                let ping = stanzas::ping(
+                    Jid::from(config.component.jid.clone()),
+                    keepalive_to.clone(),
+                    format!("fd-keepalive-{keepalives}"),
+                );
+                if let Err(e) = send_all(stream, vec![ping.into()]).await {
+                    return SessionEnd::Lost(format!("keepalive failed: {e}"));
+                }
+            }
+            Wake::Read(link::Event::Ignored(what)) => tracing::debug!(what = %what, "ignored from the stream"),
+            Wake::Read(link::Event::Closed(why)) => {
+                let dropped = outbox.clear();
+                if dropped > 0 {
+                    tracing::warn!(unsent = dropped, "stanzas not sent before the link went down (stored messages stay stored)");
+                }
+                return SessionEnd::Lost(why);
+            }
+            Wake::Decided => {}
+            Wake::Tick => outbox.push(core.handle(now, Input::Tick), writer),
+            Wake::Signal(sig) => {
+                tracing::info!(signal = sig, open_rooms = core.open_rooms(), "stopping");
+                drain(stream, &mut outbox).await;
+                if let Err(e) = SinkExt::<&XmppStreamElement>::close(stream).await {
+                    tracing::debug!(error = %e, "closing the stream");
+                }
+                return SessionEnd::Shutdown;
+            }
+        }
+    }
+}
+
+/// Sends what is still queued, waiting a bounded time for the writes it depends on.
+async fn drain(stream: &mut link::Stream, outbox: &mut outbox::Outbox) {
+    let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+    while !outbox.is_empty() {
+        if send_all(stream, outbox.ready()).await.is_err() {
+            return;
+        }
+        if outbox.is_empty() {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, outbox.head_decided()).await.is_err() {
+            tracing::warn!("gave up waiting for the store while stopping");
+            return;
+        }
+    }
+}
+
+async fn send_all(stream: &mut link::Stream, stanzas: Vec<Stanza>) -> Result<(), std::io::Error> {
+    if stanzas.is_empty() {
+        return Ok(());
+    }
+    for s in stanzas {
+        stream.feed(&XmppStreamElement::Stanza(s)).await?;
+    }
+    SinkExt::<&XmppStreamElement>::flush(stream).await
+}
+
+/// The server to ping for keepalive: the component's parent domain (`chat.example.com` ->
+/// `example.com`), which is the server itself in the usual setup; any answer, even an error,
+/// proves the link is alive.
+fn keepalive_target(component: &BareJid) -> Jid {
+    component
+        .domain()
+        .as_str()
+        .split_once('.')
+        .filter(|(_, parent)| parent.contains('.') || *parent == "localhost")
+        .and_then(|(_, parent)| BareJid::new(parent).ok())
+        .map(Jid::from)
+        .unwrap_or_else(|| Jid::from(component.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalive_goes_to_the_parent_domain() {
+        let t = |s: &str| keepalive_target(&BareJid::new(s).unwrap()).to_string();
+        assert_eq!(t("chat.example.com"), "example.com");
+        assert_eq!(t("chat.localhost"), "localhost");
+        assert_eq!(t("chat"), "chat");
+        assert_eq!(t("chat.com"), "chat.com");
+    }
+}

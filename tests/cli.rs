@@ -1,0 +1,240 @@
+//! The `frontdesk` binary as a user meets it: config checking, the sessions and transcript
+//! commands (table and JSON), the one-instance lock, and a clean stop on SIGTERM.
+//! Conversations against a real XMPP server are in tests/integration/ (ejabberd + slixmpp).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use frontdesk::store::{
+    InstanceLock, MessageRow, Role, SessionRow, SessionState, Store, StoreOp,
+};
+use frontdesk::time::Timestamp;
+
+const BIN: &str = env!("CARGO_BIN_EXE_frontdesk");
+
+fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("frontdesk.toml");
+    let text = format!(
+        r#"[component]
+jid = "chat.localhost"
+server = "127.0.0.1:1"
+secret = "s3cret"
+
+[store]
+path = "data/frontdesk.db"
+
+[[sites]]
+id = "acme"
+name = "ACME Inc."
+staff = ["alice_acme@localhost"]
+{extra}"#
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn frontdesk(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).env_remove("FRONTDESK_SECRET").env_remove("FRONTDESK_CONFIG").output().unwrap()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn check_config_accepts_a_good_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let o = frontdesk(&["check-config", "--config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("OK") && out.contains("chat.localhost") && out.contains("1 site"), "{out}");
+}
+
+#[test]
+fn check_config_names_every_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "colour = \"blue\"\n\n[[sites]]\nid = \"glo_bex\"\n");
+    let o = frontdesk(&["check-config", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("sites[0].colour"), "{err}");
+    assert!(err.contains("sites[1].id"), "{err}");
+}
+
+#[test]
+fn a_missing_config_file_says_how_to_point_at_one() {
+    let o = frontdesk(&["check-config", "--config", "/nonexistent/frontdesk.toml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--config"), "{}", stderr(&o));
+}
+
+#[test]
+fn sessions_without_a_database_explains_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let o = frontdesk(&["sessions", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("frontdesk run"), "{}", stderr(&o));
+}
+
+fn seed(db: &Path) {
+    let t = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
+    let session = |id: i64, visitor: &str, state, staff: Option<&str>| SessionRow {
+        id,
+        room: format!("{visitor}_acme@chat.localhost"),
+        site: "acme".into(),
+        visitor: visitor.into(),
+        state,
+        staff: staff.map(String::from),
+        visitor_jid: Some("x@anon.localhost/r".into()),
+        created_at: t,
+        updated_at: t.plus_millis(5000),
+        closed_at: (state == SessionState::Closed).then_some(t.plus_millis(9000)),
+    };
+    let line = |role, nick: &str, body: &str, n: i64| {
+        StoreOp::AppendMessage(MessageRow {
+            session_id: 1,
+            at: t.plus_millis(n * 1000),
+            role,
+            from_jid: if role == Role::Staff { "alice_acme@localhost/desk".into() } else { "x@anon.localhost/r".into() },
+            nick: nick.into(),
+            body: body.into(),
+            stanza_id: format!("1-{n}"),
+            origin_id: None,
+        })
+    };
+    let mut store = Store::open(db).unwrap();
+    store
+        .apply(&[
+            StoreOp::OpenSession(session(1, "v1", SessionState::Chatting, Some("alice_acme@localhost"))),
+            StoreOp::OpenSession(session(2, "v2", SessionState::Closed, None)),
+            line(Role::Visitor, "Ann", "Hello <there> & \"you\"", 1),
+            line(Role::Staff, "Alice", "Hi Ann", 2),
+        ])
+        .unwrap();
+}
+
+#[test]
+fn sessions_and_transcript_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    seed(&dir.path().join("data/frontdesk.db"));
+    let c = cfg.to_str().unwrap();
+
+    let o = frontdesk(&["sessions", "--config", c, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let mut keys: Vec<&str> = rows[0].as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["closed_at", "created_at", "id", "room", "site", "staff", "state", "updated_at", "visitor"]);
+    assert_eq!(rows[0]["id"], 1);
+    assert_eq!(rows[0]["room"], "v1_acme@chat.localhost");
+    assert_eq!(rows[0]["state"], "CHATTING");
+    assert_eq!(rows[0]["staff"], "alice_acme@localhost");
+    assert_eq!(rows[0]["closed_at"], serde_json::Value::Null);
+    assert_eq!(rows[0]["created_at"], "2026-11-22T10:00:00.000Z");
+    assert_eq!(rows[1]["state"], "CLOSED");
+    assert_eq!(rows[1]["staff"], serde_json::Value::Null);
+    assert_eq!(rows[1]["closed_at"], "2026-11-22T10:00:09.000Z");
+
+    let o = frontdesk(&["sessions", "--config", c, "--json", "--state", "closed"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let o = frontdesk(&["sessions", "--config", c, "--json", "--site", "globex"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
+    let o = frontdesk(&["sessions", "--config", c, "--state", "SLEEPING"]);
+    assert_eq!(o.status.code(), Some(2), "clap rejects an unknown state");
+
+    let o = frontdesk(&["transcript", "1", "--config", c, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let lines = v.as_array().unwrap();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["role"], "visitor");
+    assert_eq!(lines[0]["from"], "x@anon.localhost/r");
+    assert_eq!(lines[0]["nick"], "Ann");
+    assert_eq!(lines[0]["body"], "Hello <there> & \"you\"");
+    assert_eq!(lines[0]["at"], "2026-11-22T10:00:01.000Z");
+    assert_eq!(lines[1]["role"], "staff");
+
+    let o = frontdesk(&["transcript", "1", "--config", c]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("Ann (visitor): Hello <there>") && text.contains("Alice (staff): Hi Ann"), "{text}");
+    let o = frontdesk(&["transcript", "99", "--config", c]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no session #99"));
+}
+
+#[test]
+fn run_refuses_a_database_held_by_another_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let db = dir.path().join("data/frontdesk.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let _held = InstanceLock::acquire(&db).unwrap();
+    let o = frontdesk(&["run", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("another frontdesk"), "{}", stderr(&o));
+}
+
+#[test]
+fn run_without_any_secret_says_where_to_put_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("secret = \"s3cret\"\n", "");
+    std::fs::write(&cfg, text).unwrap();
+    let o = frontdesk(&["run", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("FRONTDESK_SECRET"), "{}", stderr(&o));
+}
+
+/// With no server listening, `run` retries; SIGTERM stops it cleanly with status 0.
+#[test]
+fn run_retries_an_absent_server_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "frontdesk=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let retrying = loop {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) if line.contains("retrying") => break true,
+            Ok(line) => seen.push(line),
+            Err(_) => break false,
+        }
+    };
+    assert!(retrying, "no retry logged within 10 s: {seen:?}");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(std::time::Instant::now() < deadline, "frontdesk did not stop within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
+    // The database was created and is usable after the stop.
+    let o = frontdesk(&["sessions", "--config", cfg.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
