@@ -78,6 +78,8 @@ pub struct Room {
     /// Set while nobody is in the room; the session closes when it runs out.
     pub emptied: Option<Emptied>,
     pub pending_joins: Vec<PendingJoin>,
+    /// Who last had the chat: a CLOSED session names them even if they left before the visitor.
+    pub last_staff: Option<String>,
 }
 
 impl Room {
@@ -92,6 +94,7 @@ impl Room {
             visitor_wrote: false,
             emptied: None,
             pending_joins: Vec::new(),
+            last_staff: None,
         }
     }
 
@@ -154,10 +157,13 @@ impl Room {
     pub fn set_state(&mut self, state: SessionState, now: Timestamp) -> bool {
         let staff = match state {
             SessionState::Chatting => self.staff_present().map(|o| o.jid.to_bare().to_string()),
-            // Keep who handled it when a chat closes; clear it when the chat waits again.
-            SessionState::Closed => self.session.staff.clone(),
+            // Name who handled it when a chat closes; nobody has it while it waits again.
+            SessionState::Closed => self.last_staff.clone().or_else(|| self.session.staff.clone()),
             SessionState::Active | SessionState::Inactive => None,
         };
+        if state == SessionState::Chatting {
+            self.last_staff.clone_from(&staff);
+        }
         if self.session.state == state && self.session.staff == staff {
             return false;
         }

@@ -427,6 +427,14 @@ fn staff_leaving_puts_the_session_back_to_active() {
     assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
     let row = s.last_session_row();
     assert_eq!((row.state, row.staff), (SessionState::Active, None));
+    // Once it closes, the session names who last had it.
+    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"));
+    s.after_secs(5);
+    let row = s.last_session_row();
+    assert_eq!((row.state, row.staff.as_deref()), (SessionState::Closed, Some("alice_acme@example.com")));
+    s.drain();
+    s.visitor_joins();
+    s.visitor_says("Anyone?");
     // Now Bob can take it.
     s.sends(&format!("<presence from='{BOB}' to='{ROOM}/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.eventually_receives(&format!("<presence from='{ROOM}/Bob' to='{BOB}'><x xmlns='{MUC_USER}'><status code='110'/></x></presence>"));
