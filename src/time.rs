@@ -63,13 +63,13 @@ mod tests {
     fn rfc3339_round_trip() {
         let t = Timestamp(1_795_000_000_123);
         let s = t.to_rfc3339();
-        assert_eq!(s, "2026-11-18T10:26:40.123Z");
+        assert_eq!(s, "2026-11-18T11:06:40.123Z");
         assert_eq!(Timestamp::parse_rfc3339(&s), Some(t));
     }
 
     #[test]
     fn parse_accepts_offsets() {
-        let a = Timestamp::parse_rfc3339("2026-11-18T11:26:40.123+01:00");
+        let a = Timestamp::parse_rfc3339("2026-11-18T12:06:40.123+01:00");
         assert_eq!(a, Some(Timestamp(1_795_000_000_123)));
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
     }

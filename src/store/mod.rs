@@ -1,0 +1,288 @@
+//! SQLite storage: the schema and its migrations, one module of SQL per table, the writer
+//! thread that commits the core's writes in small batches, and the one-instance lock.
+//! The schema is a documented interface for web apps: docs/storage.md.
+
+pub mod lock;
+pub mod messages;
+pub mod migrations;
+pub mod occupants;
+pub mod sessions;
+pub mod types;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use lock::InstanceLock;
+pub use types::*;
+pub use writer::{Ack, Writer, WriterConfig, WriterStats};
+
+use crate::time::Timestamp;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("no database at {path}: start `frontdesk run` once to create it, or check [store] path in the config")]
+    Missing { path: PathBuf },
+    #[error("database {path} has schema version {found} but this frontdesk knows up to {known}: upgrade frontdesk")]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("database {path} has schema version {found}, older than this frontdesk's {known}: start `frontdesk run` once to upgrade it")]
+    TooOld { path: PathBuf, found: i64, known: i64 },
+    #[error("another frontdesk is already running on {path} (its lock file {path}.lock is held): stop it first; two instances on one database would split the chats between them")]
+    Locked { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("bad value in the database: {0}")]
+    Corrupt(String),
+    #[error("the store writer thread has stopped")]
+    WriterGone,
+}
+
+pub(crate) fn parse_time(s: &str) -> Result<Timestamp, StoreError> {
+    Timestamp::parse_rfc3339(s).ok_or_else(|| StoreError::Corrupt(format!("{s:?} is not an RFC 3339 time")))
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating it and its directory if needed) and migrates the database.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        Store::setup(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Store::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Store, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // WAL lets the CLI and web apps read while we write; FULL makes a commit survive
+        // power loss, since a committed message may already have been shown to people.
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrations::migrate(&mut conn)?;
+        Ok(Store { conn })
+    }
+
+    /// For readers while `frontdesk run` may be writing: never creates or migrates.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing { path: path.to_path_buf() });
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let found = migrations::version(&conn)?;
+        let known = migrations::LATEST;
+        if found > known {
+            return Err(StoreError::TooNew { path: path.to_path_buf(), found, known });
+        }
+        if found < known {
+            return Err(StoreError::TooOld { path: path.to_path_buf(), found, known });
+        }
+        Ok(Store { conn })
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// What the core resumes from: open sessions, their occupants, and their latest
+    /// `history_limit` visitor/staff messages (oldest first).
+    pub fn snapshot(&self, history_limit: usize) -> Result<Snapshot, StoreError> {
+        let sessions = sessions::open(&self.conn)?;
+        let mut messages = Vec::new();
+        for s in &sessions {
+            messages.extend(messages::latest_said(&self.conn, s.id, history_limit)?);
+        }
+        Ok(Snapshot {
+            next_session_id: sessions::next_id(&self.conn)?,
+            occupants: occupants::of_open_sessions(&self.conn)?,
+            sessions,
+            messages,
+        })
+    }
+
+    /// Applies the writes in one transaction: all of them or none.
+    pub fn apply(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for op in ops {
+            apply_one(&tx, op)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn list_sessions(&self, state: Option<SessionState>, site: Option<&str>) -> Result<Vec<SessionRow>, StoreError> {
+        sessions::list(&self.conn, state, site)
+    }
+
+    pub fn session(&self, id: i64) -> Result<Option<SessionRow>, StoreError> {
+        sessions::get(&self.conn, id)
+    }
+
+    pub fn transcript(&self, session_id: i64) -> Result<Vec<MessageRow>, StoreError> {
+        messages::of_session(&self.conn, session_id)
+    }
+}
+
+fn apply_one(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
+    match op {
+        StoreOp::OpenSession(s) => sessions::insert(conn, s),
+        StoreOp::UpdateSession(s) => sessions::update(conn, s),
+        StoreOp::AppendMessage(m) => messages::insert(conn, m),
+        StoreOp::OccupantJoined(o) => occupants::upsert(conn, o),
+        StoreOp::OccupantLeft { session_id, jid } => occupants::delete(conn, *session_id, jid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn t(s: i64) -> Timestamp {
+        Timestamp(1_795_000_000_000 + s * 1000)
+    }
+
+    pub(crate) fn session(id: i64, state: SessionState) -> SessionRow {
+        SessionRow {
+            id,
+            room: format!("v{id}_acme@chat.example.com"),
+            site: if id % 2 == 0 { "globex".into() } else { "acme".into() },
+            visitor: format!("v{id}"),
+            state,
+            staff: None,
+            visitor_jid: Some("a@anon/r".into()),
+            created_at: t(0),
+            updated_at: t(0),
+            closed_at: None,
+        }
+    }
+
+    pub(crate) fn message(session_id: i64, n: i64, role: Role) -> MessageRow {
+        MessageRow {
+            session_id,
+            at: t(n),
+            role,
+            from_jid: "a@anon/r".into(),
+            nick: "Ann".into(),
+            body: format!("line {n}"),
+            stanza_id: format!("{session_id}-{n}"),
+            origin_id: None,
+        }
+    }
+
+    fn occupant(session_id: i64, jid: &str) -> OccupantRow {
+        OccupantRow { session_id, jid: jid.into(), nick: jid.into(), role: Role::Visitor, joined_at: t(1) }
+    }
+
+    #[test]
+    fn snapshot_holds_open_sessions_their_occupants_and_recent_history() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut ops = vec![
+            StoreOp::OpenSession(session(1, SessionState::Active)),
+            StoreOp::OpenSession(session(2, SessionState::Closed)),
+            StoreOp::OccupantJoined(occupant(1, "a@anon/r")),
+            StoreOp::OccupantJoined(occupant(2, "b@anon/r")),
+        ];
+        for n in 1..=5 {
+            ops.push(StoreOp::AppendMessage(message(1, n, Role::Visitor)));
+        }
+        ops.push(StoreOp::AppendMessage(message(1, 6, Role::System)));
+        ops.push(StoreOp::AppendMessage(message(2, 1, Role::Visitor)));
+        store.apply(&ops).unwrap();
+        let snap = store.snapshot(3).unwrap();
+        assert_eq!(snap.next_session_id, 3);
+        assert_eq!(snap.sessions.iter().map(|s| s.id).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(snap.occupants.len(), 1);
+        assert_eq!(snap.occupants[0].jid, "a@anon/r");
+        let bodies: Vec<_> = snap.messages.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(bodies, vec!["line 3", "line 4", "line 5"]);
+        // The system line is in the transcript, not in the history.
+        assert_eq!(store.transcript(1).unwrap().len(), 6);
+        assert_eq!(store.transcript(1).unwrap()[5].role, Role::System);
+    }
+
+    #[test]
+    fn closing_a_session_empties_its_occupants() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.apply(&[StoreOp::OpenSession(session(1, SessionState::Active)), StoreOp::OccupantJoined(occupant(1, "a@anon/r"))]).unwrap();
+        let mut closed = session(1, SessionState::Closed);
+        closed.closed_at = Some(t(9));
+        closed.staff = Some("alice@x".into());
+        store.apply(&[StoreOp::UpdateSession(closed.clone())]).unwrap();
+        assert_eq!(store.session(1).unwrap(), Some(closed));
+        let n: i64 = store.conn().query_row("SELECT count(*) FROM occupants", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0);
+        // And OccupantLeft removes one row.
+        store.apply(&[StoreOp::OpenSession(session(3, SessionState::Inactive)), StoreOp::OccupantJoined(occupant(3, "x@y/z")), StoreOp::OccupantLeft { session_id: 3, jid: "x@y/z".into() }]).unwrap();
+        assert!(store.snapshot(10).unwrap().occupants.is_empty());
+    }
+
+    #[test]
+    fn list_filters_by_state_and_site() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .apply(&[
+                StoreOp::OpenSession(session(1, SessionState::Active)),
+                StoreOp::OpenSession(session(2, SessionState::Active)),
+                StoreOp::OpenSession(session(3, SessionState::Closed)),
+            ])
+            .unwrap();
+        assert_eq!(store.list_sessions(None, None).unwrap().len(), 3);
+        assert_eq!(store.list_sessions(Some(SessionState::Active), None).unwrap().len(), 2);
+        assert_eq!(store.list_sessions(Some(SessionState::Active), Some("acme")).unwrap().len(), 1);
+        assert_eq!(store.list_sessions(None, Some("nope")).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_batch_is_all_or_nothing() {
+        let mut store = Store::open_in_memory().unwrap();
+        let r = store.apply(&[
+            StoreOp::OpenSession(session(1, SessionState::Active)),
+            StoreOp::AppendMessage(message(99, 1, Role::Visitor)), // no session 99
+        ]);
+        assert!(r.is_err());
+        assert!(store.list_sessions(None, None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn reopening_a_file_keeps_the_data_and_readers_check_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/dir/fd.db");
+        assert!(matches!(Store::open_read_only(&path), Err(StoreError::Missing { .. })));
+        Store::open(&path).unwrap().apply(&[StoreOp::OpenSession(session(1, SessionState::Active))]).unwrap();
+        assert_eq!(Store::open(&path).unwrap().list_sessions(None, None).unwrap().len(), 1);
+        let ro = Store::open_read_only(&path).unwrap();
+        assert_eq!(ro.session(1).unwrap().map(|s| s.state), Some(SessionState::Active));
+        drop(ro);
+        Store::open(&path).unwrap().conn().pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(Store::open_read_only(&path), Err(StoreError::TooNew { found: 99, .. })));
+    }
+
+    #[test]
+    fn a_corrupt_value_is_an_error_not_a_panic() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.apply(&[StoreOp::OpenSession(session(1, SessionState::Active))]).unwrap();
+        store.conn().execute("UPDATE sessions SET updated_at = 'yesterday'", []).unwrap();
+        assert!(matches!(store.session(1), Err(StoreError::Corrupt(_))));
+        assert!(matches!(store.snapshot(10), Err(StoreError::Corrupt(_))));
+    }
+}

@@ -1,0 +1,219 @@
+//! The store thread. It takes the core's writes in order and commits them in small batches
+//! (up to `max_batch` writes, or whatever arrived within `max_delay` of the first), so many
+//! messages share one fsync and SQLite never blocks the socket reader.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::{Store, StoreError, StoreOp};
+
+/// Resolves when the write is committed (`Ok`) or has failed (`Err` with the reason).
+pub type Ack = oneshot::Receiver<Result<(), String>>;
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    pub max_batch: usize,
+    pub max_delay: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig { max_batch: 100, max_delay: Duration::from_millis(2) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub batches: u64,
+    pub ops: u64,
+    pub failed_ops: u64,
+}
+
+enum Job {
+    Write(StoreOp, Option<oneshot::Sender<Result<(), String>>>),
+    Flush(oneshot::Sender<Result<(), String>>),
+}
+
+pub struct Writer {
+    tx: Sender<Job>,
+    handle: JoinHandle<WriterStats>,
+}
+
+impl Writer {
+    pub fn spawn(store: Store, cfg: WriterConfig) -> Writer {
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("frontdesk-store".into())
+            .spawn(move || run(store, rx, cfg));
+        match handle {
+            Ok(handle) => Writer { tx, handle },
+            // Spawning a thread only fails when the process is out of resources.
+            Err(e) => panic!("cannot start the store thread: {e}"),
+        }
+    }
+
+    /// A write nobody waits for; it is still applied in order with all the others.
+    pub fn submit(&self, op: StoreOp) {
+        if self.tx.send(Job::Write(op, None)).is_err() {
+            tracing::error!("store thread is gone; a write was lost");
+        }
+    }
+
+    pub fn submit_acked(&self, op: StoreOp) -> Ack {
+        let (tx, rx) = oneshot::channel();
+        // If the thread is gone the sender is dropped with the job and the ack reports it.
+        let _ = self.tx.send(Job::Write(op, Some(tx)));
+        rx
+    }
+
+    /// Resolves once everything submitted before it is committed.
+    pub fn flush(&self) -> Ack {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Job::Flush(tx));
+        rx
+    }
+
+    /// Commits everything queued and stops the thread.
+    pub fn shutdown(self) -> Result<WriterStats, StoreError> {
+        drop(self.tx);
+        self.handle.join().map_err(|_| StoreError::WriterGone)
+    }
+}
+
+fn run(mut store: Store, rx: Receiver<Job>, cfg: WriterConfig) -> WriterStats {
+    let mut stats = WriterStats::default();
+    let mut batch: Vec<Job> = Vec::with_capacity(cfg.max_batch);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        let deadline = Instant::now() + cfg.max_delay;
+        while batch.len() < cfg.max_batch {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(job) => batch.push(job),
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        commit(&mut store, &mut batch, &mut stats);
+    }
+    stats
+}
+
+fn commit(store: &mut Store, batch: &mut Vec<Job>, stats: &mut WriterStats) {
+    let ops: Vec<StoreOp> = batch
+        .iter()
+        .filter_map(|j| match j {
+            Job::Write(op, _) => Some(op.clone()),
+            Job::Flush(_) => None,
+        })
+        .collect();
+    stats.batches += 1;
+    stats.ops += ops.len() as u64;
+    let all = store.apply(&ops);
+    let mut results: Vec<Result<(), String>> = Vec::with_capacity(ops.len());
+    match all {
+        Ok(()) => results.resize(ops.len(), Ok(())),
+        Err(e) => {
+            // One bad write must not take its neighbours down: retry each on its own.
+            tracing::warn!(error = %e, writes = ops.len(), "batch failed; retrying its writes one by one");
+            for op in &ops {
+                let r = store.apply(std::slice::from_ref(op)).map_err(|e| e.to_string());
+                if let Err(err) = &r {
+                    stats.failed_ops += 1;
+                    tracing::error!(op = op_kind(op), session_id = op_session(op), error = %err, "write failed");
+                }
+                results.push(r);
+            }
+        }
+    }
+    let mut results = results.into_iter();
+    for job in batch.drain(..) {
+        match job {
+            Job::Write(_, ack) => {
+                let r = results.next().unwrap_or(Ok(()));
+                if let Some(ack) = ack {
+                    let _ = ack.send(r);
+                }
+            }
+            Job::Flush(ack) => {
+                let _ = ack.send(Ok(()));
+            }
+        }
+    }
+}
+
+fn op_kind(op: &StoreOp) -> &'static str {
+    match op {
+        StoreOp::OpenSession(_) => "open_session",
+        StoreOp::UpdateSession(_) => "update_session",
+        StoreOp::AppendMessage(_) => "append_message",
+        StoreOp::OccupantJoined(_) => "occupant_joined",
+        StoreOp::OccupantLeft { .. } => "occupant_left",
+    }
+}
+
+fn op_session(op: &StoreOp) -> i64 {
+    match op {
+        StoreOp::OpenSession(s) | StoreOp::UpdateSession(s) => s.id,
+        StoreOp::AppendMessage(m) => m.session_id,
+        StoreOp::OccupantJoined(o) => o.session_id,
+        StoreOp::OccupantLeft { session_id, .. } => *session_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{message, session};
+    use crate::store::{Role, SessionState};
+
+    fn wait(ack: Ack) -> Result<(), String> {
+        ack.blocking_recv().unwrap_or_else(|_| Err("dropped".into()))
+    }
+
+    #[test]
+    fn many_acked_writes_commit_in_order_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = Writer::spawn(Store::open(&path).unwrap(), WriterConfig::default());
+        w.submit(StoreOp::OpenSession(session(1, SessionState::Active)));
+        let acks: Vec<Ack> = (1..=1000).map(|n| w.submit_acked(StoreOp::AppendMessage(message(1, n, Role::Visitor)))).collect();
+        for a in acks {
+            assert_eq!(wait(a), Ok(()));
+        }
+        let stats = w.shutdown().unwrap();
+        assert_eq!(stats.ops, 1001);
+        assert!(stats.batches < 1001, "writes were not batched: {stats:?}");
+        let store = Store::open_read_only(&path).unwrap();
+        let lines = store.transcript(1).unwrap();
+        assert_eq!(lines.len(), 1000);
+        assert!(lines.windows(2).all(|p| p[0].at < p[1].at), "order lost");
+    }
+
+    #[test]
+    fn a_bad_write_fails_alone() {
+        let w = Writer::spawn(Store::open_in_memory().unwrap(), WriterConfig { max_batch: 100, max_delay: Duration::from_millis(50) });
+        let a = w.submit_acked(StoreOp::OpenSession(session(1, SessionState::Active)));
+        let bad = w.submit_acked(StoreOp::AppendMessage(message(42, 1, Role::Visitor)));
+        let c = w.submit_acked(StoreOp::AppendMessage(message(1, 1, Role::Visitor)));
+        assert_eq!(wait(a), Ok(()));
+        assert!(wait(bad).is_err());
+        assert_eq!(wait(c), Ok(()));
+        assert_eq!(wait(w.flush()), Ok(()));
+        assert_eq!(w.shutdown().unwrap().failed_ops, 1);
+    }
+
+    #[test]
+    fn shutdown_drains_what_is_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.db");
+        let w = Writer::spawn(Store::open(&path).unwrap(), WriterConfig::default());
+        for id in 1..=50 {
+            w.submit(StoreOp::OpenSession(session(id, SessionState::Inactive)));
+        }
+        w.shutdown().unwrap();
+        assert_eq!(Store::open_read_only(&path).unwrap().list_sessions(None, None).unwrap().len(), 50);
+    }
+}
