@@ -75,7 +75,7 @@ pub async fn run(config: Config, secret: Secret) -> Result<(), ShellError> {
         next_session = snapshot.next_session_id,
         "store opened"
     );
-    let writer = Writer::spawn(store, WriterConfig::default());
+    let writer = Writer::spawn(store, WriterConfig::default())?;
     let mut core = Core::new(CoreConfig::from_config(&config), snapshot, Timestamp::now());
     let mut signals = Signals::new()?;
     let result = serve(&config, &secret, &mut core, &writer, &mut signals).await;

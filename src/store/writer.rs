@@ -43,16 +43,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn spawn(store: Store, cfg: WriterConfig) -> Writer {
+    pub fn spawn(store: Store, cfg: WriterConfig) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("frontdesk-store".into())
-            .spawn(move || run(store, rx, cfg));
-        match handle {
-            Ok(handle) => Writer { tx, handle },
-            // Spawning a thread only fails when the process is out of resources.
-            Err(e) => panic!("cannot start the store thread: {e}"),
-        }
+            .spawn(move || run(store, rx, cfg))
+            .map_err(|source| StoreError::Io { path: "store thread".into(), source })?;
+        Ok(Writer { tx, handle })
     }
 
     /// A write nobody waits for; it is still applied in order with all the others.
@@ -177,7 +174,7 @@ mod tests {
     fn many_acked_writes_commit_in_order_in_batches() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let w = Writer::spawn(Store::open(&path).unwrap(), WriterConfig::default());
+        let w = Writer::spawn(Store::open(&path).unwrap(), WriterConfig::default()).unwrap();
         w.submit(StoreOp::OpenSession(session(1, SessionState::Active)));
         let acks: Vec<Ack> = (1..=1000).map(|n| w.submit_acked(StoreOp::AppendMessage(message(1, n, Role::Visitor)))).collect();
         for a in acks {
@@ -194,7 +191,7 @@ mod tests {
 
     #[test]
     fn a_bad_write_fails_alone() {
-        let w = Writer::spawn(Store::open_in_memory().unwrap(), WriterConfig { max_batch: 100, max_delay: Duration::from_millis(50) });
+        let w = Writer::spawn(Store::open_in_memory().unwrap(), WriterConfig { max_batch: 100, max_delay: Duration::from_millis(50) }).unwrap();
         let a = w.submit_acked(StoreOp::OpenSession(session(1, SessionState::Active)));
         let bad = w.submit_acked(StoreOp::AppendMessage(message(42, 1, Role::Visitor)));
         let c = w.submit_acked(StoreOp::AppendMessage(message(1, 1, Role::Visitor)));
@@ -209,7 +206,7 @@ mod tests {
     fn shutdown_drains_what_is_queued() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.db");
-        let w = Writer::spawn(Store::open(&path).unwrap(), WriterConfig::default());
+        let w = Writer::spawn(Store::open(&path).unwrap(), WriterConfig::default()).unwrap();
         for id in 1..=50 {
             w.submit(StoreOp::OpenSession(session(id, SessionState::Inactive)));
         }
