@@ -1,0 +1,72 @@
+# Shared by scripts/test and scripts/demo (sourced, not run): install what is missing.
+# Debian bookworm, as root (or with sudo). Everything here is idempotent and fast when
+# everything is already installed.
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYENV="${FRONTDESK_PYENV:-$REPO/target/pyenv}"
+REQUIREMENTS="$REPO/tests/integration/requirements.txt"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"
+    elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+    else echo "error: '$*' needs root (and there is no sudo)" >&2; return 1
+    fi
+}
+
+APT_UPDATED=""
+apt_install() {
+    if [ -z "$APT_UPDATED" ]; then
+        log "apt-get update"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+        APT_UPDATED=1
+    fi
+    log "apt-get install -y $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+}
+
+# ejabberd 23.01 from Debian. Installing it starts nothing on a machine without systemd; the
+# tests and the demo run their own private instances (tests/integration/xmpp_env.py).
+ensure_ejabberd() {
+    if command -v ejabberdctl >/dev/null 2>&1 || [ -x /usr/sbin/ejabberdctl ]; then
+        return 0
+    fi
+    local t0=$SECONDS
+    apt_install ejabberd
+    log "ejabberd installed in $((SECONDS - t0)) s"
+}
+
+# A virtualenv with the pinned packages of tests/integration/requirements.txt. Rebuilt only
+# when the requirements change (a stamp file holds their checksum).
+ensure_pyenv() {
+    local stamp="$PYENV/.requirements.sha256" want
+    want="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
+    if [ -x "$PYENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    local py
+    py="$(command -v python3 || true)"
+    if [ -z "$py" ]; then
+        apt_install python3 python3-venv
+        py="$(command -v python3)"
+    fi
+    local t0=$SECONDS
+    log "creating $PYENV (python: $py, $("$py" --version 2>&1))"
+    rm -rf "$PYENV"
+    if ! "$py" -m venv "$PYENV" >/dev/null 2>&1; then
+        rm -rf "$PYENV"
+        apt_install python3-venv
+        "$py" -m venv "$PYENV"
+    fi
+    "$PYENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
+    echo "$want" >"$stamp"
+    log "python packages installed in $((SECONDS - t0)) s"
+}
+
+ensure_cargo() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "error: cargo not found: this repository needs a Rust toolchain (rustup)" >&2
+        return 1
+    fi
+}
