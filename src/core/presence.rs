@@ -93,7 +93,7 @@ impl Core {
                     .and_then(|r| r.occupant(&from))
                     .map(|o| o.nick.clone());
                 match current {
-                    Some(n) if n == nick && is_join(&p) => self.rejoin(&name, &from, &p, out),
+                    Some(n) if n == nick && is_join(&p) => self.rejoin(now, &name, &from, &p, out),
                     Some(n) if n == nick => self.update_presence(&name, &from, &p, out),
                     Some(_) => self.refuse_nick_change(&name, &nick, from, p, out),
                     None => self.handle_join(now, name, nick, from, p, out),
@@ -283,7 +283,7 @@ impl Core {
 
     /// Someone already in the room sent a join again (e.g. their client reconnected with the
     /// same address): give them the room again without announcing a new arrival.
-    fn rejoin(&mut self, name: &RoomName, from: &FullJid, p: &Presence, out: &mut Out) {
+    fn rejoin(&mut self, now: Timestamp, name: &RoomName, from: &FullJid, p: &Presence, out: &mut Out) {
         let subject = self.subject_for(name);
         let Some(room) = self.rooms.get_mut(name) else { return };
         if let Some(o) = room.occupant_mut(from) {
@@ -296,7 +296,7 @@ impl Core {
             .and_then(|e| Muc::try_from(e.clone()).ok())
             .and_then(|m| m.history);
         let room = &*room;
-        send_join_sequence(room, from, false, false, history.as_ref(), Timestamp(0), &subject, out);
+        send_join_sequence(room, from, false, false, history.as_ref(), now, &subject, out);
     }
 
     fn update_presence(&mut self, name: &RoomName, from: &FullJid, p: &Presence, out: &mut Out) {
@@ -525,7 +525,6 @@ fn history_to_send<'r>(
     let since = req.and_then(|h| h.since.as_ref()).map(|d| Timestamp(d.0.timestamp_millis()));
     let seconds = req
         .and_then(|h| h.seconds)
-        .filter(|_| now.millis() > 0)
         .map(|s| now.plus_millis(-(i64::from(s) * 1000)));
     let after = since.max(seconds);
     let eligible: Vec<_> = room
