@@ -22,6 +22,7 @@ pub struct Config {
     pub path: PathBuf,
     pub component: ComponentConfig,
     pub store: StoreConfig,
+    pub roster: RosterConfig,
     pub sites: Vec<Site>,
 }
 
@@ -73,6 +74,90 @@ impl fmt::Debug for Secret {
 pub struct StoreConfig {
     /// Resolved against the config file's directory when relative.
     pub path: PathBuf,
+}
+
+/// How visitors get into staff rosters (`[roster]`, optional).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterConfig {
+    pub mode: RosterMode,
+    /// Base URL of ejabberd's HTTP admin API, e.g. `http://127.0.0.1:5280/api`.
+    pub ejabberd_api: Option<HttpUrl>,
+    /// How long a CLOSED visitor stays in staff rosters.
+    pub remove_after_secs: u64,
+}
+
+pub const DEFAULT_REMOVE_AFTER_SECS: u64 = 60;
+
+impl Default for RosterConfig {
+    fn default() -> RosterConfig {
+        RosterConfig { mode: RosterMode::Auto, ejabberd_api: None, remove_after_secs: DEFAULT_REMOVE_AFTER_SECS }
+    }
+}
+
+/// `[roster] mode`: which way of putting visitors into staff rosters to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RosterMode {
+    /// The first that works: privileged roster set, ejabberd's API, subscription requests.
+    Auto,
+    Privilege,
+    EjabberdApi,
+    Subscribe,
+    Off,
+}
+
+impl RosterMode {
+    pub const WORDS: [&'static str; 5] = ["auto", "privilege", "ejabberd-api", "subscribe", "off"];
+
+    fn parse(s: &str) -> Option<RosterMode> {
+        Some(match s {
+            "auto" => RosterMode::Auto,
+            "privilege" => RosterMode::Privilege,
+            "ejabberd-api" => RosterMode::EjabberdApi,
+            "subscribe" => RosterMode::Subscribe,
+            "off" => RosterMode::Off,
+            _ => return None,
+        })
+    }
+}
+
+/// A plain `http://host:port/path` URL: the admin API is meant to be on loopback, so there is
+/// no TLS client here (put a local proxy in front of a remote one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl {
+    pub host: String,
+    pub port: u16,
+    /// Without a trailing slash, e.g. `/api`.
+    pub path: String,
+}
+
+impl HttpUrl {
+    pub fn parse(s: &str) -> Result<HttpUrl, String> {
+        let rest = s
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{s:?} must start with http:// (no TLS client here: use a loopback address)"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("{s:?} has a bad port {p:?}"))?),
+            None => (authority, 80),
+        };
+        if host.is_empty() || host.contains(['@', ' ']) || port == 0 {
+            return Err(format!("{s:?} must look like http://127.0.0.1:5280/api"));
+        }
+        Ok(HttpUrl { host: host.to_string(), port, path: path.to_string() })
+    }
+
+    pub fn authority(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "http://{}:{}{}", self.host, self.port, self.path)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -244,16 +329,66 @@ impl Checker {
     }
 
     fn config(&mut self, root: &Table, path: &Path, base: &Path) -> Option<Config> {
-        self.unknown_keys(root, "", &["component", "store", "sites"]);
+        self.unknown_keys(root, "", &["component", "store", "roster", "sites"]);
         let component = self.component(root, base);
         let store = self.store(root, base);
+        let roster = self.roster(root);
         let sites = self.sites(root, component.as_ref().map(|c| &c.jid));
         Some(Config {
             path: path.to_path_buf(),
             component: component?,
             store: store?,
+            roster: roster?,
             sites: sites?,
         })
+    }
+
+    fn roster(&mut self, root: &Table) -> Option<RosterConfig> {
+        let t = match root.get("roster") {
+            None => return Some(RosterConfig::default()),
+            Some(Value::Table(t)) => t,
+            Some(_) => {
+                self.problem("roster", "must be a table, e.g. [roster]");
+                return None;
+            }
+        };
+        self.unknown_keys(t, "roster", &["mode", "ejabberd_api", "remove_after_secs"]);
+        let mut r = RosterConfig::default();
+        let mut ok = true;
+        if let Some(m) = self.string(t, "roster", "mode", false) {
+            match RosterMode::parse(&m) {
+                Some(mode) => r.mode = mode,
+                None => {
+                    self.problem("roster.mode", format!("{m:?} is not one of {}", RosterMode::WORDS.join(", ")));
+                    ok = false;
+                }
+            }
+        }
+        if let Some(u) = self.string(t, "roster", "ejabberd_api", false) {
+            match HttpUrl::parse(&u) {
+                Ok(url) => r.ejabberd_api = Some(url),
+                Err(e) => {
+                    self.problem("roster.ejabberd_api", e);
+                    ok = false;
+                }
+            }
+        }
+        match t.get("remove_after_secs") {
+            None => {}
+            Some(Value::Integer(n)) if *n >= 0 => r.remove_after_secs = *n as u64,
+            Some(_) => {
+                self.problem("roster.remove_after_secs", "must be a whole number of seconds, 0 or more");
+                ok = false;
+            }
+        }
+        if r.mode == RosterMode::EjabberdApi && r.ejabberd_api.is_none() {
+            self.problem(
+                "roster.ejabberd_api",
+                "missing: mode = \"ejabberd-api\" needs the API's URL, e.g. \"http://127.0.0.1:5280/api\"",
+            );
+            ok = false;
+        }
+        ok.then_some(r)
     }
 
     fn component(&mut self, root: &Table, base: &Path) -> Option<ComponentConfig> {
@@ -464,6 +599,25 @@ staff = []
         assert_eq!(c.secret(None).unwrap().expose(), "s3cret");
         assert_eq!(c.secret(Some("env".into())).unwrap().expose(), "env");
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn roster_section_defaults_and_problems() {
+        let c = Config::parse(GOOD, Path::new("/f.toml")).unwrap();
+        assert_eq!(c.roster, RosterConfig::default());
+        let text = format!("{GOOD}\n[roster]\nmode = \"ejabberd-api\"\nejabberd_api = \"http://127.0.0.1:5280/api/\"\nremove_after_secs = 5\n");
+        let c = Config::parse(&text, Path::new("/f.toml")).unwrap();
+        assert_eq!(c.roster.mode, RosterMode::EjabberdApi);
+        assert_eq!(c.roster.remove_after_secs, 5);
+        let url = c.roster.ejabberd_api.unwrap();
+        assert_eq!((url.host.as_str(), url.port, url.path.as_str()), ("127.0.0.1", 5280, "/api"));
+        let bad = format!("{GOOD}\n[roster]\nmode = \"sometimes\"\nejabberd_api = \"https://x/api\"\nremove_after_secs = -1\ncolour = 1\n");
+        let k = keys(&bad);
+        for key in ["roster.mode", "roster.ejabberd_api", "roster.remove_after_secs", "roster.colour"] {
+            assert!(k.contains(&key.to_string()), "{key} not in {k:?}");
+        }
+        let k = keys(&format!("{GOOD}\n[roster]\nmode = \"ejabberd-api\"\n"));
+        assert_eq!(k, vec!["roster.ejabberd_api".to_string()]);
     }
 
     #[test]

@@ -21,6 +21,7 @@ const DOMAIN_FEATURES: &[&str] = &[
     NS_PING,
     NS_VERSION,
     NS_SID,
+    stanzas::NS_COMMANDS,
 ];
 
 const ROOM_FEATURES: &[&str] = &[
@@ -58,17 +59,32 @@ fn empty_items() -> Element {
 impl Core {
     pub(super) fn handle_iq(&mut self, now: Timestamp, iq: Iq, out: &mut Out) {
         match iq {
-            Iq::Get { from, to, id, payload } => self.handle_iq_request(true, from, to, id, payload, out),
-            Iq::Set { from, to, id, payload } => self.handle_iq_request(false, from, to, id, payload, out),
-            Iq::Result { from, id, .. } => self.ping_answered(now, &id, from, None, out),
-            Iq::Error { from, id, error, .. } => self.ping_answered(now, &id, from, Some(error), out),
+            Iq::Get { from, to, id, payload } => self.handle_iq_request(now, true, from, to, id, payload, out),
+            Iq::Set { from, to, id, payload } => self.handle_iq_request(now, false, from, to, id, payload, out),
+            Iq::Result { from, id, .. } => {
+                if !self.roster_answered(now, &id, None, out) {
+                    self.ping_answered(now, &id, from, None, out)
+                }
+            }
+            Iq::Error { from, id, error, .. } => {
+                let text = format!("{:?}: {}", error.defined_condition, error.texts.values().next().cloned().unwrap_or_default());
+                if !self.roster_answered(now, &id, Some(text), out) {
+                    self.ping_answered(now, &id, from, Some(error), out)
+                }
+            }
         }
     }
 
-    fn handle_iq_request(&mut self, get: bool, from: Option<Jid>, to: Option<Jid>, id: String, payload: Element, out: &mut Out) {
+    #[allow(clippy::too_many_arguments)]
+    fn handle_iq_request(&mut self, now: Timestamp, get: bool, from: Option<Jid>, to: Option<Jid>, id: String, payload: Element, out: &mut Out) {
         let (Some(from), Some(to)) = (from, to) else { return };
-        let answer = match Target::of(&to, &self.config.component) {
-            Target::Domain => self.iq_to_domain(get, &payload),
+        let target = Target::of(&to, &self.config.component);
+        if matches!(target, Target::Domain) && !get && is(&payload, "command", stanzas::NS_COMMANDS) {
+            self.handle_adhoc(now, from, id, &payload, out);
+            return;
+        }
+        let answer = match target {
+            Target::Domain => self.iq_to_domain(get, &payload, &from),
             Target::Room(name) => self.iq_to_room(get, &payload, &name),
             Target::Occupant(name, nick) => self.iq_to_occupant(get, &payload, &name, &nick, &from),
             Target::BadRoom(_) => Err(not_found("No such room: visitor rooms are named <visitor>_<site>.")),
@@ -80,7 +96,7 @@ impl Core {
         }
     }
 
-    fn iq_to_domain(&self, get: bool, payload: &Element) -> Answer {
+    fn iq_to_domain(&self, get: bool, payload: &Element, from: &Jid) -> Answer {
         if !get {
             return Err(unavailable());
         }
@@ -89,6 +105,8 @@ impl Core {
                 return Err(not_found("No such node."));
             }
             Ok(Some(stanzas::disco_info("frontdesk", DOMAIN_FEATURES)))
+        } else if is(payload, "query", NS_DISCO_ITEMS) && payload.attr("node") == Some(stanzas::NS_COMMANDS) {
+            Ok(Some(self.adhoc_items(from)))
         } else if is(payload, "query", NS_DISCO_ITEMS) {
             // Visitor rooms are private: never list them.
             Ok(Some(empty_items()))

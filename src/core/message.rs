@@ -9,7 +9,7 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use xmpp_parsers::stanza::Stanza;
 
 use super::presence::occupant_jid;
-use super::room::HistoryItem;
+use super::room::{HistoryItem, Occupant};
 use super::stanzas::{self, NS_CHATSTATES, NS_SID};
 use super::{Core, Out, MAX_BODY_CHARS};
 use crate::address::{sender_full, RoomName, Target};
@@ -61,11 +61,7 @@ impl Core {
             Target::Room(name) if m.type_ == MessageType::Groupchat => {
                 self.handle_groupchat_to_room(now, name, m, out)
             }
-            Target::Room(_) => out.send(refuse(
-                DefinedCondition::NotAcceptable,
-                ErrorType::Modify,
-                "Join the room and send type='groupchat' messages to it.",
-            )),
+            Target::Room(name) => self.handle_chat_to_room(now, name, m, out),
             Target::Occupant(..) => out.send(refuse(
                 DefinedCondition::NotAcceptable,
                 ErrorType::Modify,
@@ -76,11 +72,7 @@ impl Core {
                 ErrorType::Cancel,
                 "No such room: visitor rooms are named <visitor>_<site>.",
             )),
-            Target::Domain => out.send(refuse(
-                DefinedCondition::ServiceUnavailable,
-                ErrorType::Cancel,
-                "This service hosts visitor chat rooms; it does not take messages itself.",
-            )),
+            Target::Domain => self.handle_message_to_desk(now, m, out),
             Target::Elsewhere => {}
         }
     }
@@ -104,11 +96,10 @@ impl Core {
             out.send(not_here());
             return;
         };
-        let Some(occ) = room.occupant(&sender).cloned() else {
+        let Some(occ) = room.joined().find(|o| o.jid == sender).cloned() else {
             out.send(not_here());
             return;
         };
-        let Some(from_nick) = occupant_jid(&room.jid, &occ.nick) else { return };
         let body = m
             .get_best_body(vec![])
             .filter(|(_, b)| !b.trim().is_empty())
@@ -123,20 +114,53 @@ impl Core {
                 ));
                 return;
             }
-            // Chat states and the like: reflected to the others, not stored.
-            let kept = kept_payloads(&m.payloads);
-            if !kept.is_empty() {
-                for o in room.occupants.iter().filter(|o| o.jid != sender) {
-                    out.send(stanzas::groupchat_bare(from_nick.clone(), o.jid.clone(), m.id.clone(), kept.clone()));
-                }
-            }
+            self.relay_chat_state(&name, &occ, &m.payloads, out);
             return;
         };
+        self.post_message(now, &name, occ, body, lang, m.id.clone(), &m.payloads, Jid::from(sender), out);
+    }
+
+    /// Chat states and the like from `author`: reflected to the others, not stored. A
+    /// one-to-one staff member gets the visitor's as `type='chat'`.
+    pub(super) fn relay_chat_state(&mut self, name: &RoomName, author: &Occupant, payloads: &[Element], out: &mut Out) {
+        let kept = kept_payloads(payloads);
+        let Some(room) = self.rooms.get(name) else { return };
+        let Some(from_nick) = occupant_jid(&room.jid, &author.nick) else { return };
+        if kept.is_empty() {
+            return;
+        }
+        for o in room.joined().filter(|o| o.jid != author.jid) {
+            out.send(stanzas::groupchat_bare(from_nick.clone(), o.jid.clone(), None, kept.clone()));
+        }
+        if let Some(d) = room.direct_staff().filter(|d| d.jid != author.jid) {
+            let mut m = stanzas::chat(Jid::from(room.jid.clone()), Jid::from(d.jid.to_bare()), "");
+            m.payloads = kept;
+            out.send(m);
+        }
+    }
+
+    /// A message from an occupant (joined, or one-to-one staff): committed, then reflected to
+    /// the joined occupants and copied one-to-one where staff need it. `reply_to` hears if it
+    /// could not be saved.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn post_message(
+        &mut self,
+        now: Timestamp,
+        name: &RoomName,
+        occ: Occupant,
+        body: String,
+        lang: xmpp_parsers::message::Lang,
+        id: Option<xmpp_parsers::message::Id>,
+        payloads: &[Element],
+        reply_to: Jid,
+        out: &mut Out,
+    ) {
+        let room_jid = Jid::from(name.jid(&self.config.component));
         if body.chars().count() > MAX_BODY_CHARS {
             out.send(stanzas::message_error(
                 room_jid,
-                Jid::from(sender),
-                m.id,
+                reply_to,
+                id,
                 stanzas::error(
                     ErrorType::Modify,
                     DefinedCondition::NotAcceptable,
@@ -145,24 +169,29 @@ impl Core {
             ));
             return;
         }
+        let Some(room) = self.rooms.get_mut(name) else { return };
+        let Some(from_nick) = occupant_jid(&room.jid, &occ.nick) else { return };
         let stanza_id = room.next_stanza_id();
         if occ.role == Role::Visitor {
             room.visitor_wrote = true;
+            if room.first_message.is_none() {
+                room.first_message = Some(body.clone());
+            }
         }
         let state = room.derived_state();
         if room.set_state(state, now) {
             tracing::info!(session = room.session.id, room = %room.jid, state = %room.session.state, "state changed");
             Self::write_session(room, out);
         }
-        let kept = kept_payloads(&m.payloads);
-        let reflections: Vec<Stanza> = room
-            .occupants
-            .iter()
+        let kept = kept_payloads(payloads);
+        let mut reflections: Vec<Stanza> = room
+            .joined()
+            .filter(|o| !(occ.direct && o.jid.to_bare() == occ.jid.to_bare()))
             .map(|o| {
                 stanzas::groupchat_text(stanzas::GroupchatText {
                     from: from_nick.clone(),
                     to: o.jid.clone(),
-                    id: m.id.clone(),
+                    id: id.clone(),
                     body: &body,
                     lang: lang.clone(),
                     stanza_id: &stanza_id,
@@ -175,8 +204,8 @@ impl Core {
             .collect();
         let failed = stanzas::message_error(
             room_jid,
-            Jid::from(sender.clone()),
-            m.id.clone(),
+            reply_to,
+            id.clone(),
             stanzas::error(
                 ErrorType::Wait,
                 DefinedCondition::InternalServerError,
@@ -189,22 +218,25 @@ impl Core {
             at: now,
             nick: occ.nick.clone(),
             role: occ.role,
-            from: sender.clone(),
+            from: occ.jid.clone(),
             body: body.clone(),
             lang,
-            id: m.id.clone(),
+            id: id.clone(),
             stanza_id: stanza_id.clone(),
         });
         let row = MessageRow {
             session_id: room.session.id,
             at: now,
             role: occ.role,
-            from_jid: sender.to_string(),
+            from_jid: occ.jid.to_string(),
             nick: occ.nick,
-            body,
+            body: body.clone(),
             stanza_id,
-            origin_id: m.id.map(|i| i.0),
+            origin_id: id.map(|i| i.0),
         };
+        if occ.role == Role::Visitor {
+            reflections.extend(self.copies_of_visitor_message(name, &body, &kept));
+        }
         out.persist(StoreOp::AppendMessage(row), reflections, vec![failed.into()]);
     }
 

@@ -6,11 +6,14 @@
 //! [`presence`] (joins, leaves, presence updates), [`message`] (groupchat to rooms), [`iq`]
 //! (disco, ping, answers to our own pings). [`Out`] is the one seam everything leaves through.
 
+pub mod commands;
 mod iq;
 mod message;
 pub mod nick;
 mod presence;
 pub mod room;
+pub mod roster;
+mod staff;
 pub mod stanzas;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -20,7 +23,7 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 use xmpp_parsers::stanza::Stanza;
 
 use crate::address::{RoomName, SiteId};
-use crate::config::Config;
+use crate::config::{Config, RosterConfig};
 use crate::store::{MessageRow, Role, SessionState, Snapshot, StoreOp};
 use crate::time::Timestamp;
 
@@ -42,6 +45,7 @@ pub const MAX_BODY_CHARS: usize = 10_000;
 pub struct CoreConfig {
     pub component: BareJid,
     pub sites: BTreeMap<SiteId, SiteInfo>,
+    pub roster: RosterConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -67,7 +71,14 @@ impl CoreConfig {
                     )
                 })
                 .collect(),
+            roster: c.roster.clone(),
         }
+    }
+
+    /// Every staff member of every site, once.
+    pub fn all_staff(&self) -> Vec<BareJid> {
+        let set: std::collections::BTreeSet<BareJid> = self.sites.values().flat_map(|s| s.staff.iter().cloned()).collect();
+        set.into_iter().collect()
     }
 
     /// Is this bare JID staff of any site other than `site`?
@@ -90,6 +101,10 @@ pub enum Input {
     Connected,
     /// The link to the server went down.
     Disconnected,
+    /// The shell made an [`roster::ApiCall`]; `Err` carries what went wrong.
+    ApiDone { id: String, result: Result<(), String> },
+    /// The store answered a [`commands::Query`].
+    QueryDone { id: u64, result: commands::TranscriptResult },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,11 +138,16 @@ pub enum Output {
         then: Vec<Stanza>,
         or_else: Vec<Stanza>,
     },
+    /// Call ejabberd's admin API (off the socket reader) and report back with `Input::ApiDone`.
+    Api(roster::ApiCall),
+    /// Read from the store and report back with `Input::QueryDone`.
+    Query(commands::Query),
 }
 
-/// The seam every output leaves through, in order.
+/// The seam every output leaves through, in order; it also notes which rooms changed state,
+/// for what that means to staff (see `after_state_changes`).
 #[derive(Debug, Default)]
-pub struct Out(Vec<Output>);
+pub struct Out(Vec<Output>, Vec<RoomName>);
 
 impl Out {
     pub fn send(&mut self, s: impl Into<Stanza>) {
@@ -158,6 +178,11 @@ pub struct Core {
     pings: HashMap<String, PendingPing>,
     next_iq: u64,
     next_system: u64,
+    staff: HashMap<BareJid, staff::StaffPresence>,
+    roster: roster::RosterState,
+    connected_at: Option<Timestamp>,
+    queries: HashMap<u64, (BareJid, commands::ReplyTo)>,
+    next_query: u64,
 }
 
 impl Core {
@@ -165,12 +190,22 @@ impl Core {
     /// rejoin grace period from `now`.
     pub fn new(config: CoreConfig, snapshot: Snapshot, now: Timestamp) -> Core {
         let mut core = Core {
-            config,
             rooms: HashMap::new(),
             next_session_id: snapshot.next_session_id.max(1),
             pings: HashMap::new(),
             next_iq: 1,
             next_system: 1,
+            staff: HashMap::new(),
+            roster: roster::RosterState::new(
+                config.roster.mode,
+                config.roster.ejabberd_api.is_some(),
+                (config.roster.remove_after_secs as i64).saturating_mul(1000),
+                snapshot.roster_items.clone(),
+            ),
+            connected_at: None,
+            queries: HashMap::new(),
+            next_query: 1,
+            config,
         };
         let mut messages: HashMap<i64, Vec<MessageRow>> = HashMap::new();
         for m in snapshot.messages {
@@ -220,6 +255,7 @@ impl Core {
                     nick: o.nick,
                     role: o.role,
                     shown: Shown::default(),
+                    direct: o.direct,
                 });
             }
         }
@@ -241,7 +277,12 @@ impl Core {
             Input::Tick => self.handle_tick(now, &mut out),
             Input::Connected => self.handle_connected(now, &mut out),
             Input::Disconnected => self.handle_disconnected(now),
+            Input::ApiDone { id, result } => {
+                self.roster_answered(now, &id, result.err(), &mut out);
+            }
+            Input::QueryDone { id, result } => self.transcript_ready(id, result, &mut out),
         }
+        self.after_state_changes(now, &mut out);
         out.0
     }
 
@@ -298,6 +339,8 @@ impl Core {
 
     fn handle_tick(&mut self, now: Timestamp, out: &mut Out) {
         self.expire_pings(now, out);
+        self.expire_direct_staff(now, out);
+        self.roster_tick(now, out);
         let expired: Vec<RoomName> = self
             .rooms
             .values()
@@ -312,6 +355,7 @@ impl Core {
     /// Rooms that emptied just before the link dropped were probably emptied by the server
     /// shutting down: give their people the full grace period to come back.
     fn handle_disconnected(&mut self, now: Timestamp) {
+        self.connected_at = None;
         for room in self.rooms.values_mut() {
             if let Some(Emptied::Left(_)) = room.emptied {
                 room.emptied = Some(Emptied::Lost(now));
@@ -322,14 +366,18 @@ impl Core {
     /// After (re)connecting we cannot know who is still online: ask everyone.
     fn handle_connected(&mut self, now: Timestamp, out: &mut Out) {
         self.pings.clear();
+        self.connected_at = Some(now);
+        // One-to-one staff are followed through their presence instead.
         let targets: Vec<(RoomName, FullJid)> = self
             .rooms
             .values()
-            .flat_map(|r| r.occupants.iter().map(|o| (r.name.clone(), o.jid.clone())))
+            .flat_map(|r| r.joined().map(|o| (r.name.clone(), o.jid.clone())))
             .collect();
         for (room, jid) in targets {
             self.ping_occupant(now, &room, &jid, out);
         }
+        self.staff_connected(out);
+        self.roster_connected(now, out);
     }
 
     fn new_iq_id(&mut self, prefix: &str) -> String {
@@ -356,6 +404,7 @@ impl Core {
 
     fn write_session(room: &Room, out: &mut Out) {
         out.store(StoreOp::UpdateSession(room.session.clone()));
+        out.1.push(room.name.clone());
     }
 
     /// Closes the room's session and forgets the room; the row and transcript stay.
@@ -372,8 +421,23 @@ impl Core {
         self.pings.retain(|_, p| &p.room != name);
         if room.set_state(SessionState::Closed, now) {
             tracing::info!(session = room.session.id, room = %room.jid, "session closed");
-            Self::write_session(&room, out);
+            out.store(StoreOp::UpdateSession(room.session.clone()));
         }
+        if let Some(site) = self.config.sites.get(room.name.site()) {
+            for s in &site.staff {
+                out.send(stanzas::presence_of_type(
+                    Jid::from(room.jid.clone()),
+                    Jid::from(s.clone()),
+                    xmpp_parsers::presence::Type::Unavailable,
+                ));
+            }
+        }
+        for s in std::mem::take(&mut room.offered) {
+            if Some(s.to_string()) != room.session.staff {
+                self.desk_says(&s, &format!("#{} is closed.", room.session.id), out);
+            }
+        }
+        self.roster_schedule_removal(now, &room.jid, room.name.site());
     }
 }
 

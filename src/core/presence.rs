@@ -44,8 +44,13 @@ enum JoinDecision {
 
 impl Core {
     pub(super) fn handle_presence(&mut self, now: Timestamp, p: Presence, out: &mut Out) {
-        let Some(from) = sender_full(p.from.as_ref()) else { return };
         let Some(to) = p.to.clone() else { return };
+        if matches!(Target::of(&to, &self.config.component), Target::Domain | Target::Room(_))
+            && self.handle_presence_to_contact(now, &p, out)
+        {
+            return;
+        }
+        let Some(from) = sender_full(p.from.as_ref()) else { return };
         match Target::of(&to, &self.config.component) {
             Target::Occupant(room, nick) => {
                 self.handle_presence_to_occupant(now, room, nick, from, p, out)
@@ -131,6 +136,12 @@ impl Core {
                     self.open_room(now, &name, &from);
                 }
                 self.admit(now, &name, nick, from, role, created, &p, out);
+                if created {
+                    self.roster_add_room(now, &name, out);
+                    if let Some(room) = self.rooms.get(&name) {
+                        out.1.push(room.name.clone());
+                    }
+                }
             }
         }
     }
@@ -236,6 +247,7 @@ impl Core {
             nick: nick.clone(),
             role,
             shown: Shown::of(p),
+            direct: false,
         });
         out.store(StoreOp::OccupantJoined(OccupantRow {
             session_id: room.session.id,
@@ -243,6 +255,7 @@ impl Core {
             nick: nick.clone(),
             role,
             joined_at: now,
+            direct: false,
         }));
         let mut changed = false;
         if role == Role::Visitor && room.session.visitor_jid.as_deref() != Some(from.as_str()) {
@@ -305,7 +318,7 @@ impl Core {
         o.shown = Shown::of(p);
         let me = o.clone();
         let Some(me_jid) = occupant_jid(&room.jid, &me.nick) else { return };
-        for other in &room.occupants {
+        for other in room.joined() {
             let statuses: &[u16] = if other.jid == me.jid { &[110] } else { &[] };
             out.send(stanzas::occupant_presence(
                 me_jid.clone(),
@@ -480,7 +493,7 @@ fn send_join_sequence(
         out.send(stanzas::occupant_presence(o_jid, joiner.clone(), o.role, &o.jid, me_staff, &o.shown, &[]));
     }
     if announce {
-        for o in room.occupants.iter().filter(|o| o.jid != *joiner) {
+        for o in room.joined().filter(|o| o.jid != *joiner) {
             out.send(stanzas::occupant_presence(
                 me_jid.clone(),
                 o.jid.clone(),
@@ -541,7 +554,7 @@ fn history_to_send<'r>(
 fn announce_departure(room: &Room, gone: &Occupant, voluntary: bool, out: &mut Out) {
     let Some(gone_jid) = occupant_jid(&room.jid, &gone.nick) else { return };
     let codes: &[u16] = if voluntary { &[] } else { &[333] };
-    for o in &room.occupants {
+    for o in room.joined() {
         out.send(stanzas::occupant_unavailable(
             gone_jid.clone(),
             o.jid.clone(),

@@ -2,7 +2,7 @@
 //! replays as history. Only rooms with an open session live here; a CLOSED room is dropped
 //! and a later join starts a new session.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use xmpp_parsers::jid::{BareJid, FullJid};
 use xmpp_parsers::message::{Id, Lang};
@@ -22,6 +22,9 @@ pub struct Occupant {
     pub nick: String,
     pub role: Role,
     pub shown: Shown,
+    /// Staff who took the chat one-to-one from their roster: they are not joined, so they get
+    /// the visitor's messages as `type='chat'` from the room's bare JID, at their bare JID.
+    pub direct: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +83,15 @@ pub struct Room {
     pub pending_joins: Vec<PendingJoin>,
     /// Who last had the chat: a CLOSED session names them even if they left before the visitor.
     pub last_staff: Option<String>,
+    /// Staff who were offered this chat while it waited (they hear who took it).
+    pub offered: BTreeSet<BareJid>,
+    /// The visitor was told that nobody is available (once per session).
+    pub told_nobody: bool,
+    /// The start of the visitor's first message: the ACTIVE status and `!waiting` show it.
+    pub first_message: Option<String>,
+    /// The visitor contact's presence status last sent to staff, so unchanged states are not
+    /// sent again.
+    pub announced: Option<String>,
 }
 
 impl Room {
@@ -95,7 +107,34 @@ impl Room {
             emptied: None,
             pending_joins: Vec::new(),
             last_staff: None,
+            offered: BTreeSet::new(),
+            told_nobody: false,
+            first_message: None,
+            announced: None,
         }
+    }
+
+    /// Occupants joined as in XEP-0045 (everyone but one-to-one staff).
+    pub fn joined(&self) -> impl Iterator<Item = &Occupant> {
+        self.occupants.iter().filter(|o| !o.direct)
+    }
+
+    /// The one-to-one staff member, if the chat was taken that way.
+    pub fn direct_staff(&self) -> Option<&Occupant> {
+        self.occupants.iter().find(|o| o.direct)
+    }
+
+    /// The staff member who has the chat, by bare JID.
+    pub fn handler(&self) -> Option<BareJid> {
+        self.staff_present().map(|o| o.jid.to_bare())
+    }
+
+    /// The visitor's nick: the present visitor's, else the last one seen in the history.
+    pub fn visitor_nick(&self) -> String {
+        self.visitor()
+            .map(|v| v.nick.clone())
+            .or_else(|| self.history.iter().rev().find(|h| h.role == Role::Visitor).map(|h| h.nick.clone()))
+            .unwrap_or_else(|| self.name.visitor().to_string())
     }
 
     pub fn occupant(&self, jid: &FullJid) -> Option<&Occupant> {

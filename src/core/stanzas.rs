@@ -229,3 +229,106 @@ pub fn disco_info(identity_name: &str, features: &[&str]) -> Element {
 pub fn is_type(m: &Message, t: MessageType) -> bool {
     m.type_ == t
 }
+
+pub const NS_NICK: &str = "http://jabber.org/protocol/nick";
+pub const NS_ROSTER: &str = "jabber:iq:roster";
+pub const NS_COMMANDS: &str = "http://jabber.org/protocol/commands";
+pub const NS_DATA: &str = "jabber:x:data";
+
+/// A one-to-one `type='chat'` message (offers, the front desk's answers, relays to staff who
+/// took a chat from their roster).
+pub fn chat(from: Jid, to: Jid, body: &str) -> Message {
+    let mut m = Message::chat(Some(to));
+    m.from = Some(from);
+    if !body.is_empty() {
+        m.bodies.insert(Lang::default(), body.to_string());
+    }
+    m
+}
+
+/// A one-to-one message replayed from earlier, with its original time.
+pub fn chat_delayed(from: Jid, to: Jid, body: &str, at: Timestamp) -> Message {
+    let m = chat(from.clone(), to, body);
+    m.with_payload(Delay { from: Some(from), stamp: date(at), data: None })
+}
+
+/// A groupchat from the room itself (no nick): system notices such as "The chat is now closed."
+pub fn room_notice(room: &BareJid, to: FullJid, body: &str, stanza_id: &str) -> Message {
+    let mut m = Message::groupchat(Some(Jid::from(to)));
+    m.from = Some(Jid::from(room.clone()));
+    m.bodies.insert(Lang::default(), body.to_string());
+    m.with_payload(StanzaId { id: stanza_id.to_string(), by: Jid::from(room.clone()) })
+}
+
+/// The visitor contact's (or the front desk's) presence as a staff member's roster shows it.
+pub fn contact_presence(from: Jid, to: Jid, show: Option<Show>, status: &str) -> Presence {
+    let mut p = Presence::available().with_from(from).with_to(to);
+    p.show = show;
+    p.statuses.insert(Lang::default(), status.to_string());
+    p
+}
+
+pub fn presence_of_type(from: Jid, to: Jid, t: PresenceType) -> Presence {
+    Presence::new(t).with_from(from).with_to(to)
+}
+
+/// A subscription request from a visitor contact, for servers where we cannot write rosters.
+pub fn subscribe_request(from: Jid, to: Jid, nick: &str, status: &str) -> Presence {
+    let mut p = presence_of_type(from, to, PresenceType::Subscribe);
+    p.statuses.insert(Lang::default(), status.to_string());
+    p.payloads.push(Element::builder("nick", NS_NICK).append(nick).build());
+    p
+}
+
+/// The last presence an occupant gets when the chat is closed: the room is gone (XEP-0045
+/// §10.9 destroy), with the reason.
+pub fn occupant_destroyed(from: FullJid, to: FullJid, reason: &str) -> Presence {
+    let mut p = Presence::unavailable().with_from(from).with_to(to);
+    let mut item = Element::builder("item", NS_MUC_USER);
+    item = attr(item, "affiliation", "none");
+    item = attr(item, "role", "none");
+    let destroy = Element::builder("destroy", NS_MUC_USER)
+        .append(Element::builder("reason", NS_MUC_USER).append(reason).build())
+        .build();
+    let status = attr(Element::builder("status", NS_MUC_USER), "code", "110").build();
+    p.payloads.push(
+        Element::builder("x", NS_MUC_USER)
+            .append(item.build())
+            .append(destroy)
+            .append(status)
+            .build(),
+    );
+    p
+}
+
+/// A roster push for XEP-0356 privileged roster access: one item, set or removed.
+pub fn roster_set(from: Jid, to: Jid, id: String, item: &BareJid, name: Option<&str>, group: Option<&str>, remove: bool) -> Iq {
+    let mut it = Element::builder("item", NS_ROSTER);
+    it = attr(it, "jid", item.as_str());
+    if remove {
+        it = attr(it, "subscription", "remove");
+    } else {
+        it = attr(it, "subscription", "both");
+        if let Some(n) = name {
+            it = attr(it, "name", n);
+        }
+        if let Some(g) = group {
+            it = it.append(Element::builder("group", NS_ROSTER).append(g).build());
+        }
+    }
+    Iq::Set {
+        from: Some(from),
+        to: Some(to),
+        id,
+        payload: Element::builder("query", NS_ROSTER).append(it.build()).build(),
+    }
+}
+
+/// Builds an element with attributes given as pairs (names are literals).
+pub fn element(name: &str, ns: &str, attrs: &[(&str, &str)]) -> ElementBuilder {
+    let mut b = Element::builder(name, ns);
+    for (k, v) in attrs {
+        b = attr(b, k, v);
+    }
+    b
+}

@@ -13,15 +13,15 @@ use super::*;
 use crate::address::RoomName;
 use crate::store::{OccupantRow, SessionRow, SessionState, Snapshot, StoreOp};
 
-const COMPONENT: &str = "chat.example.com";
-const V1: &str = "anon1@anon.example.com/r1";
-const V2: &str = "anon2@anon.example.com/r2";
-const ALICE: &str = "alice_acme@example.com/desk";
-const BOB: &str = "bob_acme@example.com/laptop";
-const CAROL: &str = "carol_globex@example.com/pc";
-const ROOM: &str = "v1_acme@chat.example.com";
+pub(super) const COMPONENT: &str = "chat.example.com";
+pub(super) const V1: &str = "anon1@anon.example.com/r1";
+pub(super) const V2: &str = "anon2@anon.example.com/r2";
+pub(super) const ALICE: &str = "alice_acme@example.com/desk";
+pub(super) const BOB: &str = "bob_acme@example.com/laptop";
+pub(super) const CAROL: &str = "carol_globex@example.com/pc";
+pub(super) const ROOM: &str = "v1_acme@chat.example.com";
 
-fn config() -> CoreConfig {
+pub(super) fn config() -> CoreConfig {
     let site = |name: &str, staff: &[&str]| SiteInfo {
         name: name.into(),
         staff: staff.iter().map(|s| BareJid::new(s).unwrap()).collect(),
@@ -34,19 +34,26 @@ fn config() -> CoreConfig {
         ]
         .into_iter()
         .collect(),
+        // The staff-side tests (tests_staff.rs) turn the roster on.
+        roster: crate::config::RosterConfig { mode: crate::config::RosterMode::Off, ..Default::default() },
     }
 }
 
-struct Scenario {
-    core: Core,
-    now: Timestamp,
-    inbox: VecDeque<Element>,
-    stored: Vec<StoreOp>,
+pub(super) struct Scenario {
+    pub(super) core: Core,
+    pub(super) now: Timestamp,
+    /// Stanzas to full JIDs: the MUC side (occupants, errors to senders).
+    pub(super) inbox: VecDeque<Element>,
+    /// Stanzas to bare JIDs: the staff side (roster presence, offers, the desk, roster pushes).
+    pub(super) staff_inbox: VecDeque<Element>,
+    /// Admin API calls and store reads the core asked the shell for.
+    pub(super) jobs: Vec<Output>,
+    pub(super) stored: Vec<StoreOp>,
     /// Stanzas that were waiting for a commit (to test the failure path).
     or_else: Vec<Element>,
 }
 
-fn parse(xml: &str) -> Element {
+pub(super) fn parse(xml: &str) -> Element {
     // Top-level stanzas are in the component namespace unless the test says otherwise.
     let xml = xml.trim();
     let with_ns = if xml.contains("xmlns='jabber:component:accept'") {
@@ -58,12 +65,12 @@ fn parse(xml: &str) -> Element {
     with_ns.parse().unwrap_or_else(|e| panic!("bad test XML {xml}: {e}"))
 }
 
-fn to_element(s: &Stanza) -> Element {
+pub(super) fn to_element(s: &Stanza) -> Element {
     xso::transform(s).unwrap()
 }
 
 /// Does `actual` contain everything `expected` says?
-fn matches(expected: &Element, actual: &Element) -> bool {
+pub(super) fn matches(expected: &Element, actual: &Element) -> bool {
     if expected.name() != actual.name() || expected.ns() != actual.ns() {
         return false;
     }
@@ -81,42 +88,56 @@ fn matches(expected: &Element, actual: &Element) -> bool {
         .all(|e| actual.children().any(|a| matches(e, a)))
 }
 
-fn show(e: &Element) -> String {
+pub(super) fn show(e: &Element) -> String {
     String::from(e)
 }
 
 impl Scenario {
-    fn new() -> Scenario {
+    pub(super) fn new() -> Scenario {
         Scenario::resume(Snapshot { next_session_id: 1, ..Default::default() })
     }
 
-    fn resume(snapshot: Snapshot) -> Scenario {
+    pub(super) fn resume(snapshot: Snapshot) -> Scenario {
         let now = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
         Scenario {
             core: Core::new(config(), snapshot, now),
             now,
             inbox: VecDeque::new(),
+            staff_inbox: VecDeque::new(),
+            jobs: Vec::new(),
             stored: Vec::new(),
             or_else: Vec::new(),
         }
     }
 
-    fn feed(&mut self, input: Input) {
+    pub(super) fn feed(&mut self, input: Input) {
         for o in self.core.handle(self.now, input) {
             match o {
-                Output::Send(s) => self.inbox.push_back(to_element(&s)),
+                Output::Send(s) => self.route(to_element(&s)),
                 Output::Store(op) => self.stored.push(op),
                 Output::Persist { op, then, or_else } => {
                     self.stored.push(op);
-                    self.inbox.extend(then.iter().map(to_element));
+                    for s in &then {
+                        self.route(to_element(s));
+                    }
                     self.or_else.extend(or_else.iter().map(to_element));
                 }
+                job @ (Output::Api(_) | Output::Query(_)) => self.jobs.push(job),
             }
         }
     }
 
+    fn route(&mut self, e: Element) {
+        let bare = e.attr("to").is_some_and(|t| !t.contains('/'));
+        if bare {
+            self.staff_inbox.push_back(e);
+        } else {
+            self.inbox.push_back(e);
+        }
+    }
+
     /// Someone sends this stanza to the component.
-    fn sends(&mut self, xml: &str) {
+    pub(super) fn sends(&mut self, xml: &str) {
         let el = parse(xml);
         let stanza: Stanza = xso::transform(&el).unwrap_or_else(|e| panic!("test stanza does not parse: {e}: {xml}"));
         self.feed(Input::Stanza(stanza));
@@ -124,7 +145,7 @@ impl Scenario {
 
     /// The next stanza the component sends must match.
     #[track_caller]
-    fn receives(&mut self, xml: &str) {
+    pub(super) fn receives(&mut self, xml: &str) {
         let expected = parse(xml);
         let Some(actual) = self.inbox.pop_front() else {
             panic!("expected\n  {}\nbut nothing more was sent", show(&expected));
@@ -140,7 +161,7 @@ impl Scenario {
 
     /// Skips stanzas until one matches (for long join sequences a test is not about).
     #[track_caller]
-    fn eventually_receives(&mut self, xml: &str) {
+    pub(super) fn eventually_receives(&mut self, xml: &str) {
         let expected = parse(xml);
         while let Some(actual) = self.inbox.pop_front() {
             if matches(&expected, &actual) {
@@ -151,26 +172,26 @@ impl Scenario {
     }
 
     #[track_caller]
-    fn receives_nothing(&mut self) {
+    pub(super) fn receives_nothing(&mut self) {
         if let Some(e) = self.inbox.pop_front() {
             panic!("expected nothing more, got\n  {}", show(&e));
         }
     }
 
-    fn drain(&mut self) -> Vec<Element> {
+    pub(super) fn drain(&mut self) -> Vec<Element> {
         self.inbox.drain(..).collect()
     }
 
-    fn after_secs(&mut self, secs: i64) {
+    pub(super) fn after_secs(&mut self, secs: i64) {
         self.now = self.now.plus_millis(secs * 1000);
         self.feed(Input::Tick);
     }
 
-    fn state(&self, room: &str) -> Option<SessionState> {
+    pub(super) fn state(&self, room: &str) -> Option<SessionState> {
         self.core.room_state(&RoomName::parse(room).unwrap())
     }
 
-    fn sessions_written(&self) -> Vec<&SessionRow> {
+    pub(super) fn sessions_written(&self) -> Vec<&SessionRow> {
         self.stored
             .iter()
             .filter_map(|op| match op {
@@ -180,11 +201,11 @@ impl Scenario {
             .collect()
     }
 
-    fn last_session_row(&self) -> SessionRow {
+    pub(super) fn last_session_row(&self) -> SessionRow {
         (*self.sessions_written().last().expect("no session written")).clone()
     }
 
-    fn messages_stored(&self) -> Vec<(Role, String, String)> {
+    pub(super) fn messages_stored(&self) -> Vec<(Role, String, String)> {
         self.stored
             .iter()
             .filter_map(|op| match op {
@@ -196,18 +217,18 @@ impl Scenario {
 
     // Common moves, each itself checked.
 
-    fn visitor_joins(&mut self) {
+    pub(super) fn visitor_joins(&mut self) {
         self.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
         self.eventually_receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><subject>Chat with ACME Inc.</subject></message>"));
         self.receives_nothing();
     }
 
-    fn visitor_says(&mut self, body: &str) {
+    pub(super) fn visitor_says(&mut self, body: &str) {
         self.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat' id='m-{body}'><body>{body}</body></message>"));
         self.drain();
     }
 
-    fn alice_joins(&mut self) {
+    pub(super) fn alice_joins(&mut self) {
         self.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
         self.eventually_receives(&format!("<message from='{ROOM}' to='{ALICE}' type='groupchat'><subject/></message>"));
         self.receives_nothing();
@@ -247,6 +268,8 @@ fn visitor_message_is_stored_then_reflected_and_makes_the_session_active() {
             <active xmlns='http://jabber.org/protocol/chatstates'/>
             <stanza-id xmlns='urn:xmpp:sid:0' id='1-1' by='{ROOM}'/></message>"
     ));
+    // No staff member is online: the room says so, once.
+    s.receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><body>{}</body></message>", staff::NOBODY_TEXT));
     s.receives_nothing();
     assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
     // The session row is written before the message, and the message carries its stanza-id.
@@ -271,7 +294,8 @@ fn reflection_waits_for_the_commit_and_failure_tells_the_sender() {
     });
     let (op, then, or_else) = persist.expect("a message must be persisted before it is reflected");
     assert!(matches!(op, StoreOp::AppendMessage(_)));
-    assert_eq!(then.len(), 1);
+    // The reflection and, nobody being online, the room's notice: both wait for the commit.
+    assert_eq!(then.len(), 2);
     let err = to_element(&or_else[0]);
     assert!(matches(
         &parse(&format!("<message type='error' from='{ROOM}' to='{V1}' id='x1'><error type='wait'><internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>")),
@@ -750,7 +774,7 @@ fn resuming_from_the_store_keeps_sessions_history_and_checks_occupants() {
         updated_at: t,
         closed_at: None,
     };
-    let occ = |jid: &str, nick: &str, role| OccupantRow { session_id: 7, jid: jid.into(), nick: nick.into(), role, joined_at: t };
+    let occ = |jid: &str, nick: &str, role| OccupantRow { session_id: 7, jid: jid.into(), nick: nick.into(), role, joined_at: t, direct: false };
     let msg = MessageRow {
         session_id: 7,
         at: t,
@@ -762,6 +786,7 @@ fn resuming_from_the_store_keeps_sessions_history_and_checks_occupants() {
         origin_id: None,
     };
     let mut s = Scenario::resume(Snapshot {
+        roster_items: vec![],
         next_session_id: 8,
         sessions: vec![session],
         occupants: vec![occ(V1, "Ann", Role::Visitor), occ(ALICE, "Alice", Role::Staff)],

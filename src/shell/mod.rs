@@ -2,6 +2,7 @@
 //! link with reconnect and keepalive, the one-second tick, and SIGINT/SIGTERM. Every decision
 //! about stanzas is the core's; this only moves bytes and time.
 
+pub mod http;
 mod link;
 mod outbox;
 
@@ -78,7 +79,8 @@ pub async fn run(config: Config, secret: Secret) -> Result<(), ShellError> {
     let writer = Writer::spawn(store, WriterConfig::default())?;
     let mut core = Core::new(CoreConfig::from_config(&config), snapshot, Timestamp::now());
     let mut signals = Signals::new()?;
-    let result = serve(&config, &secret, &mut core, &writer, &mut signals).await;
+    let mut helpers = Helpers::start(&config);
+    let result = serve(&config, &secret, &mut core, &writer, &mut signals, &mut helpers).await;
     match writer.shutdown() {
         Ok(stats) => tracing::info!(batches = stats.batches, writes = stats.ops, failed = stats.failed_ops, "store closed"),
         Err(e) => tracing::error!(error = %e, "store did not close cleanly"),
@@ -92,6 +94,7 @@ async fn serve(
     core: &mut Core,
     writer: &Writer,
     signals: &mut Signals,
+    helpers: &mut Helpers,
 ) -> Result<(), ShellError> {
     let mut backoff = BACKOFF_START;
     loop {
@@ -108,10 +111,12 @@ async fn serve(
                 // Reconnect quickly after a server restart; the doubling only slows a server
                 // that keeps refusing us.
                 backoff = BACKOFF_START;
-                match session(config, &mut stream, core, writer, signals).await {
+                match session(config, &mut stream, core, writer, signals, helpers).await {
                     SessionEnd::Shutdown => return Ok(()),
                     SessionEnd::Lost(why) => {
-                        outbox::Outbox::default().push(core.handle(Timestamp::now(), Input::Disconnected), writer);
+                        let mut ob = outbox::Outbox::default();
+                        ob.push(core.handle(Timestamp::now(), Input::Disconnected), writer);
+                        helpers.dispatch(&mut ob);
                         tracing::warn!(reason = %why, retry_in_s = backoff.as_secs(), "connection lost; reconnecting");
                     }
                 }
@@ -133,6 +138,7 @@ async fn serve(
 /// What woke the session loop.
 enum Wake {
     Read(link::Event),
+    Helper(Input),
     Decided,
     Tick,
     Signal(&'static str),
@@ -144,6 +150,7 @@ async fn session(
     core: &mut Core,
     writer: &Writer,
     signals: &mut Signals,
+    helpers: &mut Helpers,
 ) -> SessionEnd {
     let mut outbox = outbox::Outbox::default();
     let keepalive_to = keepalive_target(&config.component.jid);
@@ -152,6 +159,7 @@ async fn session(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     outbox.push(core.handle(Timestamp::now(), Input::Connected), writer);
     loop {
+        helpers.dispatch(&mut outbox);
         if let Err(e) = send_all(stream, outbox.ready()).await {
             outbox.clear();
             return SessionEnd::Lost(format!("write failed: {e}"));
@@ -159,6 +167,7 @@ async fn session(
         let wake = tokio::select! {
             item = stream.next() => Wake::Read(link::classify(item)),
             _ = outbox.head_decided() => Wake::Decided,
+            Some(input) = helpers.results.recv() => Wake::Helper(input),
             _ = tick.tick() => Wake::Tick,
             sig = signals.recv() => Wake::Signal(sig),
         };
@@ -189,6 +198,7 @@ async fn session(
                 return SessionEnd::Lost(why);
             }
             Wake::Decided => {}
+            Wake::Helper(input) => outbox.push(core.handle(now, input), writer),
             Wake::Tick => outbox.push(core.handle(now, Input::Tick), writer),
             Wake::Signal(sig) => {
                 tracing::info!(signal = sig, open_rooms = core.open_rooms(), "stopping");
@@ -197,6 +207,64 @@ async fn session(
                     tracing::debug!(error = %e, "closing the stream");
                 }
                 return SessionEnd::Shutdown;
+            }
+        }
+    }
+}
+
+/// The shell's helpers off the socket reader: one task making admin API calls in order, and
+/// store reads on the blocking pool. Their answers come back as core inputs.
+struct Helpers {
+    api: tokio::sync::mpsc::UnboundedSender<crate::core::roster::ApiCall>,
+    results: tokio::sync::mpsc::UnboundedReceiver<Input>,
+    results_tx: tokio::sync::mpsc::UnboundedSender<Input>,
+    db: std::path::PathBuf,
+}
+
+impl Helpers {
+    fn start(config: &Config) -> Helpers {
+        let (results_tx, results) = tokio::sync::mpsc::unbounded_channel();
+        let (api, mut calls) = tokio::sync::mpsc::unbounded_channel::<crate::core::roster::ApiCall>();
+        let base = config.roster.ejabberd_api.clone();
+        let tx = results_tx.clone();
+        tokio::spawn(async move {
+            while let Some(call) = calls.recv().await {
+                let result = match &base {
+                    Some(base) => http::call(base, &call).await.map_err(|e| e.to_string()),
+                    None => Err("roster.ejabberd_api is not set in the config".to_string()),
+                };
+                if let Err(e) = &result {
+                    tracing::warn!(command = call.command, error = %e, "ejabberd API call failed");
+                }
+                if tx.send(Input::ApiDone { id: call.id, result }).is_err() {
+                    return;
+                }
+            }
+        });
+        Helpers { api, results, results_tx, db: config.store.path.clone() }
+    }
+
+    fn dispatch(&mut self, outbox: &mut outbox::Outbox) {
+        for job in std::mem::take(&mut outbox.jobs) {
+            match job {
+                outbox::Job::Api(call) => {
+                    let _ = self.api.send(call);
+                }
+                outbox::Job::Query(crate::core::commands::Query::Transcript { id, session_id }) => {
+                    let db = self.db.clone();
+                    let tx = self.results_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let result = Store::open_read_only(&db)
+                            .and_then(|s| Ok(s.session(session_id)?.map(|row| (row, s.transcript(session_id)))))
+                            .map_err(|e| e.to_string())
+                            .and_then(|o| match o {
+                                Some((row, Ok(msgs))) => Ok(Some((row, msgs))),
+                                Some((_, Err(e))) => Err(e.to_string()),
+                                None => Ok(None),
+                            });
+                        let _ = tx.send(Input::QueryDone { id, result });
+                    });
+                }
             }
         }
     }

@@ -19,9 +19,17 @@ enum Item {
     },
 }
 
+/// Work for the shell's helpers rather than the link: admin API calls and store reads.
+pub enum Job {
+    Api(crate::core::roster::ApiCall),
+    Query(crate::core::commands::Query),
+}
+
 #[derive(Default)]
 pub struct Outbox {
     queue: VecDeque<Item>,
+    /// Taken by the session loop after each push.
+    pub jobs: Vec<Job>,
 }
 
 impl Outbox {
@@ -35,6 +43,8 @@ impl Outbox {
                     let ack = writer.submit_acked(op);
                     self.queue.push_back(Item::Wait { ack, then, or_else, committed: None });
                 }
+                Output::Api(call) => self.jobs.push(Job::Api(call)),
+                Output::Query(q) => self.jobs.push(Job::Query(q)),
             }
         }
     }

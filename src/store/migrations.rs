@@ -42,6 +42,15 @@ const MIGRATIONS: &[&str] = &[
         joined_at   TEXT NOT NULL,
         PRIMARY KEY (session_id, jid)
     );",
+    // 2: staff who took a chat one-to-one (not joined to the room), and the roster items we
+    // put into staff rosters, so a restart still removes them.
+    "ALTER TABLE occupants ADD COLUMN direct INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE roster_items (
+        staff       TEXT NOT NULL,
+        contact     TEXT NOT NULL,
+        added_at    TEXT NOT NULL,
+        PRIMARY KEY (staff, contact)
+    );",
 ];
 
 /// The schema version this build writes.
@@ -78,6 +87,6 @@ mod tests {
         let tables: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(tables, 3);
+        assert_eq!(tables, 4);
     }
 }

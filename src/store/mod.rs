@@ -6,6 +6,7 @@ pub mod lock;
 pub mod messages;
 pub mod migrations;
 pub mod occupants;
+pub mod roster_items;
 pub mod sessions;
 pub mod types;
 pub mod writer;
@@ -117,6 +118,7 @@ impl Store {
             occupants: occupants::of_open_sessions(&self.conn)?,
             sessions,
             messages,
+            roster_items: roster_items::all(&self.conn)?,
         })
     }
 
@@ -150,6 +152,8 @@ fn apply_one(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
         StoreOp::AppendMessage(m) => messages::insert(conn, m),
         StoreOp::OccupantJoined(o) => occupants::upsert(conn, o),
         StoreOp::OccupantLeft { session_id, jid } => occupants::delete(conn, *session_id, jid),
+        StoreOp::RosterAdded { staff, contact, at } => roster_items::insert(conn, staff, contact, *at),
+        StoreOp::RosterRemoved { staff, contact } => roster_items::delete(conn, staff, contact),
     }
 }
 
@@ -190,7 +194,7 @@ mod tests {
     }
 
     fn occupant(session_id: i64, jid: &str) -> OccupantRow {
-        OccupantRow { session_id, jid: jid.into(), nick: jid.into(), role: Role::Visitor, joined_at: t(1) }
+        OccupantRow { session_id, jid: jid.into(), nick: jid.into(), role: Role::Visitor, joined_at: t(1), direct: false }
     }
 
     #[test]

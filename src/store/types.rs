@@ -131,6 +131,8 @@ pub struct OccupantRow {
     pub nick: String,
     pub role: Role,
     pub joined_at: Timestamp,
+    /// Staff who took the chat one-to-one from their roster rather than joining the room.
+    pub direct: bool,
 }
 
 /// One write the core asks for. The writer thread applies them in order, in batches.
@@ -143,6 +145,9 @@ pub enum StoreOp {
     AppendMessage(MessageRow),
     OccupantJoined(OccupantRow),
     OccupantLeft { session_id: i64, jid: String },
+    /// A roster item we put into a staff member's roster (bare JIDs).
+    RosterAdded { staff: String, contact: String, at: Timestamp },
+    RosterRemoved { staff: String, contact: String },
 }
 
 /// What the core is resumed from at start-up: the sessions that are not CLOSED, who was in
@@ -154,4 +159,6 @@ pub struct Snapshot {
     pub occupants: Vec<OccupantRow>,
     /// At most `history_limit` latest messages per open session, oldest first.
     pub messages: Vec<MessageRow>,
+    /// Roster items we put into staff rosters and have not removed: (staff, contact).
+    pub roster_items: Vec<(String, String)>,
 }

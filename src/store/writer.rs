@@ -148,6 +148,8 @@ fn op_kind(op: &StoreOp) -> &'static str {
         StoreOp::AppendMessage(_) => "append_message",
         StoreOp::OccupantJoined(_) => "occupant_joined",
         StoreOp::OccupantLeft { .. } => "occupant_left",
+        StoreOp::RosterAdded { .. } => "roster_added",
+        StoreOp::RosterRemoved { .. } => "roster_removed",
     }
 }
 
@@ -157,6 +159,8 @@ fn op_session(op: &StoreOp) -> i64 {
         StoreOp::AppendMessage(m) => m.session_id,
         StoreOp::OccupantJoined(o) => o.session_id,
         StoreOp::OccupantLeft { session_id, .. } => *session_id,
+        // Not about a session.
+        StoreOp::RosterAdded { .. } | StoreOp::RosterRemoved { .. } => 0,
     }
 }
 

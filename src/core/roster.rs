@@ -1,0 +1,407 @@
+//! Visitors in staff rosters: which way ("rung") the server lets us write rosters, the roster
+//! items we want, and falling back to the next rung when one fails.
+//!
+//! The rungs, best first: XEP-0356 privileged roster set (stanzas, answered by the server),
+//! ejabberd's HTTP admin API (the shell makes the call and reports back), and a presence
+//! subscription request that works everywhere but needs the staff member's approval.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use minidom::Element;
+use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::presence::Type as PresenceType;
+
+use super::stanzas;
+use super::{Core, Out, Output};
+use crate::config::RosterMode;
+use crate::store::StoreOp;
+use crate::time::Timestamp;
+
+pub const NS_PRIVILEGE_1: &str = "urn:xmpp:privilege:1";
+pub const NS_PRIVILEGE_2: &str = "urn:xmpp:privilege:2";
+/// After (re)connecting, how long we listen for the server's privilege advertisement before
+/// choosing a rung in `auto` mode.
+pub const DETECT_MS: i64 = 1_500;
+
+/// The way roster items are written now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rung {
+    /// XEP-0356, with the namespace the server advertised.
+    Privilege(String),
+    EjabberdApi,
+    Subscribe,
+    Off,
+}
+
+impl fmt::Display for Rung {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rung::Privilege(ns) => write!(f, "privilege ({ns})"),
+            Rung::EjabberdApi => f.write_str("ejabberd-api"),
+            Rung::Subscribe => f.write_str("subscribe"),
+            Rung::Off => f.write_str("off"),
+        }
+    }
+}
+
+/// One roster change for one staff member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RosterOp {
+    Add { staff: BareJid, contact: BareJid, name: String, group: Option<String> },
+    Remove { staff: BareJid, contact: BareJid },
+}
+
+impl RosterOp {
+    fn staff(&self) -> &BareJid {
+        match self {
+            RosterOp::Add { staff, .. } | RosterOp::Remove { staff, .. } => staff,
+        }
+    }
+
+    fn contact(&self) -> &BareJid {
+        match self {
+            RosterOp::Add { contact, .. } | RosterOp::Remove { contact, .. } => contact,
+        }
+    }
+}
+
+/// A call to ejabberd's admin API for the shell to make: `POST <api>/<command>` with these
+/// string fields as a JSON object. The answer comes back as `Input::ApiDone`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiCall {
+    pub id: String,
+    pub command: &'static str,
+    pub args: Vec<(&'static str, String)>,
+}
+
+/// What one server advertised (XEP-0356 `<privilege/>` message after the handshake).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advert {
+    pub ns: String,
+    /// access -> type, e.g. roster -> both, message -> outgoing, presence -> roster.
+    pub perms: BTreeMap<String, String>,
+}
+
+impl Advert {
+    fn can_set_roster(&self) -> bool {
+        matches!(self.perms.get("roster").map(String::as_str), Some("set" | "both"))
+    }
+}
+
+#[derive(Debug)]
+pub struct RosterState {
+    pub mode: RosterMode,
+    pub api_configured: bool,
+    pub remove_after_ms: i64,
+    /// None while we are still choosing.
+    pub rung: Option<Rung>,
+    detect_until: Option<Timestamp>,
+    /// Per server domain.
+    pub adverts: BTreeMap<String, Advert>,
+    /// Ops waiting for a rung to be chosen.
+    queue: Vec<RosterOp>,
+    /// Privileged IQs and API calls in flight, by id, with the rung they used.
+    inflight: HashMap<String, (RosterOp, Rung)>,
+    /// Removals due later: (staff, contact) -> when.
+    removals: BTreeMap<(BareJid, BareJid), Timestamp>,
+    /// Items we have put into rosters and not removed (mirrors the roster_items table).
+    pub items: std::collections::BTreeSet<(BareJid, BareJid)>,
+    next_id: u64,
+    pub done: u64,
+    pub failed: u64,
+}
+
+impl RosterState {
+    pub fn new(mode: RosterMode, api_configured: bool, remove_after_ms: i64, items: Vec<(String, String)>) -> RosterState {
+        let rung = match mode {
+            RosterMode::Off => Some(Rung::Off),
+            RosterMode::EjabberdApi => Some(Rung::EjabberdApi),
+            RosterMode::Subscribe => Some(Rung::Subscribe),
+            // Privilege needs the advertised namespace, auto needs the advertisement.
+            RosterMode::Privilege | RosterMode::Auto => None,
+        };
+        RosterState {
+            mode,
+            api_configured,
+            remove_after_ms,
+            rung,
+            detect_until: None,
+            adverts: BTreeMap::new(),
+            queue: Vec::new(),
+            inflight: HashMap::new(),
+            removals: BTreeMap::new(),
+            items: items
+                .into_iter()
+                .filter_map(|(s, c)| Some((BareJid::new(&s).ok()?, BareJid::new(&c).ok()?)))
+                .collect(),
+            next_id: 1,
+            done: 0,
+            failed: 0,
+        }
+    }
+
+    /// The rung after `r` when it fails at run time (auto mode only falls back).
+    fn next_rung(&self, r: &Rung) -> Rung {
+        match r {
+            Rung::Privilege(_) if self.api_configured => Rung::EjabberdApi,
+            Rung::Privilege(_) | Rung::EjabberdApi => Rung::Subscribe,
+            Rung::Subscribe | Rung::Off => Rung::Off,
+        }
+    }
+}
+
+/// Parses a `<privilege/>` payload (either namespace).
+pub fn parse_advert(payloads: &[Element]) -> Option<Advert> {
+    let p = payloads
+        .iter()
+        .find(|e| e.name() == "privilege" && (e.ns() == NS_PRIVILEGE_1 || e.ns() == NS_PRIVILEGE_2))?;
+    let perms = p
+        .children()
+        .filter(|c| c.name() == "perm")
+        .filter_map(|c| Some((c.attr("access")?.to_string(), c.attr("type")?.to_string())))
+        .collect();
+    Some(Advert { ns: p.ns(), perms })
+}
+
+impl Core {
+    /// A server told us what we may do (XEP-0356).
+    pub(super) fn privileges_advertised(&mut self, now: Timestamp, server: String, advert: Advert, out: &mut Out) {
+        tracing::info!(server = %server, ns = %advert.ns, perms = ?advert.perms, "privileges advertised");
+        self.roster.adverts.insert(server, advert);
+        if self.roster.mode == RosterMode::Privilege && self.roster.rung.is_none() {
+            self.choose_rung(now, out);
+        }
+    }
+
+    /// After the handshake: choose at once where the config says how, else listen a moment
+    /// for the privilege advertisement.
+    pub(super) fn roster_connected(&mut self, now: Timestamp, out: &mut Out) {
+        if self.roster.rung.is_none() {
+            self.roster.detect_until = Some(now.plus_millis(DETECT_MS));
+        } else {
+            self.roster_sync(now, out);
+        }
+    }
+
+    pub(super) fn roster_tick(&mut self, now: Timestamp, out: &mut Out) {
+        if self.roster.rung.is_none() && self.roster.detect_until.is_some_and(|t| t <= now) {
+            self.choose_rung(now, out);
+        }
+        if self.roster.rung.is_none() {
+            return;
+        }
+        let due: Vec<(BareJid, BareJid)> = self
+            .roster
+            .removals
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (staff, contact) in due {
+            self.roster.removals.remove(&(staff.clone(), contact.clone()));
+            self.roster_apply(now, RosterOp::Remove { staff, contact }, out);
+        }
+    }
+
+    fn choose_rung(&mut self, now: Timestamp, out: &mut Out) {
+        self.roster.detect_until = None;
+        let advert = self.roster.adverts.values().find(|a| a.can_set_roster()).map(|a| a.ns.clone());
+        let rung = match (self.roster.mode, advert) {
+            (RosterMode::Privilege, Some(ns)) => Rung::Privilege(ns),
+            (RosterMode::Privilege, None) => {
+                tracing::warn!("roster mode is \"privilege\" but the server advertised no roster permission; trying urn:xmpp:privilege:2 anyway (see docs/configuration.md)");
+                Rung::Privilege(NS_PRIVILEGE_2.to_string())
+            }
+            (_, Some(ns)) => Rung::Privilege(ns),
+            (_, None) if self.roster.api_configured => Rung::EjabberdApi,
+            (_, None) => Rung::Subscribe,
+        };
+        tracing::info!(rung = %rung, "roster: visitors reach staff rosters this way");
+        self.roster.rung = Some(rung);
+        for op in std::mem::take(&mut self.roster.queue) {
+            self.roster_apply(now, op, out);
+        }
+        self.roster_sync(now, out);
+    }
+
+    /// Puts the front desk into every staff roster, every open visitor into their site's
+    /// staff rosters, and schedules the removal of items whose chat is over (e.g. closed while
+    /// we were down).
+    fn roster_sync(&mut self, now: Timestamp, out: &mut Out) {
+        let desk = self.config.component.clone();
+        for staff in self.config.all_staff() {
+            self.roster_apply(
+                now,
+                RosterOp::Add { staff, contact: desk.clone(), name: "Front desk".into(), group: None },
+                out,
+            );
+        }
+        let rooms: Vec<_> = self.rooms.keys().cloned().collect();
+        for name in &rooms {
+            self.roster_add_room(now, name, out);
+        }
+        let open: std::collections::HashSet<BareJid> = self.rooms.values().map(|r| r.jid.clone()).collect();
+        let stale: Vec<(BareJid, BareJid)> = self
+            .roster
+            .items
+            .iter()
+            .filter(|(_, c)| *c != desk && !open.contains(c))
+            .cloned()
+            .collect();
+        for (staff, contact) in stale {
+            let due = now.plus_millis(self.roster.remove_after_ms);
+            self.roster.removals.entry((staff, contact)).or_insert(due);
+        }
+    }
+
+    /// Every staff member of the room's site gets the visitor contact.
+    pub(super) fn roster_add_room(&mut self, now: Timestamp, name: &crate::address::RoomName, out: &mut Out) {
+        let Some(room) = self.rooms.get(name) else { return };
+        let Some(site) = self.config.sites.get(name.site()) else { return };
+        let contact = room.jid.clone();
+        let nick = room.visitor_nick();
+        let label = format!("{nick} ({})", site.name);
+        let group = format!("{} visitors", site.name);
+        let staff: Vec<BareJid> = site.staff.iter().cloned().collect();
+        for s in staff {
+            self.roster.removals.remove(&(s.clone(), contact.clone()));
+            self.roster_apply(
+                now,
+                RosterOp::Add { staff: s, contact: contact.clone(), name: label.clone(), group: Some(group.clone()) },
+                out,
+            );
+        }
+    }
+
+    /// The chat is over: its contact leaves staff rosters after the grace period.
+    pub(super) fn roster_schedule_removal(&mut self, now: Timestamp, contact: &BareJid, site: &crate::address::SiteId) {
+        let Some(site) = self.config.sites.get(site) else { return };
+        let due = now.plus_millis(self.roster.remove_after_ms);
+        for s in &site.staff {
+            self.roster.removals.insert((s.clone(), contact.clone()), due);
+        }
+    }
+
+    /// Carries out one roster change on the current rung (or queues it while choosing).
+    pub(super) fn roster_apply(&mut self, now: Timestamp, op: RosterOp, out: &mut Out) {
+        let Some(rung) = self.roster.rung.clone() else {
+            self.roster.queue.push(op);
+            return;
+        };
+        match (&rung, &op) {
+            (Rung::Off, _) => {}
+            (Rung::Privilege(_), _) => {
+                let id = self.roster_id("fd-roster");
+                let (contact, name, group, remove) = match &op {
+                    RosterOp::Add { contact, name, group, .. } => (contact, Some(name.as_str()), group.as_deref(), false),
+                    RosterOp::Remove { contact, .. } => (contact, None, None, true),
+                };
+                out.send(stanzas::roster_set(
+                    Jid::from(self.config.component.clone()),
+                    Jid::from(op.staff().clone()),
+                    id.clone(),
+                    contact,
+                    name,
+                    group,
+                    remove,
+                ));
+                self.roster.inflight.insert(id, (op, rung));
+            }
+            (Rung::EjabberdApi, _) => {
+                let id = self.roster_id("fd-api");
+                let staff = op.staff();
+                let contact = op.contact();
+                let mut args = vec![
+                    ("localuser", staff.node().map(|n| n.to_string()).unwrap_or_default()),
+                    ("localhost", staff.domain().to_string()),
+                    ("user", contact.node().map(|n| n.to_string()).unwrap_or_default()),
+                    ("host", contact.domain().to_string()),
+                ];
+                let command = match &op {
+                    RosterOp::Add { name, group, .. } => {
+                        args.push(("nick", name.clone()));
+                        args.push(("group", group.clone().unwrap_or_default()));
+                        args.push(("subs", "both".to_string()));
+                        "add_rosteritem"
+                    }
+                    RosterOp::Remove { .. } => "delete_rosteritem",
+                };
+                out.0.push(Output::Api(ApiCall { id: id.clone(), command, args }));
+                self.roster.inflight.insert(id, (op, rung));
+            }
+            (Rung::Subscribe, RosterOp::Add { staff, contact, name, .. }) => {
+                let status = if *contact == self.config.component {
+                    "frontdesk: accept this contact to receive chat requests and send commands (!help).".to_string()
+                } else {
+                    format!("frontdesk: website visitor {name}. Accept to see their state and chat with them.")
+                };
+                out.send(stanzas::subscribe_request(
+                    Jid::from(contact.clone()),
+                    Jid::from(staff.clone()),
+                    name,
+                    &status,
+                ));
+                self.roster_done(now, op, out);
+            }
+            (Rung::Subscribe, RosterOp::Remove { staff, contact }) => {
+                for t in [PresenceType::Unsubscribe, PresenceType::Unsubscribed] {
+                    out.send(stanzas::presence_of_type(Jid::from(contact.clone()), Jid::from(staff.clone()), t));
+                }
+                self.roster_done(now, op, out);
+            }
+        }
+    }
+
+    fn roster_id(&mut self, prefix: &str) -> String {
+        let id = format!("{prefix}-{}", self.roster.next_id);
+        self.roster.next_id += 1;
+        id
+    }
+
+    fn roster_done(&mut self, now: Timestamp, op: RosterOp, out: &mut Out) {
+        self.roster.done += 1;
+        match op {
+            RosterOp::Add { staff, contact, .. } => {
+                if self.roster.items.insert((staff.clone(), contact.clone())) {
+                    out.store(StoreOp::RosterAdded { staff: staff.to_string(), contact: contact.to_string(), at: now });
+                }
+                // The item may have arrived after the contact's presence: send it again.
+                self.send_contact_presence_to(&contact, &staff, out);
+            }
+            RosterOp::Remove { staff, contact } => {
+                if self.roster.items.remove(&(staff.clone(), contact.clone())) {
+                    out.store(StoreOp::RosterRemoved { staff: staff.to_string(), contact: contact.to_string() });
+                }
+            }
+        }
+    }
+
+    /// The answer to a privileged roster IQ or an API call. Returns false if the id was not ours.
+    pub(super) fn roster_answered(&mut self, now: Timestamp, id: &str, error: Option<String>, out: &mut Out) -> bool {
+        let Some((op, rung)) = self.roster.inflight.remove(id) else { return false };
+        match error {
+            None => self.roster_done(now, op, out),
+            Some(e) => {
+                self.roster.failed += 1;
+                let current = self.roster.rung.clone();
+                if self.roster.mode != RosterMode::Auto {
+                    tracing::error!(rung = %rung, staff = %op.staff(), contact = %op.contact(), error = %e, "roster change failed (roster mode is fixed in the config, so no fallback)");
+                    return true;
+                }
+                if current.as_ref() == Some(&rung) {
+                    let next = self.roster.next_rung(&rung);
+                    tracing::warn!(failed = %rung, error = %e, next = %next, "roster rung failed; falling back");
+                    self.roster.rung = Some(next);
+                }
+                self.roster_apply(now, op, out);
+            }
+        }
+        true
+    }
+
+    /// Removals still to come, for `!diag`.
+    pub(super) fn roster_pending(&self) -> (usize, usize) {
+        (self.roster.inflight.len() + self.roster.queue.len(), self.roster.removals.len())
+    }
+}
