@@ -289,11 +289,17 @@ class Client(slixmpp.ClientXMPP):
         subj = await self.expect(is_subject, timeout, what=f"the subject of {room}")
         subj_i = next(i for i in range(start, len(self.log)) if self.log[i] is subj)
         pres_i = next(i for i in range(start, len(self.log)) if self.log[i] is pres)
-        from_room = [st for st in self.log[start:subj_i + 1] if bare(attr(st, "from")) == room]
+        # The room's bare JID also speaks one-to-one to staff (roster presence, offers): those
+        # are not part of the MUC join.
+        def muc(st):
+            return bare(attr(st, "from")) == room and (
+                "/" in attr(st, "from") or attr(st, "type") in ("groupchat", "error"))
+
+        from_room = [st for st in self.log[start:subj_i + 1] if muc(st)]
         j = Joined(room=room, nick=nick, self_presence=pres, subject=subj, stanzas=from_room)
         for i in range(start, subj_i):
             st = self.log[i]
-            if bare(attr(st, "from")) != room or st is pres:
+            if not muc(st) or st is pres:
                 continue
             if kind(st) == "presence" and i < pres_i:
                 j.occupants.append(st)
