@@ -305,7 +305,7 @@ impl Core {
         lines.join("\n")
     }
 
-    fn diag_text(&self, now: Timestamp) -> String {
+    pub(super) fn diag_text(&self, now: Timestamp) -> String {
         let rung = self.roster.rung.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "choosing…".into());
         let adverts = if self.roster.adverts.is_empty() {
             "none".to_string()

@@ -97,6 +97,12 @@ impl Scenario {
         Scenario::resume(Snapshot { next_session_id: 1, ..Default::default() })
     }
 
+    pub(super) fn with_config(config: CoreConfig) -> Scenario {
+        let mut s = Scenario::new();
+        s.core = Core::new(config, Snapshot { next_session_id: 1, ..Default::default() }, s.now);
+        s
+    }
+
     pub(super) fn resume(snapshot: Snapshot) -> Scenario {
         let now = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
         Scenario {

@@ -1,0 +1,431 @@
+//! Scenario tests of the staff side: the roster rungs, the visitor contact's presence, offers,
+//! the first claim winning, the front desk's commands and the ad-hoc commands. Stanzas to bare
+//! JIDs (what staff clients see from their roster) land in `staff_inbox`, MUC traffic in `inbox`.
+
+use minidom::Element;
+
+use super::tests::*;
+use super::*;
+use crate::config::{HttpUrl, RosterConfig, RosterMode};
+use crate::store::{MessageRow, SessionRow};
+
+const ALICE_BARE: &str = "alice_acme@example.com";
+const BOB_BARE: &str = "bob_acme@example.com";
+const CAROL_BARE: &str = "carol_globex@example.com";
+
+fn with_roster(mode: RosterMode) -> Scenario {
+    let mut c = config();
+    c.roster = RosterConfig {
+        mode,
+        ejabberd_api: Some(HttpUrl::parse("http://127.0.0.1:5280/api").unwrap()),
+        remove_after_secs: 60,
+    };
+    Scenario::with_config(c)
+}
+
+impl Scenario {
+    /// A staff-side stanza matching `xml` was sent (in any order among the staff side).
+    #[track_caller]
+    fn staff_gets(&mut self, xml: &str) -> Element {
+        let expected = parse(xml);
+        match self.staff_inbox.iter().position(|a| matches(&expected, a)) {
+            Some(i) => self.staff_inbox.remove(i).unwrap_or(expected),
+            None => panic!(
+                "staff side never got\n  {}\ngot:\n  {}",
+                show(&expected),
+                self.staff_inbox.iter().map(show).collect::<Vec<_>>().join("\n  ")
+            ),
+        }
+    }
+
+    /// Nothing about a visitor (from a room) went to `to` (a bare JID).
+    #[track_caller]
+    fn staff_nothing_to(&self, to: &str) {
+        let about_visitor = |e: &&Element| e.attr("to") == Some(to) && e.attr("from") != Some(COMPONENT);
+        if let Some(e) = self.staff_inbox.iter().find(about_visitor) {
+            panic!("{to} got\n  {}", show(e));
+        }
+    }
+
+    fn online(&mut self, full: &str, show: Option<&str>) {
+        let show = show.map(|s| format!("<show>{s}</show>")).unwrap_or_default();
+        self.sends(&format!("<presence from='{full}' to='{COMPONENT}'>{show}</presence>"));
+    }
+
+    fn desk_command(&mut self, from: &str, text: &str) {
+        self.sends(&format!("<message from='{from}' to='{COMPONENT}' type='chat'><body>{text}</body></message>"));
+    }
+
+    fn api_calls(&mut self) -> Vec<roster::ApiCall> {
+        let (calls, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.jobs).into_iter().partition(|o| matches!(o, Output::Api(_)));
+        self.jobs = rest;
+        calls
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Api(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn arg<'a>(c: &'a roster::ApiCall, k: &str) -> &'a str {
+    c.args.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str()).unwrap_or("")
+}
+
+// ---- roster rungs ----------------------------------------------------------------------------
+
+#[test]
+fn auto_picks_privilege_when_advertised_and_falls_back_to_the_api_when_it_fails() {
+    let mut s = with_roster(RosterMode::Auto);
+    s.feed(Input::Connected);
+    // The server advertises roster access right after the handshake (ejabberd: :1).
+    s.sends(&format!(
+        "<message from='example.com' to='{COMPONENT}'><privilege xmlns='urn:xmpp:privilege:1'>
+            <perm access='roster' type='both'/><perm access='message' type='outgoing'/></privilege></message>"
+    ));
+    s.receives_nothing(); // never answered
+    s.after_secs(2);
+    // The front desk goes into every staff roster by privileged roster set.
+    let iq = s.staff_gets(&format!(
+        "<iq type='set' from='{COMPONENT}' to='{ALICE_BARE}'><query xmlns='jabber:iq:roster'><item jid='{COMPONENT}' name='Front desk' subscription='both'/></query></iq>"
+    ));
+    s.staff_gets(&format!("<iq type='set' to='{BOB_BARE}'/>"));
+    s.staff_gets(&format!("<iq type='set' to='{CAROL_BARE}'/>"));
+    // ejabberd 23.01 answers internal-server-error: the same change goes through the API.
+    let id = iq.attr("id").unwrap().to_string();
+    s.sends(&format!(
+        "<iq type='error' from='{ALICE_BARE}' to='{COMPONENT}' id='{id}'><error type='wait'><internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+    ));
+    let calls = s.api_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].command, "add_rosteritem");
+    assert_eq!((arg(&calls[0], "localuser"), arg(&calls[0], "localhost")), ("alice_acme", "example.com"));
+    assert_eq!((arg(&calls[0], "host"), arg(&calls[0], "nick"), arg(&calls[0], "subs")), (COMPONENT, "Front desk", "both"));
+    s.stored.clear();
+    s.feed(Input::ApiDone { id: calls[0].id.clone(), result: Ok(()) });
+    assert!(s.stored.iter().any(|op| matches!(op, StoreOp::RosterAdded { staff, contact, .. } if staff == ALICE_BARE && contact == COMPONENT)));
+    // From now on the API rung is used directly: a visitor's join goes there.
+    s.visitor_joins();
+    let calls = s.api_calls();
+    let staff: Vec<&str> = calls.iter().map(|c| arg(c, "localuser")).collect();
+    assert_eq!(staff, vec!["alice_acme", "bob_acme"], "{calls:?}");
+    assert_eq!(arg(&calls[0], "user"), "v1_acme");
+    assert_eq!(arg(&calls[0], "nick"), "Ann (ACME Inc.)");
+    assert_eq!(arg(&calls[0], "group"), "ACME Inc. visitors");
+    assert!(s.core.diag_text(s.now).contains("roster: ejabberd-api"), "{}", s.core.diag_text(s.now));
+}
+
+#[test]
+fn auto_without_privilege_or_api_sends_subscription_requests() {
+    let mut c = config();
+    c.roster = RosterConfig { mode: RosterMode::Auto, ejabberd_api: None, remove_after_secs: 60 };
+    let mut s = Scenario::with_config(c);
+    s.feed(Input::Connected);
+    s.after_secs(2);
+    s.staff_gets(&format!("<presence type='subscribe' from='{COMPONENT}' to='{ALICE_BARE}'><nick xmlns='http://jabber.org/protocol/nick'>Front desk</nick></presence>"));
+    s.visitor_joins();
+    s.staff_gets(&format!("<presence type='subscribe' from='{ROOM}' to='{BOB_BARE}'><nick xmlns='http://jabber.org/protocol/nick'>Ann (ACME Inc.)</nick></presence>"));
+    s.staff_nothing_to(CAROL_BARE);
+    // Staff subscribing back to the contact are approved; others are not.
+    s.sends(&format!("<presence type='subscribe' from='{BOB_BARE}' to='{ROOM}'/>"));
+    s.staff_gets(&format!("<presence type='subscribed' from='{ROOM}' to='{BOB_BARE}'/>"));
+    s.sends(&format!("<presence type='subscribe' from='{CAROL_BARE}' to='{ROOM}'/>"));
+    s.staff_gets(&format!("<presence type='unsubscribed' from='{ROOM}' to='{CAROL_BARE}'/>"));
+}
+
+#[test]
+fn a_closed_visitor_leaves_staff_rosters_after_the_grace_period() {
+    let mut s = with_roster(RosterMode::EjabberdApi);
+    s.feed(Input::Connected);
+    s.visitor_joins();
+    for c in s.api_calls() {
+        s.feed(Input::ApiDone { id: c.id, result: Ok(()) });
+    }
+    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"));
+    s.after_secs(6); // the linger after everyone left
+    assert_eq!(s.state("v1_acme"), None);
+    s.staff_gets(&format!("<presence type='unavailable' from='{ROOM}' to='{ALICE_BARE}'/>"));
+    assert!(s.api_calls().is_empty());
+    s.after_secs(61);
+    let calls = s.api_calls();
+    let removed: Vec<(&str, &str)> = calls.iter().map(|c| (c.command, arg(c, "localuser"))).collect();
+    assert_eq!(removed, vec![("delete_rosteritem", "alice_acme"), ("delete_rosteritem", "bob_acme")]);
+}
+
+// ---- the visitor contact's presence -----------------------------------------------------------
+
+#[test]
+fn the_contact_presence_follows_the_state_and_reaches_only_same_site_staff() {
+    let mut s = with_roster(RosterMode::Off);
+    s.visitor_joins();
+    s.staff_gets(&format!("<presence from='{ROOM}' to='{ALICE_BARE}'><show>away</show><status>INACTIVE — browsing</status></presence>"));
+    s.staff_gets(&format!("<presence from='{ROOM}' to='{BOB_BARE}'><show>away</show></presence>"));
+    s.staff_nothing_to(CAROL_BARE);
+    s.visitor_says("Where is my parcel?");
+    s.staff_gets(&format!("<presence from='{ROOM}' to='{ALICE_BARE}'><show>chat</show><status>ACTIVE — Where is my parcel?</status></presence>"));
+    s.alice_joins();
+    s.staff_gets(&format!("<presence from='{ROOM}' to='{BOB_BARE}'><show>dnd</show><status>CHATTING with Alice</status></presence>"));
+    // A probe gets the current state; a probe from another site's staff gets nothing useful.
+    s.staff_inbox.clear();
+    s.sends(&format!("<presence type='probe' from='{BOB_BARE}' to='{ROOM}'/>"));
+    s.staff_gets(&format!("<presence from='{ROOM}' to='{BOB_BARE}'><show>dnd</show><status>CHATTING with Alice</status></presence>"));
+    s.sends(&format!("<presence type='probe' from='{CAROL_BARE}' to='{ROOM}'/>"));
+    s.staff_gets(&format!("<presence type='unavailable' from='{ROOM}' to='{CAROL_BARE}'/>"));
+}
+
+// ---- offers and claims ------------------------------------------------------------------------
+
+#[test]
+fn offers_go_to_available_staff_and_the_first_reply_wins() {
+    let mut s = with_roster(RosterMode::Off);
+    s.online(ALICE, None);
+    s.online(BOB, Some("chat"));
+    s.online(CAROL, None);
+    s.online("dave_acme@example.com/x", None); // not staff: no effect
+    s.visitor_joins();
+    s.staff_inbox.clear();
+    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat'><body>Hello?</body></message>"));
+    s.drain();
+    for who in [ALICE_BARE, BOB_BARE] {
+        s.staff_gets(&format!("<message type='chat' from='{ROOM}' to='{who}'><body>Hello?</body></message>"));
+        s.staff_gets(&format!(
+            "<message type='chat' from='{COMPONENT}' to='{who}'><body>Visitor Ann on ACME Inc. wants to chat (#1). Reply to them, or send !accept 1.</body></message>"
+        ));
+    }
+    s.staff_nothing_to(CAROL_BARE);
+    // Bob answers one-to-one: he has the chat. The visitor sees him join and his message.
+    s.sends(&format!("<message from='{BOB}' to='{ROOM}' type='chat' id='b1'><body>Hi Ann, Bob here.</body></message>"));
+    s.receives(&format!("<presence from='{ROOM}/bob_acme' to='{V1}'><x xmlns='http://jabber.org/protocol/muc#user'><item role='moderator'/></x></presence>"));
+    s.receives(&format!("<message from='{ROOM}/bob_acme' to='{V1}' type='groupchat' id='b1'><body>Hi Ann, Bob here.</body></message>"));
+    s.receives_nothing();
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
+    assert_eq!(s.last_session_row().staff.as_deref(), Some(BOB_BARE));
+    s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>#1 is now handled by bob_acme.</body></message>"));
+    s.staff_gets(&format!("<presence from='{ROOM}' to='{ALICE_BARE}'><show>dnd</show><status>CHATTING with bob_acme</status></presence>"));
+    // Alice is too late.
+    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='chat' id='a1'><body>Hello!</body></message>"));
+    s.receives(&format!(
+        "<message type='error' from='{ROOM}' to='{ALICE}' id='a1'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>bob_acme is already chatting with this visitor (#1).</text></error></message>"
+    ));
+    // The visitor's next message reaches Bob one-to-one, typing included.
+    s.staff_inbox.clear();
+    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat'><body>Order 42</body></message>"));
+    s.staff_gets(&format!("<message type='chat' from='{ROOM}' to='{BOB_BARE}'><body>Order 42</body></message>"));
+    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"));
+    s.staff_gets(&format!("<message type='chat' from='{ROOM}' to='{BOB_BARE}'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"));
+    let said: Vec<(Role, String, String)> = s.messages_stored().into_iter().filter(|m| m.0 != Role::System).collect();
+    assert_eq!(
+        said,
+        vec![
+            (Role::Visitor, "Ann".into(), "Hello?".into()),
+            (Role::Staff, "bob_acme".into(), "Hi Ann, Bob here.".into()),
+            (Role::Visitor, "Ann".into(), "Order 42".into()),
+        ]
+    );
+}
+
+#[test]
+fn away_staff_get_no_offer_and_the_visitor_hears_nobody_is_there_until_someone_comes() {
+    let mut s = with_roster(RosterMode::Off);
+    s.online(ALICE, Some("away"));
+    s.online(BOB, Some("dnd"));
+    s.visitor_joins();
+    s.staff_inbox.clear();
+    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat'><body>Anyone?</body></message>"));
+    s.receives(&format!("<message from='{ROOM}/Ann' to='{V1}' type='groupchat'><body>Anyone?</body></message>"));
+    s.receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><body>{}</body></message>", staff::NOBODY_TEXT));
+    s.visitor_says("Hello??");
+    assert!(s.staff_inbox.iter().all(|e| e.name() != "message"), "no offers while away");
+    // Alice comes back: she gets what the visitor wrote, with its time, and the note.
+    s.online(ALICE, None);
+    let first = s.staff_gets(&format!("<message type='chat' from='{ROOM}' to='{ALICE_BARE}'><body>Anyone?</body><delay xmlns='urn:xmpp:delay'/></message>"));
+    assert!(show(&first).contains("Anyone?"));
+    s.staff_gets(&format!("<message type='chat' from='{ROOM}' to='{ALICE_BARE}'><body>Hello??</body></message>"));
+    s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>Visitor Ann on ACME Inc. wants to chat (#1). Reply to them, or send !accept 1.</body></message>"));
+    s.receives_nothing(); // the visitor was told only once
+}
+
+#[test]
+fn staff_of_another_site_are_refused_and_never_offered() {
+    let mut s = with_roster(RosterMode::Off);
+    s.online(CAROL, None);
+    s.visitor_joins();
+    s.visitor_says("Hi");
+    s.staff_nothing_to(CAROL_BARE);
+    s.sends(&format!("<message from='{CAROL}' to='{ROOM}' type='chat' id='c1'><body>Hi from Globex</body></message>"));
+    s.receives(&format!("<message type='error' from='{ROOM}' to='{CAROL}' id='c1'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"));
+    s.desk_command(CAROL, "!accept 1");
+    s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{CAROL_BARE}'><body>There is no open chat #1 on your sites.</body></message>"));
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
+}
+
+#[test]
+fn one_to_one_staff_offline_too_long_give_the_chat_back() {
+    let mut s = with_roster(RosterMode::Off);
+    s.online(ALICE, None);
+    s.online(BOB, None);
+    s.visitor_joins();
+    s.visitor_says("Hi");
+    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='chat'><body>Hello</body></message>"));
+    s.drain();
+    s.staff_inbox.clear();
+    s.sends(&format!("<presence from='{ALICE}' to='{ROOM}' type='unavailable'/>"));
+    s.after_secs(60);
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting), "within the grace period");
+    s.after_secs(61);
+    s.receives(&format!("<presence type='unavailable' from='{ROOM}/alice_acme' to='{V1}'><x xmlns='http://jabber.org/protocol/muc#user'><status code='333'/></x></presence>"));
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
+    // Offered again to who is available (Bob), with the conversation so far.
+    s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{BOB_BARE}'><body>Visitor Ann on ACME Inc. wants to chat (#1). Reply to them, or send !accept 1.</body></message>"));
+}
+
+// ---- commands -----------------------------------------------------------------------------------
+
+#[test]
+fn help_waiting_accept_status_and_finish() {
+    let mut s = with_roster(RosterMode::Off);
+    s.visitor_joins();
+    s.visitor_says("I need help with my order");
+    s.staff_inbox.clear();
+    s.desk_command(ALICE, "!HELP");
+    let help = s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'/>"));
+    assert!(show(&help).contains("!waiting") && show(&help).contains("!finish [N]"), "{}", show(&help));
+    s.desk_command(ALICE, "!waiting");
+    let w = s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'/>"));
+    let text = w.get_child("body", "jabber:component:accept").map(|b| b.text()).unwrap_or_default();
+    assert!(text.contains("#1 Ann on ACME Inc. — ACTIVE for 0 s — \"I need help with my order\""), "{text}");
+    s.desk_command(ALICE, "!accept 1");
+    s.receives(&format!("<presence from='{ROOM}/alice_acme' to='{V1}'/>"));
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
+    // Alice was not offered it (she was offline): she gets the visitor's words first.
+    s.staff_gets(&format!("<message type='chat' from='{ROOM}' to='{ALICE_BARE}'><body>I need help with my order</body></message>"));
+    s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>#1 is yours: write to {ROOM} to talk to Ann; !finish 1 when you are done.</body></message>"));
+    s.desk_command(BOB, "!accept 1");
+    s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{BOB_BARE}'><body>alice_acme is already chatting with this visitor (#1).</body></message>"));
+    s.desk_command(ALICE, "!status");
+    let st = s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'/>"));
+    assert!(show(&st).contains("#1 Ann"), "{}", show(&st));
+    s.desk_command(BOB, "!finish 1");
+    s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{BOB_BARE}'><body>#1 is handled by alice_acme; only they can finish it.</body></message>"));
+    s.stored.clear();
+    s.desk_command(ALICE, "!finish");
+    // Both sides are told; the visitor's room is gone.
+    s.receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><body>The chat is now closed.</body></message>"));
+    s.receives(&format!("<presence type='unavailable' from='{ROOM}/alice_acme' to='{V1}'/>"));
+    s.receives(&format!(
+        "<presence type='unavailable' from='{ROOM}/Ann' to='{V1}'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'/><destroy><reason>The chat is now closed.</reason></destroy><status code='110'/></x></presence>"
+    ));
+    s.receives_nothing();
+    s.staff_gets(&format!("<message type='chat' from='{ROOM}' to='{ALICE_BARE}'><body>The chat is now closed.</body></message>"));
+    s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>#1 is closed.</body></message>"));
+    assert_eq!(s.state("v1_acme"), None);
+    let row = s.last_session_row();
+    assert_eq!((row.state, row.staff.as_deref()), (SessionState::Closed, Some(ALICE_BARE)));
+    assert!(s.messages_stored().contains(&(Role::System, String::new(), "The chat is now closed.".into())));
+}
+
+#[test]
+fn cancel_tells_the_visitor_and_closes() {
+    let mut s = with_roster(RosterMode::Off);
+    s.visitor_joins();
+    s.visitor_says("Hi");
+    s.desk_command(BOB, "!cancel 1");
+    s.receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><body>Sorry, no one can take your chat right now. Please try again later.</body></message>"));
+    s.receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><body>The chat is now closed.</body></message>"));
+    s.eventually_receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{V1}'/>"));
+    assert_eq!(s.state("v1_acme"), None);
+    assert_eq!(s.last_session_row().state, SessionState::Closed);
+}
+
+#[test]
+fn commands_from_non_staff_are_refused_and_unknown_ones_explained() {
+    let mut s = with_roster(RosterMode::Off);
+    s.sends(&format!("<message from='{V1}' to='{COMPONENT}' type='chat' id='x'><body>!help</body></message>"));
+    s.receives(&format!("<message type='error' from='{COMPONENT}' to='{V1}' id='x'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"));
+    s.desk_command(ALICE, "!dance");
+    s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>Unknown command !dance. Send !help for the list.</body></message>"));
+    s.desk_command(ALICE, "!accept twelve");
+    s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>\"twelve\" is not a chat number</body></message>"));
+}
+
+#[test]
+fn transcript_is_read_from_the_store_and_only_for_the_sites_staff() {
+    let mut s = with_roster(RosterMode::Off);
+    s.desk_command(ALICE, "!transcript 7");
+    let Some(Output::Query(commands::Query::Transcript { id, session_id: 7 })) = s.jobs.pop() else {
+        panic!("expected a transcript query, got {:?}", s.jobs)
+    };
+    let t = |x: &str| Timestamp::parse_rfc3339(x).unwrap();
+    let row = SessionRow {
+        id: 7,
+        room: ROOM.into(),
+        site: "acme".into(),
+        visitor: "v1".into(),
+        state: SessionState::Closed,
+        staff: Some(ALICE_BARE.into()),
+        visitor_jid: None,
+        created_at: t("2026-11-22T09:00:00Z"),
+        updated_at: t("2026-11-22T09:05:00Z"),
+        closed_at: Some(t("2026-11-22T09:05:00Z")),
+    };
+    let msg = MessageRow {
+        session_id: 7,
+        at: t("2026-11-22T09:01:00Z"),
+        role: Role::Visitor,
+        from_jid: V1.into(),
+        nick: "Ann".into(),
+        body: "Is it shipped?".into(),
+        stanza_id: "7-1".into(),
+        origin_id: None,
+    };
+    s.feed(Input::QueryDone { id, result: Ok(Some((row.clone(), vec![msg.clone()]))) });
+    s.staff_gets(&format!(
+        "<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>#7 v1 (acme), CLOSED:\n[2026-11-22 09:01] Ann: Is it shipped?</body></message>"
+    ));
+    s.desk_command(CAROL, "!transcript 7");
+    let Some(Output::Query(commands::Query::Transcript { id, .. })) = s.jobs.pop() else { panic!() };
+    s.feed(Input::QueryDone { id, result: Ok(Some((row, vec![msg]))) });
+    s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{CAROL_BARE}'><body>There is no such chat on your sites.</body></message>"));
+}
+
+#[test]
+fn ad_hoc_commands_list_and_run() {
+    let mut s = with_roster(RosterMode::Off);
+    s.visitor_joins();
+    s.visitor_says("Hi");
+    s.sends(&format!("<iq type='get' from='{ALICE}' to='{COMPONENT}' id='d1'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>"));
+    s.receives(&format!(
+        "<iq type='result' from='{COMPONENT}' to='{ALICE}' id='d1'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'>
+            <item xmlns='http://jabber.org/protocol/disco#items' node='waiting' name='Waiting chats'/>
+            <item xmlns='http://jabber.org/protocol/disco#items' node='accept'/><item xmlns='http://jabber.org/protocol/disco#items' node='finish'/></query></iq>"
+    ));
+    // A visitor sees no commands, and cannot run one.
+    s.sends(&format!("<iq type='get' from='{V1}' to='{COMPONENT}' id='d2'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>"));
+    let r = s.inbox.pop_front().unwrap();
+    assert_eq!(r.get_child("query", "http://jabber.org/protocol/disco#items").map(|q| q.children().count()), Some(0), "{}", show(&r));
+    s.sends(&format!("<iq type='set' from='{V1}' to='{COMPONENT}' id='x1'><command xmlns='http://jabber.org/protocol/commands' node='waiting' action='execute'/></iq>"));
+    s.receives(&format!("<iq type='error' from='{COMPONENT}' to='{V1}' id='x1'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
+    // waiting: one step.
+    s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='c1'><command xmlns='http://jabber.org/protocol/commands' node='waiting' action='execute'/></iq>"));
+    let r = s.inbox.pop_front().unwrap();
+    assert!(matches(&parse(&format!("<iq type='result' id='c1'><command xmlns='http://jabber.org/protocol/commands' node='waiting' status='completed'><note type='info'/></command></iq>")), &r), "{}", show(&r));
+    assert!(show(&r).contains("#1 Ann"), "{}", show(&r));
+    // accept: a form with the open chats, then the submission.
+    s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='c2'><command xmlns='http://jabber.org/protocol/commands' node='accept' action='execute'/></iq>"));
+    s.receives(&format!(
+        "<iq type='result' id='c2'><command xmlns='http://jabber.org/protocol/commands' node='accept' status='executing'><x xmlns='jabber:x:data' type='form'><field var='session' type='list-single'><option><value>1</value></option></field></x></command></iq>"
+    ));
+    s.sends(&format!(
+        "<iq type='set' from='{ALICE}' to='{COMPONENT}' id='c3'><command xmlns='http://jabber.org/protocol/commands' node='accept' sessionid='accept' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='session'><value>1</value></field></x></command></iq>"
+    ));
+    s.eventually_receives(&format!("<iq type='result' id='c3'><command xmlns='http://jabber.org/protocol/commands' node='accept' status='completed'/></iq>"));
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
+}
+
+#[test]
+fn desk_advertises_commands() {
+    let mut s = with_roster(RosterMode::Off);
+    s.sends(&format!("<iq type='get' from='{ALICE}' to='{COMPONENT}' id='i'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"));
+    s.receives(&format!("<iq type='result' id='i'><query xmlns='http://jabber.org/protocol/disco#info'><feature var='http://jabber.org/protocol/commands'/></query></iq>"));
+}
