@@ -368,6 +368,15 @@ impl Core {
                 }
                 // The item may have arrived after the contact's presence: send it again.
                 self.send_contact_presence_to(&contact, &staff, out);
+                // A staff member who logged in before the front desk was in their roster never
+                // sent us their presence: ask for it now that the subscription exists.
+                if contact == self.config.component {
+                    out.send(stanzas::presence_of_type(
+                        Jid::from(contact.clone()),
+                        Jid::from(staff.clone()),
+                        PresenceType::Probe,
+                    ));
+                }
             }
             RosterOp::Remove { staff, contact } => {
                 if self.roster.items.remove(&(staff.clone(), contact.clone())) {

@@ -186,7 +186,7 @@ class Client(slixmpp.ClientXMPP):
         return f"<Client {self.name} {self.boundjid}>"
 
     # ---- connection -----------------------------------------------------------------------
-    async def start(self, timeout: float = 15, presence: bool = True) -> "Client":
+    async def start(self, timeout: float = 15, presence: bool = True, roster: bool = False) -> "Client":
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 
@@ -212,6 +212,10 @@ class Client(slixmpp.ClientXMPP):
                                  f"(c2s {self._addr[0]}:{self._addr[1]})") from None
         finally:
             self.del_event_handler("session_start", ok)
+        if roster:
+            # As real clients do: the roster first, then presence (which the server then
+            # broadcasts to the contacts, frontdesk's included).
+            await asyncio.wait_for(self.get_roster(), timeout)
         if presence:
             self.send_presence()
         self.online = True
@@ -365,12 +369,17 @@ class Clients:
         self.made.append(c)
         return await c.start()
 
-    async def staff(self, user: str, resource: str = "desk") -> Client:
-        """A staff account on the staff vhost with its password and a fixed resource."""
+    async def staff(self, user: str, resource: str = "desk", roster: bool = True,
+                    show: str | None = None) -> Client:
+        """A staff account on the staff vhost with its password and a fixed resource; like a
+        real client it fetches its roster before it sends presence (`show`: away, dnd...)."""
         jid = f"{user}@{self.ej.staff_host}/{resource}"
         c = Client(jid, self.passwords[user], port=self.ej.c2s_port, name=user)
         self.made.append(c)
-        return await c.start()
+        await c.start(roster=roster, presence=show is None)
+        if show is not None:
+            c.send_presence(pshow=show)
+        return c
 
     async def close(self) -> None:
         await asyncio.gather(*(c.stop() for c in self.made), return_exceptions=True)

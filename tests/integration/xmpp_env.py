@@ -417,9 +417,15 @@ def toml_str(s: str) -> str:
     return json.dumps(s)  # a JSON string is a valid TOML basic string
 
 
-def frontdesk_toml(*, jid: str, server: str, secret: str, db_path: str, sites=DEFAULT_SITES) -> str:
+def frontdesk_toml(*, jid: str, server: str, secret: str, db_path: str, sites=DEFAULT_SITES,
+                   roster: dict | None = None) -> str:
     lines = ["[component]", f"jid = {toml_str(jid)}", f"server = {toml_str(server)}",
              f"secret = {toml_str(secret)}", "", "[store]", f"path = {toml_str(db_path)}", ""]
+    if roster:
+        lines.append("[roster]")
+        for k, v in roster.items():
+            lines.append(f"{k} = {toml_str(v) if isinstance(v, str) else v}")
+        lines.append("")
     for site in sites:
         lines += ["[[sites]]", f"id = {toml_str(site['id'])}", f"name = {toml_str(site['name'])}",
                   "staff = [" + ", ".join(toml_str(s) for s in site["staff"]) + "]", ""]
@@ -430,7 +436,8 @@ class Frontdesk:
     """One `frontdesk run` process with its own config file, database and log file."""
 
     def __init__(self, workdir: Path, *, ejabberd: Ejabberd, sites=DEFAULT_SITES,
-                 binary: Path | None = None, rust_log: str = "frontdesk=debug"):
+                 binary: Path | None = None, rust_log: str = "frontdesk=debug",
+                 roster: dict | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.binary = Path(binary or frontdesk_bin())
@@ -441,7 +448,13 @@ class Frontdesk:
         self.rust_log = rust_log
         self.config.write_text(frontdesk_toml(
             jid=ejabberd.component_jid, server=f"127.0.0.1:{ejabberd.component_port}",
-            secret=ejabberd.component_secret, db_path=str(self.db), sites=sites))
+            secret=ejabberd.component_secret, db_path=str(self.db), sites=sites,
+            roster=roster if roster is not None else {
+                # The real path on ejabberd 23.01: privilege is advertised, fails, and
+                # frontdesk falls back to the admin API.
+                "ejabberd_api": f"http://127.0.0.1:{ejabberd.http_port}/api",
+                "remove_after_secs": 3,
+            }))
         self.proc: subprocess.Popen | None = None
 
     def _env(self) -> dict:
