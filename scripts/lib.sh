@@ -37,6 +37,20 @@ ensure_ejabberd() {
     log "ejabberd installed in $((SECONDS - t0)) s"
 }
 
+# Prosody 0.12 and prosody-modules (mod_privilege, XEP-0356 roster rung) from Debian.
+ensure_prosody() {
+    if command -v prosody >/dev/null 2>&1 && [ -d /usr/lib/prosody/modules/mod_privilege ]; then
+        return 0
+    fi
+    local t0=$SECONDS
+    apt_install prosody prosody-modules
+    # The package may start a system instance; the tests run their own on private ports.
+    if command -v prosodyctl >/dev/null 2>&1; then
+        prosodyctl stop >/dev/null 2>&1 || true
+    fi
+    log "prosody installed in $((SECONDS - t0)) s"
+}
+
 # A virtualenv with the pinned packages of tests/integration/requirements.txt. Rebuilt only
 # when the requirements change (a stamp file holds their checksum).
 ensure_pyenv() {

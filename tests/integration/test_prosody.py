@@ -1,0 +1,78 @@
+"""The staff side on Prosody 0.12 with prosody-modules' mod_privilege: frontdesk picks the
+XEP-0356 rung (urn:xmpp:privilege:2) by itself, and staff rosters get the front desk and the
+visitors through privileged roster sets. The suite starts its own Prosody on private ports.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+import prosody_env
+import xmpp_env
+from helpers import Clients, body, groupchat_from, poll, wait_component
+from test_staff import chat_from, contact_presence, roster_item, session_when, until_desk_says
+
+STAFF = {"alice_acme": "localhost", "bob_acme": "localhost", "carol_globex": "localhost"}
+
+
+@pytest.fixture(scope="module")
+def prosody(tmp_path_factory):
+    try:
+        p = prosody_env.Prosody.create(tmp_path_factory.mktemp("prosody"))
+        p.start(timeout=30)
+        for user, host in STAFF.items():
+            p.register(user, host, secrets.token_urlsafe(9))
+    except (xmpp_env.StartError, RuntimeError, OSError) as e:
+        pytest.fail(f"could not start prosody: {e}", pytrace=False)
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+async def on_prosody(prosody, tmp_path):
+    fd = xmpp_env.Frontdesk(tmp_path / "frontdesk", ejabberd=prosody, roster={"remove_after_secs": 3})
+    fd.start()
+    clients = Clients(prosody, prosody.passwords)
+    try:
+        probe = await clients.visitor("readiness-probe")
+        await wait_component(probe, prosody.component_jid, timeout=20, is_alive=fd.running)
+        yield fd, clients
+    finally:
+        await clients.close()
+        alive = fd.running()
+        code = fd.stop()
+        assert alive and code == 0, f"frontdesk exited badly ({code})\n{fd.log_tail()}"
+
+
+async def test_privileged_roster_rung_on_prosody(on_prosody, prosody):
+    fd, clients = on_prosody
+    component = prosody.component_jid
+    alice = await clients.staff("alice_acme")
+    carol = await clients.staff("carol_globex")
+    await poll(lambda: roster_item(alice, component), lambda i: i is not None, 15, "the front desk in alice's roster")
+    answer = await until_desk_says(alice, component, "!diag", "roster: privilege (urn:xmpp:privilege:2)")
+    assert "localhost urn:xmpp:privilege:2" in body(answer), body(answer)
+    assert "falling back" not in fd.log_text(), fd.log_tail(30)
+
+    room = "v20_acme@chat.localhost"
+    v = await clients.visitor()
+    await v.join(room, "Ann")
+    item = await poll(lambda: roster_item(alice, room), lambda i: i is not None, 15, "the visitor in alice's roster")
+    assert item["name"] == "Ann (ACME Inc.)" and item["groups"] == ["ACME Inc. visitors"], item
+    assert item["subscription"] == "both", item
+    await alice.expect(contact_presence(room, "away", "INACTIVE — browsing"), what="the INACTIVE presence")
+    assert roster_item(carol, room) is None
+
+    # An offer, a one-to-one answer, !finish, and the item leaves the roster.
+    await until_desk_says(alice, component, "!status", "available for new chats")
+    await v.say(room, "Hello from Prosody")
+    await alice.expect(chat_from(room, body_is="Hello from Prosody"), what="the offer")
+    alice.send_message(mto=room, mbody="Hi Ann!", mtype="chat")
+    await v.expect(groupchat_from(room, nick="alice_acme", body_is="Hi Ann!"), what="alice's answer")
+    await session_when(fd, room, lambda s: s["state"] == "CHATTING", "CHATTING")
+    alice.send_message(mto=component, mbody="!finish", mtype="chat")
+    await v.expect(groupchat_from(room, body_is="The chat is now closed."), what="the closing line")
+    await session_when(fd, room, lambda s: s["state"] == "CLOSED", "CLOSED")
+    await poll(lambda: roster_item(alice, room), lambda i: i is None, 20, "the visitor gone from alice's roster")
