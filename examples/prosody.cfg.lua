@@ -1,0 +1,36 @@
+-- Prosody 0.12 for frontdesk: the parts that matter, to merge into your prosody.cfg.lua.
+-- Needs Debian's prosody-modules (mod_privilege). Tested here with Prosody 0.12 from Debian
+-- bookworm: frontdesk picks the XEP-0356 roster rung (urn:xmpp:privilege:2) by itself.
+
+plugin_paths = { "/usr/lib/prosody/modules" }    -- where prosody-modules installs
+
+-- The component port: loopback only; frontdesk runs on this machine.
+component_ports = { 5347 }
+component_interfaces = { "127.0.0.1" }
+
+modules_enabled = {
+	-- ... your usual modules ...
+	"bosh";        -- the widget connects over BOSH at /http-bind
+	"privilege";   -- XEP-0356: frontdesk writes visitors into staff rosters
+}
+
+-- Staff accounts.
+VirtualHost "example.com"
+	privileged_entities = {
+		["chat.example.com"] = {
+			roster = "both";        -- put visitors into staff rosters, and remove them
+			message = "outgoing";
+			presence = "roster";    -- see staff presence (who is available for offers)
+		};
+	}
+
+-- Visitors: anonymous logins from the website.
+VirtualHost "anon.example.com"
+	authentication = "anonymous"
+	allow_anonymous_s2s = false
+
+-- frontdesk itself. frontdesk.toml: [component] jid = "chat.example.com",
+-- server = "127.0.0.1:5347", and the same secret. No [roster] section is needed.
+Component "chat.example.com"
+	component_secret = "change-this-component-secret"
+	modules_enabled = { "privilege" }
