@@ -230,12 +230,13 @@ impl Core {
     }
 
     fn finish(&mut self, now: Timestamp, staff: &BareJid, n: Option<i64>, out: &mut Out) -> String {
-        let mine: Vec<(i64, RoomName)> = self
+        let mut mine: Vec<(i64, RoomName)> = self
             .rooms
             .values()
             .filter(|r| r.handler().as_ref() == Some(staff))
             .map(|r| (r.session.id, r.name.clone()))
             .collect();
+        mine.sort();
         let name = match n {
             Some(n) => match self.room_for(n, staff) {
                 Err(e) => return e,
@@ -293,7 +294,8 @@ impl Core {
     }
 
     fn status_text(&self, now: Timestamp, staff: &BareJid) -> String {
-        let mine: Vec<_> = self.rooms.values().filter(|r| r.handler().as_ref() == Some(staff)).collect();
+        let mut mine: Vec<_> = self.rooms.values().filter(|r| r.handler().as_ref() == Some(staff)).collect();
+        mine.sort_by_key(|r| r.session.id);
         let availability = if self.staff_available(staff) { "available for new chats" } else { "not offered new chats (away, busy or offline)" };
         if mine.is_empty() {
             return format!("You have no chats. You are {availability}.");

@@ -16,7 +16,7 @@ pub mod roster;
 mod staff;
 pub mod stanzas;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
@@ -51,7 +51,8 @@ pub struct CoreConfig {
 #[derive(Debug, Clone)]
 pub struct SiteInfo {
     pub name: String,
-    pub staff: HashSet<BareJid>,
+    /// Ordered, so that what the core sends is the same on every run.
+    pub staff: BTreeSet<BareJid>,
 }
 
 impl CoreConfig {

@@ -237,7 +237,8 @@ impl Core {
                 out,
             );
         }
-        let rooms: Vec<_> = self.rooms.keys().cloned().collect();
+        let mut rooms: Vec<_> = self.rooms.keys().cloned().collect();
+        rooms.sort();
         for name in &rooms {
             self.roster_add_room(now, name, out);
         }

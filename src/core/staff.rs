@@ -207,7 +207,8 @@ impl Core {
             out.send(stanzas::presence_of_type(self.desk(), Jid::from(s.clone()), PresenceType::Probe));
             self.send_contact_presence_to(&self.config.component.clone(), &s, out);
         }
-        let names: Vec<RoomName> = self.rooms.keys().cloned().collect();
+        let mut names: Vec<RoomName> = self.rooms.keys().cloned().collect();
+        names.sort();
         for n in names {
             if let Some(r) = self.rooms.get_mut(&n) {
                 r.announced = None;
@@ -260,12 +261,14 @@ impl Core {
     /// A staff member just became available: every chat waiting on their sites is offered.
     fn offer_waiting_to(&mut self, now: Timestamp, staff: &BareJid, out: &mut Out) {
         let sites = self.staff_sites(staff);
-        let waiting: Vec<RoomName> = self
+        let mut waiting: Vec<(i64, RoomName)> = self
             .rooms
             .values()
             .filter(|r| r.session.state == SessionState::Active && sites.contains(r.name.site()) && !r.offered.contains(staff))
-            .map(|r| r.name.clone())
+            .map(|r| (r.session.id, r.name.clone()))
             .collect();
+        waiting.sort();
+        let waiting: Vec<RoomName> = waiting.into_iter().map(|(_, n)| n).collect();
         for name in waiting {
             self.offer_room_to(now, &name, staff, out);
         }

@@ -409,15 +409,15 @@ fn ad_hoc_commands_list_and_run() {
     // waiting: one step.
     s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='c1'><command xmlns='http://jabber.org/protocol/commands' node='waiting' action='execute'/></iq>"));
     let r = s.inbox.pop_front().unwrap();
-    assert!(matches(&parse(&"<iq type='result' id='c1'><command xmlns='http://jabber.org/protocol/commands' node='waiting' status='completed'><note type='info'/></command></iq>".to_string()), &r), "{}", show(&r));
+    assert!(matches(&parse("<iq type='result' id='c1'><command xmlns='http://jabber.org/protocol/commands' node='waiting' status='completed'><note type='info'/></command></iq>"), &r), "{}", show(&r));
     assert!(show(&r).contains("#1 Ann"), "{}", show(&r));
     // accept: a form with the open chats, then the submission.
     s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='c2'><command xmlns='http://jabber.org/protocol/commands' node='accept' action='execute'/></iq>"));
-    s.receives(&"<iq type='result' id='c2'><command xmlns='http://jabber.org/protocol/commands' node='accept' status='executing'><x xmlns='jabber:x:data' type='form'><field var='session' type='list-single'><option><value>1</value></option></field></x></command></iq>".to_string());
+    s.receives("<iq type='result' id='c2'><command xmlns='http://jabber.org/protocol/commands' node='accept' status='executing'><x xmlns='jabber:x:data' type='form'><field var='session' type='list-single'><option><value>1</value></option></field></x></command></iq>");
     s.sends(&format!(
         "<iq type='set' from='{ALICE}' to='{COMPONENT}' id='c3'><command xmlns='http://jabber.org/protocol/commands' node='accept' sessionid='accept' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='session'><value>1</value></field></x></command></iq>"
     ));
-    s.eventually_receives(&"<iq type='result' id='c3'><command xmlns='http://jabber.org/protocol/commands' node='accept' status='completed'/></iq>".to_string());
+    s.eventually_receives("<iq type='result' id='c3'><command xmlns='http://jabber.org/protocol/commands' node='accept' status='completed'/></iq>");
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
 }
 
@@ -425,5 +425,5 @@ fn ad_hoc_commands_list_and_run() {
 fn desk_advertises_commands() {
     let mut s = with_roster(RosterMode::Off);
     s.sends(&format!("<iq type='get' from='{ALICE}' to='{COMPONENT}' id='i'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"));
-    s.receives(&"<iq type='result' id='i'><query xmlns='http://jabber.org/protocol/disco#info'><feature var='http://jabber.org/protocol/commands'/></query></iq>".to_string());
+    s.receives("<iq type='result' id='i'><query xmlns='http://jabber.org/protocol/disco#info'><feature var='http://jabber.org/protocol/commands'/></query></iq>");
 }
