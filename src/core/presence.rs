@@ -242,6 +242,19 @@ impl Core {
             out.store(StoreOp::OpenSession(room.session.clone()));
         }
         room.emptied = None;
+        // Staff who took the chat one-to-one and now join the room: the joined occupant
+        // replaces the one-to-one one.
+        if role == Role::Staff {
+            if let Some(d) = room.direct_staff().filter(|d| d.jid.to_bare() == from.to_bare()).cloned() {
+                room.remove(&d.jid);
+                out.store(StoreOp::OccupantLeft { session_id: room.session.id, jid: d.jid.to_string() });
+                if let Some(dj) = occupant_jid(&room.jid, &d.nick) {
+                    for o in room.joined() {
+                        out.send(stanzas::occupant_unavailable(dj.clone(), o.jid.clone(), &d.jid, o.role == Role::Staff, d.role, &[]));
+                    }
+                }
+            }
+        }
         room.occupants.push(Occupant {
             jid: from.clone(),
             nick: nick.clone(),
@@ -384,6 +397,9 @@ impl Core {
         if room.pending_joins.len() != waiting {
             return;
         }
+        if room.occupant(from).is_none() {
+            return;
+        }
         let Some(gone) = room.remove(from) else { return };
         announce_departure(room, &gone, true, out);
         self.after_departure(now, name, gone, true, out);
@@ -421,6 +437,17 @@ impl Core {
             self.handle_join(now, name.clone(), pj.nick, pj.jid, pj.presence, out);
         }
         let Some(room) = self.rooms.get_mut(name) else { return };
+        // A one-to-one staff member cannot see the room: tell them the visitor went (they may
+        // come back, e.g. after a reload; the chat stays theirs until they finish it).
+        if gone.role == Role::Visitor && room.visitor().is_none() {
+            if let Some(d) = room.direct_staff() {
+                let text = format!(
+                    "{} left the chat (#{}). They may come back; send !finish {} to close it.",
+                    gone.nick, session_id, session_id
+                );
+                out.send(stanzas::chat(Jid::from(room.jid.clone()), Jid::from(d.jid.to_bare()), &text));
+            }
+        }
         if room.occupants.is_empty() {
             room.emptied = Some(if voluntary { Emptied::Left(now) } else { Emptied::Lost(now) });
         } else {

@@ -137,12 +137,13 @@ impl Room {
             .unwrap_or_else(|| self.name.visitor().to_string())
     }
 
+    /// The joined occupant with this real JID (one-to-one staff are not joined).
     pub fn occupant(&self, jid: &FullJid) -> Option<&Occupant> {
-        self.occupants.iter().find(|o| &o.jid == jid)
+        self.occupants.iter().find(|o| &o.jid == jid && !o.direct)
     }
 
     pub fn occupant_mut(&mut self, jid: &FullJid) -> Option<&mut Occupant> {
-        self.occupants.iter_mut().find(|o| &o.jid == jid)
+        self.occupants.iter_mut().find(|o| &o.jid == jid && !o.direct)
     }
 
     /// Whoever else holds this nick, compared case-folded.
@@ -161,8 +162,13 @@ impl Room {
         self.occupants.iter().find(|o| o.role == Role::Staff)
     }
 
+    /// Removes the occupant with this real JID, the joined one first.
     pub fn remove(&mut self, jid: &FullJid) -> Option<Occupant> {
-        let i = self.occupants.iter().position(|o| &o.jid == jid)?;
+        let i = self
+            .occupants
+            .iter()
+            .position(|o| &o.jid == jid && !o.direct)
+            .or_else(|| self.occupants.iter().position(|o| &o.jid == jid))?;
         Some(self.occupants.remove(i))
     }
 

@@ -177,6 +177,24 @@ impl Core {
     /// After the handshake: choose at once where the config says how, else listen a moment
     /// for the privilege advertisement.
     pub(super) fn roster_connected(&mut self, now: Timestamp, out: &mut Out) {
+        // Privileged IQs sent on the old link will never be answered: redo them.
+        let lost: Vec<String> = self
+            .roster
+            .inflight
+            .iter()
+            .filter(|(_, (_, r))| matches!(r, Rung::Privilege(_)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in lost {
+            if let Some((op, _)) = self.roster.inflight.remove(&id) {
+                self.roster.queue.push(op);
+            }
+        }
+        if self.roster.rung.is_some() {
+            for op in std::mem::take(&mut self.roster.queue) {
+                self.roster_apply(now, op, out);
+            }
+        }
         if self.roster.rung.is_none() {
             self.roster.detect_until = Some(now.plus_millis(DETECT_MS));
         } else {
@@ -237,7 +255,18 @@ impl Core {
                 out,
             );
         }
-        let mut rooms: Vec<_> = self.rooms.keys().cloned().collect();
+        // Open visitors whose items we know are in place need nothing (a reconnect to a
+        // server with many open chats would otherwise redo every item).
+        let mut rooms: Vec<_> = self
+            .rooms
+            .values()
+            .filter(|r| {
+                self.config.sites.get(r.name.site()).is_some_and(|s| {
+                    s.staff.iter().any(|st| !self.roster.items.contains(&(st.clone(), r.jid.clone())))
+                })
+            })
+            .map(|r| r.name.clone())
+            .collect();
         rooms.sort();
         for name in &rooms {
             self.roster_add_room(now, name, out);

@@ -427,3 +427,57 @@ fn desk_advertises_commands() {
     s.sends(&format!("<iq type='get' from='{ALICE}' to='{COMPONENT}' id='i'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"));
     s.receives("<iq type='result' id='i'><query xmlns='http://jabber.org/protocol/disco#info'><feature var='http://jabber.org/protocol/commands'/></query></iq>");
 }
+
+#[test]
+fn a_one_to_one_staff_member_hears_when_the_visitor_leaves_and_keeps_the_chat() {
+    let mut s = with_roster(RosterMode::Off);
+    s.visitor_joins();
+    s.visitor_says("Hi");
+    s.desk_command(ALICE, "!accept 1");
+    s.drain();
+    s.staff_inbox.clear();
+    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"));
+    s.drain();
+    s.staff_gets(&format!(
+        "<message type='chat' from='{ROOM}' to='{ALICE_BARE}'><body>Ann left the chat (#1). They may come back; send !finish 1 to close it.</body></message>"
+    ));
+    s.after_secs(30);
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting), "the chat is still alice's");
+    // The visitor reloads (a new address): the same session, with alice in it.
+    s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.receives(&format!("<presence from='{ROOM}/alice_acme' to='{V2}'/>"));
+    s.eventually_receives(&format!("<presence from='{ROOM}/Ann' to='{V2}'><x xmlns='http://jabber.org/protocol/muc#user'><status code='110'/></x></presence>"));
+    assert_eq!(s.last_session_row().id, 1);
+}
+
+#[test]
+fn one_to_one_staff_who_join_the_room_replace_their_one_to_one_presence() {
+    let mut s = with_roster(RosterMode::Off);
+    s.visitor_joins();
+    s.visitor_says("Hi");
+    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='chat'><body>Hello</body></message>"));
+    s.drain();
+    s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.receives(&format!("<presence type='unavailable' from='{ROOM}/alice_acme' to='{V1}'/>"));
+    s.eventually_receives(&format!("<presence from='{ROOM}/Alice' to='{V1}'/>"));
+    let drained = s.drain();
+    // Her earlier message stays in the history under the old nick, but nobody sees her twice.
+    let twice = drained.iter().any(|e| e.name() == "presence" && e.attr("from") == Some(&format!("{ROOM}/alice_acme")));
+    assert!(!twice, "{:?}", drained.iter().map(show).collect::<Vec<_>>());
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
+    // Her messages now come from the joined occupant.
+    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='groupchat'><body>Still here</body></message>"));
+    s.eventually_receives(&format!("<message from='{ROOM}/Alice' to='{V1}' type='groupchat'><body>Still here</body></message>"));
+}
+
+#[test]
+fn privileged_roster_sets_lost_with_the_link_are_sent_again() {
+    let mut s = with_roster(RosterMode::Privilege);
+    s.feed(Input::Connected);
+    s.sends(&format!("<message from='example.com' to='{COMPONENT}'><privilege xmlns='urn:xmpp:privilege:2'><perm access='roster' type='both'/></privilege></message>"));
+    s.staff_gets(&format!("<iq type='set' to='{ALICE_BARE}'><query xmlns='jabber:iq:roster'><item jid='{COMPONENT}'/></query></iq>"));
+    s.staff_inbox.clear();
+    s.feed(Input::Disconnected);
+    s.feed(Input::Connected);
+    s.staff_gets(&format!("<iq type='set' to='{ALICE_BARE}'><query xmlns='jabber:iq:roster'><item jid='{COMPONENT}'/></query></iq>"));
+}

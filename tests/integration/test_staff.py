@@ -230,3 +230,42 @@ async def test_commands_run_the_desk(frontdesk, clients, ejabberd):
     v2.send_message(mto=component, mbody="!waiting", mtype="chat")
     err = await v2.expect(lambda st: kind(st) == "message" and attr(st, "type") == "error", what="the refusal")
     assert error_of(err)[1] == "forbidden", show(err)
+
+
+async def test_accept_by_command_and_cancel(frontdesk, clients, ejabberd):
+    component = ejabberd.component_jid
+    alice = await clients.staff("alice_acme")
+    bob = await clients.staff("bob_acme")
+    for c in (alice, bob):
+        await poll(lambda c=c: roster_item(c, component), lambda i: i is not None, 15, "the front desk in the roster")
+
+    # !accept by text: the visitor sees alice join; bob is refused the same chat.
+    room = room_of("v14")
+    v = await clients.visitor()
+    await v.join(room, "Ann")
+    await v.say(room, "Hello")
+    n = (await session_when(frontdesk, room, lambda s: s["state"] == "ACTIVE", "ACTIVE"))["id"]
+    answer = await desk(alice, component, f"!accept {n}", f"#{n}")
+    assert f"#{n} is yours" in body(answer), body(answer)
+    await v.expect(presence_from(f"{room}/alice_acme"), what="alice joining")
+    answer = await desk(bob, component, f"!accept {n}", f"#{n}")
+    assert body(answer) == f"alice_acme is already chatting with this visitor (#{n}).", body(answer)
+    alice.send_message(mto=room, mbody="How can I help?", mtype="chat")
+    await v.expect(groupchat_from(room, nick="alice_acme", body_is="How can I help?"), what="alice's answer")
+
+    # !cancel of another waiting chat: its visitor is told and the session is CLOSED.
+    room2 = room_of("v15")
+    v2 = await clients.visitor()
+    await v2.join(room2, "Bea")
+    await v2.say(room2, "Hi?")
+    n2 = (await session_when(frontdesk, room2, lambda s: s["state"] == "ACTIVE", "ACTIVE"))["id"]
+    answer = await desk(bob, component, f"!cancel {n2}", f"#{n2}")
+    assert "cancelled" in body(answer), body(answer)
+    await v2.expect(groupchat_from(room2, body_is="Sorry, no one can take your chat right now. Please try again later."),
+                    what="the visitor told")
+    await v2.expect(groupchat_from(room2, body_is="The chat is now closed."), what="the closing line")
+    await session_when(frontdesk, room2, lambda s: s["state"] == "CLOSED", "CLOSED")
+    # A chat someone has cannot be cancelled.
+    answer = await desk(bob, component, f"!cancel {n}", f"#{n}")
+    assert "cannot be cancelled" in body(answer), body(answer)
+    assert frontdesk.session_of(room)["state"] == "CHATTING"
