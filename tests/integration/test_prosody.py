@@ -50,6 +50,7 @@ async def test_privileged_roster_rung_on_prosody(on_prosody, prosody):
     fd, clients = on_prosody
     component = prosody.component_jid
     alice = await clients.staff("alice_acme")
+    bob = await clients.staff("bob_acme")
     carol = await clients.staff("carol_globex")
     await poll(lambda: roster_item(alice, component), lambda i: i is not None, 15, "the front desk in alice's roster")
     answer = await until_desk_says(alice, component, "!diag", "roster: privilege (urn:xmpp:privilege:2)")
@@ -66,12 +67,22 @@ async def test_privileged_roster_rung_on_prosody(on_prosody, prosody):
     assert roster_item(carol, room) is None
 
     # An offer, a one-to-one answer, !finish, and the item leaves the roster.
-    await until_desk_says(alice, component, "!status", "available for new chats")
+    for c in (alice, bob):
+        await until_desk_says(c, component, "!status", "available for new chats")
     await v.say(room, "Hello from Prosody")
-    await alice.expect(chat_from(room, body_is="Hello from Prosody"), what="the offer")
+    for c in (alice, bob):
+        await c.expect(chat_from(room, body_is="Hello from Prosody"), what="the offer")
+        await c.expect(contact_presence(room, "chat", "ACTIVE — Hello from Prosody"), what="the ACTIVE presence")
     alice.send_message(mto=room, mbody="Hi Ann!", mtype="chat")
     await v.expect(groupchat_from(room, nick="alice_acme", body_is="Hi Ann!"), what="alice's answer")
     await session_when(fd, room, lambda s: s["state"] == "CHATTING", "CHATTING")
+    n = fd.session_of(room)["id"]
+    await bob.expect(chat_from(component, body_is=f"#{n} is now handled by alice_acme."), what="bob told")
+    await bob.expect(contact_presence(room, "dnd", "CHATTING with alice_acme"), what="the CHATTING presence")
+    bob.send_message(mto=room, mbody="Me too", mtype="chat")
+    err = await bob.expect(lambda st: st.xml.get("type") == "error" and st.xml.get("from") == room, what="the refusal")
+    assert "alice_acme is already chatting" in str(err), str(err)
+    assert not [st for st in carol.log if st.xml.get("from", "").startswith(room)], "carol saw the visitor"
     alice.send_message(mto=component, mbody="!finish", mtype="chat")
     await v.expect(groupchat_from(room, body_is="The chat is now closed."), what="the closing line")
     await session_when(fd, room, lambda s: s["state"] == "CLOSED", "CLOSED")
