@@ -6,10 +6,12 @@ visitors through privileged roster sets. The suite starts its own Prosody on pri
 from __future__ import annotations
 
 import secrets
+import time
 
 import pytest
 
 import prosody_env
+from conftest import TIMINGS
 import xmpp_env
 from helpers import Clients, body, groupchat_from, poll, wait_component
 from test_staff import chat_from, contact_presence, roster_item, session_when, until_desk_says
@@ -59,8 +61,11 @@ async def test_privileged_roster_rung_on_prosody(on_prosody, prosody):
 
     room = "v20_acme@chat.localhost"
     v = await clients.visitor()
+    t0 = time.monotonic()
     await v.join(room, "Ann")
-    item = await poll(lambda: roster_item(alice, room), lambda i: i is not None, 15, "the visitor in alice's roster")
+    item = await poll(lambda: roster_item(alice, room), lambda i: i is not None, 15, "the visitor in alice's roster",
+                      interval=0.01)
+    TIMINGS.setdefault("join -> staff roster item (Prosody privilege)", []).append(time.monotonic() - t0)
     assert item["name"] == "Ann (ACME Inc.)" and item["groups"] == ["ACME Inc. visitors"], item
     assert item["subscription"] == "both", item
     await alice.expect(contact_presence(room, "away", "INACTIVE — browsing"), what="the INACTIVE presence")

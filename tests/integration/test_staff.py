@@ -8,6 +8,9 @@ alice_acme and bob_acme are staff of "acme" (ACME Inc.), carol_globex of "globex
 
 from __future__ import annotations
 
+import time
+
+from conftest import TIMINGS
 from helpers import (attr, body, child, error_of, groupchat_from, kind, poll, presence_from,
                      show, status_codes)
 
@@ -85,8 +88,11 @@ async def test_visitors_enter_and_leave_staff_rosters_through_the_admin_api(fron
 
     room = room_of("v10")
     v = await clients.visitor()
+    t0 = time.monotonic()
     await v.join(room, "Ann")
-    item = await poll(lambda: roster_item(alice, room), lambda i: i is not None, 15, "the visitor in alice's roster")
+    item = await poll(lambda: roster_item(alice, room), lambda i: i is not None, 15, "the visitor in alice's roster",
+                      interval=0.01)
+    TIMINGS.setdefault("join -> staff roster item (ejabberd admin API)", []).append(time.monotonic() - t0)
     assert item["name"] == "Ann (ACME Inc.)", item
     assert item["groups"] == ["ACME Inc. visitors"], item
     assert item["subscription"] == "both", item
