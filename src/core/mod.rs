@@ -446,3 +446,5 @@ impl Core {
 mod tests;
 #[cfg(test)]
 mod tests_staff;
+#[cfg(test)]
+mod tests_prop;
