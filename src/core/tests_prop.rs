@@ -252,11 +252,10 @@ fn check(
 
 fn check_op(op: &StoreOp, seen: &mut Seen) -> Result<(), String> {
     match op {
-        StoreOp::OpenSession(r) => {
-            if seen.states.insert(r.id, r.state).is_some() {
+        StoreOp::OpenSession(r)
+            if seen.states.insert(r.id, r.state).is_some() => {
                 return Err(format!("session {} opened twice", r.id));
             }
-        }
         StoreOp::UpdateSession(r) => {
             let Some(prev) = seen.states.get(&r.id).copied() else {
                 return Err(format!("update of session {} that was never opened", r.id));
