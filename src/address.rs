@@ -23,7 +23,8 @@ impl SiteId {
     pub fn new(s: &str) -> Result<SiteId, AddressError> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if ok {
             Ok(SiteId(s.to_string()))
         } else {
@@ -156,7 +157,10 @@ mod tests {
         assert_eq!(r.visitor(), "v_42");
         assert_eq!(r.site().as_str(), "acme");
         assert_eq!(r.to_string(), "v_42_acme");
-        assert_eq!(r.jid(&component()).to_string(), "v_42_acme@chat.example.com");
+        assert_eq!(
+            r.jid(&component()).to_string(),
+            "v_42_acme@chat.example.com"
+        );
     }
 
     #[test]

@@ -78,7 +78,12 @@ pub fn execute(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Run(c) => run(c),
         Command::CheckConfig(c) => check_config(c),
-        Command::Sessions { config, state, site, json } => sessions(config, state, site, json),
+        Command::Sessions {
+            config,
+            state,
+            site,
+            json,
+        } => sessions(config, state, site, json),
         Command::Transcript { id, config, json } => transcript(config, id, json),
     }
 }
@@ -110,7 +115,10 @@ fn check_config(c: ConfigArg) -> Result<ExitCode, CliError> {
         config.store.path.display()
     );
     for s in config.sites.iter().filter(|s| s.staff.is_empty()) {
-        println!("note: site {:?} has no staff yet: its visitors can chat but nobody can answer", s.id.as_str());
+        println!(
+            "note: site {:?} has no staff yet: its visitors can chat but nobody can answer",
+            s.id.as_str()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -121,7 +129,8 @@ fn open_store(c: &ConfigArg) -> Result<Store, CliError> {
 }
 
 fn opt_time(t: Option<crate::time::Timestamp>) -> Value {
-    t.map(|t| Value::String(t.to_rfc3339())).unwrap_or(Value::Null)
+    t.map(|t| Value::String(t.to_rfc3339()))
+        .unwrap_or(Value::Null)
 }
 
 pub fn session_json(s: &SessionRow) -> Value {
@@ -149,7 +158,12 @@ pub fn message_json(m: &MessageRow) -> Value {
     })
 }
 
-fn sessions(c: ConfigArg, state: Option<SessionState>, site: Option<String>, json: bool) -> Result<ExitCode, CliError> {
+fn sessions(
+    c: ConfigArg,
+    state: Option<SessionState>,
+    site: Option<String>,
+    json: bool,
+) -> Result<ExitCode, CliError> {
     let store = open_store(&c)?;
     let rows = store.list_sessions(state, site.as_deref())?;
     let mut out = std::io::stdout().lock();
@@ -162,7 +176,11 @@ fn sessions(c: ConfigArg, state: Option<SessionState>, site: Option<String>, jso
         writeln!(out, "no sessions")?;
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(out, "{:>5}  {:<8}  {:<12}  {:<16}  {:<28}  {:<24}  ROOM", "#", "STATE", "SITE", "VISITOR", "STAFF", "UPDATED")?;
+    writeln!(
+        out,
+        "{:>5}  {:<8}  {:<12}  {:<16}  {:<28}  {:<24}  ROOM",
+        "#", "STATE", "SITE", "VISITOR", "STAFF", "UPDATED"
+    )?;
     for s in &rows {
         writeln!(
             out,
@@ -197,12 +215,23 @@ fn transcript(c: ConfigArg, id: i64, json: bool) -> Result<ExitCode, CliError> {
         session.site,
         session.visitor,
         session.state,
-        session.staff.as_deref().map(|s| format!(" with {s}")).unwrap_or_default()
+        session
+            .staff
+            .as_deref()
+            .map(|s| format!(" with {s}"))
+            .unwrap_or_default()
     )?;
     for m in &lines {
         match m.role {
             Role::System => writeln!(out, "{}  * {}", m.at, m.body)?,
-            _ => writeln!(out, "{}  {} ({}): {}", m.at, m.nick, m.role.as_str(), m.body)?,
+            _ => writeln!(
+                out,
+                "{}  {} ({}): {}",
+                m.at,
+                m.nick,
+                m.role.as_str(),
+                m.body
+            )?,
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -23,7 +23,50 @@ pub struct Config {
     pub component: ComponentConfig,
     pub store: StoreConfig,
     pub roster: RosterConfig,
+    pub limits: Limits,
     pub sites: Vec<Site>,
+}
+
+/// `[limits]`: what one stanza, one visitor and the whole service may use. Everything a
+/// visitor sends is hostile until proven otherwise; over a limit it gets an error and nothing
+/// else happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of one stanza as the server passes it on.
+    pub stanza_bytes: usize,
+    /// Element depth below the stanza.
+    pub depth: usize,
+    /// Children of any one element.
+    pub children: usize,
+    /// Characters of a message body.
+    pub body_chars: usize,
+    /// Characters of a nickname.
+    pub nick_chars: usize,
+    /// Rooms one visitor address may be in at once.
+    pub rooms_per_visitor: usize,
+    /// Open sessions in all, and per site.
+    pub sessions: usize,
+    pub sessions_per_site: usize,
+    /// A visitor's messages: a token bucket refilled at this rate, holding at most `message_burst`.
+    pub messages_per_minute: u32,
+    pub message_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            stanza_bytes: 65_536,
+            depth: 32,
+            children: 256,
+            body_chars: 10_000,
+            nick_chars: 64,
+            rooms_per_visitor: 3,
+            sessions: 20_000,
+            sessions_per_site: 20_000,
+            messages_per_minute: 60,
+            message_burst: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -90,7 +133,11 @@ pub const DEFAULT_REMOVE_AFTER_SECS: u64 = 60;
 
 impl Default for RosterConfig {
     fn default() -> RosterConfig {
-        RosterConfig { mode: RosterMode::Auto, ejabberd_api: None, remove_after_secs: DEFAULT_REMOVE_AFTER_SECS }
+        RosterConfig {
+            mode: RosterMode::Auto,
+            ejabberd_api: None,
+            remove_after_secs: DEFAULT_REMOVE_AFTER_SECS,
+        }
     }
 }
 
@@ -132,21 +179,29 @@ pub struct HttpUrl {
 
 impl HttpUrl {
     pub fn parse(s: &str) -> Result<HttpUrl, String> {
-        let rest = s
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{s:?} must start with http:// (no TLS client here: use a loopback address)"))?;
+        let rest = s.strip_prefix("http://").ok_or_else(|| {
+            format!("{s:?} must start with http:// (no TLS client here: use a loopback address)")
+        })?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
         };
         let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("{s:?} has a bad port {p:?}"))?),
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("{s:?} has a bad port {p:?}"))?,
+            ),
             None => (authority, 80),
         };
         if host.is_empty() || host.contains(['@', ' ']) || port == 0 {
             return Err(format!("{s:?} must look like http://127.0.0.1:5280/api"));
         }
-        Ok(HttpUrl { host: host.to_string(), port, path: path.to_string() })
+        Ok(HttpUrl {
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+        })
     }
 
     pub fn authority(&self) -> String {
@@ -183,7 +238,9 @@ impl fmt::Display for Problem {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source} (pass --config PATH or set FRONTDESK_CONFIG)")]
+    #[error(
+        "cannot read config file {path}: {source} (pass --config PATH or set FRONTDESK_CONFIG)"
+    )]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -225,10 +282,12 @@ impl Config {
 
     /// Parses config text; `path` names the file in messages and anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let table: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let table: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut c = Checker::default();
         let config = c.config(&table, path, base);
@@ -249,10 +308,11 @@ impl Config {
         match &self.component.secret {
             SecretSource::Inline(s) => Ok(Secret(s.clone())),
             SecretSource::File(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::SecretFile {
-                    path: p.clone(),
-                    source,
-                })?;
+                let text =
+                    std::fs::read_to_string(p).map_err(|source| ConfigError::SecretFile {
+                        path: p.clone(),
+                        source,
+                    })?;
                 let s = text.trim_end_matches(['\r', '\n']).to_string();
                 if s.is_empty() {
                     return Err(ConfigError::EmptySecretFile { path: p.clone() });
@@ -289,7 +349,10 @@ impl Checker {
                 } else {
                     format!("{prefix}.{k}")
                 };
-                self.problem(key, format!("unknown key (known here: {})", known.join(", ")));
+                self.problem(
+                    key,
+                    format!("unknown key (known here: {})", known.join(", ")),
+                );
             }
         }
     }
@@ -329,18 +392,84 @@ impl Checker {
     }
 
     fn config(&mut self, root: &Table, path: &Path, base: &Path) -> Option<Config> {
-        self.unknown_keys(root, "", &["component", "store", "roster", "sites"]);
+        self.unknown_keys(
+            root,
+            "",
+            &["component", "store", "roster", "limits", "sites"],
+        );
         let component = self.component(root, base);
         let store = self.store(root, base);
         let roster = self.roster(root);
+        let limits = self.limits(root);
         let sites = self.sites(root, component.as_ref().map(|c| &c.jid));
         Some(Config {
             path: path.to_path_buf(),
             component: component?,
             store: store?,
             roster: roster?,
+            limits: limits?,
             sites: sites?,
         })
+    }
+
+    fn limits(&mut self, root: &Table) -> Option<Limits> {
+        let t = match root.get("limits") {
+            None => return Some(Limits::default()),
+            Some(Value::Table(t)) => t,
+            Some(_) => {
+                self.problem("limits", "must be a table, e.g. [limits]");
+                return None;
+            }
+        };
+        const KEYS: &[&str] = &[
+            "stanza_bytes",
+            "depth",
+            "children",
+            "body_chars",
+            "nick_chars",
+            "rooms_per_visitor",
+            "sessions",
+            "sessions_per_site",
+            "messages_per_minute",
+            "message_burst",
+        ];
+        self.unknown_keys(t, "limits", KEYS);
+        let mut l = Limits::default();
+        let mut ok = true;
+        for key in KEYS {
+            let Some(v) = t.get(*key) else { continue };
+            let n = match v {
+                Value::Integer(n) if *n >= 1 && *n <= u32::MAX as i64 => *n as usize,
+                _ => {
+                    self.problem(
+                        format!("limits.{key}"),
+                        format!("must be a whole number from 1 to {}", u32::MAX),
+                    );
+                    ok = false;
+                    continue;
+                }
+            };
+            match *key {
+                "stanza_bytes" => l.stanza_bytes = n,
+                "depth" => l.depth = n,
+                "children" => l.children = n,
+                "body_chars" => l.body_chars = n,
+                "nick_chars" => l.nick_chars = n,
+                "rooms_per_visitor" => l.rooms_per_visitor = n,
+                "sessions" => l.sessions = n,
+                "sessions_per_site" => l.sessions_per_site = n,
+                "messages_per_minute" => l.messages_per_minute = n as u32,
+                _ => l.message_burst = n as u32,
+            }
+        }
+        if l.stanza_bytes < 4096 {
+            self.problem(
+                "limits.stanza_bytes",
+                "must be at least 4096: joins and ordinary messages need that much",
+            );
+            ok = false;
+        }
+        ok.then_some(l)
     }
 
     fn roster(&mut self, root: &Table) -> Option<RosterConfig> {
@@ -359,7 +488,10 @@ impl Checker {
             match RosterMode::parse(&m) {
                 Some(mode) => r.mode = mode,
                 None => {
-                    self.problem("roster.mode", format!("{m:?} is not one of {}", RosterMode::WORDS.join(", ")));
+                    self.problem(
+                        "roster.mode",
+                        format!("{m:?} is not one of {}", RosterMode::WORDS.join(", ")),
+                    );
                     ok = false;
                 }
             }
@@ -377,7 +509,10 @@ impl Checker {
             None => {}
             Some(Value::Integer(n)) if *n >= 0 => r.remove_after_secs = *n as u64,
             Some(_) => {
-                self.problem("roster.remove_after_secs", "must be a whole number of seconds, 0 or more");
+                self.problem(
+                    "roster.remove_after_secs",
+                    "must be a whole number of seconds, 0 or more",
+                );
                 ok = false;
             }
         }
@@ -486,7 +621,10 @@ impl Checker {
             match self.site(t, &prefix, component) {
                 Some(site) => {
                     if !seen.insert(site.id.clone()) {
-                        self.problem(format!("{prefix}.id"), format!("site {:?} is listed twice", site.id.as_str()));
+                        self.problem(
+                            format!("{prefix}.id"),
+                            format!("site {:?} is listed twice", site.id.as_str()),
+                        );
                         ok = false;
                     }
                     sites.push(site);
@@ -592,13 +730,46 @@ staff = []
     fn good_config() {
         let c = Config::parse(GOOD, Path::new("/etc/frontdesk/frontdesk.toml")).unwrap();
         assert_eq!(c.component.jid.to_string(), "chat.example.com");
-        assert_eq!(c.store.path, PathBuf::from("/etc/frontdesk/data/frontdesk.db"));
+        assert_eq!(
+            c.store.path,
+            PathBuf::from("/etc/frontdesk/data/frontdesk.db")
+        );
         assert_eq!(c.sites.len(), 2);
         assert_eq!(c.sites[0].staff.len(), 2);
         assert_eq!(c.sites[1].name, "globex");
         assert_eq!(c.secret(None).unwrap().expose(), "s3cret");
         assert_eq!(c.secret(Some("env".into())).unwrap().expose(), "env");
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn limits_section() {
+        let c = Config::parse(GOOD, Path::new("/f.toml")).unwrap();
+        assert_eq!(c.limits, Limits::default());
+        let c = Config::parse(
+            &format!("{GOOD}\n[limits]\nstanza_bytes = 8192\nmessages_per_minute = 600\n"),
+            Path::new("/f.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.limits.stanza_bytes,
+                c.limits.messages_per_minute,
+                c.limits.depth
+            ),
+            (8192, 600, 32)
+        );
+        let k = keys(&format!(
+            "{GOOD}\n[limits]\nstanza_bytes = 100\ndepth = 0\nbody_chars = \"many\"\nspeed = 1\n"
+        ));
+        for key in [
+            "limits.stanza_bytes",
+            "limits.depth",
+            "limits.body_chars",
+            "limits.speed",
+        ] {
+            assert!(k.contains(&key.to_string()), "{key} not in {k:?}");
+        }
     }
 
     #[test]
@@ -610,10 +781,18 @@ staff = []
         assert_eq!(c.roster.mode, RosterMode::EjabberdApi);
         assert_eq!(c.roster.remove_after_secs, 5);
         let url = c.roster.ejabberd_api.unwrap();
-        assert_eq!((url.host.as_str(), url.port, url.path.as_str()), ("127.0.0.1", 5280, "/api"));
+        assert_eq!(
+            (url.host.as_str(), url.port, url.path.as_str()),
+            ("127.0.0.1", 5280, "/api")
+        );
         let bad = format!("{GOOD}\n[roster]\nmode = \"sometimes\"\nejabberd_api = \"https://x/api\"\nremove_after_secs = -1\ncolour = 1\n");
         let k = keys(&bad);
-        for key in ["roster.mode", "roster.ejabberd_api", "roster.remove_after_secs", "roster.colour"] {
+        for key in [
+            "roster.mode",
+            "roster.ejabberd_api",
+            "roster.remove_after_secs",
+            "roster.colour",
+        ] {
             assert!(k.contains(&key.to_string()), "{key} not in {k:?}");
         }
         let k = keys(&format!("{GOOD}\n[roster]\nmode = \"ejabberd-api\"\n"));
@@ -623,7 +802,10 @@ staff = []
     #[test]
     fn every_problem_is_reported_with_its_key() {
         let text = GOOD
-            .replace("server = \"127.0.0.1:5347\"", "server = \"nowhere\"\ncolour = \"blue\"")
+            .replace(
+                "server = \"127.0.0.1:5347\"",
+                "server = \"nowhere\"\ncolour = \"blue\"",
+            )
             .replace("id = \"acme\"", "id = \"ac_me\"")
             .replace("\"bob_acme@example.com\"", "\"bob_acme@example.com/phone\"");
         let k = keys(&text);
@@ -652,9 +834,10 @@ staff = []
 
     #[test]
     fn duplicate_site_and_both_secrets() {
-        let text = GOOD
-            .replace("id = \"globex\"", "id = \"acme\"")
-            .replace("secret = \"s3cret\"", "secret = \"x\"\nsecret_file = \"/nonexistent\"");
+        let text = GOOD.replace("id = \"globex\"", "id = \"acme\"").replace(
+            "secret = \"s3cret\"",
+            "secret = \"x\"\nsecret_file = \"/nonexistent\"",
+        );
         let k = keys(&text);
         assert!(k.contains(&"sites[1].id".to_string()), "{k:?}");
         assert!(k.contains(&"component.secret_file".to_string()), "{k:?}");

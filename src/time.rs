@@ -38,7 +38,8 @@ impl Timestamp {
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-22T10:04:05.123Z`.
     /// This is the text form stored in SQLite and printed by the CLI; it sorts as time does.
     pub fn to_rfc3339(self) -> String {
-        self.to_chrono().to_rfc3339_opts(SecondsFormat::Millis, true)
+        self.to_chrono()
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
     /// Parses any RFC 3339 timestamp (the stored form or a client's).

@@ -8,9 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use frontdesk::store::{
-    InstanceLock, MessageRow, Role, SessionRow, SessionState, Store, StoreOp,
-};
+use frontdesk::store::{InstanceLock, MessageRow, Role, SessionRow, SessionState, Store, StoreOp};
 use frontdesk::time::Timestamp;
 
 const BIN: &str = env!("CARGO_BIN_EXE_frontdesk");
@@ -37,7 +35,12 @@ staff = ["alice_acme@localhost"]
 }
 
 fn frontdesk(args: &[&str]) -> std::process::Output {
-    Command::new(BIN).args(args).env_remove("FRONTDESK_SECRET").env_remove("FRONTDESK_CONFIG").output().unwrap()
+    Command::new(BIN)
+        .args(args)
+        .env_remove("FRONTDESK_SECRET")
+        .env_remove("FRONTDESK_CONFIG")
+        .output()
+        .unwrap()
 }
 
 fn stderr(o: &std::process::Output) -> String {
@@ -51,13 +54,19 @@ fn check_config_accepts_a_good_file() {
     let o = frontdesk(&["check-config", "--config", cfg.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("OK") && out.contains("chat.localhost") && out.contains("1 site"), "{out}");
+    assert!(
+        out.contains("OK") && out.contains("chat.localhost") && out.contains("1 site"),
+        "{out}"
+    );
 }
 
 #[test]
 fn check_config_names_every_bad_key() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "colour = \"blue\"\n\n[[sites]]\nid = \"glo_bex\"\n");
+    let cfg = write_config(
+        dir.path(),
+        "colour = \"blue\"\n\n[[sites]]\nid = \"glo_bex\"\n",
+    );
     let o = frontdesk(&["check-config", "--config", cfg.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
@@ -100,7 +109,11 @@ fn seed(db: &Path) {
             session_id: 1,
             at: t.plus_millis(n * 1000),
             role,
-            from_jid: if role == Role::Staff { "alice_acme@localhost/desk".into() } else { "x@anon.localhost/r".into() },
+            from_jid: if role == Role::Staff {
+                "alice_acme@localhost/desk".into()
+            } else {
+                "x@anon.localhost/r".into()
+            },
             nick: nick.into(),
             body: body.into(),
             stanza_id: format!("1-{n}"),
@@ -110,7 +123,12 @@ fn seed(db: &Path) {
     let mut store = Store::open(db).unwrap();
     store
         .apply(&[
-            StoreOp::OpenSession(session(1, "v1", SessionState::Chatting, Some("alice_acme@localhost"))),
+            StoreOp::OpenSession(session(
+                1,
+                "v1",
+                SessionState::Chatting,
+                Some("alice_acme@localhost"),
+            )),
             StoreOp::OpenSession(session(2, "v2", SessionState::Closed, None)),
             line(Role::Visitor, "Ann", "Hello <there> & \"you\"", 1),
             line(Role::Staff, "Alice", "Hi Ann", 2),
@@ -130,9 +148,27 @@ fn sessions_and_transcript_as_json() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let rows = v.as_array().unwrap();
     assert_eq!(rows.len(), 2);
-    let mut keys: Vec<&str> = rows[0].as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = rows[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort();
-    assert_eq!(keys, ["closed_at", "created_at", "id", "room", "site", "staff", "state", "updated_at", "visitor"]);
+    assert_eq!(
+        keys,
+        [
+            "closed_at",
+            "created_at",
+            "id",
+            "room",
+            "site",
+            "staff",
+            "state",
+            "updated_at",
+            "visitor"
+        ]
+    );
     assert_eq!(rows[0]["id"], 1);
     assert_eq!(rows[0]["room"], "v1_acme@chat.localhost");
     assert_eq!(rows[0]["state"], "CHATTING");
@@ -165,7 +201,10 @@ fn sessions_and_transcript_as_json() {
 
     let o = frontdesk(&["transcript", "1", "--config", c]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("Ann (visitor): Hello <there>") && text.contains("Alice (staff): Hi Ann"), "{text}");
+    assert!(
+        text.contains("Ann (visitor): Hello <there>") && text.contains("Alice (staff): Hi Ann"),
+        "{text}"
+    );
     let o = frontdesk(&["transcript", "99", "--config", c]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no session #99"));
@@ -187,7 +226,9 @@ fn run_refuses_a_database_held_by_another_instance() {
 fn run_without_any_secret_says_where_to_put_one() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), "");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("secret = \"s3cret\"\n", "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("secret = \"s3cret\"\n", "");
     std::fs::write(&cfg, text).unwrap();
     let o = frontdesk(&["run", "--config", cfg.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
@@ -223,14 +264,20 @@ fn run_retries_an_absent_server_and_stops_on_sigterm() {
         }
     };
     assert!(retrying, "no retry logged within 10 s: {seen:?}");
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let code = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s.code();
         }
-        assert!(std::time::Instant::now() < deadline, "frontdesk did not stop within 10 s of SIGTERM");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "frontdesk did not stop within 10 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(code, Some(0));

@@ -54,11 +54,17 @@ pub const ADHOC: &[(&str, &str)] = &[
 
 pub fn parse(text: &str) -> Result<Command, String> {
     let mut words = text.split_whitespace();
-    let name = words.next().unwrap_or("").trim_start_matches('!').to_lowercase();
+    let name = words
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('!')
+        .to_lowercase();
     let arg = words.next();
     let n = |a: Option<&str>| -> Result<i64, String> {
         let a = a.ok_or_else(|| format!("!{name} needs a chat number, e.g. !{name} 12"))?;
-        a.trim_start_matches('#').parse::<i64>().map_err(|_| format!("{a:?} is not a chat number"))
+        a.trim_start_matches('#')
+            .parse::<i64>()
+            .map_err(|_| format!("{a:?} is not a chat number"))
     };
     Ok(match name.as_str() {
         "help" | "" => Command::Help,
@@ -69,7 +75,11 @@ pub fn parse(text: &str) -> Result<Command, String> {
         "status" => Command::Status,
         "transcript" => Command::Transcript(n(arg)?),
         "diag" => Command::Diag,
-        other => return Err(format!("Unknown command !{other}. Send !help for the list.")),
+        other => {
+            return Err(format!(
+                "Unknown command !{other}. Send !help for the list."
+            ))
+        }
     })
 }
 
@@ -77,7 +87,11 @@ pub fn parse(text: &str) -> Result<Command, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyTo {
     Chat(BareJid),
-    Adhoc { to: Jid, iq_id: String, node: String },
+    Adhoc {
+        to: Jid,
+        iq_id: String,
+        node: String,
+    },
 }
 
 /// A store read the core asked for; the answer comes back as `Input::QueryDone`.
@@ -118,7 +132,10 @@ impl Core {
             return;
         }
         let bare = from.to_bare();
-        let body = m.get_best_body(vec![]).map(|(_, b)| b.trim().to_string()).unwrap_or_default();
+        let body = m
+            .get_best_body(vec![])
+            .map(|(_, b)| b.trim().to_string())
+            .unwrap_or_default();
         if body.is_empty() {
             return; // chat states to the desk
         }
@@ -127,11 +144,17 @@ impl Core {
                 Jid::from(self.config.component.clone()),
                 from,
                 m.id,
-                stanzas::error(ErrorType::Auth, DefinedCondition::Forbidden, "The front desk takes commands from staff only."),
+                stanzas::error(
+                    ErrorType::Auth,
+                    DefinedCondition::Forbidden,
+                    "The front desk takes commands from staff only.",
+                ),
             ));
             return;
         }
-        let Ok(sender) = FullJid::try_from(from) else { return };
+        let Ok(sender) = FullJid::try_from(from) else {
+            return;
+        };
         if m.type_ == MessageType::Groupchat {
             return;
         }
@@ -167,7 +190,14 @@ impl Core {
         }
     }
 
-    pub(super) fn run_command(&mut self, now: Timestamp, sender: &FullJid, cmd: Command, reply: ReplyTo, out: &mut Out) {
+    pub(super) fn run_command(
+        &mut self,
+        now: Timestamp,
+        sender: &FullJid,
+        cmd: Command,
+        reply: ReplyTo,
+        out: &mut Out,
+    ) {
         let staff = sender.to_bare();
         tracing::info!(staff = %staff, command = ?cmd, "command");
         let text = match cmd {
@@ -201,8 +231,16 @@ impl Core {
         self.reply(&reply, &text, out);
     }
 
-    fn accept(&mut self, now: Timestamp, name: &RoomName, sender: &FullJid, out: &mut Out) -> String {
-        let Some(room) = self.rooms.get(name) else { return "That chat is closed.".into() };
+    fn accept(
+        &mut self,
+        now: Timestamp,
+        name: &RoomName,
+        sender: &FullJid,
+        out: &mut Out,
+    ) -> String {
+        let Some(room) = self.rooms.get(name) else {
+            return "That chat is closed.".into();
+        };
         let n = room.session.id;
         if let Some(h) = room.staff_present() {
             return if h.jid.to_bare() == sender.to_bare() {
@@ -223,7 +261,12 @@ impl Core {
         self.claim_direct(now, name, sender, out);
         if !offered {
             for (body, at) in history {
-                out.send(stanzas::chat_delayed(Jid::from(contact.clone()), Jid::from(sender.to_bare()), &body, at));
+                out.send(stanzas::chat_delayed(
+                    Jid::from(contact.clone()),
+                    Jid::from(sender.to_bare()),
+                    &body,
+                    at,
+                ));
             }
         }
         format!("#{n} is yours: write to {contact} to talk to {visitor}; !finish {n} when you are done.")
@@ -241,10 +284,16 @@ impl Core {
             Some(n) => match self.room_for(n, staff) {
                 Err(e) => return e,
                 Ok(name) => {
-                    let handler = self.rooms.get(&name).and_then(|r| r.staff_present().cloned());
+                    let handler = self
+                        .rooms
+                        .get(&name)
+                        .and_then(|r| r.staff_present().cloned());
                     match handler {
                         Some(h) if h.jid.to_bare() != *staff => {
-                            return format!("#{n} is handled by {}; only they can finish it.", h.nick)
+                            return format!(
+                                "#{n} is handled by {}; only they can finish it.",
+                                h.nick
+                            )
                         }
                         _ => name,
                     }
@@ -255,11 +304,19 @@ impl Core {
                 [(_, name)] => name.clone(),
                 many => {
                     let ids: Vec<String> = many.iter().map(|(id, _)| format!("#{id}")).collect();
-                    return format!("You have several chats ({}): say which, e.g. !finish {}.", ids.join(", "), many[0].0);
+                    return format!(
+                        "You have several chats ({}): say which, e.g. !finish {}.",
+                        ids.join(", "),
+                        many[0].0
+                    );
                 }
             },
         };
-        let id = self.rooms.get(&name).map(|r| r.session.id).unwrap_or_default();
+        let id = self
+            .rooms
+            .get(&name)
+            .map(|r| r.session.id)
+            .unwrap_or_default();
         self.close_chat(now, &name, None, out);
         format!("#{id} is closed.")
     }
@@ -270,7 +327,12 @@ impl Core {
             .rooms
             .values()
             .filter(|r| sites.contains(r.name.site()))
-            .filter(|r| matches!(r.session.state, SessionState::Active | SessionState::Inactive))
+            .filter(|r| {
+                matches!(
+                    r.session.state,
+                    SessionState::Active | SessionState::Inactive
+                )
+            })
             .collect();
         rooms.sort_by_key(|r| (r.session.state != SessionState::Active, r.session.id));
         if rooms.is_empty() {
@@ -278,8 +340,17 @@ impl Core {
         }
         let mut lines = vec![format!("{} open request(s):", rooms.len())];
         for r in rooms {
-            let site = self.config.sites.get(r.name.site()).map(|s| s.name.as_str()).unwrap_or(r.name.site().as_str());
-            let first = r.first_message.as_deref().map(|m| format!(" — \"{}\"", short(m, 60))).unwrap_or_default();
+            let site = self
+                .config
+                .sites
+                .get(r.name.site())
+                .map(|s| s.name.as_str())
+                .unwrap_or(r.name.site().as_str());
+            let first = r
+                .first_message
+                .as_deref()
+                .map(|m| format!(" — \"{}\"", short(m, 60)))
+                .unwrap_or_default();
             lines.push(format!(
                 "#{} {} on {} — {} for {}{}",
                 r.session.id,
@@ -294,21 +365,43 @@ impl Core {
     }
 
     fn status_text(&self, now: Timestamp, staff: &BareJid) -> String {
-        let mut mine: Vec<_> = self.rooms.values().filter(|r| r.handler().as_ref() == Some(staff)).collect();
+        let mut mine: Vec<_> = self
+            .rooms
+            .values()
+            .filter(|r| r.handler().as_ref() == Some(staff))
+            .collect();
         mine.sort_by_key(|r| r.session.id);
-        let availability = if self.staff_available(staff) { "available for new chats" } else { "not offered new chats (away, busy or offline)" };
+        let availability = if self.staff_available(staff) {
+            "available for new chats"
+        } else {
+            "not offered new chats (away, busy or offline)"
+        };
         if mine.is_empty() {
             return format!("You have no chats. You are {availability}.");
         }
-        let mut lines = vec![format!("Your chats ({}); you are {availability}:", mine.len())];
+        let mut lines = vec![format!(
+            "Your chats ({}); you are {availability}:",
+            mine.len()
+        )];
         for r in mine {
-            lines.push(format!("#{} {} ({}) since {}", r.session.id, r.visitor_nick(), r.jid, ago(now, r.session.updated_at)));
+            lines.push(format!(
+                "#{} {} ({}) since {}",
+                r.session.id,
+                r.visitor_nick(),
+                r.jid,
+                ago(now, r.session.updated_at)
+            ));
         }
         lines.join("\n")
     }
 
     pub(super) fn diag_text(&self, now: Timestamp) -> String {
-        let rung = self.roster.rung.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "choosing…".into());
+        let rung = self
+            .roster
+            .rung
+            .as_ref()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "choosing…".into());
         let adverts = if self.roster.adverts.is_empty() {
             "none".to_string()
         } else {
@@ -316,15 +409,23 @@ impl Core {
                 .adverts
                 .iter()
                 .map(|(srv, a)| {
-                    let perms: Vec<String> = a.perms.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let perms: Vec<String> =
+                        a.perms.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     format!("{srv} {} [{}]", a.ns, perms.join(", "))
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
         };
-        let uptime = self.connected_at.map(|t| ago(now, t)).unwrap_or_else(|| "not connected".into());
+        let uptime = self
+            .connected_at
+            .map(|t| ago(now, t))
+            .unwrap_or_else(|| "not connected".into());
         let count = |s: SessionState| self.rooms.values().filter(|r| r.session.state == s).count();
-        let online = self.staff.values().filter(|p| !p.resources.is_empty()).count();
+        let online = self
+            .staff
+            .values()
+            .filter(|p| !p.resources.is_empty())
+            .count();
         let available = self.staff.values().filter(|p| p.available()).count();
         let (pending, removals) = self.roster_pending();
         format!(
@@ -342,7 +443,9 @@ impl Core {
 
     /// The store answered a `!transcript` read.
     pub(super) fn transcript_ready(&mut self, id: u64, result: TranscriptResult, out: &mut Out) {
-        let Some((staff, reply)) = self.queries.remove(&id) else { return };
+        let Some((staff, reply)) = self.queries.remove(&id) else {
+            return;
+        };
         let sites = self.staff_sites(&staff);
         let text = match result {
             Err(e) => {
@@ -353,8 +456,16 @@ impl Core {
                 let mut lines: Vec<String> = rows
                     .iter()
                     .map(|m| {
-                        let who = if m.role == Role::System { "*".to_string() } else { m.nick.clone() };
-                        format!("[{}] {who}: {}", &m.at.to_rfc3339()[..16].replace('T', " "), m.body)
+                        let who = if m.role == Role::System {
+                            "*".to_string()
+                        } else {
+                            m.nick.clone()
+                        };
+                        format!(
+                            "[{}] {who}: {}",
+                            &m.at.to_rfc3339()[..16].replace('T', " "),
+                            m.body
+                        )
                     })
                     .collect();
                 let skipped = lines.len().saturating_sub(TRANSCRIPT_MAX_LINES);
@@ -365,7 +476,11 @@ impl Core {
                     session.visitor,
                     session.site,
                     session.state,
-                    if skipped > 0 { format!(", last {TRANSCRIPT_MAX_LINES} lines") } else { String::new() }
+                    if skipped > 0 {
+                        format!(", last {TRANSCRIPT_MAX_LINES} lines")
+                    } else {
+                        String::new()
+                    }
                 );
                 if lines.is_empty() {
                     format!("{head}\n(no messages)")
@@ -389,7 +504,11 @@ impl Core {
                     stanzas::element(
                         "item",
                         stanzas::NS_DISCO_ITEMS,
-                        &[("jid", self.config.component.as_str()), ("node", node), ("name", name)],
+                        &[
+                            ("jid", self.config.component.as_str()),
+                            ("node", node),
+                            ("name", name),
+                        ],
                     )
                     .build(),
                 );
@@ -399,17 +518,42 @@ impl Core {
     }
 
     /// An ad-hoc command request. Commands that need a chat number first answer with a form.
-    pub(super) fn handle_adhoc(&mut self, now: Timestamp, from: Jid, id: String, cmd: &Element, out: &mut Out) {
+    pub(super) fn handle_adhoc(
+        &mut self,
+        now: Timestamp,
+        from: Jid,
+        id: String,
+        cmd: &Element,
+        out: &mut Out,
+    ) {
         let desk = Jid::from(self.config.component.clone());
         let node = cmd.attr("node").unwrap_or("").to_string();
-        let refuse = |c: DefinedCondition, t: ErrorType, text: &str| stanzas::iq_error(desk.clone(), from.clone(), id.clone(), stanzas::error(t, c, text));
-        let Ok(sender) = FullJid::try_from(from.clone()) else { return };
+        let refuse = |c: DefinedCondition, t: ErrorType, text: &str| {
+            stanzas::iq_error(
+                desk.clone(),
+                from.clone(),
+                id.clone(),
+                stanzas::error(t, c, text),
+            )
+        };
+        let Ok(sender) = FullJid::try_from(from.clone()) else {
+            return;
+        };
         if self.staff_sites(&sender.to_bare()).is_empty() {
-            out.send(refuse(DefinedCondition::Forbidden, ErrorType::Auth, "The front desk takes commands from staff only."));
+            out.send(refuse(
+                DefinedCondition::Forbidden,
+                ErrorType::Auth,
+                "The front desk takes commands from staff only.",
+            ));
             return;
         }
         if cmd.attr("action") == Some("cancel") {
-            out.send(stanzas::iq_result(desk, from, id, Some(adhoc_status(&node, "canceled"))));
+            out.send(stanzas::iq_result(
+                desk,
+                from,
+                id,
+                Some(adhoc_status(&node, "canceled")),
+            ));
             return;
         }
         let needs_number = matches!(node.as_str(), "accept" | "cancel" | "finish" | "transcript");
@@ -425,60 +569,134 @@ impl Core {
             ("diag", _) => Command::Diag,
             ("help", _) => Command::Help,
             (_, None) if needs_number => {
-                out.send(stanzas::iq_result(desk, from, id, Some(self.adhoc_form(&node, &sender.to_bare()))));
+                out.send(stanzas::iq_result(
+                    desk,
+                    from,
+                    id,
+                    Some(self.adhoc_form(&node, &sender.to_bare())),
+                ));
                 return;
             }
             (_, Some(v)) if needs_number => {
                 let text = format!("!{node} {}", v.trim());
                 match parse(&text) {
-                    Ok(Command::Finish(None)) | Err(_) if v.trim().is_empty() && node == "finish" => Command::Finish(None),
+                    Ok(Command::Finish(None)) | Err(_)
+                        if v.trim().is_empty() && node == "finish" =>
+                    {
+                        Command::Finish(None)
+                    }
                     Ok(c) => c,
                     Err(e) => {
-                        out.send(stanzas::iq_result(desk, from, id, Some(adhoc_completed(&node, &e))));
+                        out.send(stanzas::iq_result(
+                            desk,
+                            from,
+                            id,
+                            Some(adhoc_completed(&node, &e)),
+                        ));
                         return;
                     }
                 }
             }
             _ => {
-                out.send(refuse(DefinedCondition::ItemNotFound, ErrorType::Cancel, "No such command."));
+                out.send(refuse(
+                    DefinedCondition::ItemNotFound,
+                    ErrorType::Cancel,
+                    "No such command.",
+                ));
                 return;
             }
         };
-        self.run_command(now, &sender, command, ReplyTo::Adhoc { to: from, iq_id: id, node }, out);
+        self.run_command(
+            now,
+            &sender,
+            command,
+            ReplyTo::Adhoc {
+                to: from,
+                iq_id: id,
+                node,
+            },
+            out,
+        );
     }
 
     /// The form asking which chat: a list of the chats the command can apply to.
     fn adhoc_form(&self, node: &str, staff: &BareJid) -> Element {
         let sites = self.staff_sites(staff);
-        let mut field = stanzas::element("field", NS_DATA, &[("var", "session"), ("type", "list-single"), ("label", "Chat")])
-            .append(Element::builder("required", NS_DATA).build());
-        let mut rooms: Vec<_> = self.rooms.values().filter(|r| sites.contains(r.name.site())).collect();
+        let mut field = stanzas::element(
+            "field",
+            NS_DATA,
+            &[
+                ("var", "session"),
+                ("type", "list-single"),
+                ("label", "Chat"),
+            ],
+        )
+        .append(Element::builder("required", NS_DATA).build());
+        let mut rooms: Vec<_> = self
+            .rooms
+            .values()
+            .filter(|r| sites.contains(r.name.site()))
+            .collect();
         rooms.sort_by_key(|r| r.session.id);
         for r in rooms {
-            let label = format!("#{} {} ({})", r.session.id, r.visitor_nick(), r.session.state);
+            let label = format!(
+                "#{} {} ({})",
+                r.session.id,
+                r.visitor_nick(),
+                r.session.state
+            );
             field = field.append(
                 stanzas::element("option", NS_DATA, &[("label", &label)])
-                    .append(Element::builder("value", NS_DATA).append(r.session.id.to_string()).build())
+                    .append(
+                        Element::builder("value", NS_DATA)
+                            .append(r.session.id.to_string())
+                            .build(),
+                    )
                     .build(),
             );
         }
         let form = stanzas::element("x", NS_DATA, &[("type", "form")])
-            .append(Element::builder("title", NS_DATA).append(format!("{node}: which chat?")).build())
+            .append(
+                Element::builder("title", NS_DATA)
+                    .append(format!("{node}: which chat?"))
+                    .build(),
+            )
             .append(field.build())
             .build();
-        stanzas::element("command", NS_COMMANDS, &[("node", node), ("sessionid", node), ("status", "executing")])
-            .append(stanzas::element("actions", NS_COMMANDS, &[("execute", "complete")]).append(Element::builder("complete", NS_COMMANDS).build()).build())
-            .append(form)
-            .build()
+        stanzas::element(
+            "command",
+            NS_COMMANDS,
+            &[("node", node), ("sessionid", node), ("status", "executing")],
+        )
+        .append(
+            stanzas::element("actions", NS_COMMANDS, &[("execute", "complete")])
+                .append(Element::builder("complete", NS_COMMANDS).build())
+                .build(),
+        )
+        .append(form)
+        .build()
     }
 }
 
 fn adhoc_status(node: &str, status: &str) -> Element {
-    stanzas::element("command", NS_COMMANDS, &[("node", node), ("sessionid", node), ("status", status)]).build()
+    stanzas::element(
+        "command",
+        NS_COMMANDS,
+        &[("node", node), ("sessionid", node), ("status", status)],
+    )
+    .build()
 }
 
 fn adhoc_completed(node: &str, text: &str) -> Element {
-    stanzas::element("command", NS_COMMANDS, &[("node", node), ("sessionid", node), ("status", "completed")])
-        .append(stanzas::element("note", NS_COMMANDS, &[("type", "info")]).append(text).build())
-        .build()
+    stanzas::element(
+        "command",
+        NS_COMMANDS,
+        &[("node", node), ("sessionid", node), ("status", "completed")],
+    )
+    .append(
+        stanzas::element("note", NS_COMMANDS, &[("type", "info")])
+            .append(text)
+            .build(),
+    )
+    .build()
 }

@@ -41,7 +41,11 @@ const ROOM_FEATURES: &[&str] = &[
 type Answer = Result<Option<Element>, StanzaError>;
 
 fn unavailable() -> StanzaError {
-    stanzas::error(ErrorType::Cancel, DefinedCondition::ServiceUnavailable, "This request is not supported here.")
+    stanzas::error(
+        ErrorType::Cancel,
+        DefinedCondition::ServiceUnavailable,
+        "This request is not supported here.",
+    )
 }
 
 fn not_found(text: &str) -> StanzaError {
@@ -59,15 +63,31 @@ fn empty_items() -> Element {
 impl Core {
     pub(super) fn handle_iq(&mut self, now: Timestamp, iq: Iq, out: &mut Out) {
         match iq {
-            Iq::Get { from, to, id, payload } => self.handle_iq_request(now, true, from, to, id, payload, out),
-            Iq::Set { from, to, id, payload } => self.handle_iq_request(now, false, from, to, id, payload, out),
+            Iq::Get {
+                from,
+                to,
+                id,
+                payload,
+            } => self.handle_iq_request(now, true, from, to, id, payload, out),
+            Iq::Set {
+                from,
+                to,
+                id,
+                payload,
+            } => self.handle_iq_request(now, false, from, to, id, payload, out),
             Iq::Result { from, id, .. } => {
                 if !self.roster_answered(now, &id, None, out) {
                     self.ping_answered(now, &id, from, None, out)
                 }
             }
-            Iq::Error { from, id, error, .. } => {
-                let text = format!("{:?}: {}", error.defined_condition, error.texts.values().next().cloned().unwrap_or_default());
+            Iq::Error {
+                from, id, error, ..
+            } => {
+                let text = format!(
+                    "{:?}: {}",
+                    error.defined_condition,
+                    error.texts.values().next().cloned().unwrap_or_default()
+                );
                 if !self.roster_answered(now, &id, Some(text), out) {
                     self.ping_answered(now, &id, from, Some(error), out)
                 }
@@ -76,10 +96,22 @@ impl Core {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn handle_iq_request(&mut self, now: Timestamp, get: bool, from: Option<Jid>, to: Option<Jid>, id: String, payload: Element, out: &mut Out) {
-        let (Some(from), Some(to)) = (from, to) else { return };
+    fn handle_iq_request(
+        &mut self,
+        now: Timestamp,
+        get: bool,
+        from: Option<Jid>,
+        to: Option<Jid>,
+        id: String,
+        payload: Element,
+        out: &mut Out,
+    ) {
+        let (Some(from), Some(to)) = (from, to) else {
+            return;
+        };
         let target = Target::of(&to, &self.config.component);
-        if matches!(target, Target::Domain) && !get && is(&payload, "command", stanzas::NS_COMMANDS) {
+        if matches!(target, Target::Domain) && !get && is(&payload, "command", stanzas::NS_COMMANDS)
+        {
             self.handle_adhoc(now, from, id, &payload, out);
             return;
         }
@@ -87,7 +119,9 @@ impl Core {
             Target::Domain => self.iq_to_domain(get, &payload, &from),
             Target::Room(name) => self.iq_to_room(get, &payload, &name),
             Target::Occupant(name, nick) => self.iq_to_occupant(get, &payload, &name, &nick, &from),
-            Target::BadRoom(_) => Err(not_found("No such room: visitor rooms are named <visitor>_<site>.")),
+            Target::BadRoom(_) => Err(not_found(
+                "No such room: visitor rooms are named <visitor>_<site>.",
+            )),
             Target::Elsewhere => return,
         };
         match answer {
@@ -105,7 +139,9 @@ impl Core {
                 return Err(not_found("No such node."));
             }
             Ok(Some(stanzas::disco_info("frontdesk", DOMAIN_FEATURES)))
-        } else if is(payload, "query", NS_DISCO_ITEMS) && payload.attr("node") == Some(stanzas::NS_COMMANDS) {
+        } else if is(payload, "query", NS_DISCO_ITEMS)
+            && payload.attr("node") == Some(stanzas::NS_COMMANDS)
+        {
             Ok(Some(self.adhoc_items(from)))
         } else if is(payload, "query", NS_DISCO_ITEMS) {
             // Visitor rooms are private: never list them.
@@ -128,7 +164,10 @@ impl Core {
 
     fn iq_to_room(&self, get: bool, payload: &Element, name: &RoomName) -> Answer {
         let Some(site) = self.config.sites.get(name.site()) else {
-            return Err(not_found(&format!("There is no site \"{}\" on this service.", name.site())));
+            return Err(not_found(&format!(
+                "There is no site \"{}\" on this service.",
+                name.site()
+            )));
         };
         if !get {
             return Err(unavailable());
@@ -146,7 +185,14 @@ impl Core {
     }
 
     /// XEP-0410: a client pinging its own occupant address learns whether it is still joined.
-    fn iq_to_occupant(&self, get: bool, payload: &Element, name: &RoomName, nick: &str, from: &Jid) -> Answer {
+    fn iq_to_occupant(
+        &self,
+        get: bool,
+        payload: &Element,
+        name: &RoomName,
+        nick: &str,
+        from: &Jid,
+    ) -> Answer {
         let me = self
             .rooms
             .get(name)
@@ -166,28 +212,58 @@ impl Core {
     }
 
     /// Asks an occupant's client whether it is still there (at most one ping in flight each).
-    pub(super) fn ping_occupant(&mut self, now: Timestamp, room: &RoomName, jid: &FullJid, out: &mut Out) {
-        if self.pings.values().any(|p| &p.room == room && &p.jid == jid) {
+    pub(super) fn ping_occupant(
+        &mut self,
+        now: Timestamp,
+        room: &RoomName,
+        jid: &FullJid,
+        out: &mut Out,
+    ) {
+        if self
+            .pings
+            .values()
+            .any(|p| &p.room == room && &p.jid == jid)
+        {
             return;
         }
         let id = self.new_iq_id("fd-ping");
         let from = Jid::from(room.jid(&self.config.component));
         out.send(stanzas::ping(from, Jid::from(jid.clone()), id.clone()));
-        self.pings.insert(id, PendingPing { room: room.clone(), jid: jid.clone(), sent: now });
+        self.pings.insert(
+            id,
+            PendingPing {
+                room: room.clone(),
+                jid: jid.clone(),
+                sent: now,
+            },
+        );
     }
 
-    fn ping_answered(&mut self, now: Timestamp, id: &str, from: Option<Jid>, error: Option<StanzaError>, out: &mut Out) {
+    fn ping_answered(
+        &mut self,
+        now: Timestamp,
+        id: &str,
+        from: Option<Jid>,
+        error: Option<StanzaError>,
+        out: &mut Out,
+    ) {
         // Only the pinged address may answer (the server stamps `from`, so it cannot be forged).
         let Some(p) = self.pings.get(id) else { return };
         if from.as_ref().and_then(|f| f.try_as_full().ok()) != Some(&p.jid) {
             return;
         }
-        let Some(p) = self.pings.remove(id) else { return };
+        let Some(p) = self.pings.remove(id) else {
+            return;
+        };
         // A client that does not implement ping is still a client that answered.
         match error {
             Some(e) if means_gone(&e) => self.occupant_lost(now, &p.room, &p.jid, out),
             _ => {
-                let bound = self.rooms.get(&p.room).and_then(|r| r.visitor()).map(|v| v.jid.clone());
+                let bound = self
+                    .rooms
+                    .get(&p.room)
+                    .and_then(|r| r.visitor())
+                    .map(|v| v.jid.clone());
                 if bound.as_ref() == Some(&p.jid) {
                     self.refuse_pending(&p.room, out);
                 }
@@ -206,11 +282,12 @@ impl Core {
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
-            let Some(p) = self.pings.remove(&id) else { continue };
-            let blocks_join = self
-                .rooms
-                .get(&p.room)
-                .is_some_and(|r| !r.pending_joins.is_empty() && r.visitor().map(|v| &v.jid) == Some(&p.jid));
+            let Some(p) = self.pings.remove(&id) else {
+                continue;
+            };
+            let blocks_join = self.rooms.get(&p.room).is_some_and(|r| {
+                !r.pending_joins.is_empty() && r.visitor().map(|v| &v.jid) == Some(&p.jid)
+            });
             if blocks_join {
                 tracing::info!(room = %p.room, jid = %p.jid, "bound visitor did not answer a ping; letting the waiting join in");
                 self.occupant_lost(now, &p.room, &p.jid, out);

@@ -5,13 +5,13 @@
 use minidom::Element;
 use xmpp_parsers::jid::{FullJid, Jid};
 use xmpp_parsers::message::{Message, MessageType};
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use xmpp_parsers::stanza::Stanza;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use super::presence::occupant_jid;
 use super::room::{HistoryItem, Occupant};
 use super::stanzas::{self, NS_CHATSTATES, NS_SID};
-use super::{Core, Out, MAX_BODY_CHARS};
+use super::{Core, Out};
 use crate::address::{sender_full, RoomName, Target};
 use crate::store::{MessageRow, Role, StoreOp};
 use crate::time::Timestamp;
@@ -30,7 +30,10 @@ const GONE_CONDITIONS: &[DefinedCondition] = &[
 
 pub(super) fn means_gone(err: &StanzaError) -> bool {
     GONE_CONDITIONS.contains(&err.defined_condition)
-        || matches!(err.defined_condition, DefinedCondition::Gone { .. } | DefinedCondition::Redirect { .. })
+        || matches!(
+            err.defined_condition,
+            DefinedCondition::Gone { .. } | DefinedCondition::Redirect { .. }
+        )
 }
 
 /// The payloads a reflected message keeps: chat states and the sender's origin-id. Anything
@@ -45,7 +48,9 @@ fn kept_payloads(payloads: &[Element]) -> Vec<Element> {
 
 impl Core {
     pub(super) fn handle_message(&mut self, now: Timestamp, m: Message, out: &mut Out) {
-        let (Some(to), Some(from)) = (m.to.clone(), m.from.clone()) else { return };
+        let (Some(to), Some(from)) = (m.to.clone(), m.from.clone()) else {
+            return;
+        };
         if m.type_ == MessageType::Error {
             self.handle_bounce(now, &to, &from, &m.payloads, out);
             return;
@@ -55,7 +60,12 @@ impl Core {
             return;
         }
         let refuse = |cond: DefinedCondition, t: ErrorType, text: &str| {
-            stanzas::message_error(to.clone(), from.clone(), m.id.clone(), stanzas::error(t, cond, text))
+            stanzas::message_error(
+                to.clone(),
+                from.clone(),
+                m.id.clone(),
+                stanzas::error(t, cond, text),
+            )
         };
         match Target::of(&to, &self.config.component) {
             Target::Room(name) if m.type_ == MessageType::Groupchat => {
@@ -77,9 +87,17 @@ impl Core {
         }
     }
 
-    fn handle_groupchat_to_room(&mut self, now: Timestamp, name: RoomName, m: Message, out: &mut Out) {
+    fn handle_groupchat_to_room(
+        &mut self,
+        now: Timestamp,
+        name: RoomName,
+        m: Message,
+        out: &mut Out,
+    ) {
         let room_jid = Jid::from(name.jid(&self.config.component));
-        let Some(sender) = sender_full(m.from.as_ref()) else { return };
+        let Some(sender) = sender_full(m.from.as_ref()) else {
+            return;
+        };
         let not_here = || {
             stanzas::message_error(
                 room_jid.clone(),
@@ -110,27 +128,56 @@ impl Core {
                     room_jid,
                     Jid::from(sender),
                     m.id,
-                    stanzas::error(ErrorType::Auth, DefinedCondition::Forbidden, "Only the room sets its subject."),
+                    stanzas::error(
+                        ErrorType::Auth,
+                        DefinedCondition::Forbidden,
+                        "Only the room sets its subject.",
+                    ),
                 ));
                 return;
             }
             self.relay_chat_state(&name, &occ, &m.payloads, out);
             return;
         };
-        self.post_message(now, &name, occ, body, lang, m.id.clone(), &m.payloads, Jid::from(sender), out);
+        self.post_message(
+            now,
+            &name,
+            occ,
+            body,
+            lang,
+            m.id.clone(),
+            &m.payloads,
+            Jid::from(sender),
+            out,
+        );
     }
 
     /// Chat states and the like from `author`: reflected to the others, not stored. A
     /// one-to-one staff member gets the visitor's as `type='chat'`.
-    pub(super) fn relay_chat_state(&mut self, name: &RoomName, author: &Occupant, payloads: &[Element], out: &mut Out) {
+    pub(super) fn relay_chat_state(
+        &mut self,
+        name: &RoomName,
+        author: &Occupant,
+        payloads: &[Element],
+        out: &mut Out,
+    ) {
         let kept = kept_payloads(payloads);
-        let Some(room) = self.rooms.get(name) else { return };
-        let Some(from_nick) = occupant_jid(&room.jid, &author.nick) else { return };
+        let Some(room) = self.rooms.get(name) else {
+            return;
+        };
+        let Some(from_nick) = occupant_jid(&room.jid, &author.nick) else {
+            return;
+        };
         if kept.is_empty() {
             return;
         }
         for o in room.joined().filter(|o| o.jid != author.jid) {
-            out.send(stanzas::groupchat_bare(from_nick.clone(), o.jid.clone(), None, kept.clone()));
+            out.send(stanzas::groupchat_bare(
+                from_nick.clone(),
+                o.jid.clone(),
+                None,
+                kept.clone(),
+            ));
         }
         if let Some(d) = room.direct_staff().filter(|d| d.jid != author.jid) {
             let mut m = stanzas::chat(Jid::from(room.jid.clone()), Jid::from(d.jid.to_bare()), "");
@@ -156,7 +203,8 @@ impl Core {
         out: &mut Out,
     ) {
         let room_jid = Jid::from(name.jid(&self.config.component));
-        if body.chars().count() > MAX_BODY_CHARS {
+        let max = self.config.limits.body_chars;
+        if body.chars().count() > max {
             out.send(stanzas::message_error(
                 room_jid,
                 reply_to,
@@ -164,13 +212,47 @@ impl Core {
                 stanzas::error(
                     ErrorType::Modify,
                     DefinedCondition::NotAcceptable,
-                    &format!("Messages are limited to {MAX_BODY_CHARS} characters."),
+                    &format!("Messages are limited to {max} characters."),
                 ),
             ));
             return;
         }
-        let Some(room) = self.rooms.get_mut(name) else { return };
-        let Some(from_nick) = occupant_jid(&room.jid, &occ.nick) else { return };
+        let limits = self.config.limits;
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        // Visitors write at a bounded rate (a token bucket per visitor address and room).
+        if occ.role == Role::Visitor {
+            let Some(o) = room.occupant_mut(&occ.jid) else {
+                return;
+            };
+            if !o
+                .bucket
+                .take(now, limits.messages_per_minute, limits.message_burst)
+            {
+                let who = occ.jid.to_bare();
+                if self.offenders.should_log(&who, now) {
+                    tracing::warn!(from = %occ.jid, room = %name, "visitor over the message rate; refused (logged once a minute per sender)");
+                }
+                out.send(stanzas::message_error(
+                    room_jid,
+                    reply_to,
+                    id,
+                    stanzas::error(
+                        ErrorType::Wait,
+                        DefinedCondition::ResourceConstraint,
+                        "You are sending messages too fast; wait a moment and send it again.",
+                    ),
+                ));
+                return;
+            }
+        }
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        let Some(from_nick) = occupant_jid(&room.jid, &occ.nick) else {
+            return;
+        };
         let stanza_id = room.next_stanza_id();
         if occ.role == Role::Visitor {
             room.visitor_wrote = true;
@@ -237,17 +319,30 @@ impl Core {
         if occ.role == Role::Visitor {
             reflections.extend(self.copies_of_visitor_message(name, &body, &kept));
         }
-        out.persist(StoreOp::AppendMessage(row), reflections, vec![failed.into()]);
+        out.persist(
+            StoreOp::AppendMessage(row),
+            reflections,
+            vec![failed.into()],
+        );
     }
 
     /// An error came back from someone we sent a room stanza to. If it says they are gone and
     /// they are an occupant, they leave the room.
-    fn handle_bounce(&mut self, now: Timestamp, to: &Jid, from: &Jid, payloads: &[Element], out: &mut Out) {
+    fn handle_bounce(
+        &mut self,
+        now: Timestamp,
+        to: &Jid,
+        from: &Jid,
+        payloads: &[Element],
+        out: &mut Out,
+    ) {
         let name = match Target::of(to, &self.config.component) {
             Target::Room(n) | Target::Occupant(n, _) => n,
             _ => return,
         };
-        let Ok(from) = FullJid::try_from(from.clone()) else { return };
+        let Ok(from) = FullJid::try_from(from.clone()) else {
+            return;
+        };
         let gone = payloads
             .iter()
             .find(|e| e.is("error", xmpp_parsers::ns::DEFAULT_NS))

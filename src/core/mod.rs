@@ -8,6 +8,7 @@
 
 pub mod commands;
 mod iq;
+pub mod limits;
 mod message;
 pub mod nick;
 mod presence;
@@ -19,11 +20,11 @@ pub mod stanzas;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use xmpp_parsers::jid::{BareJid, FullJid, Jid};
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 use xmpp_parsers::stanza::Stanza;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
 use crate::address::{RoomName, SiteId};
-use crate::config::{Config, RosterConfig};
+use crate::config::{Config, Limits, RosterConfig};
 use crate::store::{MessageRow, Role, SessionState, Snapshot, StoreOp};
 use crate::time::Timestamp;
 
@@ -37,8 +38,6 @@ pub const REJOIN_GRACE_MS: i64 = 120_000;
 pub const CLOSE_LINGER_MS: i64 = 5_000;
 /// How long we wait for an occupant to answer a ping before we decide.
 pub const PING_TIMEOUT_MS: i64 = 10_000;
-/// Longest message body accepted, in characters.
-pub const MAX_BODY_CHARS: usize = 10_000;
 
 /// The part of the config the core needs, indexed for lookups.
 #[derive(Debug, Clone)]
@@ -46,6 +45,7 @@ pub struct CoreConfig {
     pub component: BareJid,
     pub sites: BTreeMap<SiteId, SiteInfo>,
     pub roster: RosterConfig,
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone)]
@@ -73,12 +73,17 @@ impl CoreConfig {
                 })
                 .collect(),
             roster: c.roster.clone(),
+            limits: c.limits,
         }
     }
 
     /// Every staff member of every site, once.
     pub fn all_staff(&self) -> Vec<BareJid> {
-        let set: std::collections::BTreeSet<BareJid> = self.sites.values().flat_map(|s| s.staff.iter().cloned()).collect();
+        let set: std::collections::BTreeSet<BareJid> = self
+            .sites
+            .values()
+            .flat_map(|s| s.staff.iter().cloned())
+            .collect();
         set.into_iter().collect()
     }
 
@@ -103,9 +108,15 @@ pub enum Input {
     /// The link to the server went down.
     Disconnected,
     /// The shell made an [`roster::ApiCall`]; `Err` carries what went wrong.
-    ApiDone { id: String, result: Result<(), String> },
+    ApiDone {
+        id: String,
+        result: Result<(), String>,
+    },
     /// The store answered a [`commands::Query`].
-    QueryDone { id: u64, result: commands::TranscriptResult },
+    QueryDone {
+        id: u64,
+        result: commands::TranscriptResult,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +195,7 @@ pub struct Core {
     connected_at: Option<Timestamp>,
     queries: HashMap<u64, (BareJid, commands::ReplyTo)>,
     next_query: u64,
+    offenders: limits::Offenders,
 }
 
 impl Core {
@@ -206,6 +218,7 @@ impl Core {
             connected_at: None,
             queries: HashMap::new(),
             next_query: 1,
+            offenders: limits::Offenders::default(),
             config,
         };
         let mut messages: HashMap<i64, Vec<MessageRow>> = HashMap::new();
@@ -229,8 +242,15 @@ impl Core {
             let id = session.id;
             let mut room = Room::new(name.clone(), jid, session);
             for m in messages.remove(&id).unwrap_or_default() {
-                let Ok(from) = FullJid::new(&m.from_jid) else { continue };
-                if let Some(seq) = m.stanza_id.rsplit('-').next().and_then(|s| s.parse::<u64>().ok()) {
+                let Ok(from) = FullJid::new(&m.from_jid) else {
+                    continue;
+                };
+                if let Some(seq) = m
+                    .stanza_id
+                    .rsplit('-')
+                    .next()
+                    .and_then(|s| s.parse::<u64>().ok())
+                {
                     room.seq = room.seq.max(seq + 1);
                 }
                 room.visitor_wrote |= m.role == Role::Visitor;
@@ -249,14 +269,21 @@ impl Core {
             core.rooms.insert(name, room);
         }
         for o in snapshot.occupants {
-            let Ok(jid) = FullJid::new(&o.jid) else { continue };
-            if let Some(room) = core.rooms.values_mut().find(|r| r.session.id == o.session_id) {
+            let Ok(jid) = FullJid::new(&o.jid) else {
+                continue;
+            };
+            if let Some(room) = core
+                .rooms
+                .values_mut()
+                .find(|r| r.session.id == o.session_id)
+            {
                 room.occupants.push(Occupant {
                     jid,
                     nick: o.nick,
                     role: o.role,
                     shown: Shown::default(),
                     direct: o.direct,
+                    bucket: Default::default(),
                 });
             }
         }
@@ -270,6 +297,17 @@ impl Core {
 
     pub fn handle(&mut self, now: Timestamp, input: Input) -> Vec<Output> {
         let mut out = Out::default();
+        let input = match input {
+            Input::Stanza(s) => match limits::exceeded(&s) {
+                Some(limit) => {
+                    self.handle_over_limit(now, s, limit, &mut out);
+                    self.after_state_changes(now, &mut out);
+                    return out.0;
+                }
+                None => Input::Stanza(s),
+            },
+            other => other,
+        };
         match input {
             Input::Stanza(Stanza::Presence(p)) => self.handle_presence(now, p, &mut out),
             Input::Stanza(Stanza::Message(m)) => self.handle_message(now, m, &mut out),
@@ -303,7 +341,9 @@ impl Core {
     /// A stanza we could not parse: answer `bad-request` when it has a sender and an id, and
     /// is not itself an error or a result (never answer an error with an error).
     fn handle_invalid(&mut self, bad: InvalidStanza, out: &mut Out) {
-        let Some(from) = bad.from.as_deref().and_then(|f| Jid::new(f).ok()) else { return };
+        let Some(from) = bad.from.as_deref().and_then(|f| Jid::new(f).ok()) else {
+            return;
+        };
         let Some(id) = bad.id.clone() else { return };
         if matches!(bad.type_.as_deref(), Some("error") | Some("result")) {
             return;
@@ -328,9 +368,10 @@ impl Core {
                 err,
             )),
             StanzaKind::Presence => {
-                let mut p = xmpp_parsers::presence::Presence::new(xmpp_parsers::presence::Type::Error)
-                    .with_from(about)
-                    .with_to(from);
+                let mut p =
+                    xmpp_parsers::presence::Presence::new(xmpp_parsers::presence::Type::Error)
+                        .with_from(about)
+                        .with_to(from);
                 p.id = Some(id);
                 p.add_payload(err);
                 out.send(p)
@@ -410,13 +451,19 @@ impl Core {
 
     /// Closes the room's session and forgets the room; the row and transcript stay.
     fn close_room(&mut self, name: &RoomName, now: Timestamp, out: &mut Out) {
-        let Some(mut room) = self.rooms.remove(name) else { return };
+        let Some(mut room) = self.rooms.remove(name) else {
+            return;
+        };
         for pending in std::mem::take(&mut room.pending_joins) {
             out.send(stanzas::presence_error(
                 Jid::from(room.jid.clone()),
                 Jid::from(pending.jid),
                 pending.presence.id.clone(),
-                stanzas::error(ErrorType::Wait, DefinedCondition::ServiceUnavailable, "The chat closed; please join again."),
+                stanzas::error(
+                    ErrorType::Wait,
+                    DefinedCondition::ServiceUnavailable,
+                    "The chat closed; please join again.",
+                ),
             ));
         }
         self.pings.retain(|_, p| &p.room != name);
@@ -445,6 +492,8 @@ impl Core {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_staff;
+mod tests_limits;
 #[cfg(test)]
 mod tests_prop;
+#[cfg(test)]
+mod tests_staff;

@@ -1,8 +1,5 @@
 //! Nickname rules for joining a room: what may be shown as a name, and when two names clash.
 
-/// Longest nick accepted, in characters.
-pub const MAX_NICK_CHARS: usize = 64;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NickError {
     Empty,
@@ -15,7 +12,7 @@ impl NickError {
     pub fn text(self) -> &'static str {
         match self {
             NickError::Empty => "A nickname is required: join as room@domain/YourName.",
-            NickError::TooLong => "That nickname is too long (at most 64 characters).",
+            NickError::TooLong => "That nickname is too long.",
             NickError::Invisible => {
                 "That nickname contains invisible or control characters; choose a plain name."
             }
@@ -24,11 +21,11 @@ impl NickError {
 }
 
 /// Checks a nick as it arrived in the resource part of the `to` address.
-pub fn check(nick: &str) -> Result<(), NickError> {
+pub fn check(nick: &str, max_chars: usize) -> Result<(), NickError> {
     if nick.chars().all(char::is_whitespace) {
         return Err(NickError::Empty);
     }
-    if nick.chars().count() > MAX_NICK_CHARS {
+    if nick.chars().count() > max_chars {
         return Err(NickError::TooLong);
     }
     if nick.chars().any(is_invisible) {
@@ -64,19 +61,19 @@ mod tests {
 
     #[test]
     fn plain_names_pass() {
-        assert_eq!(check("Ann"), Ok(()));
-        assert_eq!(check("Zoë Müller"), Ok(()));
-        assert_eq!(check("李小龍"), Ok(()));
+        assert_eq!(check("Ann", 64), Ok(()));
+        assert_eq!(check("Zoë Müller", 64), Ok(()));
+        assert_eq!(check("李小龍", 64), Ok(()));
     }
 
     #[test]
     fn invisible_names_fail() {
-        assert_eq!(check(" "), Err(NickError::Empty));
-        assert_eq!(check("\u{200B}"), Err(NickError::Invisible));
-        assert_eq!(check("ali\u{200B}ce"), Err(NickError::Invisible));
-        assert_eq!(check("alice\u{202E}"), Err(NickError::Invisible));
-        assert_eq!(check("a\u{0007}"), Err(NickError::Invisible));
-        assert_eq!(check(&"x".repeat(65)), Err(NickError::TooLong));
+        assert_eq!(check(" ", 64), Err(NickError::Empty));
+        assert_eq!(check("\u{200B}", 64), Err(NickError::Invisible));
+        assert_eq!(check("ali\u{200B}ce", 64), Err(NickError::Invisible));
+        assert_eq!(check("alice\u{202E}", 64), Err(NickError::Invisible));
+        assert_eq!(check("a\u{0007}", 64), Err(NickError::Invisible));
+        assert_eq!(check(&"x".repeat(65), 64), Err(NickError::TooLong));
     }
 
     #[test]

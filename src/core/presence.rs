@@ -35,7 +35,10 @@ impl Refusal {
 /// What a join turned out to be once the rules were applied.
 enum JoinDecision {
     /// Let them in; `created` when this join opens a new session.
-    Admit { role: Role, created: bool },
+    Admit {
+        role: Role,
+        created: bool,
+    },
     /// A different JID claims to be this room's visitor while the bound one seems present:
     /// ask the bound one first.
     Wait,
@@ -45,12 +48,16 @@ enum JoinDecision {
 impl Core {
     pub(super) fn handle_presence(&mut self, now: Timestamp, p: Presence, out: &mut Out) {
         let Some(to) = p.to.clone() else { return };
-        if matches!(Target::of(&to, &self.config.component), Target::Domain | Target::Room(_))
-            && self.handle_presence_to_contact(now, &p, out)
+        if matches!(
+            Target::of(&to, &self.config.component),
+            Target::Domain | Target::Room(_)
+        ) && self.handle_presence_to_contact(now, &p, out)
         {
             return;
         }
-        let Some(from) = sender_full(p.from.as_ref()) else { return };
+        let Some(from) = sender_full(p.from.as_ref()) else {
+            return;
+        };
         match Target::of(&to, &self.config.component) {
             Target::Occupant(room, nick) => {
                 self.handle_presence_to_occupant(now, room, nick, from, p, out)
@@ -65,16 +72,18 @@ impl Core {
                     "Join with a nickname: send your presence to room@domain/YourName.",
                 ),
             )),
-            Target::BadRoom(_) if p.type_ == PresenceType::None => out.send(stanzas::presence_error(
-                to,
-                Jid::from(from),
-                p.id,
-                stanzas::error(
-                    ErrorType::Cancel,
-                    DefinedCondition::ItemNotFound,
-                    "No such room: visitor rooms are named <visitor>_<site>.",
-                ),
-            )),
+            Target::BadRoom(_) if p.type_ == PresenceType::None => {
+                out.send(stanzas::presence_error(
+                    to,
+                    Jid::from(from),
+                    p.id,
+                    stanzas::error(
+                        ErrorType::Cancel,
+                        DefinedCondition::ItemNotFound,
+                        "No such room: visitor rooms are named <visitor>_<site>.",
+                    ),
+                ))
+            }
             // Presence to the domain (staff availability) belongs to the staff side; errors and
             // subscription traffic to rooms need no answer.
             _ => {}
@@ -128,7 +137,12 @@ impl Core {
                 let about = occupant_jid(&name.jid(&self.config.component), &nick)
                     .map(Jid::from)
                     .unwrap_or_else(|| Jid::from(name.jid(&self.config.component)));
-                out.send(stanzas::presence_error(about, Jid::from(from), p.id, r.into_error()));
+                out.send(stanzas::presence_error(
+                    about,
+                    Jid::from(from),
+                    p.id,
+                    r.into_error(),
+                ));
             }
             JoinDecision::Wait => self.defer_join(now, &name, nick, from, p, out),
             JoinDecision::Admit { role, created } => {
@@ -152,12 +166,23 @@ impl Core {
             Ok(role) => role,
             Err(r) => return JoinDecision::Refuse(r),
         };
-        if let Err(r) = check_nick(nick) {
+        if let Err(r) = check_nick(nick, self.config.limits.nick_chars) {
             return JoinDecision::Refuse(r);
+        }
+        if role == Role::Visitor {
+            if let Err(r) = self.check_rooms_per_visitor(name, from) {
+                return JoinDecision::Refuse(r);
+            }
         }
         let Some(room) = self.rooms.get(name) else {
             return match role {
-                Role::Visitor => JoinDecision::Admit { role, created: true },
+                Role::Visitor => match self.check_capacity(name) {
+                    Ok(()) => JoinDecision::Admit {
+                        role,
+                        created: true,
+                    },
+                    Err(r) => JoinDecision::Refuse(r),
+                },
                 _ => JoinDecision::Refuse(Refusal::new(
                     ErrorType::Cancel,
                     DefinedCondition::ItemNotFound,
@@ -178,7 +203,10 @@ impl Core {
                 return JoinDecision::Refuse(r);
             }
         }
-        JoinDecision::Admit { role, created: false }
+        JoinDecision::Admit {
+            role,
+            created: false,
+        }
     }
 
     /// The site must be configured; staff of this site are staff, staff of another site are
@@ -205,6 +233,42 @@ impl Core {
         }
     }
 
+    /// One visitor address may be in a few rooms at once, not in thousands.
+    fn check_rooms_per_visitor(&self, name: &RoomName, from: &FullJid) -> Result<(), Refusal> {
+        let max = self.config.limits.rooms_per_visitor;
+        let inside = self
+            .rooms
+            .values()
+            .filter(|r| r.name != *name && r.joined().any(|o| o.jid == *from))
+            .count();
+        if inside >= max {
+            return Err(Refusal::new(
+                ErrorType::Wait,
+                DefinedCondition::ResourceConstraint,
+                format!("You are already in {inside} chats; leave one before opening another."),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A new session must fit in the service's and the site's share.
+    fn check_capacity(&self, name: &RoomName) -> Result<(), Refusal> {
+        let l = self.config.limits;
+        let site_open = self
+            .rooms
+            .values()
+            .filter(|r| r.name.site() == name.site())
+            .count();
+        if self.rooms.len() >= l.sessions || site_open >= l.sessions_per_site {
+            return Err(Refusal::new(
+                ErrorType::Wait,
+                DefinedCondition::ResourceConstraint,
+                "The chat service is busy right now; please try again in a few minutes.",
+            ));
+        }
+        Ok(())
+    }
+
     fn open_room(&mut self, now: Timestamp, name: &RoomName, visitor: &FullJid) {
         let id = self.next_session_id;
         self.next_session_id += 1;
@@ -222,7 +286,8 @@ impl Core {
             closed_at: None,
         };
         tracing::info!(session = id, room = %jid, "session opened");
-        self.rooms.insert(name.clone(), Room::new(name.clone(), jid, session));
+        self.rooms
+            .insert(name.clone(), Room::new(name.clone(), jid, session));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -237,7 +302,9 @@ impl Core {
         p: &Presence,
         out: &mut Out,
     ) {
-        let Some(room) = self.rooms.get_mut(name) else { return };
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
         if created {
             out.store(StoreOp::OpenSession(room.session.clone()));
         }
@@ -245,12 +312,26 @@ impl Core {
         // Staff who took the chat one-to-one and now join the room: the joined occupant
         // replaces the one-to-one one.
         if role == Role::Staff {
-            if let Some(d) = room.direct_staff().filter(|d| d.jid.to_bare() == from.to_bare()).cloned() {
+            if let Some(d) = room
+                .direct_staff()
+                .filter(|d| d.jid.to_bare() == from.to_bare())
+                .cloned()
+            {
                 room.remove(&d.jid);
-                out.store(StoreOp::OccupantLeft { session_id: room.session.id, jid: d.jid.to_string() });
+                out.store(StoreOp::OccupantLeft {
+                    session_id: room.session.id,
+                    jid: d.jid.to_string(),
+                });
                 if let Some(dj) = occupant_jid(&room.jid, &d.nick) {
                     for o in room.joined() {
-                        out.send(stanzas::occupant_unavailable(dj.clone(), o.jid.clone(), &d.jid, o.role == Role::Staff, d.role, &[]));
+                        out.send(stanzas::occupant_unavailable(
+                            dj.clone(),
+                            o.jid.clone(),
+                            &d.jid,
+                            o.role == Role::Staff,
+                            d.role,
+                            &[],
+                        ));
                     }
                 }
             }
@@ -261,6 +342,7 @@ impl Core {
             role,
             shown: Shown::of(p),
             direct: false,
+            bucket: Default::default(),
         });
         out.store(StoreOp::OccupantJoined(OccupantRow {
             session_id: room.session.id,
@@ -289,8 +371,19 @@ impl Core {
             .and_then(|e| Muc::try_from(e.clone()).ok())
             .and_then(|m| m.history);
         let subject = self.subject_for(name);
-        let Some(room) = self.rooms.get(name) else { return };
-        send_join_sequence(room, &from, created, true, history.as_ref(), now, &subject, out);
+        let Some(room) = self.rooms.get(name) else {
+            return;
+        };
+        send_join_sequence(
+            room,
+            &from,
+            created,
+            true,
+            history.as_ref(),
+            now,
+            &subject,
+            out,
+        );
         if role == Role::Staff {
             let session_id = room.session.id;
             self.system_line(session_id, now, format!("{nick} joined the chat"), out);
@@ -309,9 +402,18 @@ impl Core {
 
     /// Someone already in the room sent a join again (e.g. their client reconnected with the
     /// same address): give them the room again without announcing a new arrival.
-    fn rejoin(&mut self, now: Timestamp, name: &RoomName, from: &FullJid, p: &Presence, out: &mut Out) {
+    fn rejoin(
+        &mut self,
+        now: Timestamp,
+        name: &RoomName,
+        from: &FullJid,
+        p: &Presence,
+        out: &mut Out,
+    ) {
         let subject = self.subject_for(name);
-        let Some(room) = self.rooms.get_mut(name) else { return };
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
         if let Some(o) = room.occupant_mut(from) {
             o.shown = Shown::of(p);
         }
@@ -322,15 +424,30 @@ impl Core {
             .and_then(|e| Muc::try_from(e.clone()).ok())
             .and_then(|m| m.history);
         let room = &*room;
-        send_join_sequence(room, from, false, false, history.as_ref(), now, &subject, out);
+        send_join_sequence(
+            room,
+            from,
+            false,
+            false,
+            history.as_ref(),
+            now,
+            &subject,
+            out,
+        );
     }
 
     fn update_presence(&mut self, name: &RoomName, from: &FullJid, p: &Presence, out: &mut Out) {
-        let Some(room) = self.rooms.get_mut(name) else { return };
-        let Some(o) = room.occupant_mut(from) else { return };
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        let Some(o) = room.occupant_mut(from) else {
+            return;
+        };
         o.shown = Shown::of(p);
         let me = o.clone();
-        let Some(me_jid) = occupant_jid(&room.jid, &me.nick) else { return };
+        let Some(me_jid) = occupant_jid(&room.jid, &me.nick) else {
+            return;
+        };
         for other in room.joined() {
             let statuses: &[u16] = if other.jid == me.jid { &[110] } else { &[] };
             out.send(stanzas::occupant_presence(
@@ -345,9 +462,18 @@ impl Core {
         }
     }
 
-    fn refuse_nick_change(&mut self, name: &RoomName, nick: &str, from: FullJid, p: Presence, out: &mut Out) {
+    fn refuse_nick_change(
+        &mut self,
+        name: &RoomName,
+        nick: &str,
+        from: FullJid,
+        p: Presence,
+        out: &mut Out,
+    ) {
         let room_jid = name.jid(&self.config.component);
-        let about = occupant_jid(&room_jid, nick).map(Jid::from).unwrap_or(Jid::from(room_jid));
+        let about = occupant_jid(&room_jid, nick)
+            .map(Jid::from)
+            .unwrap_or(Jid::from(room_jid));
         out.send(stanzas::presence_error(
             about,
             Jid::from(from),
@@ -361,20 +487,41 @@ impl Core {
     }
 
     /// Parks a join by a second would-be visitor and pings the one the room is bound to.
-    fn defer_join(&mut self, now: Timestamp, name: &RoomName, nick: String, from: FullJid, p: Presence, out: &mut Out) {
-        let Some(room) = self.rooms.get_mut(name) else { return };
-        let Some(bound) = room.visitor().map(|v| v.jid.clone()) else { return };
+    fn defer_join(
+        &mut self,
+        now: Timestamp,
+        name: &RoomName,
+        nick: String,
+        from: FullJid,
+        p: Presence,
+        out: &mut Out,
+    ) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        let Some(bound) = room.visitor().map(|v| v.jid.clone()) else {
+            return;
+        };
         room.pending_joins.retain(|j| j.jid != from);
-        room.pending_joins.push(PendingJoin { jid: from.clone(), nick, presence: p, since: now });
+        room.pending_joins.push(PendingJoin {
+            jid: from.clone(),
+            nick,
+            presence: p,
+            since: now,
+        });
         tracing::debug!(room = %name, jid = %from, bound = %bound, "join waits: checking whether the bound visitor is still here");
         self.ping_occupant(now, name, &bound, out);
     }
 
     /// The bound visitor answered: they are here, so waiting joins are refused.
     pub(super) fn refuse_pending(&mut self, name: &RoomName, out: &mut Out) {
-        let Some(room) = self.rooms.get_mut(name) else { return };
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
         for pj in std::mem::take(&mut room.pending_joins) {
-            let about = occupant_jid(&room.jid, &pj.nick).map(Jid::from).unwrap_or(Jid::from(room.jid.clone()));
+            let about = occupant_jid(&room.jid, &pj.nick)
+                .map(Jid::from)
+                .unwrap_or(Jid::from(room.jid.clone()));
             out.send(stanzas::presence_error(
                 about,
                 Jid::from(pj.jid),
@@ -391,7 +538,9 @@ impl Core {
     // ---- leaving ---------------------------------------------------------------------------
 
     fn handle_leave(&mut self, now: Timestamp, name: &RoomName, from: &FullJid, out: &mut Out) {
-        let Some(room) = self.rooms.get_mut(name) else { return };
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
         let waiting = room.pending_joins.len();
         room.pending_joins.retain(|j| &j.jid != from);
         if room.pending_joins.len() != waiting {
@@ -400,14 +549,24 @@ impl Core {
         if room.occupant(from).is_none() {
             return;
         }
-        let Some(gone) = room.remove(from) else { return };
+        let Some(gone) = room.remove(from) else {
+            return;
+        };
         announce_departure(room, &gone, true, out);
         self.after_departure(now, name, gone, true, out);
     }
 
     /// An occupant whose client is gone without saying so (bounced stanzas, failed ping).
-    pub(super) fn occupant_lost(&mut self, now: Timestamp, name: &RoomName, jid: &FullJid, out: &mut Out) {
-        let Some(room) = self.rooms.get_mut(name) else { return };
+    pub(super) fn occupant_lost(
+        &mut self,
+        now: Timestamp,
+        name: &RoomName,
+        jid: &FullJid,
+        out: &mut Out,
+    ) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
         let Some(gone) = room.remove(jid) else { return };
         tracing::info!(session = room.session.id, room = %room.jid, jid = %jid, "occupant is gone (lost link)");
         announce_departure(room, &gone, false, out);
@@ -416,8 +575,17 @@ impl Core {
 
     /// What a departure does to the session. An emptied room keeps its session as it is until
     /// [`Emptied::closes_at`]: briefly when people left, longer when the link was lost.
-    fn after_departure(&mut self, now: Timestamp, name: &RoomName, gone: Occupant, voluntary: bool, out: &mut Out) {
-        let Some(room) = self.rooms.get_mut(name) else { return };
+    fn after_departure(
+        &mut self,
+        now: Timestamp,
+        name: &RoomName,
+        gone: Occupant,
+        voluntary: bool,
+        out: &mut Out,
+    ) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
         let session_id = room.session.id;
         out.store(StoreOp::OccupantLeft {
             session_id,
@@ -436,7 +604,9 @@ impl Core {
         for pj in pending {
             self.handle_join(now, name.clone(), pj.nick, pj.jid, pj.presence, out);
         }
-        let Some(room) = self.rooms.get_mut(name) else { return };
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
         // A one-to-one staff member cannot see the room: tell them the visitor went (they may
         // come back, e.g. after a reload; the chat stays theirs until they finish it).
         if gone.role == Role::Visitor && room.visitor().is_none() {
@@ -445,11 +615,19 @@ impl Core {
                     "{} left the chat (#{}). They may come back; send !finish {} to close it.",
                     gone.nick, session_id, session_id
                 );
-                out.send(stanzas::chat(Jid::from(room.jid.clone()), Jid::from(d.jid.to_bare()), &text));
+                out.send(stanzas::chat(
+                    Jid::from(room.jid.clone()),
+                    Jid::from(d.jid.to_bare()),
+                    &text,
+                ));
             }
         }
         if room.occupants.is_empty() {
-            room.emptied = Some(if voluntary { Emptied::Left(now) } else { Emptied::Lost(now) });
+            room.emptied = Some(if voluntary {
+                Emptied::Left(now)
+            } else {
+                Emptied::Lost(now)
+            });
         } else {
             let state = room.derived_state();
             if room.set_state(state, now) {
@@ -463,8 +641,8 @@ fn is_join(p: &Presence) -> bool {
     p.payloads.iter().any(|e| e.is("x", NS_MUC))
 }
 
-fn check_nick(nick: &str) -> Result<(), Refusal> {
-    nick::check(nick).map_err(|e| {
+fn check_nick(nick: &str, max_chars: usize) -> Result<(), Refusal> {
+    nick::check(nick, max_chars).map_err(|e| {
         let cond = match e {
             nick::NickError::Empty => DefinedCondition::JidMalformed,
             _ => DefinedCondition::NotAcceptable,
@@ -512,12 +690,26 @@ fn send_join_sequence(
     subject: &str,
     out: &mut Out,
 ) {
-    let Some(me) = room.occupant(joiner) else { return };
-    let Some(me_jid) = occupant_jid(&room.jid, &me.nick) else { return };
+    let Some(me) = room.occupant(joiner) else {
+        return;
+    };
+    let Some(me_jid) = occupant_jid(&room.jid, &me.nick) else {
+        return;
+    };
     let me_staff = me.role == Role::Staff;
     for o in room.occupants.iter().filter(|o| o.jid != *joiner) {
-        let Some(o_jid) = occupant_jid(&room.jid, &o.nick) else { continue };
-        out.send(stanzas::occupant_presence(o_jid, joiner.clone(), o.role, &o.jid, me_staff, &o.shown, &[]));
+        let Some(o_jid) = occupant_jid(&room.jid, &o.nick) else {
+            continue;
+        };
+        out.send(stanzas::occupant_presence(
+            o_jid,
+            joiner.clone(),
+            o.role,
+            &o.jid,
+            me_staff,
+            &o.shown,
+            &[],
+        ));
     }
     if announce {
         for o in room.joined().filter(|o| o.jid != *joiner) {
@@ -536,9 +728,19 @@ fn send_join_sequence(
     if created {
         codes.push(201);
     }
-    out.send(stanzas::occupant_presence(me_jid, joiner.clone(), me.role, &me.jid, true, &me.shown, &codes));
+    out.send(stanzas::occupant_presence(
+        me_jid,
+        joiner.clone(),
+        me.role,
+        &me.jid,
+        true,
+        &me.shown,
+        &codes,
+    ));
     for item in history_to_send(room, history, now) {
-        let Some(from) = occupant_jid(&room.jid, &item.nick) else { continue };
+        let Some(from) = occupant_jid(&room.jid, &item.nick) else {
+            continue;
+        };
         out.send(stanzas::groupchat_text(stanzas::GroupchatText {
             from,
             to: joiner.clone(),
@@ -560,9 +762,18 @@ fn history_to_send<'r>(
     req: Option<&xmpp_parsers::muc::muc::History>,
     now: Timestamp,
 ) -> impl Iterator<Item = &'r super::room::HistoryItem> {
-    let max = req.and_then(|h| h.maxstanzas).map(|n| n as usize).unwrap_or(usize::MAX);
-    let max = if req.and_then(|h| h.maxchars) == Some(0) { 0 } else { max };
-    let since = req.and_then(|h| h.since.as_ref()).map(|d| Timestamp(d.0.timestamp_millis()));
+    let max = req
+        .and_then(|h| h.maxstanzas)
+        .map(|n| n as usize)
+        .unwrap_or(usize::MAX);
+    let max = if req.and_then(|h| h.maxchars) == Some(0) {
+        0
+    } else {
+        max
+    };
+    let since = req
+        .and_then(|h| h.since.as_ref())
+        .map(|d| Timestamp(d.0.timestamp_millis()));
     let seconds = req
         .and_then(|h| h.seconds)
         .map(|s| now.plus_millis(-(i64::from(s) * 1000)));
@@ -579,7 +790,9 @@ fn history_to_send<'r>(
 /// Tells everyone still in the room (and the leaver, when they left themselves) that an
 /// occupant is gone. A lost occupant is announced with status 333.
 fn announce_departure(room: &Room, gone: &Occupant, voluntary: bool, out: &mut Out) {
-    let Some(gone_jid) = occupant_jid(&room.jid, &gone.nick) else { return };
+    let Some(gone_jid) = occupant_jid(&room.jid, &gone.nick) else {
+        return;
+    };
     let codes: &[u16] = if voluntary { &[] } else { &[333] };
     for o in room.joined() {
         out.send(stanzas::occupant_unavailable(

@@ -25,6 +25,32 @@ pub struct Occupant {
     /// Staff who took the chat one-to-one from their roster: they are not joined, so they get
     /// the visitor's messages as `type='chat'` from the room's bare JID, at their bare JID.
     pub direct: bool,
+    pub bucket: Bucket,
+}
+
+/// A token bucket for an occupant's messages: full when they join.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Bucket {
+    /// Tokens used up (0 = full), so a new bucket needs no configuration.
+    used: f64,
+    last: Option<Timestamp>,
+}
+
+impl Bucket {
+    /// Takes one token if there is one.
+    pub fn take(&mut self, now: Timestamp, per_minute: u32, burst: u32) -> bool {
+        let refill = match self.last {
+            Some(t) => (now.millis() - t.millis()).max(0) as f64 * f64::from(per_minute) / 60_000.0,
+            None => 0.0,
+        };
+        self.last = Some(now);
+        self.used = (self.used - refill).max(0.0);
+        if self.used + 1.0 > f64::from(burst.max(1)) {
+            return false;
+        }
+        self.used += 1.0;
+        true
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -133,7 +159,13 @@ impl Room {
     pub fn visitor_nick(&self) -> String {
         self.visitor()
             .map(|v| v.nick.clone())
-            .or_else(|| self.history.iter().rev().find(|h| h.role == Role::Visitor).map(|h| h.nick.clone()))
+            .or_else(|| {
+                self.history
+                    .iter()
+                    .rev()
+                    .find(|h| h.role == Role::Visitor)
+                    .map(|h| h.nick.clone())
+            })
             .unwrap_or_else(|| self.name.visitor().to_string())
     }
 
@@ -143,13 +175,17 @@ impl Room {
     }
 
     pub fn occupant_mut(&mut self, jid: &FullJid) -> Option<&mut Occupant> {
-        self.occupants.iter_mut().find(|o| &o.jid == jid && !o.direct)
+        self.occupants
+            .iter_mut()
+            .find(|o| &o.jid == jid && !o.direct)
     }
 
     /// Whoever else holds this nick, compared case-folded.
     pub fn nick_holder(&self, nick: &str) -> Option<&Occupant> {
         let folded = nick::fold(nick);
-        self.occupants.iter().find(|o| nick::fold(&o.nick) == folded)
+        self.occupants
+            .iter()
+            .find(|o| nick::fold(&o.nick) == folded)
     }
 
     /// The visitor present now, if any (one at a time).
@@ -203,7 +239,10 @@ impl Room {
         let staff = match state {
             SessionState::Chatting => self.staff_present().map(|o| o.jid.to_bare().to_string()),
             // Name who handled it when a chat closes; nobody has it while it waits again.
-            SessionState::Closed => self.last_staff.clone().or_else(|| self.session.staff.clone()),
+            SessionState::Closed => self
+                .last_staff
+                .clone()
+                .or_else(|| self.session.staff.clone()),
             SessionState::Active | SessionState::Inactive => None,
         };
         if state == SessionState::Chatting {

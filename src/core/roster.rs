@@ -48,8 +48,16 @@ impl fmt::Display for Rung {
 /// One roster change for one staff member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RosterOp {
-    Add { staff: BareJid, contact: BareJid, name: String, group: Option<String> },
-    Remove { staff: BareJid, contact: BareJid },
+    Add {
+        staff: BareJid,
+        contact: BareJid,
+        name: String,
+        group: Option<String>,
+    },
+    Remove {
+        staff: BareJid,
+        contact: BareJid,
+    },
 }
 
 impl RosterOp {
@@ -85,7 +93,10 @@ pub struct Advert {
 
 impl Advert {
     fn can_set_roster(&self) -> bool {
-        matches!(self.perms.get("roster").map(String::as_str), Some("set" | "both"))
+        matches!(
+            self.perms.get("roster").map(String::as_str),
+            Some("set" | "both")
+        )
     }
 }
 
@@ -113,7 +124,12 @@ pub struct RosterState {
 }
 
 impl RosterState {
-    pub fn new(mode: RosterMode, api_configured: bool, remove_after_ms: i64, items: Vec<(String, String)>) -> RosterState {
+    pub fn new(
+        mode: RosterMode,
+        api_configured: bool,
+        remove_after_ms: i64,
+        items: Vec<(String, String)>,
+    ) -> RosterState {
         let rung = match mode {
             RosterMode::Off => Some(Rung::Off),
             RosterMode::EjabberdApi => Some(Rung::EjabberdApi),
@@ -153,9 +169,9 @@ impl RosterState {
 
 /// Parses a `<privilege/>` payload (either namespace).
 pub fn parse_advert(payloads: &[Element]) -> Option<Advert> {
-    let p = payloads
-        .iter()
-        .find(|e| e.name() == "privilege" && (e.ns() == NS_PRIVILEGE_1 || e.ns() == NS_PRIVILEGE_2))?;
+    let p = payloads.iter().find(|e| {
+        e.name() == "privilege" && (e.ns() == NS_PRIVILEGE_1 || e.ns() == NS_PRIVILEGE_2)
+    })?;
     let perms = p
         .children()
         .filter(|c| c.name() == "perm")
@@ -166,7 +182,13 @@ pub fn parse_advert(payloads: &[Element]) -> Option<Advert> {
 
 impl Core {
     /// A server told us what we may do (XEP-0356).
-    pub(super) fn privileges_advertised(&mut self, now: Timestamp, server: String, advert: Advert, out: &mut Out) {
+    pub(super) fn privileges_advertised(
+        &mut self,
+        now: Timestamp,
+        server: String,
+        advert: Advert,
+        out: &mut Out,
+    ) {
         tracing::info!(server = %server, ns = %advert.ns, perms = ?advert.perms, "privileges advertised");
         self.roster.adverts.insert(server, advert);
         if self.roster.mode == RosterMode::Privilege && self.roster.rung.is_none() {
@@ -217,14 +239,21 @@ impl Core {
             .map(|(k, _)| k.clone())
             .collect();
         for (staff, contact) in due {
-            self.roster.removals.remove(&(staff.clone(), contact.clone()));
+            self.roster
+                .removals
+                .remove(&(staff.clone(), contact.clone()));
             self.roster_apply(now, RosterOp::Remove { staff, contact }, out);
         }
     }
 
     fn choose_rung(&mut self, now: Timestamp, out: &mut Out) {
         self.roster.detect_until = None;
-        let advert = self.roster.adverts.values().find(|a| a.can_set_roster()).map(|a| a.ns.clone());
+        let advert = self
+            .roster
+            .adverts
+            .values()
+            .find(|a| a.can_set_roster())
+            .map(|a| a.ns.clone());
         let rung = match (self.roster.mode, advert) {
             (RosterMode::Privilege, Some(ns)) => Rung::Privilege(ns),
             (RosterMode::Privilege, None) => {
@@ -251,7 +280,12 @@ impl Core {
         for staff in self.config.all_staff() {
             self.roster_apply(
                 now,
-                RosterOp::Add { staff, contact: desk.clone(), name: "Front desk".into(), group: None },
+                RosterOp::Add {
+                    staff,
+                    contact: desk.clone(),
+                    name: "Front desk".into(),
+                    group: None,
+                },
                 out,
             );
         }
@@ -262,7 +296,9 @@ impl Core {
             .values()
             .filter(|r| {
                 self.config.sites.get(r.name.site()).is_some_and(|s| {
-                    s.staff.iter().any(|st| !self.roster.items.contains(&(st.clone(), r.jid.clone())))
+                    s.staff
+                        .iter()
+                        .any(|st| !self.roster.items.contains(&(st.clone(), r.jid.clone())))
                 })
             })
             .map(|r| r.name.clone())
@@ -271,7 +307,8 @@ impl Core {
         for name in &rooms {
             self.roster_add_room(now, name, out);
         }
-        let open: std::collections::HashSet<BareJid> = self.rooms.values().map(|r| r.jid.clone()).collect();
+        let open: std::collections::HashSet<BareJid> =
+            self.rooms.values().map(|r| r.jid.clone()).collect();
         let stale: Vec<(BareJid, BareJid)> = self
             .roster
             .items
@@ -286,9 +323,18 @@ impl Core {
     }
 
     /// Every staff member of the room's site gets the visitor contact.
-    pub(super) fn roster_add_room(&mut self, now: Timestamp, name: &crate::address::RoomName, out: &mut Out) {
-        let Some(room) = self.rooms.get(name) else { return };
-        let Some(site) = self.config.sites.get(name.site()) else { return };
+    pub(super) fn roster_add_room(
+        &mut self,
+        now: Timestamp,
+        name: &crate::address::RoomName,
+        out: &mut Out,
+    ) {
+        let Some(room) = self.rooms.get(name) else {
+            return;
+        };
+        let Some(site) = self.config.sites.get(name.site()) else {
+            return;
+        };
         let contact = room.jid.clone();
         let nick = room.visitor_nick();
         let label = format!("{nick} ({})", site.name);
@@ -298,18 +344,32 @@ impl Core {
             self.roster.removals.remove(&(s.clone(), contact.clone()));
             self.roster_apply(
                 now,
-                RosterOp::Add { staff: s, contact: contact.clone(), name: label.clone(), group: Some(group.clone()) },
+                RosterOp::Add {
+                    staff: s,
+                    contact: contact.clone(),
+                    name: label.clone(),
+                    group: Some(group.clone()),
+                },
                 out,
             );
         }
     }
 
     /// The chat is over: its contact leaves staff rosters after the grace period.
-    pub(super) fn roster_schedule_removal(&mut self, now: Timestamp, contact: &BareJid, site: &crate::address::SiteId) {
-        let Some(site) = self.config.sites.get(site) else { return };
+    pub(super) fn roster_schedule_removal(
+        &mut self,
+        now: Timestamp,
+        contact: &BareJid,
+        site: &crate::address::SiteId,
+    ) {
+        let Some(site) = self.config.sites.get(site) else {
+            return;
+        };
         let due = now.plus_millis(self.roster.remove_after_ms);
         for s in &site.staff {
-            self.roster.removals.insert((s.clone(), contact.clone()), due);
+            self.roster
+                .removals
+                .insert((s.clone(), contact.clone()), due);
         }
     }
 
@@ -324,7 +384,12 @@ impl Core {
             (Rung::Privilege(_), _) => {
                 let id = self.roster_id("fd-roster");
                 let (contact, name, group, remove) = match &op {
-                    RosterOp::Add { contact, name, group, .. } => (contact, Some(name.as_str()), group.as_deref(), false),
+                    RosterOp::Add {
+                        contact,
+                        name,
+                        group,
+                        ..
+                    } => (contact, Some(name.as_str()), group.as_deref(), false),
                     RosterOp::Remove { contact, .. } => (contact, None, None, true),
                 };
                 out.send(stanzas::roster_set(
@@ -343,9 +408,15 @@ impl Core {
                 let staff = op.staff();
                 let contact = op.contact();
                 let mut args = vec![
-                    ("localuser", staff.node().map(|n| n.to_string()).unwrap_or_default()),
+                    (
+                        "localuser",
+                        staff.node().map(|n| n.to_string()).unwrap_or_default(),
+                    ),
                     ("localhost", staff.domain().to_string()),
-                    ("user", contact.node().map(|n| n.to_string()).unwrap_or_default()),
+                    (
+                        "user",
+                        contact.node().map(|n| n.to_string()).unwrap_or_default(),
+                    ),
                     ("host", contact.domain().to_string()),
                 ];
                 let command = match &op {
@@ -357,10 +428,22 @@ impl Core {
                     }
                     RosterOp::Remove { .. } => "delete_rosteritem",
                 };
-                out.0.push(Output::Api(ApiCall { id: id.clone(), command, args }));
+                out.0.push(Output::Api(ApiCall {
+                    id: id.clone(),
+                    command,
+                    args,
+                }));
                 self.roster.inflight.insert(id, (op, rung));
             }
-            (Rung::Subscribe, RosterOp::Add { staff, contact, name, .. }) => {
+            (
+                Rung::Subscribe,
+                RosterOp::Add {
+                    staff,
+                    contact,
+                    name,
+                    ..
+                },
+            ) => {
                 let status = if *contact == self.config.component {
                     "frontdesk: accept this contact to receive chat requests and send commands (!help).".to_string()
                 } else {
@@ -376,7 +459,11 @@ impl Core {
             }
             (Rung::Subscribe, RosterOp::Remove { staff, contact }) => {
                 for t in [PresenceType::Unsubscribe, PresenceType::Unsubscribed] {
-                    out.send(stanzas::presence_of_type(Jid::from(contact.clone()), Jid::from(staff.clone()), t));
+                    out.send(stanzas::presence_of_type(
+                        Jid::from(contact.clone()),
+                        Jid::from(staff.clone()),
+                        t,
+                    ));
                 }
                 self.roster_done(now, op, out);
             }
@@ -394,7 +481,11 @@ impl Core {
         match op {
             RosterOp::Add { staff, contact, .. } => {
                 if self.roster.items.insert((staff.clone(), contact.clone())) {
-                    out.store(StoreOp::RosterAdded { staff: staff.to_string(), contact: contact.to_string(), at: now });
+                    out.store(StoreOp::RosterAdded {
+                        staff: staff.to_string(),
+                        contact: contact.to_string(),
+                        at: now,
+                    });
                 }
                 // The item may have arrived after the contact's presence: send it again.
                 self.send_contact_presence_to(&contact, &staff, out);
@@ -410,15 +501,26 @@ impl Core {
             }
             RosterOp::Remove { staff, contact } => {
                 if self.roster.items.remove(&(staff.clone(), contact.clone())) {
-                    out.store(StoreOp::RosterRemoved { staff: staff.to_string(), contact: contact.to_string() });
+                    out.store(StoreOp::RosterRemoved {
+                        staff: staff.to_string(),
+                        contact: contact.to_string(),
+                    });
                 }
             }
         }
     }
 
     /// The answer to a privileged roster IQ or an API call. Returns false if the id was not ours.
-    pub(super) fn roster_answered(&mut self, now: Timestamp, id: &str, error: Option<String>, out: &mut Out) -> bool {
-        let Some((op, rung)) = self.roster.inflight.remove(id) else { return false };
+    pub(super) fn roster_answered(
+        &mut self,
+        now: Timestamp,
+        id: &str,
+        error: Option<String>,
+        out: &mut Out,
+    ) -> bool {
+        let Some((op, rung)) = self.roster.inflight.remove(id) else {
+            return false;
+        };
         match error {
             None => self.roster_done(now, op, out),
             Some(e) => {
@@ -441,6 +543,9 @@ impl Core {
 
     /// Removals still to come, for `!diag`.
     pub(super) fn roster_pending(&self) -> (usize, usize) {
-        (self.roster.inflight.len() + self.roster.queue.len(), self.roster.removals.len())
+        (
+            self.roster.inflight.len() + self.roster.queue.len(),
+            self.roster.removals.len(),
+        )
     }
 }

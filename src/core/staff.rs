@@ -34,7 +34,9 @@ pub struct StaffPresence {
 impl StaffPresence {
     /// Online with no `<show>` or `chat`: away, xa and dnd get no offers.
     pub fn available(&self) -> bool {
-        self.resources.values().any(|s| matches!(s, None | Some(Show::Chat)))
+        self.resources
+            .values()
+            .any(|s| matches!(s, None | Some(Show::Chat)))
     }
 }
 
@@ -53,7 +55,10 @@ fn contact_status(room: &Room) -> (Option<Show>, String) {
             (Some(Show::Chat), format!("ACTIVE — {preview}"))
         }
         SessionState::Chatting => {
-            let nick = room.staff_present().map(|o| o.nick.as_str()).unwrap_or("staff");
+            let nick = room
+                .staff_present()
+                .map(|o| o.nick.as_str())
+                .unwrap_or("staff");
             (Some(Show::Dnd), format!("CHATTING with {nick}"))
         }
         SessionState::Closed => (None, "CLOSED".to_string()),
@@ -62,7 +67,10 @@ fn contact_status(room: &Room) -> (Option<Show>, String) {
 
 /// The nick a staff member gets when they answer one-to-one: the local part of their JID.
 fn direct_nick(room: &Room, staff: &BareJid) -> String {
-    let base = staff.node().map(|n| n.to_string()).unwrap_or_else(|| staff.domain().to_string());
+    let base = staff
+        .node()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| staff.domain().to_string());
     match room.nick_holder(&base) {
         Some(o) if o.jid.to_bare() != *staff => format!("{base} (staff)"),
         _ => base,
@@ -80,7 +88,10 @@ impl Core {
     }
 
     pub(super) fn is_site_staff(&self, jid: &BareJid, site: &SiteId) -> bool {
-        self.config.sites.get(site).is_some_and(|s| s.staff.contains(jid))
+        self.config
+            .sites
+            .get(site)
+            .is_some_and(|s| s.staff.contains(jid))
     }
 
     pub(super) fn staff_available(&self, jid: &BareJid) -> bool {
@@ -100,8 +111,15 @@ impl Core {
 
     /// Presence addressed to the front desk or to a visitor contact (not to an occupant).
     /// Returns false when it is not ours to handle here (a non-staff sender).
-    pub(super) fn handle_presence_to_contact(&mut self, now: Timestamp, p: &Presence, out: &mut Out) -> bool {
-        let (Some(from), Some(to)) = (p.from.clone(), p.to.clone()) else { return true };
+    pub(super) fn handle_presence_to_contact(
+        &mut self,
+        now: Timestamp,
+        p: &Presence,
+        out: &mut Out,
+    ) -> bool {
+        let (Some(from), Some(to)) = (p.from.clone(), p.to.clone()) else {
+            return true;
+        };
         let bare = from.to_bare();
         let target = Target::of(&to, &self.config.component);
         let contact_site = match &target {
@@ -113,7 +131,11 @@ impl Core {
         if sites.is_empty() {
             // Not staff: the desk answers nobody's subscription; rooms keep their old answers.
             if matches!(target, Target::Domain) && p.type_ == PresenceType::Subscribe {
-                out.send(stanzas::presence_of_type(to, Jid::from(bare), PresenceType::Unsubscribed));
+                out.send(stanzas::presence_of_type(
+                    to,
+                    Jid::from(bare),
+                    PresenceType::Unsubscribed,
+                ));
             }
             return matches!(target, Target::Domain) || p.type_ != PresenceType::None;
         }
@@ -125,15 +147,27 @@ impl Core {
                 let to_bare = to.to_bare();
                 self.send_contact_presence_to(&to_bare, &bare, out);
             }
-            PresenceType::Probe => out.send(stanzas::presence_of_type(to, Jid::from(bare), PresenceType::Unavailable)),
+            PresenceType::Probe => out.send(stanzas::presence_of_type(
+                to,
+                Jid::from(bare),
+                PresenceType::Unavailable,
+            )),
             PresenceType::Subscribe if allowed => {
-                out.send(stanzas::presence_of_type(to.clone(), Jid::from(bare.clone()), PresenceType::Subscribed));
+                out.send(stanzas::presence_of_type(
+                    to.clone(),
+                    Jid::from(bare.clone()),
+                    PresenceType::Subscribed,
+                ));
                 self.send_contact_presence_to(&to.to_bare(), &bare, out);
             }
-            PresenceType::Subscribe => {
-                out.send(stanzas::presence_of_type(to, Jid::from(bare), PresenceType::Unsubscribed))
+            PresenceType::Subscribe => out.send(stanzas::presence_of_type(
+                to,
+                Jid::from(bare),
+                PresenceType::Unsubscribed,
+            )),
+            _ => {
+                tracing::debug!(from = %from, to = %to, kind = ?p.type_, "subscription traffic noted")
             }
-            _ => tracing::debug!(from = %from, to = %to, kind = ?p.type_, "subscription traffic noted"),
         }
         true
     }
@@ -153,7 +187,9 @@ impl Core {
 
     fn staff_offline(&mut self, now: Timestamp, from: &Jid) {
         let bare = from.to_bare();
-        let Some(st) = self.staff.get_mut(&bare) else { return };
+        let Some(st) = self.staff.get_mut(&bare) else {
+            return;
+        };
         match from.resource() {
             Some(r) => {
                 st.resources.remove(r.as_str());
@@ -167,10 +203,20 @@ impl Core {
     }
 
     /// Our presence as `contact` (the desk or a visitor room) to one staff member.
-    pub(super) fn send_contact_presence_to(&self, contact: &BareJid, staff: &BareJid, out: &mut Out) {
+    pub(super) fn send_contact_presence_to(
+        &self,
+        contact: &BareJid,
+        staff: &BareJid,
+        out: &mut Out,
+    ) {
         let to = Jid::from(staff.clone());
         if *contact == self.config.component {
-            out.send(stanzas::contact_presence(self.desk(), to, None, "frontdesk — send !help for the commands"));
+            out.send(stanzas::contact_presence(
+                self.desk(),
+                to,
+                None,
+                "frontdesk — send !help for the commands",
+            ));
             return;
         }
         let room = contact
@@ -180,23 +226,41 @@ impl Core {
         match room {
             Some(room) if self.is_site_staff(staff, room.name.site()) => {
                 let (show, status) = contact_status(room);
-                out.send(stanzas::contact_presence(Jid::from(contact.clone()), to, show, &status));
+                out.send(stanzas::contact_presence(
+                    Jid::from(contact.clone()),
+                    to,
+                    show,
+                    &status,
+                ));
             }
-            _ => out.send(stanzas::presence_of_type(Jid::from(contact.clone()), to, PresenceType::Unavailable)),
+            _ => out.send(stanzas::presence_of_type(
+                Jid::from(contact.clone()),
+                to,
+                PresenceType::Unavailable,
+            )),
         }
     }
 
     /// Sends the room's contact presence to its site's staff if it changed since last time.
     pub(super) fn announce_contact(&mut self, name: &RoomName, out: &mut Out) {
-        let Some(site) = self.config.sites.get(name.site()) else { return };
-        let Some(room) = self.rooms.get_mut(name) else { return };
+        let Some(site) = self.config.sites.get(name.site()) else {
+            return;
+        };
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
         let (show, status) = contact_status(room);
         if room.announced.as_deref() == Some(status.as_str()) {
             return;
         }
         room.announced = Some(status.clone());
         for s in &site.staff {
-            out.send(stanzas::contact_presence(Jid::from(room.jid.clone()), Jid::from(s.clone()), show.clone(), &status));
+            out.send(stanzas::contact_presence(
+                Jid::from(room.jid.clone()),
+                Jid::from(s.clone()),
+                show.clone(),
+                &status,
+            ));
         }
     }
 
@@ -204,7 +268,11 @@ impl Core {
     pub(super) fn staff_connected(&mut self, out: &mut Out) {
         self.staff.clear();
         for s in self.config.all_staff() {
-            out.send(stanzas::presence_of_type(self.desk(), Jid::from(s.clone()), PresenceType::Probe));
+            out.send(stanzas::presence_of_type(
+                self.desk(),
+                Jid::from(s.clone()),
+                PresenceType::Probe,
+            ));
             self.send_contact_presence_to(&self.config.component.clone(), &s, out);
         }
         let mut names: Vec<RoomName> = self.rooms.keys().cloned().collect();
@@ -229,13 +297,24 @@ impl Core {
                 .config
                 .sites
                 .get(name.site())
-                .map(|s| s.staff.iter().filter(|j| self.staff_available(j)).cloned().collect())
+                .map(|s| {
+                    s.staff
+                        .iter()
+                        .filter(|j| self.staff_available(j))
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default();
-            let Some(room) = self.rooms.get_mut(&name) else { continue };
+            let Some(room) = self.rooms.get_mut(&name) else {
+                continue;
+            };
             match room.session.state {
                 SessionState::Chatting if !room.offered.is_empty() => {
                     let handler = room.handler();
-                    let nick = room.staff_present().map(|o| o.nick.clone()).unwrap_or_default();
+                    let nick = room
+                        .staff_present()
+                        .map(|o| o.nick.clone())
+                        .unwrap_or_default();
                     let id = room.session.id;
                     let told: Vec<BareJid> = std::mem::take(&mut room.offered)
                         .into_iter()
@@ -247,7 +326,10 @@ impl Core {
                 }
                 SessionState::Active if room.offered.is_empty() => {
                     let last = room.last_staff.clone();
-                    for s in available.into_iter().filter(|s| Some(s.to_string()) != last) {
+                    for s in available
+                        .into_iter()
+                        .filter(|s| Some(s.to_string()) != last)
+                    {
                         self.offer_room_to(now, &name, &s, out);
                     }
                 }
@@ -264,7 +346,11 @@ impl Core {
         let mut waiting: Vec<(i64, RoomName)> = self
             .rooms
             .values()
-            .filter(|r| r.session.state == SessionState::Active && sites.contains(r.name.site()) && !r.offered.contains(staff))
+            .filter(|r| {
+                r.session.state == SessionState::Active
+                    && sites.contains(r.name.site())
+                    && !r.offered.contains(staff)
+            })
             .map(|r| (r.session.id, r.name.clone()))
             .collect();
         waiting.sort();
@@ -276,19 +362,33 @@ impl Core {
 
     /// Replays what the visitor wrote so far, from the contact, then the desk's note.
     fn offer_room_to(&mut self, _now: Timestamp, name: &RoomName, staff: &BareJid, out: &mut Out) {
-        let Some(room) = self.rooms.get_mut(name) else { return };
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
         room.offered.insert(staff.clone());
         let from = Jid::from(room.jid.clone());
         for h in room.history.iter().filter(|h| h.role == Role::Visitor) {
-            out.send(stanzas::chat_delayed(from.clone(), Jid::from(staff.clone()), &h.body, h.at));
+            out.send(stanzas::chat_delayed(
+                from.clone(),
+                Jid::from(staff.clone()),
+                &h.body,
+                h.at,
+            ));
         }
         let note = self.offer_note(name);
         self.desk_says(staff, &note, out);
     }
 
     fn offer_note(&self, name: &RoomName) -> String {
-        let Some(room) = self.rooms.get(name) else { return String::new() };
-        let site = self.config.sites.get(name.site()).map(|s| s.name.as_str()).unwrap_or(name.site().as_str());
+        let Some(room) = self.rooms.get(name) else {
+            return String::new();
+        };
+        let site = self
+            .config
+            .sites
+            .get(name.site())
+            .map(|s| s.name.as_str())
+            .unwrap_or(name.site().as_str());
         format!(
             "Visitor {} on {} wants to chat (#{}). Reply to them, or send !accept {}.",
             room.visitor_nick(),
@@ -301,17 +401,30 @@ impl Core {
     /// Where a visitor's new message goes besides the room: to the one-to-one staff member
     /// while CHATTING, to the available staff while ACTIVE (the first time with the desk's
     /// note), or, if nobody is available, a notice to the visitor (once).
-    pub(super) fn copies_of_visitor_message(&mut self, name: &RoomName, body: &str, kept: &[minidom::Element]) -> Vec<Stanza> {
+    pub(super) fn copies_of_visitor_message(
+        &mut self,
+        name: &RoomName,
+        body: &str,
+        kept: &[minidom::Element],
+    ) -> Vec<Stanza> {
         let mut copies = Vec::new();
         let available: Vec<BareJid> = self
             .config
             .sites
             .get(name.site())
-            .map(|s| s.staff.iter().filter(|j| self.staff_available(j)).cloned().collect())
+            .map(|s| {
+                s.staff
+                    .iter()
+                    .filter(|j| self.staff_available(j))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let note = self.offer_note(name);
         let desk = self.desk();
-        let Some(room) = self.rooms.get_mut(name) else { return copies };
+        let Some(room) = self.rooms.get_mut(name) else {
+            return copies;
+        };
         let from = Jid::from(room.jid.clone());
         match room.session.state {
             SessionState::Chatting => {
@@ -325,14 +438,18 @@ impl Core {
                 for s in &available {
                     copies.push(stanzas::chat(from.clone(), Jid::from(s.clone()), body).into());
                     if room.offered.insert(s.clone()) {
-                        copies.push(stanzas::chat(desk.clone(), Jid::from(s.clone()), &note).into());
+                        copies
+                            .push(stanzas::chat(desk.clone(), Jid::from(s.clone()), &note).into());
                     }
                 }
                 if available.is_empty() && room.offered.is_empty() && !room.told_nobody {
                     room.told_nobody = true;
                     if let Some(v) = room.visitor() {
                         let sid = format!("{}-notice-{}", room.session.id, room.seq);
-                        copies.push(stanzas::room_notice(&room.jid, v.jid.clone(), NOBODY_TEXT, &sid).into());
+                        copies.push(
+                            stanzas::room_notice(&room.jid, v.jid.clone(), NOBODY_TEXT, &sid)
+                                .into(),
+                        );
                     }
                 }
             }
@@ -345,23 +462,48 @@ impl Core {
 
     /// A `type='chat'` (or normal) message to a visitor contact: a staff member answering from
     /// their roster. The first one claims the chat.
-    pub(super) fn handle_chat_to_room(&mut self, now: Timestamp, name: RoomName, m: Message, out: &mut Out) {
-        let (Some(to), Some(from)) = (m.to.clone(), m.from.clone()) else { return };
+    pub(super) fn handle_chat_to_room(
+        &mut self,
+        now: Timestamp,
+        name: RoomName,
+        m: Message,
+        out: &mut Out,
+    ) {
+        let (Some(to), Some(from)) = (m.to.clone(), m.from.clone()) else {
+            return;
+        };
         let refuse = |t: ErrorType, c: DefinedCondition, text: &str| {
-            stanzas::message_error(to.clone(), from.clone(), m.id.clone(), stanzas::error(t, c, text))
+            stanzas::message_error(
+                to.clone(),
+                from.clone(),
+                m.id.clone(),
+                stanzas::error(t, c, text),
+            )
         };
         let bare = from.to_bare();
         if !self.is_site_staff(&bare, name.site()) {
             let (t, c, text) = if self.staff_sites(&bare).is_empty() {
-                (ErrorType::Modify, DefinedCondition::NotAcceptable, "Join the room and send type='groupchat' messages to it.")
+                (
+                    ErrorType::Modify,
+                    DefinedCondition::NotAcceptable,
+                    "Join the room and send type='groupchat' messages to it.",
+                )
             } else {
-                (ErrorType::Auth, DefinedCondition::Forbidden, "You are staff of another site and cannot reach this visitor.")
+                (
+                    ErrorType::Auth,
+                    DefinedCondition::Forbidden,
+                    "You are staff of another site and cannot reach this visitor.",
+                )
             };
             out.send(refuse(t, c, text));
             return;
         }
         let Ok(sender) = FullJid::try_from(from.clone()) else {
-            out.send(refuse(ErrorType::Modify, DefinedCondition::BadRequest, "Send from a full JID."));
+            out.send(refuse(
+                ErrorType::Modify,
+                DefinedCondition::BadRequest,
+                "Send from a full JID.",
+            ));
             return;
         };
         let Some(room) = self.rooms.get(&name) else {
@@ -372,14 +514,20 @@ impl Core {
             ));
             return;
         };
-        let body = m.get_best_body(vec![]).filter(|(_, b)| !b.trim().is_empty()).map(|(l, b)| (l, b.clone()));
+        let body = m
+            .get_best_body(vec![])
+            .filter(|(_, b)| !b.trim().is_empty())
+            .map(|(l, b)| (l, b.clone()));
         let handler = room.staff_present().cloned();
         match (&handler, &body) {
             (Some(h), _) if h.jid.to_bare() != bare => {
                 out.send(refuse(
                     ErrorType::Cancel,
                     DefinedCondition::NotAllowed,
-                    &format!("{} is already chatting with this visitor (#{}).", h.nick, room.session.id),
+                    &format!(
+                        "{} is already chatting with this visitor (#{}).",
+                        h.nick, room.session.id
+                    ),
                 ));
                 return;
             }
@@ -390,7 +538,9 @@ impl Core {
         if handler.is_none() {
             self.claim_direct(now, &name, &sender, out);
         }
-        let Some(room) = self.rooms.get(&name) else { return };
+        let Some(room) = self.rooms.get(&name) else {
+            return;
+        };
         // Write as the staff member's joined occupant if they have one, else their direct one.
         let Some(author) = room
             .joined()
@@ -401,16 +551,41 @@ impl Core {
             return;
         };
         match body {
-            Some((lang, body)) => self.post_message(now, &name, author, body, lang, m.id.clone(), &m.payloads, Jid::from(sender), out),
+            Some((lang, body)) => self.post_message(
+                now,
+                &name,
+                author,
+                body,
+                lang,
+                m.id.clone(),
+                &m.payloads,
+                Jid::from(sender),
+                out,
+            ),
             None => self.relay_chat_state(&name, &author, &m.payloads, out),
         }
     }
 
     /// The staff member takes the chat one-to-one: the visitor sees them join.
-    pub(super) fn claim_direct(&mut self, now: Timestamp, name: &RoomName, staff: &FullJid, out: &mut Out) {
-        let Some(room) = self.rooms.get_mut(name) else { return };
+    pub(super) fn claim_direct(
+        &mut self,
+        now: Timestamp,
+        name: &RoomName,
+        staff: &FullJid,
+        out: &mut Out,
+    ) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
         let nick = direct_nick(room, &staff.to_bare());
-        let occ = Occupant { jid: staff.clone(), nick: nick.clone(), role: Role::Staff, shown: Shown::default(), direct: true };
+        let occ = Occupant {
+            jid: staff.clone(),
+            nick: nick.clone(),
+            role: Role::Staff,
+            shown: Shown::default(),
+            direct: true,
+            bucket: Default::default(),
+        };
         room.occupants.push(occ.clone());
         room.emptied = None;
         out.store(StoreOp::OccupantJoined(OccupantRow {
@@ -423,7 +598,15 @@ impl Core {
         }));
         if let Some(me) = occupant_jid(&room.jid, &nick) {
             for o in room.joined() {
-                out.send(stanzas::occupant_presence(me.clone(), o.jid.clone(), Role::Staff, staff, o.role == Role::Staff, &occ.shown, &[]));
+                out.send(stanzas::occupant_presence(
+                    me.clone(),
+                    o.jid.clone(),
+                    Role::Staff,
+                    staff,
+                    o.role == Role::Staff,
+                    &occ.shown,
+                    &[],
+                ));
             }
         }
         tracing::info!(session = room.session.id, room = %room.jid, staff = %staff, "chat taken one-to-one");
@@ -438,17 +621,32 @@ impl Core {
 
     /// `!finish` and `!cancel`: everyone is told, the room empties at once and the session
     /// is CLOSED. `before` is said to the visitor before the closing line.
-    pub(super) fn close_chat(&mut self, now: Timestamp, name: &RoomName, before: Option<&str>, out: &mut Out) {
-        let Some(room) = self.rooms.get_mut(name) else { return };
+    pub(super) fn close_chat(
+        &mut self,
+        now: Timestamp,
+        name: &RoomName,
+        before: Option<&str>,
+        out: &mut Out,
+    ) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
         let session_id = room.session.id;
-        let lines: Vec<&str> = before.into_iter().chain(std::iter::once(CLOSED_TEXT)).collect();
+        let lines: Vec<&str> = before
+            .into_iter()
+            .chain(std::iter::once(CLOSED_TEXT))
+            .collect();
         for line in &lines {
             let sid = room.next_stanza_id();
             for o in room.joined() {
                 out.send(stanzas::room_notice(&room.jid, o.jid.clone(), line, &sid));
             }
             if let Some(d) = room.direct_staff() {
-                out.send(stanzas::chat(Jid::from(room.jid.clone()), Jid::from(d.jid.to_bare()), line));
+                out.send(stanzas::chat(
+                    Jid::from(room.jid.clone()),
+                    Jid::from(d.jid.to_bare()),
+                    line,
+                ));
             }
             out.store(StoreOp::AppendMessage(MessageRow {
                 session_id,
@@ -465,7 +663,14 @@ impl Core {
         for o in &joined {
             for other in room.occupants.iter().filter(|x| x.jid != o.jid) {
                 if let Some(oj) = occupant_jid(&room.jid, &other.nick) {
-                    out.send(stanzas::occupant_unavailable(oj, o.jid.clone(), &other.jid, o.role == Role::Staff, other.role, &[]));
+                    out.send(stanzas::occupant_unavailable(
+                        oj,
+                        o.jid.clone(),
+                        &other.jid,
+                        o.role == Role::Staff,
+                        other.role,
+                        &[],
+                    ));
                 }
             }
             if let Some(me) = occupant_jid(&room.jid, &o.nick) {
@@ -473,7 +678,10 @@ impl Core {
             }
         }
         for o in std::mem::take(&mut room.occupants) {
-            out.store(StoreOp::OccupantLeft { session_id, jid: o.jid.to_string() });
+            out.store(StoreOp::OccupantLeft {
+                session_id,
+                jid: o.jid.to_string(),
+            });
         }
         self.close_room(name, now, out);
     }
@@ -487,7 +695,8 @@ impl Core {
             .filter_map(|r| {
                 let d = r.direct_staff()?;
                 let since = self.staff.get(&d.jid.to_bare())?.offline_since?;
-                (now.millis() - since.millis() >= REJOIN_GRACE_MS).then(|| (r.name.clone(), d.jid.clone()))
+                (now.millis() - since.millis() >= REJOIN_GRACE_MS)
+                    .then(|| (r.name.clone(), d.jid.clone()))
             })
             .collect();
         for (name, jid) in gone {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use minidom::rxml::NcName;
 use minidom::{Element, ElementBuilder};
+use xmpp_parsers::date::DateTime;
 use xmpp_parsers::delay::Delay;
 use xmpp_parsers::disco::{DiscoInfoResult, Identity};
 use xmpp_parsers::iq::Iq;
@@ -14,7 +15,6 @@ use xmpp_parsers::muc::Muc;
 use xmpp_parsers::presence::{Presence, Show, Type as PresenceType};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use xmpp_parsers::stanza_id::StanzaId;
-use xmpp_parsers::date::DateTime;
 
 use crate::store::Role;
 use crate::time::Timestamp;
@@ -34,7 +34,9 @@ pub fn error(type_: ErrorType, cond: DefinedCondition, text: &str) -> StanzaErro
 /// An error presence answering `orig_from` about `about` (the address it wrote to).
 /// Join errors echo the MUC `<x/>` as XEP-0045 shows.
 pub fn presence_error(about: Jid, to: Jid, id: Option<String>, err: StanzaError) -> Presence {
-    let mut p = Presence::new(PresenceType::Error).with_from(about).with_to(to);
+    let mut p = Presence::new(PresenceType::Error)
+        .with_from(about)
+        .with_to(to);
     p.id = id;
     p.add_payload(Muc::new());
     p.add_payload(err);
@@ -94,7 +96,14 @@ fn muc_user(role: Role, present: bool, real_jid: Option<&FullJid>, statuses: &[u
     }
     let mut x = Element::builder("x", NS_MUC_USER).append(item.build());
     for code in statuses {
-        x = x.append(attr(Element::builder("status", NS_MUC_USER), "code", &code.to_string()).build());
+        x = x.append(
+            attr(
+                Element::builder("status", NS_MUC_USER),
+                "code",
+                &code.to_string(),
+            )
+            .build(),
+        );
     }
     x.build()
 }
@@ -137,7 +146,8 @@ pub fn occupant_presence(
     let mut p = Presence::available().with_from(from).with_to(to);
     p.show = shown.show.clone();
     p.statuses = shown.statuses.clone();
-    p.payloads.push(muc_user(role, true, reveal_jid.then_some(real), statuses));
+    p.payloads
+        .push(muc_user(role, true, reveal_jid.then_some(real), statuses));
     p
 }
 
@@ -150,7 +160,8 @@ pub fn occupant_unavailable(
     statuses: &[u16],
 ) -> Presence {
     let mut p = Presence::unavailable().with_from(from).with_to(to);
-    p.payloads.push(muc_user(role, false, reveal_jid.then_some(real), statuses));
+    p.payloads
+        .push(muc_user(role, false, reveal_jid.then_some(real), statuses));
     p
 }
 
@@ -249,7 +260,11 @@ pub fn chat(from: Jid, to: Jid, body: &str) -> Message {
 /// A one-to-one message replayed from earlier, with its original time.
 pub fn chat_delayed(from: Jid, to: Jid, body: &str, at: Timestamp) -> Message {
     let m = chat(from.clone(), to, body);
-    m.with_payload(Delay { from: Some(from), stamp: date(at), data: None })
+    m.with_payload(Delay {
+        from: Some(from),
+        stamp: date(at),
+        data: None,
+    })
 }
 
 /// A groupchat from the room itself (no nick): system notices such as "The chat is now closed."
@@ -257,7 +272,10 @@ pub fn room_notice(room: &BareJid, to: FullJid, body: &str, stanza_id: &str) -> 
     let mut m = Message::groupchat(Some(Jid::from(to)));
     m.from = Some(Jid::from(room.clone()));
     m.bodies.insert(Lang::default(), body.to_string());
-    m.with_payload(StanzaId { id: stanza_id.to_string(), by: Jid::from(room.clone()) })
+    m.with_payload(StanzaId {
+        id: stanza_id.to_string(),
+        by: Jid::from(room.clone()),
+    })
 }
 
 /// The visitor contact's (or the front desk's) presence as a staff member's roster shows it.
@@ -276,7 +294,8 @@ pub fn presence_of_type(from: Jid, to: Jid, t: PresenceType) -> Presence {
 pub fn subscribe_request(from: Jid, to: Jid, nick: &str, status: &str) -> Presence {
     let mut p = presence_of_type(from, to, PresenceType::Subscribe);
     p.statuses.insert(Lang::default(), status.to_string());
-    p.payloads.push(Element::builder("nick", NS_NICK).append(nick).build());
+    p.payloads
+        .push(Element::builder("nick", NS_NICK).append(nick).build());
     p
 }
 
@@ -288,7 +307,11 @@ pub fn occupant_destroyed(from: FullJid, to: FullJid, reason: &str) -> Presence 
     item = attr(item, "affiliation", "none");
     item = attr(item, "role", "none");
     let destroy = Element::builder("destroy", NS_MUC_USER)
-        .append(Element::builder("reason", NS_MUC_USER).append(reason).build())
+        .append(
+            Element::builder("reason", NS_MUC_USER)
+                .append(reason)
+                .build(),
+        )
         .build();
     let status = attr(Element::builder("status", NS_MUC_USER), "code", "110").build();
     p.payloads.push(
@@ -302,7 +325,15 @@ pub fn occupant_destroyed(from: FullJid, to: FullJid, reason: &str) -> Presence 
 }
 
 /// A roster push for XEP-0356 privileged roster access: one item, set or removed.
-pub fn roster_set(from: Jid, to: Jid, id: String, item: &BareJid, name: Option<&str>, group: Option<&str>, remove: bool) -> Iq {
+pub fn roster_set(
+    from: Jid,
+    to: Jid,
+    id: String,
+    item: &BareJid,
+    name: Option<&str>,
+    group: Option<&str>,
+    remove: bool,
+) -> Iq {
     let mut it = Element::builder("item", NS_ROSTER);
     it = attr(it, "jid", item.as_str());
     if remove {
@@ -320,7 +351,9 @@ pub fn roster_set(from: Jid, to: Jid, id: String, item: &BareJid, name: Option<&
         from: Some(from),
         to: Some(to),
         id,
-        payload: Element::builder("query", NS_ROSTER).append(it.build()).build(),
+        payload: Element::builder("query", NS_ROSTER)
+            .append(it.build())
+            .build(),
     }
 }
 

@@ -29,13 +29,26 @@ pub(super) fn config() -> CoreConfig {
     CoreConfig {
         component: BareJid::new(COMPONENT).unwrap(),
         sites: [
-            (SiteId::new("acme").unwrap(), site("ACME Inc.", &["alice_acme@example.com", "bob_acme@example.com"])),
-            (SiteId::new("globex").unwrap(), site("Globex", &["carol_globex@example.com"])),
+            (
+                SiteId::new("acme").unwrap(),
+                site(
+                    "ACME Inc.",
+                    &["alice_acme@example.com", "bob_acme@example.com"],
+                ),
+            ),
+            (
+                SiteId::new("globex").unwrap(),
+                site("Globex", &["carol_globex@example.com"]),
+            ),
         ]
         .into_iter()
         .collect(),
         // The staff-side tests (tests_staff.rs) turn the roster on.
-        roster: crate::config::RosterConfig { mode: crate::config::RosterMode::Off, ..Default::default() },
+        roster: crate::config::RosterConfig {
+            mode: crate::config::RosterMode::Off,
+            ..Default::default()
+        },
+        limits: crate::config::Limits::default(),
     }
 }
 
@@ -60,9 +73,15 @@ pub(super) fn parse(xml: &str) -> Element {
         xml.to_string()
     } else {
         let end = xml.find([' ', '>', '/']).unwrap();
-        format!("{} xmlns='jabber:component:accept'{}", &xml[..end], &xml[end..])
+        format!(
+            "{} xmlns='jabber:component:accept'{}",
+            &xml[..end],
+            &xml[end..]
+        )
     };
-    with_ns.parse().unwrap_or_else(|e| panic!("bad test XML {xml}: {e}"))
+    with_ns
+        .parse()
+        .unwrap_or_else(|e| panic!("bad test XML {xml}: {e}"))
 }
 
 pub(super) fn to_element(s: &Stanza) -> Element {
@@ -94,12 +113,22 @@ pub(super) fn show(e: &Element) -> String {
 
 impl Scenario {
     pub(super) fn new() -> Scenario {
-        Scenario::resume(Snapshot { next_session_id: 1, ..Default::default() })
+        Scenario::resume(Snapshot {
+            next_session_id: 1,
+            ..Default::default()
+        })
     }
 
     pub(super) fn with_config(config: CoreConfig) -> Scenario {
         let mut s = Scenario::new();
-        s.core = Core::new(config, Snapshot { next_session_id: 1, ..Default::default() }, s.now);
+        s.core = Core::new(
+            config,
+            Snapshot {
+                next_session_id: 1,
+                ..Default::default()
+            },
+            s.now,
+        );
         s
     }
 
@@ -145,7 +174,8 @@ impl Scenario {
     /// Someone sends this stanza to the component.
     pub(super) fn sends(&mut self, xml: &str) {
         let el = parse(xml);
-        let stanza: Stanza = xso::transform(&el).unwrap_or_else(|e| panic!("test stanza does not parse: {e}: {xml}"));
+        let stanza: Stanza = xso::transform(&el)
+            .unwrap_or_else(|e| panic!("test stanza does not parse: {e}: {xml}"));
         self.feed(Input::Stanza(stanza));
     }
 
@@ -236,7 +266,9 @@ impl Scenario {
 
     pub(super) fn alice_joins(&mut self) {
         self.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-        self.eventually_receives(&format!("<message from='{ROOM}' to='{ALICE}' type='groupchat'><subject/></message>"));
+        self.eventually_receives(&format!(
+            "<message from='{ROOM}' to='{ALICE}' type='groupchat'><subject/></message>"
+        ));
         self.receives_nothing();
     }
 }
@@ -258,9 +290,19 @@ fn visitor_joins_a_new_room() {
     s.receives_nothing();
     assert_eq!(s.state("v1_acme"), Some(SessionState::Inactive));
     let row = s.last_session_row();
-    assert_eq!((row.id, row.room.as_str(), row.site.as_str(), row.visitor.as_str()), (1, ROOM, "acme", "v1"));
+    assert_eq!(
+        (
+            row.id,
+            row.room.as_str(),
+            row.site.as_str(),
+            row.visitor.as_str()
+        ),
+        (1, ROOM, "acme", "v1")
+    );
     assert_eq!(row.visitor_jid.as_deref(), Some(V1));
-    assert!(matches!(&s.stored[1], StoreOp::OccupantJoined(o) if o.jid == V1 && o.role == Role::Visitor));
+    assert!(
+        matches!(&s.stored[1], StoreOp::OccupantJoined(o) if o.jid == V1 && o.role == Role::Visitor)
+    );
 }
 
 #[test]
@@ -275,12 +317,17 @@ fn visitor_message_is_stored_then_reflected_and_makes_the_session_active() {
             <stanza-id xmlns='urn:xmpp:sid:0' id='1-1' by='{ROOM}'/></message>"
     ));
     // No staff member is online: the room says so, once.
-    s.receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><body>{}</body></message>", staff::NOBODY_TEXT));
+    s.receives(&format!(
+        "<message from='{ROOM}' to='{V1}' type='groupchat'><body>{}</body></message>",
+        staff::NOBODY_TEXT
+    ));
     s.receives_nothing();
     assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
     // The session row is written before the message, and the message carries its stanza-id.
     assert!(matches!(&s.stored[0], StoreOp::UpdateSession(r) if r.state == SessionState::Active));
-    assert!(matches!(&s.stored[1], StoreOp::AppendMessage(m) if m.stanza_id == "1-1" && m.origin_id.as_deref() == Some("abc") && m.from_jid == V1));
+    assert!(
+        matches!(&s.stored[1], StoreOp::AppendMessage(m) if m.stanza_id == "1-1" && m.origin_id.as_deref() == Some("abc") && m.from_jid == V1)
+    );
     // The forged stanza-id and the XHTML did not survive reflection.
     let reflected = s.core.handle(s.now, Input::Tick);
     assert!(reflected.is_empty());
@@ -329,7 +376,11 @@ fn staff_joins_and_the_room_is_chatting() {
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
     let row = s.last_session_row();
     assert_eq!(row.staff.as_deref(), Some("alice_acme@example.com"));
-    assert!(s.messages_stored().contains(&(Role::System, String::new(), "Alice joined the chat".into())));
+    assert!(s.messages_stored().contains(&(
+        Role::System,
+        String::new(),
+        "Alice joined the chat".into()
+    )));
 }
 
 #[test]
@@ -337,10 +388,21 @@ fn the_visitor_never_sees_a_staff_members_real_jid() {
     let mut s = Scenario::new();
     s.visitor_joins();
     s.alice_joins();
-    s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice'><show>away</show></presence>"));
-    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='groupchat'><body>hi</body></message>"));
-    s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice' type='unavailable'/>"));
-    let to_visitor: Vec<String> = s.drain().iter().filter(|e| e.attr("to") == Some(V1)).map(show).collect();
+    s.sends(&format!(
+        "<presence from='{ALICE}' to='{ROOM}/Alice'><show>away</show></presence>"
+    ));
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{ROOM}' type='groupchat'><body>hi</body></message>"
+    ));
+    s.sends(&format!(
+        "<presence from='{ALICE}' to='{ROOM}/Alice' type='unavailable'/>"
+    ));
+    let to_visitor: Vec<String> = s
+        .drain()
+        .iter()
+        .filter(|e| e.attr("to") == Some(V1))
+        .map(show)
+        .collect();
     assert!(to_visitor.len() >= 3, "{to_visitor:?}");
     for x in &to_visitor {
         assert!(!x.contains("alice_acme@example.com"), "leaked: {x}");
@@ -363,11 +425,26 @@ fn a_conversation_both_ways() {
     s.receives_nothing();
     // Writing while CHATTING does not change the state.
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
-    let said: Vec<_> = s.messages_stored().into_iter().filter(|m| m.0 != Role::System).collect();
-    assert_eq!(said, vec![
-        (Role::Staff, "Alice".to_string(), "How can I help?".to_string()),
-        (Role::Visitor, "Ann".to_string(), "My order is late".to_string()),
-    ]);
+    let said: Vec<_> = s
+        .messages_stored()
+        .into_iter()
+        .filter(|m| m.0 != Role::System)
+        .collect();
+    assert_eq!(
+        said,
+        vec![
+            (
+                Role::Staff,
+                "Alice".to_string(),
+                "How can I help?".to_string()
+            ),
+            (
+                Role::Visitor,
+                "Ann".to_string(),
+                "My order is late".to_string()
+            ),
+        ]
+    );
 }
 
 #[test]
@@ -378,7 +455,10 @@ fn a_second_staff_member_is_refused_with_who_has_the_room() {
     s.sends(&format!("<presence from='{BOB}' to='{ROOM}/Bob' id='j1'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.receives(&format!("<presence type='error' from='{ROOM}/Bob' to='{BOB}' id='j1'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Alice is already chatting with this visitor (#1).</text></error></presence>"));
     s.receives_nothing();
-    assert_eq!(s.last_session_row().staff.as_deref(), Some("alice_acme@example.com"));
+    assert_eq!(
+        s.last_session_row().staff.as_deref(),
+        Some("alice_acme@example.com")
+    );
 }
 
 #[test]
@@ -402,7 +482,9 @@ fn unknown_sites_and_bad_room_names_are_not_found() {
     s.sends(&format!("<presence from='{V1}' to='lobby@chat.example.com/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.receives("<presence type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>");
     // Joining without a nick is malformed.
-    s.sends(&format!("<presence from='{V1}' to='{ROOM}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ));
     s.receives("<presence type='error'><error type='modify'><jid-malformed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>");
     s.receives_nothing();
     assert!(s.stored.is_empty());
@@ -435,7 +517,9 @@ fn nick_rules() {
 fn groupchat_from_a_non_occupant_is_not_acceptable() {
     let mut s = Scenario::new();
     s.visitor_joins();
-    s.sends(&format!("<message from='{V2}' to='{ROOM}' type='groupchat' id='x'><body>let me in</body></message>"));
+    s.sends(&format!(
+        "<message from='{V2}' to='{ROOM}' type='groupchat' id='x'><body>let me in</body></message>"
+    ));
     s.receives(&format!("<message type='error' from='{ROOM}' to='{V2}' id='x'><error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"));
     // Also for a room with no session at all.
     s.sends(&format!("<message from='{V2}' to='v7_acme@chat.example.com' type='groupchat' id='y'><body>hello</body></message>"));
@@ -450,7 +534,9 @@ fn staff_leaving_puts_the_session_back_to_active() {
     s.visitor_joins();
     s.visitor_says("Hello?");
     s.alice_joins();
-    s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice' type='unavailable'/>"));
+    s.sends(&format!(
+        "<presence from='{ALICE}' to='{ROOM}/Alice' type='unavailable'/>"
+    ));
     s.receives(&format!("<presence type='unavailable' from='{ROOM}/Alice' to='{V1}'><x xmlns='{MUC_USER}'><item role='none'/></x></presence>"));
     s.receives(&format!("<presence type='unavailable' from='{ROOM}/Alice' to='{ALICE}'><x xmlns='{MUC_USER}'><item role='none'/><status code='110'/></x></presence>"));
     s.receives_nothing();
@@ -458,17 +544,25 @@ fn staff_leaving_puts_the_session_back_to_active() {
     let row = s.last_session_row();
     assert_eq!((row.state, row.staff), (SessionState::Active, None));
     // Once it closes, the session names who last had it.
-    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"));
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"
+    ));
     s.after_secs(5);
     let row = s.last_session_row();
-    assert_eq!((row.state, row.staff.as_deref()), (SessionState::Closed, Some("alice_acme@example.com")));
+    assert_eq!(
+        (row.state, row.staff.as_deref()),
+        (SessionState::Closed, Some("alice_acme@example.com"))
+    );
     s.drain();
     s.visitor_joins();
     s.visitor_says("Anyone?");
     // Now Bob can take it.
     s.sends(&format!("<presence from='{BOB}' to='{ROOM}/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.eventually_receives(&format!("<presence from='{ROOM}/Bob' to='{BOB}'><x xmlns='{MUC_USER}'><status code='110'/></x></presence>"));
-    assert_eq!(s.last_session_row().staff.as_deref(), Some("bob_acme@example.com"));
+    assert_eq!(
+        s.last_session_row().staff.as_deref(),
+        Some("bob_acme@example.com")
+    );
 }
 
 #[test]
@@ -476,7 +570,9 @@ fn staff_leaving_a_silent_visitor_goes_back_to_inactive() {
     let mut s = Scenario::new();
     s.visitor_joins();
     s.alice_joins();
-    s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice' type='unavailable'/>"));
+    s.sends(&format!(
+        "<presence from='{ALICE}' to='{ROOM}/Alice' type='unavailable'/>"
+    ));
     assert_eq!(s.state("v1_acme"), Some(SessionState::Inactive));
 }
 
@@ -485,7 +581,9 @@ fn everyone_leaving_closes_the_session_and_a_return_opens_a_new_one() {
     let mut s = Scenario::new();
     s.visitor_joins();
     s.visitor_says("Hello?");
-    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"));
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"
+    ));
     s.receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{V1}'><x xmlns='{MUC_USER}'><status code='110'/></x></presence>"));
     s.receives_nothing();
     // The session lingers a few seconds (a reload comes straight back), then closes.
@@ -500,7 +598,9 @@ fn everyone_leaving_closes_the_session_and_a_return_opens_a_new_one() {
     // The visitor comes back: a new session (#2) in the same room, created anew, no old history.
     s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.receives(&format!("<presence from='{ROOM}/Ann' to='{V2}'><x xmlns='{MUC_USER}'><status code='110'/><status code='201'/></x></presence>"));
-    s.receives(&format!("<message from='{ROOM}' to='{V2}' type='groupchat'><subject/></message>"));
+    s.receives(&format!(
+        "<message from='{ROOM}' to='{V2}' type='groupchat'><subject/></message>"
+    ));
     assert_eq!(s.last_session_row().id, 2);
     assert_eq!(s.state("v1_acme"), Some(SessionState::Inactive));
 }
@@ -511,8 +611,12 @@ fn a_reloaded_visitor_rejoins_with_history_while_staff_stays() {
     s.visitor_joins();
     s.visitor_says("Hello?");
     s.alice_joins();
-    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='groupchat'><body>Hi Ann</body></message>"));
-    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"));
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{ROOM}' type='groupchat'><body>Hi Ann</body></message>"
+    ));
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"
+    ));
     s.drain();
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
     // The page reloads: a new anonymous JID joins and gets Alice, itself, the history, the subject.
@@ -522,7 +626,9 @@ fn a_reloaded_visitor_rejoins_with_history_while_staff_stays() {
     s.receives(&format!("<presence from='{ROOM}/Ann' to='{V2}'><x xmlns='{MUC_USER}'><status code='110'/></x></presence>"));
     s.receives(&format!("<message from='{ROOM}/Ann' to='{V2}' type='groupchat'><body>Hello?</body><delay xmlns='urn:xmpp:delay'/></message>"));
     s.receives(&format!("<message from='{ROOM}/Alice' to='{V2}' type='groupchat'><body>Hi Ann</body><delay xmlns='urn:xmpp:delay'/></message>"));
-    s.receives(&format!("<message from='{ROOM}' to='{V2}' type='groupchat'><subject/></message>"));
+    s.receives(&format!(
+        "<message from='{ROOM}' to='{V2}' type='groupchat'><subject/></message>"
+    ));
     s.receives_nothing();
     assert_eq!(s.last_session_row().visitor_jid.as_deref(), Some(V2));
     assert_eq!(s.last_session_row().id, 1);
@@ -534,10 +640,14 @@ fn a_second_visitor_jid_waits_for_the_bound_one_to_answer_a_ping() {
     s.visitor_joins();
     s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann2' id='j2'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     // The component asks the bound visitor whether it is still there.
-    s.receives(&format!("<iq type='get' from='{ROOM}' to='{V1}' id='fd-ping-1'><ping xmlns='urn:xmpp:ping'/></iq>"));
+    s.receives(&format!(
+        "<iq type='get' from='{ROOM}' to='{V1}' id='fd-ping-1'><ping xmlns='urn:xmpp:ping'/></iq>"
+    ));
     s.receives_nothing();
     // It is: the newcomer is refused.
-    s.sends(&format!("<iq type='result' from='{V1}' to='{ROOM}' id='fd-ping-1'/>"));
+    s.sends(&format!(
+        "<iq type='result' from='{V1}' to='{ROOM}' id='fd-ping-1'/>"
+    ));
     s.receives(&format!("<presence type='error' from='{ROOM}/Ann2' to='{V2}' id='j2'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
     s.receives_nothing();
 }
@@ -558,7 +668,9 @@ fn a_second_visitor_jid_replaces_a_bound_one_that_is_gone() {
     s.receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{ALICE}'><x xmlns='{MUC_USER}'><status code='333'/></x></presence>"));
     s.receives(&format!("<presence from='{ROOM}/Alice' to='{V2}'/>"));
     s.receives(&format!("<presence from='{ROOM}/Ann' to='{ALICE}'><x xmlns='{MUC_USER}'><item jid='{V2}'/></x></presence>"));
-    s.eventually_receives(&format!("<message from='{ROOM}' to='{V2}'><subject/></message>"));
+    s.eventually_receives(&format!(
+        "<message from='{ROOM}' to='{V2}'><subject/></message>"
+    ));
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
     assert_eq!(s.last_session_row().visitor_jid.as_deref(), Some(V2));
 }
@@ -583,13 +695,19 @@ fn after_reconnecting_occupants_are_pinged_and_the_gone_ones_removed() {
     s.visitor_says("Hello?");
     s.alice_joins();
     s.feed(Input::Connected);
-    s.receives(&format!("<iq type='get' from='{ROOM}' to='{V1}' id='fd-ping-1'><ping xmlns='urn:xmpp:ping'/></iq>"));
+    s.receives(&format!(
+        "<iq type='get' from='{ROOM}' to='{V1}' id='fd-ping-1'><ping xmlns='urn:xmpp:ping'/></iq>"
+    ));
     s.receives(&format!("<iq type='get' from='{ROOM}' to='{ALICE}' id='fd-ping-2'><ping xmlns='urn:xmpp:ping'/></iq>"));
     s.receives_nothing();
     // Alice is still there; the visitor's old session is gone.
-    s.sends(&format!("<iq type='result' from='{ALICE}' to='{ROOM}' id='fd-ping-2'/>"));
+    s.sends(&format!(
+        "<iq type='result' from='{ALICE}' to='{ROOM}' id='fd-ping-2'/>"
+    ));
     s.sends(&format!("<iq type='error' from='{V1}' to='{ROOM}' id='fd-ping-1'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
-    s.receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{ALICE}'/>"));
+    s.receives(&format!(
+        "<presence type='unavailable' from='{ROOM}/Ann' to='{ALICE}'/>"
+    ));
     s.receives_nothing();
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
 }
@@ -607,7 +725,9 @@ fn a_room_emptied_by_a_lost_link_waits_for_its_people_then_closes() {
     // The visitor comes back within the grace period: same session, with history.
     s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.receives(&format!("<presence from='{ROOM}/Ann' to='{V2}'><x xmlns='{MUC_USER}'><status code='110'/></x></presence>"));
-    s.receives(&format!("<message from='{ROOM}/Ann' to='{V2}'><body>Hello?</body></message>"));
+    s.receives(&format!(
+        "<message from='{ROOM}/Ann' to='{V2}'><body>Hello?</body></message>"
+    ));
     assert_eq!(s.last_session_row().id, 1);
     // Lost again, and this time nobody returns.
     s.feed(Input::Connected);
@@ -645,16 +765,35 @@ fn malformed_stanzas_get_bad_request_once_and_errors_are_never_answered() {
         type_: type_.map(String::from),
         reason: "test".into(),
     };
-    s.feed(Input::Invalid(bad(StanzaKind::Iq, Some("bad1"), Some("get"))));
+    s.feed(Input::Invalid(bad(
+        StanzaKind::Iq,
+        Some("bad1"),
+        Some("get"),
+    )));
     s.receives(&format!("<iq type='error' from='{COMPONENT}' to='{V1}' id='bad1'><error type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
     s.feed(Input::Invalid(bad(StanzaKind::Presence, Some("p1"), None)));
     s.receives(&format!("<presence type='error' to='{V1}' id='p1'><error type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
-    s.feed(Input::Invalid(bad(StanzaKind::Message, Some("m1"), Some("bogus"))));
+    s.feed(Input::Invalid(bad(
+        StanzaKind::Message,
+        Some("m1"),
+        Some("bogus"),
+    )));
     s.receives(&format!("<message type='error' to='{V1}' id='m1'><error type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"));
     s.feed(Input::Invalid(bad(StanzaKind::Presence, None, None)));
-    s.feed(Input::Invalid(bad(StanzaKind::Iq, Some("e1"), Some("error"))));
-    s.feed(Input::Invalid(bad(StanzaKind::Iq, Some("r1"), Some("result"))));
-    s.feed(Input::Invalid(InvalidStanza { from: Some("not a jid@@".into()), ..bad(StanzaKind::Iq, Some("x"), Some("get")) }));
+    s.feed(Input::Invalid(bad(
+        StanzaKind::Iq,
+        Some("e1"),
+        Some("error"),
+    )));
+    s.feed(Input::Invalid(bad(
+        StanzaKind::Iq,
+        Some("r1"),
+        Some("result"),
+    )));
+    s.feed(Input::Invalid(InvalidStanza {
+        from: Some("not a jid@@".into()),
+        ..bad(StanzaKind::Iq, Some("x"), Some("get"))
+    }));
     s.receives_nothing();
     // A message error from a stranger to the domain is not answered either.
     s.sends(&format!("<message type='error' from='{V1}' to='{COMPONENT}'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"));
@@ -670,31 +809,47 @@ fn disco_ping_and_other_iqs() {
         <feature var='http://jabber.org/protocol/disco#info'/>
         <feature var='http://jabber.org/protocol/muc'/>
         <feature var='urn:xmpp:ping'/></query></iq>"));
-    s.sends(&format!("<iq type='get' from='{V1}' to='{COMPONENT}' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>"));
-    s.receives(&format!("<iq type='result' from='{COMPONENT}' to='{V1}' id='p1'/>"));
+    s.sends(&format!(
+        "<iq type='get' from='{V1}' to='{COMPONENT}' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>"
+    ));
+    s.receives(&format!(
+        "<iq type='result' from='{COMPONENT}' to='{V1}' id='p1'/>"
+    ));
     s.sends(&format!("<iq type='get' from='{V1}' to='{COMPONENT}' id='i1'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>"));
-    s.receives("<iq type='result' id='i1'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>");
+    s.receives(
+        "<iq type='result' id='i1'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+    );
     s.sends(&format!("<iq type='get' from='{V1}' to='{ROOM}' id='d2'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"));
     s.receives(&format!("<iq type='result' from='{ROOM}' to='{V1}' id='d2'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='conference' type='text' name='ACME Inc. — visitor v1'/><feature var='http://jabber.org/protocol/muc'/></query></iq>"));
-    s.sends(&format!("<iq type='get' from='{V1}' to='{COMPONENT}' id='u1'><query xmlns='jabber:iq:last'/></iq>"));
+    s.sends(&format!(
+        "<iq type='get' from='{V1}' to='{COMPONENT}' id='u1'><query xmlns='jabber:iq:last'/></iq>"
+    ));
     s.receives(&format!("<iq type='error' from='{COMPONENT}' to='{V1}' id='u1'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
     s.sends(&format!("<iq type='set' from='{V1}' to='{ROOM}' id='u2'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>"));
     s.receives("<iq type='error' id='u2'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
     s.sends(&format!("<iq type='get' from='{V1}' to='v1_nosuch@{COMPONENT}' id='u3'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"));
     s.receives("<iq type='error' id='u3'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
     // Results nobody asked for are dropped.
-    s.sends(&format!("<iq type='result' from='{V1}' to='{COMPONENT}' id='whatever'/>"));
+    s.sends(&format!(
+        "<iq type='result' from='{V1}' to='{COMPONENT}' id='whatever'/>"
+    ));
     s.receives_nothing();
 }
 
 #[test]
 fn self_ping_tells_a_client_whether_it_is_joined() {
     let mut s = Scenario::new();
-    s.sends(&format!("<iq type='get' from='{V1}' to='{ROOM}/Ann' id='s1'><ping xmlns='urn:xmpp:ping'/></iq>"));
+    s.sends(&format!(
+        "<iq type='get' from='{V1}' to='{ROOM}/Ann' id='s1'><ping xmlns='urn:xmpp:ping'/></iq>"
+    ));
     s.receives("<iq type='error' id='s1'><error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
     s.visitor_joins();
-    s.sends(&format!("<iq type='get' from='{V1}' to='{ROOM}/Ann' id='s2'><ping xmlns='urn:xmpp:ping'/></iq>"));
-    s.receives(&format!("<iq type='result' from='{ROOM}/Ann' to='{V1}' id='s2'/>"));
+    s.sends(&format!(
+        "<iq type='get' from='{V1}' to='{ROOM}/Ann' id='s2'><ping xmlns='urn:xmpp:ping'/></iq>"
+    ));
+    s.receives(&format!(
+        "<iq type='result' from='{ROOM}/Ann' to='{V1}' id='s2'/>"
+    ));
 }
 
 #[test]
@@ -708,21 +863,30 @@ fn chat_states_are_relayed_to_the_others_and_not_stored() {
     s.receives_nothing();
     assert!(s.stored.is_empty());
     // Typing does not make a session ACTIVE; writing does.
-    assert_eq!(s.core.room_state(&RoomName::parse("v1_acme").unwrap()), Some(SessionState::Chatting));
+    assert_eq!(
+        s.core.room_state(&RoomName::parse("v1_acme").unwrap()),
+        Some(SessionState::Chatting)
+    );
 }
 
 #[test]
 fn private_messages_headlines_subjects_and_long_bodies() {
     let mut s = Scenario::new();
     s.visitor_joins();
-    s.sends(&format!("<message from='{V1}' to='{ROOM}/Alice' type='chat' id='pm'><body>psst</body></message>"));
+    s.sends(&format!(
+        "<message from='{V1}' to='{ROOM}/Alice' type='chat' id='pm'><body>psst</body></message>"
+    ));
     s.receives("<message type='error' id='pm'><error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
-    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='headline'><body>news</body></message>"));
+    s.sends(&format!(
+        "<message from='{V1}' to='{ROOM}' type='headline'><body>news</body></message>"
+    ));
     s.receives_nothing();
     s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat' id='sub'><subject>pwned</subject></message>"));
     s.receives("<message type='error' id='sub'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
-    let long = "x".repeat(MAX_BODY_CHARS + 1);
-    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat' id='long'><body>{long}</body></message>"));
+    let long = "x".repeat(crate::config::Limits::default().body_chars + 1);
+    s.sends(&format!(
+        "<message from='{V1}' to='{ROOM}' type='groupchat' id='long'><body>{long}</body></message>"
+    ));
     s.receives("<message type='error' id='long'><error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
     s.receives_nothing();
     assert!(s.messages_stored().is_empty());
@@ -736,7 +900,15 @@ fn history_can_be_declined() {
     s.visitor_says("one");
     s.visitor_says("two");
     s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='1'/></x></presence>"));
-    let bodies: Vec<String> = s.drain().iter().filter(|e| e.attr("to") == Some(ALICE)).filter_map(|e| e.get_child("body", "jabber:component:accept").map(|b| b.text())).collect();
+    let bodies: Vec<String> = s
+        .drain()
+        .iter()
+        .filter(|e| e.attr("to") == Some(ALICE))
+        .filter_map(|e| {
+            e.get_child("body", "jabber:component:accept")
+                .map(|b| b.text())
+        })
+        .collect();
     assert_eq!(bodies, vec!["two".to_string()]);
 }
 
@@ -745,7 +917,9 @@ fn presence_updates_are_broadcast() {
     let mut s = Scenario::new();
     s.visitor_joins();
     s.alice_joins();
-    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann'><show>away</show></presence>"));
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Ann'><show>away</show></presence>"
+    ));
     s.receives(&format!("<presence from='{ROOM}/Ann' to='{V1}'><show>away</show><x xmlns='{MUC_USER}'><status code='110'/></x></presence>"));
     s.receives(&format!("<presence from='{ROOM}/Ann' to='{ALICE}'><show>away</show><x xmlns='{MUC_USER}'><item jid='{V1}'/></x></presence>"));
     s.receives_nothing();
@@ -760,8 +934,12 @@ fn a_rejoin_from_the_same_address_replays_the_room_without_a_new_arrival() {
     s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.receives(&format!("<presence from='{ROOM}/Ann' to='{ALICE}'/>"));
     s.receives(&format!("<presence from='{ROOM}/Alice' to='{ALICE}'><x xmlns='{MUC_USER}'><status code='110'/></x></presence>"));
-    s.receives(&format!("<message from='{ROOM}/Ann' to='{ALICE}'><body>hello</body></message>"));
-    s.receives(&format!("<message from='{ROOM}' to='{ALICE}'><subject/></message>"));
+    s.receives(&format!(
+        "<message from='{ROOM}/Ann' to='{ALICE}'><body>hello</body></message>"
+    ));
+    s.receives(&format!(
+        "<message from='{ROOM}' to='{ALICE}'><subject/></message>"
+    ));
     s.receives_nothing();
 }
 
@@ -780,7 +958,14 @@ fn resuming_from_the_store_keeps_sessions_history_and_checks_occupants() {
         updated_at: t,
         closed_at: None,
     };
-    let occ = |jid: &str, nick: &str, role| OccupantRow { session_id: 7, jid: jid.into(), nick: nick.into(), role, joined_at: t, direct: false };
+    let occ = |jid: &str, nick: &str, role| OccupantRow {
+        session_id: 7,
+        jid: jid.into(),
+        nick: nick.into(),
+        role,
+        joined_at: t,
+        direct: false,
+    };
     let msg = MessageRow {
         session_id: 7,
         at: t,
@@ -795,15 +980,24 @@ fn resuming_from_the_store_keeps_sessions_history_and_checks_occupants() {
         roster_items: vec![],
         next_session_id: 8,
         sessions: vec![session],
-        occupants: vec![occ(V1, "Ann", Role::Visitor), occ(ALICE, "Alice", Role::Staff)],
+        occupants: vec![
+            occ(V1, "Ann", Role::Visitor),
+            occ(ALICE, "Alice", Role::Staff),
+        ],
         messages: vec![msg],
     });
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
     s.feed(Input::Connected);
-    s.receives(&format!("<iq type='get' to='{V1}'><ping xmlns='urn:xmpp:ping'/></iq>"));
-    s.receives(&format!("<iq type='get' to='{ALICE}'><ping xmlns='urn:xmpp:ping'/></iq>"));
+    s.receives(&format!(
+        "<iq type='get' to='{V1}'><ping xmlns='urn:xmpp:ping'/></iq>"
+    ));
+    s.receives(&format!(
+        "<iq type='get' to='{ALICE}'><ping xmlns='urn:xmpp:ping'/></iq>"
+    ));
     // The chat goes on: the next stanza-id follows the stored ones.
-    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='groupchat'><body>still here</body></message>"));
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{ROOM}' type='groupchat'><body>still here</body></message>"
+    ));
     s.receives(&format!("<message from='{ROOM}/Alice' to='{V1}'><body>still here</body><stanza-id xmlns='urn:xmpp:sid:0' id='7-5'/></message>"));
     s.drain();
     // A newcomer gets the stored history too.
@@ -819,15 +1013,22 @@ fn a_visitor_alone_who_reloads_keeps_the_session() {
     let mut s = Scenario::new();
     s.visitor_joins();
     s.visitor_says("Hello?");
-    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"));
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"
+    ));
     s.drain();
     s.after_secs(2);
     s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.receives(&format!("<presence from='{ROOM}/Ann' to='{V2}'><x xmlns='{MUC_USER}'><status code='110'/></x></presence>"));
-    s.receives(&format!("<message from='{ROOM}/Ann' to='{V2}'><body>Hello?</body></message>"));
+    s.receives(&format!(
+        "<message from='{ROOM}/Ann' to='{V2}'><body>Hello?</body></message>"
+    ));
     s.after_secs(10);
     assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
-    assert!(s.sessions_written().iter().all(|r| r.id == 1 && r.state != SessionState::Closed));
+    assert!(s
+        .sessions_written()
+        .iter()
+        .all(|r| r.id == 1 && r.state != SessionState::Closed));
 }
 
 #[test]
@@ -837,8 +1038,12 @@ fn a_server_shutdown_that_sends_everyones_leave_first_does_not_end_the_chat() {
     s.visitor_says("Hello?");
     s.alice_joins();
     // The server, going down, sends both unavailable presences, then drops the link.
-    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"));
-    s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice' type='unavailable'/>"));
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"
+    ));
+    s.sends(&format!(
+        "<presence from='{ALICE}' to='{ROOM}/Alice' type='unavailable'/>"
+    ));
     s.feed(Input::Disconnected);
     s.drain();
     s.now = s.now.plus_millis(60_000);
@@ -846,9 +1051,13 @@ fn a_server_shutdown_that_sends_everyones_leave_first_does_not_end_the_chat() {
     s.receives_nothing();
     // Both come back after the restart: the same session, with its history.
     s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-    s.eventually_receives(&format!("<message from='{ROOM}/Ann' to='{ALICE}'><body>Hello?</body></message>"));
+    s.eventually_receives(&format!(
+        "<message from='{ROOM}/Ann' to='{ALICE}'><body>Hello?</body></message>"
+    ));
     s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-    s.eventually_receives(&format!("<message from='{ROOM}/Ann' to='{V2}'><body>Hello?</body></message>"));
+    s.eventually_receives(&format!(
+        "<message from='{ROOM}/Ann' to='{V2}'><body>Hello?</body></message>"
+    ));
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
     assert_eq!(s.last_session_row().id, 1);
 }

@@ -15,12 +15,38 @@ use super::tests::{config, to_element, COMPONENT};
 use super::*;
 use crate::config::{HttpUrl, RosterConfig, RosterMode};
 
-const VISITORS: [&str; 3] = ["anon1@anon.example.com/r1", "anon2@anon.example.com/r2", "anon3@anon.example.com/r3"];
-const STAFF: [&str; 3] = ["alice_acme@example.com/desk", "bob_acme@example.com/laptop", "carol_globex@example.com/pc"];
+const VISITORS: [&str; 3] = [
+    "anon1@anon.example.com/r1",
+    "anon2@anon.example.com/r2",
+    "anon3@anon.example.com/r3",
+];
+const STAFF: [&str; 3] = [
+    "alice_acme@example.com/desk",
+    "bob_acme@example.com/laptop",
+    "carol_globex@example.com/pc",
+];
 const STRANGER: &str = "mallory@example.com/x";
 const ROOMS: [&str; 4] = ["v1_acme", "v2_acme", "v1_globex", "v1_nosuchsite"];
-const NICKS: [&str; 8] = ["Ann", "Alice", "alice_acme", "ann", "A\u{200B}nn", "bob_acme (staff)", "x", "Ann "];
-const BODIES: [&str; 8] = ["hi", "!finish", "!accept 1", "!cancel 2", "!waiting", "<b>&amp;", "", "!transcript 1"];
+const NICKS: [&str; 8] = [
+    "Ann",
+    "Alice",
+    "alice_acme",
+    "ann",
+    "A\u{200B}nn",
+    "bob_acme (staff)",
+    "x",
+    "Ann ",
+];
+const BODIES: [&str; 8] = [
+    "hi",
+    "!finish",
+    "!accept 1",
+    "!cancel 2",
+    "!waiting",
+    "<b>&amp;",
+    "",
+    "!transcript 1",
+];
 
 #[derive(Debug, Clone)]
 enum Act {
@@ -55,7 +81,10 @@ fn sender(i: usize) -> &'static str {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('\'', "&apos;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&apos;")
 }
 
 fn room(i: usize) -> String {
@@ -134,7 +163,11 @@ fn act() -> impl Strategy<Value = Act> {
         (0..7usize, 0..4usize, 0..8usize).prop_map(|(w, r, b)| Act::Chat(w, r, b)),
         (0..7usize, 0..4usize).prop_map(|(w, r)| Act::Typing(w, r)),
         (0..7usize, 0..8usize).prop_map(|(w, b)| Act::Desk(w, b)),
-        (0..7usize, prop::option::of(prop::sample::select(vec!["away", "chat", "dnd", "xa"]))).prop_map(|(w, s)| Act::Online(w, s)),
+        (
+            0..7usize,
+            prop::option::of(prop::sample::select(vec!["away", "chat", "dnd", "xa"]))
+        )
+            .prop_map(|(w, s)| Act::Online(w, s)),
         (0..7usize).prop_map(Act::Offline),
         (0..7usize, 0..4usize).prop_map(|(w, r)| Act::Probe(w, r)),
         (0..7usize, 0..4usize).prop_map(|(w, r)| Act::Subscribe(w, r)),
@@ -165,8 +198,14 @@ fn allowed(from: SessionState, to: SessionState) -> bool {
     from == to
         || matches!(
             (from, to),
-            (Inactive, Active) | (Inactive, Chatting) | (Inactive, Closed) | (Active, Chatting) | (Active, Closed)
-                | (Chatting, Active) | (Chatting, Inactive) | (Chatting, Closed)
+            (Inactive, Active)
+                | (Inactive, Chatting)
+                | (Inactive, Closed)
+                | (Active, Chatting)
+                | (Active, Closed)
+                | (Chatting, Active)
+                | (Chatting, Inactive)
+                | (Chatting, Closed)
         )
 }
 
@@ -219,31 +258,50 @@ fn check(
         let sender_bare = sender.map(|f| f.split('/').next().unwrap_or(""));
         // (The answer to their own IQ too: a room's disco#info is the same whether or not
         // anyone is in it, and its items are always empty.)
-        let refusal = matches!(s.attr("type"), Some("error" | "unsubscribed" | "unavailable"))
-            || (s.name() == "iq" && s.attr("type") == Some("result"));
+        let refusal = matches!(
+            s.attr("type"),
+            Some("error" | "unsubscribed" | "unavailable")
+        ) || (s.name() == "iq" && s.attr("type") == Some("result"));
         let reply_to_sender = refusal && Some(to_bare) == sender_bare;
         if let Some(site) = site_of_room_jid(from).filter(|_| !reply_to_sender) {
             let sites = staff_sites(cfg, to_bare);
             if !sites.is_empty() && !sites.contains(&site) {
-                return Err(format!("room of site {site} reached staff of {sites:?}: {}", String::from(s)));
+                return Err(format!(
+                    "room of site {site} reached staff of {sites:?}: {}",
+                    String::from(s)
+                ));
             }
         }
         if let Some(err_from) = input_was_error {
             if s.attr("type") == Some("error") && to == err_from {
-                return Err(format!("answered an error with an error: {}", String::from(s)));
+                return Err(format!(
+                    "answered an error with an error: {}",
+                    String::from(s)
+                ));
             }
         }
     }
     for room in core.rooms.values() {
-        let mut staff: Vec<String> = room.occupants.iter().filter(|o| o.role == Role::Staff).map(|o| o.jid.to_bare().to_string()).collect();
+        let mut staff: Vec<String> = room
+            .occupants
+            .iter()
+            .filter(|o| o.role == Role::Staff)
+            .map(|o| o.jid.to_bare().to_string())
+            .collect();
         staff.sort();
         staff.dedup();
         if staff.len() > 1 {
             return Err(format!("room {} has staff {staff:?}", room.jid));
         }
         for o in &room.occupants {
-            if o.role == Role::Staff && !staff_sites(cfg, o.jid.to_bare().as_str()).contains(&room.name.site().to_string()) {
-                return Err(format!("{} is staff in {} of another site", o.jid, room.jid));
+            if o.role == Role::Staff
+                && !staff_sites(cfg, o.jid.to_bare().as_str())
+                    .contains(&room.name.site().to_string())
+            {
+                return Err(format!(
+                    "{} is staff in {} of another site",
+                    o.jid, room.jid
+                ));
             }
         }
     }
@@ -252,10 +310,9 @@ fn check(
 
 fn check_op(op: &StoreOp, seen: &mut Seen) -> Result<(), String> {
     match op {
-        StoreOp::OpenSession(r)
-            if seen.states.insert(r.id, r.state).is_some() => {
-                return Err(format!("session {} opened twice", r.id));
-            }
+        StoreOp::OpenSession(r) if seen.states.insert(r.id, r.state).is_some() => {
+            return Err(format!("session {} opened twice", r.id));
+        }
         StoreOp::UpdateSession(r) => {
             let Some(prev) = seen.states.get(&r.id).copied() else {
                 return Err(format!("update of session {} that was never opened", r.id));
@@ -266,8 +323,15 @@ fn check_op(op: &StoreOp, seen: &mut Seen) -> Result<(), String> {
             seen.states.insert(r.id, r.state);
         }
         StoreOp::AppendMessage(m) => match seen.states.get(&m.session_id) {
-            None => return Err(format!("message for session {} that was never opened", m.session_id)),
-            Some(SessionState::Closed) => return Err(format!("message stored in CLOSED session {}", m.session_id)),
+            None => {
+                return Err(format!(
+                    "message for session {} that was never opened",
+                    m.session_id
+                ))
+            }
+            Some(SessionState::Closed) => {
+                return Err(format!("message stored in CLOSED session {}", m.session_id))
+            }
             Some(_) => {}
         },
         _ => {}
@@ -289,11 +353,16 @@ fn input_of(a: &Act, api: &mut Vec<String>) -> Option<(Input, Option<String>, Op
         _ => {
             let xml = xml_of(a)?;
             let with_ns = match xml.find([' ', '>', '/']) {
-                Some(end) if xml.starts_with('<') => format!("{} xmlns='jabber:component:accept'{}", &xml[..end], &xml[end..]),
+                Some(end) if xml.starts_with('<') => format!(
+                    "{} xmlns='jabber:component:accept'{}",
+                    &xml[..end],
+                    &xml[end..]
+                ),
                 _ => return None,
             };
             let el: Element = with_ns.parse().ok()?;
-            let err_from = (el.attr("type") == Some("error")).then(|| el.attr("from").unwrap_or("").to_string());
+            let err_from = (el.attr("type") == Some("error"))
+                .then(|| el.attr("from").unwrap_or("").to_string());
             let from = el.attr("from").map(str::to_string);
             match xso::transform::<Stanza, _>(&el) {
                 Ok(s) => Some((Input::Stanza(s), from, err_from)),
@@ -306,7 +375,14 @@ fn input_of(a: &Act, api: &mut Vec<String>) -> Option<(Input, Option<String>, Op
                     };
                     let get = |k: &str| el.attr(k).map(str::to_string);
                     Some((
-                        Input::Invalid(InvalidStanza { kind, from: get("from"), to: get("to"), id: get("id"), type_: get("type"), reason: e.to_string() }),
+                        Input::Invalid(InvalidStanza {
+                            kind,
+                            from: get("from"),
+                            to: get("to"),
+                            id: get("id"),
+                            type_: get("type"),
+                            reason: e.to_string(),
+                        }),
                         from,
                         err_from,
                     ))

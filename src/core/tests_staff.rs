@@ -33,7 +33,11 @@ impl Scenario {
             None => panic!(
                 "staff side never got\n  {}\ngot:\n  {}",
                 show(&expected),
-                self.staff_inbox.iter().map(show).collect::<Vec<_>>().join("\n  ")
+                self.staff_inbox
+                    .iter()
+                    .map(show)
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
             ),
         }
     }
@@ -41,23 +45,32 @@ impl Scenario {
     /// Nothing about a visitor (from a room) went to `to` (a bare JID).
     #[track_caller]
     fn staff_nothing_to(&self, to: &str) {
-        let about_visitor = |e: &&Element| e.attr("to") == Some(to) && e.attr("from") != Some(COMPONENT);
+        let about_visitor =
+            |e: &&Element| e.attr("to") == Some(to) && e.attr("from") != Some(COMPONENT);
         if let Some(e) = self.staff_inbox.iter().find(about_visitor) {
             panic!("{to} got\n  {}", show(e));
         }
     }
 
     fn online(&mut self, full: &str, show: Option<&str>) {
-        let show = show.map(|s| format!("<show>{s}</show>")).unwrap_or_default();
-        self.sends(&format!("<presence from='{full}' to='{COMPONENT}'>{show}</presence>"));
+        let show = show
+            .map(|s| format!("<show>{s}</show>"))
+            .unwrap_or_default();
+        self.sends(&format!(
+            "<presence from='{full}' to='{COMPONENT}'>{show}</presence>"
+        ));
     }
 
     fn desk_command(&mut self, from: &str, text: &str) {
-        self.sends(&format!("<message from='{from}' to='{COMPONENT}' type='chat'><body>{text}</body></message>"));
+        self.sends(&format!(
+            "<message from='{from}' to='{COMPONENT}' type='chat'><body>{text}</body></message>"
+        ));
     }
 
     fn api_calls(&mut self) -> Vec<roster::ApiCall> {
-        let (calls, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.jobs).into_iter().partition(|o| matches!(o, Output::Api(_)));
+        let (calls, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.jobs)
+            .into_iter()
+            .partition(|o| matches!(o, Output::Api(_)));
         self.jobs = rest;
         calls
             .into_iter()
@@ -70,7 +83,11 @@ impl Scenario {
 }
 
 fn arg<'a>(c: &'a roster::ApiCall, k: &str) -> &'a str {
-    c.args.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str()).unwrap_or("")
+    c.args
+        .iter()
+        .find(|(n, _)| *n == k)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
 }
 
 // ---- roster rungs ----------------------------------------------------------------------------
@@ -100,10 +117,23 @@ fn auto_picks_privilege_when_advertised_and_falls_back_to_the_api_when_it_fails(
     let calls = s.api_calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0].command, "add_rosteritem");
-    assert_eq!((arg(&calls[0], "localuser"), arg(&calls[0], "localhost")), ("alice_acme", "example.com"));
-    assert_eq!((arg(&calls[0], "host"), arg(&calls[0], "nick"), arg(&calls[0], "subs")), (COMPONENT, "Front desk", "both"));
+    assert_eq!(
+        (arg(&calls[0], "localuser"), arg(&calls[0], "localhost")),
+        ("alice_acme", "example.com")
+    );
+    assert_eq!(
+        (
+            arg(&calls[0], "host"),
+            arg(&calls[0], "nick"),
+            arg(&calls[0], "subs")
+        ),
+        (COMPONENT, "Front desk", "both")
+    );
     s.stored.clear();
-    s.feed(Input::ApiDone { id: calls[0].id.clone(), result: Ok(()) });
+    s.feed(Input::ApiDone {
+        id: calls[0].id.clone(),
+        result: Ok(()),
+    });
     assert!(s.stored.iter().any(|op| matches!(op, StoreOp::RosterAdded { staff, contact, .. } if staff == ALICE_BARE && contact == COMPONENT)));
     // From now on the API rung is used directly: a visitor's join goes there.
     s.visitor_joins();
@@ -113,13 +143,21 @@ fn auto_picks_privilege_when_advertised_and_falls_back_to_the_api_when_it_fails(
     assert_eq!(arg(&calls[0], "user"), "v1_acme");
     assert_eq!(arg(&calls[0], "nick"), "Ann (ACME Inc.)");
     assert_eq!(arg(&calls[0], "group"), "ACME Inc. visitors");
-    assert!(s.core.diag_text(s.now).contains("roster: ejabberd-api"), "{}", s.core.diag_text(s.now));
+    assert!(
+        s.core.diag_text(s.now).contains("roster: ejabberd-api"),
+        "{}",
+        s.core.diag_text(s.now)
+    );
 }
 
 #[test]
 fn auto_without_privilege_or_api_sends_subscription_requests() {
     let mut c = config();
-    c.roster = RosterConfig { mode: RosterMode::Auto, ejabberd_api: None, remove_after_secs: 60 };
+    c.roster = RosterConfig {
+        mode: RosterMode::Auto,
+        ejabberd_api: None,
+        remove_after_secs: 60,
+    };
     let mut s = Scenario::with_config(c);
     s.feed(Input::Connected);
     s.after_secs(2);
@@ -128,10 +166,18 @@ fn auto_without_privilege_or_api_sends_subscription_requests() {
     s.staff_gets(&format!("<presence type='subscribe' from='{ROOM}' to='{BOB_BARE}'><nick xmlns='http://jabber.org/protocol/nick'>Ann (ACME Inc.)</nick></presence>"));
     s.staff_nothing_to(CAROL_BARE);
     // Staff subscribing back to the contact are approved; others are not.
-    s.sends(&format!("<presence type='subscribe' from='{BOB_BARE}' to='{ROOM}'/>"));
-    s.staff_gets(&format!("<presence type='subscribed' from='{ROOM}' to='{BOB_BARE}'/>"));
-    s.sends(&format!("<presence type='subscribe' from='{CAROL_BARE}' to='{ROOM}'/>"));
-    s.staff_gets(&format!("<presence type='unsubscribed' from='{ROOM}' to='{CAROL_BARE}'/>"));
+    s.sends(&format!(
+        "<presence type='subscribe' from='{BOB_BARE}' to='{ROOM}'/>"
+    ));
+    s.staff_gets(&format!(
+        "<presence type='subscribed' from='{ROOM}' to='{BOB_BARE}'/>"
+    ));
+    s.sends(&format!(
+        "<presence type='subscribe' from='{CAROL_BARE}' to='{ROOM}'/>"
+    ));
+    s.staff_gets(&format!(
+        "<presence type='unsubscribed' from='{ROOM}' to='{CAROL_BARE}'/>"
+    ));
 }
 
 #[test]
@@ -140,17 +186,33 @@ fn a_closed_visitor_leaves_staff_rosters_after_the_grace_period() {
     s.feed(Input::Connected);
     s.visitor_joins();
     for c in s.api_calls() {
-        s.feed(Input::ApiDone { id: c.id, result: Ok(()) });
+        s.feed(Input::ApiDone {
+            id: c.id,
+            result: Ok(()),
+        });
     }
-    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"));
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"
+    ));
     s.after_secs(6); // the linger after everyone left
     assert_eq!(s.state("v1_acme"), None);
-    s.staff_gets(&format!("<presence type='unavailable' from='{ROOM}' to='{ALICE_BARE}'/>"));
+    s.staff_gets(&format!(
+        "<presence type='unavailable' from='{ROOM}' to='{ALICE_BARE}'/>"
+    ));
     assert!(s.api_calls().is_empty());
     s.after_secs(61);
     let calls = s.api_calls();
-    let removed: Vec<(&str, &str)> = calls.iter().map(|c| (c.command, arg(c, "localuser"))).collect();
-    assert_eq!(removed, vec![("delete_rosteritem", "alice_acme"), ("delete_rosteritem", "bob_acme")]);
+    let removed: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|c| (c.command, arg(c, "localuser")))
+        .collect();
+    assert_eq!(
+        removed,
+        vec![
+            ("delete_rosteritem", "alice_acme"),
+            ("delete_rosteritem", "bob_acme")
+        ]
+    );
 }
 
 // ---- the visitor contact's presence -----------------------------------------------------------
@@ -160,7 +222,9 @@ fn the_contact_presence_follows_the_state_and_reaches_only_same_site_staff() {
     let mut s = with_roster(RosterMode::Off);
     s.visitor_joins();
     s.staff_gets(&format!("<presence from='{ROOM}' to='{ALICE_BARE}'><show>away</show><status>INACTIVE — browsing</status></presence>"));
-    s.staff_gets(&format!("<presence from='{ROOM}' to='{BOB_BARE}'><show>away</show></presence>"));
+    s.staff_gets(&format!(
+        "<presence from='{ROOM}' to='{BOB_BARE}'><show>away</show></presence>"
+    ));
     s.staff_nothing_to(CAROL_BARE);
     s.visitor_says("Where is my parcel?");
     s.staff_gets(&format!("<presence from='{ROOM}' to='{ALICE_BARE}'><show>chat</show><status>ACTIVE — Where is my parcel?</status></presence>"));
@@ -168,10 +232,16 @@ fn the_contact_presence_follows_the_state_and_reaches_only_same_site_staff() {
     s.staff_gets(&format!("<presence from='{ROOM}' to='{BOB_BARE}'><show>dnd</show><status>CHATTING with Alice</status></presence>"));
     // A probe gets the current state; a probe from another site's staff gets nothing useful.
     s.staff_inbox.clear();
-    s.sends(&format!("<presence type='probe' from='{BOB_BARE}' to='{ROOM}'/>"));
+    s.sends(&format!(
+        "<presence type='probe' from='{BOB_BARE}' to='{ROOM}'/>"
+    ));
     s.staff_gets(&format!("<presence from='{ROOM}' to='{BOB_BARE}'><show>dnd</show><status>CHATTING with Alice</status></presence>"));
-    s.sends(&format!("<presence type='probe' from='{CAROL_BARE}' to='{ROOM}'/>"));
-    s.staff_gets(&format!("<presence type='unavailable' from='{ROOM}' to='{CAROL_BARE}'/>"));
+    s.sends(&format!(
+        "<presence type='probe' from='{CAROL_BARE}' to='{ROOM}'/>"
+    ));
+    s.staff_gets(&format!(
+        "<presence type='unavailable' from='{ROOM}' to='{CAROL_BARE}'/>"
+    ));
 }
 
 // ---- offers and claims ------------------------------------------------------------------------
@@ -185,10 +255,14 @@ fn offers_go_to_available_staff_and_the_first_reply_wins() {
     s.online("dave_acme@example.com/x", None); // not staff: no effect
     s.visitor_joins();
     s.staff_inbox.clear();
-    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat'><body>Hello?</body></message>"));
+    s.sends(&format!(
+        "<message from='{V1}' to='{ROOM}' type='groupchat'><body>Hello?</body></message>"
+    ));
     s.drain();
     for who in [ALICE_BARE, BOB_BARE] {
-        s.staff_gets(&format!("<message type='chat' from='{ROOM}' to='{who}'><body>Hello?</body></message>"));
+        s.staff_gets(&format!(
+            "<message type='chat' from='{ROOM}' to='{who}'><body>Hello?</body></message>"
+        ));
         s.staff_gets(&format!(
             "<message type='chat' from='{COMPONENT}' to='{who}'><body>Visitor Ann on ACME Inc. wants to chat (#1). Reply to them, or send !accept 1.</body></message>"
         ));
@@ -204,17 +278,27 @@ fn offers_go_to_available_staff_and_the_first_reply_wins() {
     s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>#1 is now handled by bob_acme.</body></message>"));
     s.staff_gets(&format!("<presence from='{ROOM}' to='{ALICE_BARE}'><show>dnd</show><status>CHATTING with bob_acme</status></presence>"));
     // Alice is too late.
-    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='chat' id='a1'><body>Hello!</body></message>"));
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{ROOM}' type='chat' id='a1'><body>Hello!</body></message>"
+    ));
     s.receives(&format!(
         "<message type='error' from='{ROOM}' to='{ALICE}' id='a1'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>bob_acme is already chatting with this visitor (#1).</text></error></message>"
     ));
     // The visitor's next message reaches Bob one-to-one, typing included.
     s.staff_inbox.clear();
-    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat'><body>Order 42</body></message>"));
-    s.staff_gets(&format!("<message type='chat' from='{ROOM}' to='{BOB_BARE}'><body>Order 42</body></message>"));
+    s.sends(&format!(
+        "<message from='{V1}' to='{ROOM}' type='groupchat'><body>Order 42</body></message>"
+    ));
+    s.staff_gets(&format!(
+        "<message type='chat' from='{ROOM}' to='{BOB_BARE}'><body>Order 42</body></message>"
+    ));
     s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"));
     s.staff_gets(&format!("<message type='chat' from='{ROOM}' to='{BOB_BARE}'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"));
-    let said: Vec<(Role, String, String)> = s.messages_stored().into_iter().filter(|m| m.0 != Role::System).collect();
+    let said: Vec<(Role, String, String)> = s
+        .messages_stored()
+        .into_iter()
+        .filter(|m| m.0 != Role::System)
+        .collect();
     assert_eq!(
         said,
         vec![
@@ -232,16 +316,28 @@ fn away_staff_get_no_offer_and_the_visitor_hears_nobody_is_there_until_someone_c
     s.online(BOB, Some("dnd"));
     s.visitor_joins();
     s.staff_inbox.clear();
-    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat'><body>Anyone?</body></message>"));
-    s.receives(&format!("<message from='{ROOM}/Ann' to='{V1}' type='groupchat'><body>Anyone?</body></message>"));
-    s.receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><body>{}</body></message>", staff::NOBODY_TEXT));
+    s.sends(&format!(
+        "<message from='{V1}' to='{ROOM}' type='groupchat'><body>Anyone?</body></message>"
+    ));
+    s.receives(&format!(
+        "<message from='{ROOM}/Ann' to='{V1}' type='groupchat'><body>Anyone?</body></message>"
+    ));
+    s.receives(&format!(
+        "<message from='{ROOM}' to='{V1}' type='groupchat'><body>{}</body></message>",
+        staff::NOBODY_TEXT
+    ));
     s.visitor_says("Hello??");
-    assert!(s.staff_inbox.iter().all(|e| e.name() != "message"), "no offers while away");
+    assert!(
+        s.staff_inbox.iter().all(|e| e.name() != "message"),
+        "no offers while away"
+    );
     // Alice comes back: she gets what the visitor wrote, with its time, and the note.
     s.online(ALICE, None);
     let first = s.staff_gets(&format!("<message type='chat' from='{ROOM}' to='{ALICE_BARE}'><body>Anyone?</body><delay xmlns='urn:xmpp:delay'/></message>"));
     assert!(show(&first).contains("Anyone?"));
-    s.staff_gets(&format!("<message type='chat' from='{ROOM}' to='{ALICE_BARE}'><body>Hello??</body></message>"));
+    s.staff_gets(&format!(
+        "<message type='chat' from='{ROOM}' to='{ALICE_BARE}'><body>Hello??</body></message>"
+    ));
     s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>Visitor Ann on ACME Inc. wants to chat (#1). Reply to them, or send !accept 1.</body></message>"));
     s.receives_nothing(); // the visitor was told only once
 }
@@ -267,12 +363,20 @@ fn one_to_one_staff_offline_too_long_give_the_chat_back() {
     s.online(BOB, None);
     s.visitor_joins();
     s.visitor_says("Hi");
-    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='chat'><body>Hello</body></message>"));
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{ROOM}' type='chat'><body>Hello</body></message>"
+    ));
     s.drain();
     s.staff_inbox.clear();
-    s.sends(&format!("<presence from='{ALICE}' to='{ROOM}' type='unavailable'/>"));
+    s.sends(&format!(
+        "<presence from='{ALICE}' to='{ROOM}' type='unavailable'/>"
+    ));
     s.after_secs(60);
-    assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting), "within the grace period");
+    assert_eq!(
+        s.state("v1_acme"),
+        Some(SessionState::Chatting),
+        "within the grace period"
+    );
     s.after_secs(61);
     s.receives(&format!("<presence type='unavailable' from='{ROOM}/alice_acme' to='{V1}'><x xmlns='http://jabber.org/protocol/muc#user'><status code='333'/></x></presence>"));
     assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
@@ -289,12 +393,26 @@ fn help_waiting_accept_status_and_finish() {
     s.visitor_says("I need help with my order");
     s.staff_inbox.clear();
     s.desk_command(ALICE, "!HELP");
-    let help = s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'/>"));
-    assert!(show(&help).contains("!waiting") && show(&help).contains("!finish [N]"), "{}", show(&help));
+    let help = s.staff_gets(&format!(
+        "<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'/>"
+    ));
+    assert!(
+        show(&help).contains("!waiting") && show(&help).contains("!finish [N]"),
+        "{}",
+        show(&help)
+    );
     s.desk_command(ALICE, "!waiting");
-    let w = s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'/>"));
-    let text = w.get_child("body", "jabber:component:accept").map(|b| b.text()).unwrap_or_default();
-    assert!(text.contains("#1 Ann on ACME Inc. — ACTIVE for 0 s — \"I need help with my order\""), "{text}");
+    let w = s.staff_gets(&format!(
+        "<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'/>"
+    ));
+    let text = w
+        .get_child("body", "jabber:component:accept")
+        .map(|b| b.text())
+        .unwrap_or_default();
+    assert!(
+        text.contains("#1 Ann on ACME Inc. — ACTIVE for 0 s — \"I need help with my order\""),
+        "{text}"
+    );
     s.desk_command(ALICE, "!accept 1");
     s.receives(&format!("<presence from='{ROOM}/alice_acme' to='{V1}'/>"));
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
@@ -304,7 +422,9 @@ fn help_waiting_accept_status_and_finish() {
     s.desk_command(BOB, "!accept 1");
     s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{BOB_BARE}'><body>alice_acme is already chatting with this visitor (#1).</body></message>"));
     s.desk_command(ALICE, "!status");
-    let st = s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'/>"));
+    let st = s.staff_gets(&format!(
+        "<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'/>"
+    ));
     assert!(show(&st).contains("#1 Ann"), "{}", show(&st));
     s.desk_command(BOB, "!finish 1");
     s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{BOB_BARE}'><body>#1 is handled by alice_acme; only they can finish it.</body></message>"));
@@ -312,7 +432,9 @@ fn help_waiting_accept_status_and_finish() {
     s.desk_command(ALICE, "!finish");
     // Both sides are told; the visitor's room is gone.
     s.receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><body>The chat is now closed.</body></message>"));
-    s.receives(&format!("<presence type='unavailable' from='{ROOM}/alice_acme' to='{V1}'/>"));
+    s.receives(&format!(
+        "<presence type='unavailable' from='{ROOM}/alice_acme' to='{V1}'/>"
+    ));
     s.receives(&format!(
         "<presence type='unavailable' from='{ROOM}/Ann' to='{V1}'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'/><destroy><reason>The chat is now closed.</reason></destroy><status code='110'/></x></presence>"
     ));
@@ -321,8 +443,15 @@ fn help_waiting_accept_status_and_finish() {
     s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>#1 is closed.</body></message>"));
     assert_eq!(s.state("v1_acme"), None);
     let row = s.last_session_row();
-    assert_eq!((row.state, row.staff.as_deref()), (SessionState::Closed, Some(ALICE_BARE)));
-    assert!(s.messages_stored().contains(&(Role::System, String::new(), "The chat is now closed.".into())));
+    assert_eq!(
+        (row.state, row.staff.as_deref()),
+        (SessionState::Closed, Some(ALICE_BARE))
+    );
+    assert!(s.messages_stored().contains(&(
+        Role::System,
+        String::new(),
+        "The chat is now closed.".into()
+    )));
 }
 
 #[test]
@@ -333,7 +462,9 @@ fn cancel_tells_the_visitor_and_closes() {
     s.desk_command(BOB, "!cancel 1");
     s.receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><body>Sorry, no one can take your chat right now. Please try again later.</body></message>"));
     s.receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><body>The chat is now closed.</body></message>"));
-    s.eventually_receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{V1}'/>"));
+    s.eventually_receives(&format!(
+        "<presence type='unavailable' from='{ROOM}/Ann' to='{V1}'/>"
+    ));
     assert_eq!(s.state("v1_acme"), None);
     assert_eq!(s.last_session_row().state, SessionState::Closed);
 }
@@ -341,7 +472,9 @@ fn cancel_tells_the_visitor_and_closes() {
 #[test]
 fn commands_from_non_staff_are_refused_and_unknown_ones_explained() {
     let mut s = with_roster(RosterMode::Off);
-    s.sends(&format!("<message from='{V1}' to='{COMPONENT}' type='chat' id='x'><body>!help</body></message>"));
+    s.sends(&format!(
+        "<message from='{V1}' to='{COMPONENT}' type='chat' id='x'><body>!help</body></message>"
+    ));
     s.receives(&format!("<message type='error' from='{COMPONENT}' to='{V1}' id='x'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"));
     s.desk_command(ALICE, "!dance");
     s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>Unknown command !dance. Send !help for the list.</body></message>"));
@@ -353,7 +486,8 @@ fn commands_from_non_staff_are_refused_and_unknown_ones_explained() {
 fn transcript_is_read_from_the_store_and_only_for_the_sites_staff() {
     let mut s = with_roster(RosterMode::Off);
     s.desk_command(ALICE, "!transcript 7");
-    let Some(Output::Query(commands::Query::Transcript { id, session_id: 7 })) = s.jobs.pop() else {
+    let Some(Output::Query(commands::Query::Transcript { id, session_id: 7 })) = s.jobs.pop()
+    else {
         panic!("expected a transcript query, got {:?}", s.jobs)
     };
     let t = |x: &str| Timestamp::parse_rfc3339(x).unwrap();
@@ -379,13 +513,21 @@ fn transcript_is_read_from_the_store_and_only_for_the_sites_staff() {
         stanza_id: "7-1".into(),
         origin_id: None,
     };
-    s.feed(Input::QueryDone { id, result: Ok(Some((row.clone(), vec![msg.clone()]))) });
+    s.feed(Input::QueryDone {
+        id,
+        result: Ok(Some((row.clone(), vec![msg.clone()]))),
+    });
     s.staff_gets(&format!(
         "<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>#7 v1 (acme), CLOSED:\n[2026-11-22 09:01] Ann: Is it shipped?</body></message>"
     ));
     s.desk_command(CAROL, "!transcript 7");
-    let Some(Output::Query(commands::Query::Transcript { id, .. })) = s.jobs.pop() else { panic!() };
-    s.feed(Input::QueryDone { id, result: Ok(Some((row, vec![msg]))) });
+    let Some(Output::Query(commands::Query::Transcript { id, .. })) = s.jobs.pop() else {
+        panic!()
+    };
+    s.feed(Input::QueryDone {
+        id,
+        result: Ok(Some((row, vec![msg]))),
+    });
     s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{CAROL_BARE}'><body>There is no such chat on your sites.</body></message>"));
 }
 
@@ -403,7 +545,13 @@ fn ad_hoc_commands_list_and_run() {
     // A visitor sees no commands, and cannot run one.
     s.sends(&format!("<iq type='get' from='{V1}' to='{COMPONENT}' id='d2'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>"));
     let r = s.inbox.pop_front().unwrap();
-    assert_eq!(r.get_child("query", "http://jabber.org/protocol/disco#items").map(|q| q.children().count()), Some(0), "{}", show(&r));
+    assert_eq!(
+        r.get_child("query", "http://jabber.org/protocol/disco#items")
+            .map(|q| q.children().count()),
+        Some(0),
+        "{}",
+        show(&r)
+    );
     s.sends(&format!("<iq type='set' from='{V1}' to='{COMPONENT}' id='x1'><command xmlns='http://jabber.org/protocol/commands' node='waiting' action='execute'/></iq>"));
     s.receives(&format!("<iq type='error' from='{COMPONENT}' to='{V1}' id='x1'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
     // waiting: one step.
@@ -436,13 +584,19 @@ fn a_one_to_one_staff_member_hears_when_the_visitor_leaves_and_keeps_the_chat() 
     s.desk_command(ALICE, "!accept 1");
     s.drain();
     s.staff_inbox.clear();
-    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"));
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"
+    ));
     s.drain();
     s.staff_gets(&format!(
         "<message type='chat' from='{ROOM}' to='{ALICE_BARE}'><body>Ann left the chat (#1). They may come back; send !finish 1 to close it.</body></message>"
     ));
     s.after_secs(30);
-    assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting), "the chat is still alice's");
+    assert_eq!(
+        s.state("v1_acme"),
+        Some(SessionState::Chatting),
+        "the chat is still alice's"
+    );
     // The visitor reloads (a new address): the same session, with alice in it.
     s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.receives(&format!("<presence from='{ROOM}/alice_acme' to='{V2}'/>"));
@@ -455,19 +609,29 @@ fn one_to_one_staff_who_join_the_room_replace_their_one_to_one_presence() {
     let mut s = with_roster(RosterMode::Off);
     s.visitor_joins();
     s.visitor_says("Hi");
-    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='chat'><body>Hello</body></message>"));
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{ROOM}' type='chat'><body>Hello</body></message>"
+    ));
     s.drain();
     s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-    s.receives(&format!("<presence type='unavailable' from='{ROOM}/alice_acme' to='{V1}'/>"));
+    s.receives(&format!(
+        "<presence type='unavailable' from='{ROOM}/alice_acme' to='{V1}'/>"
+    ));
     s.eventually_receives(&format!("<presence from='{ROOM}/Alice' to='{V1}'/>"));
     let drained = s.drain();
     // Her earlier message stays in the history under the old nick, but nobody sees her twice.
-    let twice = drained.iter().any(|e| e.name() == "presence" && e.attr("from") == Some(&format!("{ROOM}/alice_acme")));
+    let twice = drained
+        .iter()
+        .any(|e| e.name() == "presence" && e.attr("from") == Some(&format!("{ROOM}/alice_acme")));
     assert!(!twice, "{:?}", drained.iter().map(show).collect::<Vec<_>>());
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
     // Her messages now come from the joined occupant.
-    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='groupchat'><body>Still here</body></message>"));
-    s.eventually_receives(&format!("<message from='{ROOM}/Alice' to='{V1}' type='groupchat'><body>Still here</body></message>"));
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{ROOM}' type='groupchat'><body>Still here</body></message>"
+    ));
+    s.eventually_receives(&format!(
+        "<message from='{ROOM}/Alice' to='{V1}' type='groupchat'><body>Still here</body></message>"
+    ));
 }
 
 #[test]

@@ -23,9 +23,17 @@ pub enum HttpError {
     #[error("{url}: no answer within {}s", TIMEOUT.as_secs())]
     Timeout { url: String },
     #[error("{url}: answered {status}: {body} (ejabberd.yml needs the api_permissions block from ejabberd.yml.example)")]
-    Forbidden { url: String, status: u16, body: String },
+    Forbidden {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("{url}: answered {status}: {body}")]
-    Status { url: String, status: u16, body: String },
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("{url}: the answer is not HTTP")]
     Garbled { url: String },
 }
@@ -54,7 +62,10 @@ async fn post(base: &HttpUrl, url: &str, call: &ApiCall) -> Result<(), HttpError
     let body = body_of(call);
     let mut s = TcpStream::connect(base.authority())
         .await
-        .map_err(|source| HttpError::Connect { url: url.to_string(), source })?;
+        .map_err(|source| HttpError::Connect {
+            url: url.to_string(),
+            source,
+        })?;
     let req = format!(
         "POST {}/{} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
         base.path,
@@ -63,22 +74,42 @@ async fn post(base: &HttpUrl, url: &str, call: &ApiCall) -> Result<(), HttpError
         body.len(),
         body
     );
-    let io = |source| HttpError::Io { url: url.to_string(), source };
+    let io = |source| HttpError::Io {
+        url: url.to_string(),
+        source,
+    };
     s.write_all(req.as_bytes()).await.map_err(io)?;
     let mut buf = Vec::new();
-    (&mut s).take(MAX_ANSWER as u64).read_to_end(&mut buf).await.map_err(io)?;
+    (&mut s)
+        .take(MAX_ANSWER as u64)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(io)?;
     let text = String::from_utf8_lossy(&buf);
     let status: u16 = text
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| HttpError::Garbled { url: url.to_string() })?;
-    let answer = text.split_once("\r\n\r\n").map(|(_, b)| b.trim().to_string()).unwrap_or_default();
+        .ok_or_else(|| HttpError::Garbled {
+            url: url.to_string(),
+        })?;
+    let answer = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim().to_string())
+        .unwrap_or_default();
     match status {
         // add_rosteritem / delete_rosteritem answer 0 on success and 1 on failure.
         200 if answer != "1" => Ok(()),
-        401 | 403 => Err(HttpError::Forbidden { url: url.to_string(), status, body: answer }),
-        _ => Err(HttpError::Status { url: url.to_string(), status, body: answer }),
+        401 | 403 => Err(HttpError::Forbidden {
+            url: url.to_string(),
+            status,
+            body: answer,
+        }),
+        _ => Err(HttpError::Status {
+            url: url.to_string(),
+            status,
+            body: answer,
+        }),
     }
 }
 
@@ -88,7 +119,11 @@ mod tests {
 
     #[test]
     fn body_is_escaped_json() {
-        let c = ApiCall { id: "1".into(), command: "add_rosteritem", args: vec![("nick", "Jane \"J\" (ACME)".into())] };
+        let c = ApiCall {
+            id: "1".into(),
+            command: "add_rosteritem",
+            args: vec![("nick", "Jane \"J\" (ACME)".into())],
+        };
         let v: serde_json::Value = serde_json::from_str(&body_of(&c)).unwrap();
         assert_eq!(v["nick"], "Jane \"J\" (ACME)");
     }
@@ -106,14 +141,27 @@ mod tests {
             });
             HttpUrl::parse(&format!("http://127.0.0.1:{port}/api")).unwrap()
         }
-        let c = ApiCall { id: "1".into(), command: "add_rosteritem", args: vec![] };
+        let c = ApiCall {
+            id: "1".into(),
+            command: "add_rosteritem",
+            args: vec![],
+        };
         let ok = serve("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n0").await;
         assert!(call(&ok, &c).await.is_ok());
         let one = serve("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1").await;
-        assert!(matches!(call(&one, &c).await, Err(HttpError::Status { status: 200, .. })));
+        assert!(matches!(
+            call(&one, &c).await,
+            Err(HttpError::Status { status: 200, .. })
+        ));
         let denied = serve("HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno").await;
-        assert!(matches!(call(&denied, &c).await, Err(HttpError::Forbidden { status: 403, .. })));
+        assert!(matches!(
+            call(&denied, &c).await,
+            Err(HttpError::Forbidden { status: 403, .. })
+        ));
         let refused = HttpUrl::parse("http://127.0.0.1:1/api").unwrap();
-        assert!(matches!(call(&refused, &c).await, Err(HttpError::Connect { .. })));
+        assert!(matches!(
+            call(&refused, &c).await,
+            Err(HttpError::Connect { .. })
+        ));
     }
 }

@@ -5,22 +5,25 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use std::borrow::Cow;
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
-use tokio_xmpp::connect::{DnsConfig, ServerConnector, TcpServerConnector};
+
+use super::guard::{Guarded, StanzaLimits};
 use tokio_xmpp::parsers::component::Handshake;
 use tokio_xmpp::parsers::jid::Jid;
 use tokio_xmpp::parsers::ns;
 use tokio_xmpp::xmlstream::{
-    FallibleStreamElement, ReadError, StreamElementError, Timeouts, XmppStream,
-    XmppStreamElement,
+    initiate_stream, FallibleStreamElement, ReadError, StreamElementError, StreamHeader, Timeouts,
+    XmppStream, XmppStreamElement,
 };
 use xmpp_parsers::stanza::Stanza;
 
 use crate::config::{Config, Secret};
 use crate::core::{InvalidStanza, StanzaKind};
 
-pub type Stream = XmppStream<BufStream<TcpStream>>;
+/// The component stream: the socket, with the guard that bounds stanzas on its read side.
+pub type Stream = XmppStream<BufStream<Guarded<TcpStream>>>;
 
 /// Silence before we send a keepalive ping, and how long the answer may take after it.
 pub const TIMEOUTS: Timeouts = Timeouts {
@@ -39,7 +42,7 @@ pub enum LinkError {
     #[error("cannot reach the XMPP server's component port at {server}: {source}")]
     Connect {
         server: String,
-        source: tokio_xmpp::Error,
+        source: std::io::Error,
     },
     #[error("the server refused the component handshake for {domain} ({condition}): either component.secret does not match the server's component password, or the server has no component listener for {domain} (ejabberd answers both the same way); check both in the server's config")]
     NotAuthorized { domain: String, condition: String },
@@ -58,30 +61,51 @@ pub enum LinkError {
 impl LinkError {
     /// Errors retrying cannot fix: a wrong secret or domain, or a second instance.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, LinkError::NotAuthorized { .. } | LinkError::Conflict { .. })
+        matches!(
+            self,
+            LinkError::NotAuthorized { .. } | LinkError::Conflict { .. }
+        )
     }
 }
 
 /// Connects and completes the XEP-0114 handshake.
-pub async fn connect(config: &Config, secret: &Secret) -> Result<Stream, LinkError> {
+pub async fn connect(
+    config: &Config,
+    secret: &Secret,
+    limits: StanzaLimits,
+) -> Result<Stream, LinkError> {
     let server = &config.component.server;
     let addr = tokio::net::lookup_host(server.as_str())
         .await
-        .map_err(|source| LinkError::Resolve { server: server.clone(), source })?
+        .map_err(|source| LinkError::Resolve {
+            server: server.clone(),
+            source,
+        })?
         .next()
         .ok_or_else(|| LinkError::Resolve {
             server: server.clone(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
         })?;
-    let connector = TcpServerConnector::from(DnsConfig::addr(&addr.to_string()));
-    let jid = Jid::from(config.component.jid.clone());
-    let (mut pending, _) = connector
-        .connect(&jid, ns::COMPONENT, TIMEOUTS)
+    let tcp = TcpStream::connect(addr)
         .await
-        .map_err(|source| LinkError::Connect { server: server.clone(), source })?;
+        .map_err(|source| LinkError::Connect {
+            server: server.clone(),
+            source,
+        })?;
+    let _ = tcp.set_nodelay(true);
+    let jid = Jid::from(config.component.jid.clone());
+    let io = BufStream::new(Guarded::new(tcp, limits));
+    let header = StreamHeader {
+        to: Some(Cow::Borrowed(jid.domain().as_str())),
+        from: None,
+        id: None,
+    };
+    let mut pending = initiate_stream(io, ns::COMPONENT, header, TIMEOUTS).await?;
     let header = pending.take_header();
     let Some(stream_id) = header.id.map(|id| id.into_owned()) else {
-        return Err(LinkError::StreamError("the server sent no stream id".into()));
+        return Err(LinkError::StreamError(
+            "the server sent no stream id".into(),
+        ));
     };
     let mut stream: Stream = pending.skip_features();
     let handshake = Handshake::from_stream_id_and_password(stream_id, secret.expose());
@@ -92,20 +116,31 @@ pub async fn connect(config: &Config, secret: &Secret) -> Result<Stream, LinkErr
     let wait = async {
         loop {
             match stream.next().await {
-                Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::ComponentHandshake(_)))) => return Ok(()),
+                Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::ComponentHandshake(_)))) => {
+                    return Ok(())
+                }
                 Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
                     let condition = e.0.condition.to_string();
                     return Err(match condition.as_str() {
                         c if c.contains("not-authorized") || c.contains("host-unknown") => {
-                            LinkError::NotAuthorized { domain: domain.clone(), condition }
+                            LinkError::NotAuthorized {
+                                domain: domain.clone(),
+                                condition,
+                            }
                         }
-                        c if c.contains("conflict") => LinkError::Conflict { domain: domain.clone() },
+                        c if c.contains("conflict") => LinkError::Conflict {
+                            domain: domain.clone(),
+                        },
                         _ => LinkError::StreamError(e.to_string()),
                     });
                 }
-                Some(Ok(_)) | Some(Err(ReadError::SoftTimeout)) | Some(Err(ReadError::ParseError(_))) => continue,
+                Some(Ok(_))
+                | Some(Err(ReadError::SoftTimeout))
+                | Some(Err(ReadError::ParseError(_))) => continue,
                 Some(Err(ReadError::HardError(e))) => return Err(LinkError::Io(e)),
-                Some(Err(ReadError::StreamFooterReceived)) | None => return Err(LinkError::ClosedDuringHandshake),
+                Some(Err(ReadError::StreamFooterReceived)) | None => {
+                    return Err(LinkError::ClosedDuringHandshake)
+                }
             }
         }
     };
@@ -134,8 +169,15 @@ pub fn classify(item: Option<Result<FallibleStreamElement, ReadError>>) -> Event
         Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
             Event::Closed(format!("stream error from the server: {e}"))
         }
-        Some(Ok(FallibleStreamElement::Ok(other))) => Event::Ignored(format!("unexpected element {other:?}")),
-        Some(Ok(FallibleStreamElement::Err(StreamElementError::InvalidStanza { name, header, error, .. }))) => {
+        Some(Ok(FallibleStreamElement::Ok(other))) => {
+            Event::Ignored(format!("unexpected element {other:?}"))
+        }
+        Some(Ok(FallibleStreamElement::Err(StreamElementError::InvalidStanza {
+            name,
+            header,
+            error,
+            ..
+        }))) => {
             Event::Invalid(InvalidStanza {
                 // tokio-xmpp keeps the stanza kind's type private; its Display is the element name.
                 kind: match name.to_string().as_str() {
@@ -154,7 +196,9 @@ pub fn classify(item: Option<Result<FallibleStreamElement, ReadError>>) -> Event
         Some(Err(ReadError::SoftTimeout)) => Event::Quiet,
         Some(Err(ReadError::ParseError(e))) => Event::Ignored(format!("parse error: {e}")),
         Some(Err(ReadError::HardError(e))) => Event::Closed(format!("I/O error: {e}")),
-        Some(Err(ReadError::StreamFooterReceived)) => Event::Closed("the server closed the stream".into()),
+        Some(Err(ReadError::StreamFooterReceived)) => {
+            Event::Closed("the server closed the stream".into())
+        }
         None => Event::Closed("the connection ended".into()),
     }
 }

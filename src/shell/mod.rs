@@ -2,6 +2,7 @@
 //! link with reconnect and keepalive, the one-second tick, and SIGINT/SIGTERM. Every decision
 //! about stanzas is the core's; this only moves bytes and time.
 
+mod guard;
 pub mod http;
 mod link;
 mod outbox;
@@ -10,9 +11,9 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio_xmpp::xmlstream::XmppStreamElement;
 use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::stanza::Stanza;
-use tokio_xmpp::xmlstream::XmppStreamElement;
 
 use crate::config::{Config, Secret};
 use crate::core::room::HISTORY_MAX;
@@ -80,9 +81,22 @@ pub async fn run(config: Config, secret: Secret) -> Result<(), ShellError> {
     let mut core = Core::new(CoreConfig::from_config(&config), snapshot, Timestamp::now());
     let mut signals = Signals::new()?;
     let mut helpers = Helpers::start(&config);
-    let result = serve(&config, &secret, &mut core, &writer, &mut signals, &mut helpers).await;
+    let result = serve(
+        &config,
+        &secret,
+        &mut core,
+        &writer,
+        &mut signals,
+        &mut helpers,
+    )
+    .await;
     match writer.shutdown() {
-        Ok(stats) => tracing::info!(batches = stats.batches, writes = stats.ops, failed = stats.failed_ops, "store closed"),
+        Ok(stats) => tracing::info!(
+            batches = stats.batches,
+            writes = stats.ops,
+            failed = stats.failed_ops,
+            "store closed"
+        ),
         Err(e) => tracing::error!(error = %e, "store did not close cleanly"),
     }
     result
@@ -99,7 +113,7 @@ async fn serve(
     let mut backoff = BACKOFF_START;
     loop {
         let attempt = tokio::select! {
-            r = link::connect(config, secret) => r,
+            r = link::connect(config, secret, guard::StanzaLimits::from_config(&config.limits)) => r,
             sig = signals.recv() => {
                 tracing::info!(signal = sig, "stopping (was connecting)");
                 return Ok(());
@@ -122,7 +136,9 @@ async fn serve(
                 }
             }
             Err(e) if e.is_fatal() => return Err(e.into()),
-            Err(e) => tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "cannot connect; retrying"),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "cannot connect; retrying")
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -173,7 +189,9 @@ async fn session(
         };
         let now = Timestamp::now();
         match wake {
-            Wake::Read(link::Event::Stanza(s)) => outbox.push(core.handle(now, Input::Stanza(s)), writer),
+            Wake::Read(link::Event::Stanza(s)) => {
+                outbox.push(core.handle(now, Input::Stanza(s)), writer)
+            }
             Wake::Read(link::Event::Invalid(bad)) => {
                 tracing::info!(from = ?bad.from, id = ?bad.id, kind = ?bad.kind, reason = %bad.reason, "malformed stanza");
                 outbox.push(core.handle(now, Input::Invalid(bad)), writer)
@@ -189,11 +207,16 @@ async fn session(
                     return SessionEnd::Lost(format!("keepalive failed: {e}"));
                 }
             }
-            Wake::Read(link::Event::Ignored(what)) => tracing::debug!(what = %what, "ignored from the stream"),
+            Wake::Read(link::Event::Ignored(what)) => {
+                tracing::debug!(what = %what, "ignored from the stream")
+            }
             Wake::Read(link::Event::Closed(why)) => {
                 let dropped = outbox.clear();
                 if dropped > 0 {
-                    tracing::warn!(unsent = dropped, "stanzas not sent before the link went down (stored messages stay stored)");
+                    tracing::warn!(
+                        unsent = dropped,
+                        "stanzas not sent before the link went down (stored messages stay stored)"
+                    );
                 }
                 return SessionEnd::Lost(why);
             }
@@ -224,7 +247,8 @@ struct Helpers {
 impl Helpers {
     fn start(config: &Config) -> Helpers {
         let (results_tx, results) = tokio::sync::mpsc::unbounded_channel();
-        let (api, mut calls) = tokio::sync::mpsc::unbounded_channel::<crate::core::roster::ApiCall>();
+        let (api, mut calls) =
+            tokio::sync::mpsc::unbounded_channel::<crate::core::roster::ApiCall>();
         let base = config.roster.ejabberd_api.clone();
         let tx = results_tx.clone();
         tokio::spawn(async move {
@@ -236,12 +260,23 @@ impl Helpers {
                 if let Err(e) = &result {
                     tracing::warn!(command = call.command, error = %e, "ejabberd API call failed");
                 }
-                if tx.send(Input::ApiDone { id: call.id, result }).is_err() {
+                if tx
+                    .send(Input::ApiDone {
+                        id: call.id,
+                        result,
+                    })
+                    .is_err()
+                {
                     return;
                 }
             }
         });
-        Helpers { api, results, results_tx, db: config.store.path.clone() }
+        Helpers {
+            api,
+            results,
+            results_tx,
+            db: config.store.path.clone(),
+        }
     }
 
     fn dispatch(&mut self, outbox: &mut outbox::Outbox) {
@@ -255,7 +290,10 @@ impl Helpers {
                     let tx = self.results_tx.clone();
                     tokio::task::spawn_blocking(move || {
                         let result = Store::open_read_only(&db)
-                            .and_then(|s| Ok(s.session(session_id)?.map(|row| (row, s.transcript(session_id)))))
+                            .and_then(|s| {
+                                Ok(s.session(session_id)?
+                                    .map(|row| (row, s.transcript(session_id))))
+                            })
                             .map_err(|e| e.to_string())
                             .and_then(|o| match o {
                                 Some((row, Ok(msgs))) => Ok(Some((row, msgs))),
@@ -280,7 +318,10 @@ async fn drain(stream: &mut link::Stream, outbox: &mut outbox::Outbox) {
         if outbox.is_empty() {
             break;
         }
-        if tokio::time::timeout_at(deadline, outbox.head_decided()).await.is_err() {
+        if tokio::time::timeout_at(deadline, outbox.head_decided())
+            .await
+            .is_err()
+        {
             tracing::warn!("gave up waiting for the store while stopping");
             return;
         }

@@ -41,7 +41,12 @@ impl Outbox {
                 Output::Store(op) => writer.submit(op),
                 Output::Persist { op, then, or_else } => {
                     let ack = writer.submit_acked(op);
-                    self.queue.push_back(Item::Wait { ack, then, or_else, committed: None });
+                    self.queue.push_back(Item::Wait {
+                        ack,
+                        then,
+                        or_else,
+                        committed: None,
+                    });
                 }
                 Output::Api(call) => self.jobs.push(Job::Api(call)),
                 Output::Query(q) => self.jobs.push(Job::Query(q)),
@@ -64,16 +69,25 @@ impl Outbox {
                         match ack.try_recv() {
                             Ok(r) => *committed = Some(log_failure(r)),
                             Err(tokio::sync::oneshot::error::TryRecvError::Empty) => break,
-                            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => *committed = Some(false),
+                            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                                *committed = Some(false)
+                            }
                         }
                     }
                 }
             }
             match self.queue.pop_front() {
                 Some(Item::Send(s)) => out.push(s),
-                Some(Item::Wait { then, or_else, committed, .. }) => {
-                    out.extend(if committed == Some(true) { then } else { or_else })
-                }
+                Some(Item::Wait {
+                    then,
+                    or_else,
+                    committed,
+                    ..
+                }) => out.extend(if committed == Some(true) {
+                    then
+                } else {
+                    or_else
+                }),
                 None => break,
             }
         }

@@ -19,13 +19,28 @@ impl InstanceLock {
         name.push(".lock");
         let path = PathBuf::from(name);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
-        let io = |source| StoreError::Io { path: path.clone(), source };
-        let mut file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(StoreError::Locked { path: db_path.to_path_buf() }),
+            Err(TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path: db_path.to_path_buf(),
+                })
+            }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
         // The pid is for humans looking at the file; the lock is what counts.
@@ -48,7 +63,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("fd.db");
         let first = InstanceLock::acquire(&db).unwrap();
-        assert!(matches!(InstanceLock::acquire(&db), Err(StoreError::Locked { .. })));
+        assert!(matches!(
+            InstanceLock::acquire(&db),
+            Err(StoreError::Locked { .. })
+        ));
         assert!(first.path().ends_with("fd.db.lock"));
         drop(first);
         assert!(InstanceLock::acquire(&db).is_ok());

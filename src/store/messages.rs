@@ -23,13 +23,33 @@ pub fn insert(conn: &Connection, m: &MessageRow) -> Result<(), StoreError> {
     Ok(())
 }
 
-type Raw = (i64, String, String, String, String, String, String, Option<String>);
+type Raw = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+);
 
 fn raw(r: &Row<'_>) -> rusqlite::Result<Raw> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
 }
 
-fn check((session_id, at, role, from_jid, nick, body, stanza_id, origin_id): Raw) -> Result<MessageRow, StoreError> {
+fn check(
+    (session_id, at, role, from_jid, nick, body, stanza_id, origin_id): Raw,
+) -> Result<MessageRow, StoreError> {
     Ok(MessageRow {
         session_id,
         at: parse_time(&at)?,
@@ -49,11 +69,16 @@ pub fn of_session(conn: &Connection, session_id: i64) -> Result<Vec<MessageRow>,
     let sql = format!("SELECT {COLUMNS} FROM messages WHERE session_id = ?1 ORDER BY id");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([session_id], raw)?;
-    rows.map(|r| r.map_err(StoreError::from).and_then(check)).collect()
+    rows.map(|r| r.map_err(StoreError::from).and_then(check))
+        .collect()
 }
 
 /// The latest `limit` visitor and staff lines of a session, oldest first: its history on join.
-pub fn latest_said(conn: &Connection, session_id: i64, limit: usize) -> Result<Vec<MessageRow>, StoreError> {
+pub fn latest_said(
+    conn: &Connection,
+    session_id: i64,
+    limit: usize,
+) -> Result<Vec<MessageRow>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM (SELECT id, {COLUMNS} FROM messages
            WHERE session_id = ?1 AND role != 'system' ORDER BY id DESC LIMIT ?2)
@@ -61,5 +86,6 @@ pub fn latest_said(conn: &Connection, session_id: i64, limit: usize) -> Result<V
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![session_id, limit as i64], raw)?;
-    rows.map(|r| r.map_err(StoreError::from).and_then(check)).collect()
+    rows.map(|r| r.map_err(StoreError::from).and_then(check))
+        .collect()
 }

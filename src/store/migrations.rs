@@ -85,7 +85,11 @@ mod tests {
         migrate(&mut conn).unwrap();
         assert_eq!(version(&conn).unwrap(), LATEST);
         let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type='table'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(tables, 4);
     }

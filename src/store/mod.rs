@@ -31,9 +31,17 @@ pub enum StoreError {
     #[error("no database at {path}: start `frontdesk run` once to create it, or check [store] path in the config")]
     Missing { path: PathBuf },
     #[error("database {path} has schema version {found} but this frontdesk knows up to {known}: upgrade frontdesk")]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("database {path} has schema version {found}, older than this frontdesk's {known}: start `frontdesk run` once to upgrade it")]
-    TooOld { path: PathBuf, found: i64, known: i64 },
+    TooOld {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("another frontdesk is already running on {path} (its lock file {path}.lock is held): stop it first; two instances on one database would split the chats between them")]
     Locked { path: PathBuf },
     #[error("{path}: {source}")]
@@ -50,7 +58,8 @@ pub enum StoreError {
 }
 
 pub(crate) fn parse_time(s: &str) -> Result<Timestamp, StoreError> {
-    Timestamp::parse_rfc3339(s).ok_or_else(|| StoreError::Corrupt(format!("{s:?} is not an RFC 3339 time")))
+    Timestamp::parse_rfc3339(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("{s:?} is not an RFC 3339 time")))
 }
 
 pub struct Store {
@@ -61,9 +70,15 @@ impl Store {
     /// Opens (creating it and its directory if needed) and migrates the database.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
-        let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Store::setup(conn)
     }
 
@@ -85,18 +100,34 @@ impl Store {
     /// For readers while `frontdesk run` may be writing: never creates or migrates.
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         if !path.exists() {
-            return Err(StoreError::Missing { path: path.to_path_buf() });
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let found = migrations::version(&conn)?;
         let known = migrations::LATEST;
         if found > known {
-            return Err(StoreError::TooNew { path: path.to_path_buf(), found, known });
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                known,
+            });
         }
         if found < known {
-            return Err(StoreError::TooOld { path: path.to_path_buf(), found, known });
+            return Err(StoreError::TooOld {
+                path: path.to_path_buf(),
+                found,
+                known,
+            });
         }
         Ok(Store { conn })
     }
@@ -132,7 +163,11 @@ impl Store {
         Ok(())
     }
 
-    pub fn list_sessions(&self, state: Option<SessionState>, site: Option<&str>) -> Result<Vec<SessionRow>, StoreError> {
+    pub fn list_sessions(
+        &self,
+        state: Option<SessionState>,
+        site: Option<&str>,
+    ) -> Result<Vec<SessionRow>, StoreError> {
         sessions::list(&self.conn, state, site)
     }
 
@@ -152,7 +187,9 @@ fn apply_one(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
         StoreOp::AppendMessage(m) => messages::insert(conn, m),
         StoreOp::OccupantJoined(o) => occupants::upsert(conn, o),
         StoreOp::OccupantLeft { session_id, jid } => occupants::delete(conn, *session_id, jid),
-        StoreOp::RosterAdded { staff, contact, at } => roster_items::insert(conn, staff, contact, *at),
+        StoreOp::RosterAdded { staff, contact, at } => {
+            roster_items::insert(conn, staff, contact, *at)
+        }
         StoreOp::RosterRemoved { staff, contact } => roster_items::delete(conn, staff, contact),
     }
 }
@@ -169,7 +206,11 @@ mod tests {
         SessionRow {
             id,
             room: format!("v{id}_acme@chat.example.com"),
-            site: if id % 2 == 0 { "globex".into() } else { "acme".into() },
+            site: if id % 2 == 0 {
+                "globex".into()
+            } else {
+                "acme".into()
+            },
             visitor: format!("v{id}"),
             state,
             staff: None,
@@ -194,7 +235,14 @@ mod tests {
     }
 
     fn occupant(session_id: i64, jid: &str) -> OccupantRow {
-        OccupantRow { session_id, jid: jid.into(), nick: jid.into(), role: Role::Visitor, joined_at: t(1), direct: false }
+        OccupantRow {
+            session_id,
+            jid: jid.into(),
+            nick: jid.into(),
+            role: Role::Visitor,
+            joined_at: t(1),
+            direct: false,
+        }
     }
 
     #[test]
@@ -214,7 +262,10 @@ mod tests {
         store.apply(&ops).unwrap();
         let snap = store.snapshot(3).unwrap();
         assert_eq!(snap.next_session_id, 3);
-        assert_eq!(snap.sessions.iter().map(|s| s.id).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(
+            snap.sessions.iter().map(|s| s.id).collect::<Vec<_>>(),
+            vec![1]
+        );
         assert_eq!(snap.occupants.len(), 1);
         assert_eq!(snap.occupants[0].jid, "a@anon/r");
         let bodies: Vec<_> = snap.messages.iter().map(|m| m.body.as_str()).collect();
@@ -227,16 +278,35 @@ mod tests {
     #[test]
     fn closing_a_session_empties_its_occupants() {
         let mut store = Store::open_in_memory().unwrap();
-        store.apply(&[StoreOp::OpenSession(session(1, SessionState::Active)), StoreOp::OccupantJoined(occupant(1, "a@anon/r"))]).unwrap();
+        store
+            .apply(&[
+                StoreOp::OpenSession(session(1, SessionState::Active)),
+                StoreOp::OccupantJoined(occupant(1, "a@anon/r")),
+            ])
+            .unwrap();
         let mut closed = session(1, SessionState::Closed);
         closed.closed_at = Some(t(9));
         closed.staff = Some("alice@x".into());
-        store.apply(&[StoreOp::UpdateSession(closed.clone())]).unwrap();
+        store
+            .apply(&[StoreOp::UpdateSession(closed.clone())])
+            .unwrap();
         assert_eq!(store.session(1).unwrap(), Some(closed));
-        let n: i64 = store.conn().query_row("SELECT count(*) FROM occupants", [], |r| r.get(0)).unwrap();
+        let n: i64 = store
+            .conn()
+            .query_row("SELECT count(*) FROM occupants", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 0);
         // And OccupantLeft removes one row.
-        store.apply(&[StoreOp::OpenSession(session(3, SessionState::Inactive)), StoreOp::OccupantJoined(occupant(3, "x@y/z")), StoreOp::OccupantLeft { session_id: 3, jid: "x@y/z".into() }]).unwrap();
+        store
+            .apply(&[
+                StoreOp::OpenSession(session(3, SessionState::Inactive)),
+                StoreOp::OccupantJoined(occupant(3, "x@y/z")),
+                StoreOp::OccupantLeft {
+                    session_id: 3,
+                    jid: "x@y/z".into(),
+                },
+            ])
+            .unwrap();
         assert!(store.snapshot(10).unwrap().occupants.is_empty());
     }
 
@@ -251,8 +321,20 @@ mod tests {
             ])
             .unwrap();
         assert_eq!(store.list_sessions(None, None).unwrap().len(), 3);
-        assert_eq!(store.list_sessions(Some(SessionState::Active), None).unwrap().len(), 2);
-        assert_eq!(store.list_sessions(Some(SessionState::Active), Some("acme")).unwrap().len(), 1);
+        assert_eq!(
+            store
+                .list_sessions(Some(SessionState::Active), None)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            store
+                .list_sessions(Some(SessionState::Active), Some("acme"))
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(store.list_sessions(None, Some("nope")).unwrap().len(), 0);
     }
 
@@ -271,21 +353,49 @@ mod tests {
     fn reopening_a_file_keeps_the_data_and_readers_check_the_version() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/dir/fd.db");
-        assert!(matches!(Store::open_read_only(&path), Err(StoreError::Missing { .. })));
-        Store::open(&path).unwrap().apply(&[StoreOp::OpenSession(session(1, SessionState::Active))]).unwrap();
-        assert_eq!(Store::open(&path).unwrap().list_sessions(None, None).unwrap().len(), 1);
+        assert!(matches!(
+            Store::open_read_only(&path),
+            Err(StoreError::Missing { .. })
+        ));
+        Store::open(&path)
+            .unwrap()
+            .apply(&[StoreOp::OpenSession(session(1, SessionState::Active))])
+            .unwrap();
+        assert_eq!(
+            Store::open(&path)
+                .unwrap()
+                .list_sessions(None, None)
+                .unwrap()
+                .len(),
+            1
+        );
         let ro = Store::open_read_only(&path).unwrap();
-        assert_eq!(ro.session(1).unwrap().map(|s| s.state), Some(SessionState::Active));
+        assert_eq!(
+            ro.session(1).unwrap().map(|s| s.state),
+            Some(SessionState::Active)
+        );
         drop(ro);
-        Store::open(&path).unwrap().conn().pragma_update(None, "user_version", 99).unwrap();
-        assert!(matches!(Store::open_read_only(&path), Err(StoreError::TooNew { found: 99, .. })));
+        Store::open(&path)
+            .unwrap()
+            .conn()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            Store::open_read_only(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
     }
 
     #[test]
     fn a_corrupt_value_is_an_error_not_a_panic() {
         let mut store = Store::open_in_memory().unwrap();
-        store.apply(&[StoreOp::OpenSession(session(1, SessionState::Active))]).unwrap();
-        store.conn().execute("UPDATE sessions SET updated_at = 'yesterday'", []).unwrap();
+        store
+            .apply(&[StoreOp::OpenSession(session(1, SessionState::Active))])
+            .unwrap();
+        store
+            .conn()
+            .execute("UPDATE sessions SET updated_at = 'yesterday'", [])
+            .unwrap();
         assert!(matches!(store.session(1), Err(StoreError::Corrupt(_))));
         assert!(matches!(store.snapshot(10), Err(StoreError::Corrupt(_))));
     }

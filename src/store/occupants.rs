@@ -35,8 +35,16 @@ pub fn of_open_sessions(conn: &Connection) -> Result<Vec<OccupantRow>, StoreErro
     )?;
     let rows = stmt.query_map([], |r| {
         Ok((
-            (r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?),
-            (r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get::<_, bool>(5)?),
+            (
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ),
+            (
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, bool>(5)?,
+            ),
         ))
     })?;
     rows.map(|r| {

@@ -6,9 +6,16 @@ use rusqlite::{params, Connection};
 use super::StoreError;
 use crate::time::Timestamp;
 
-pub fn insert(conn: &Connection, staff: &str, contact: &str, at: Timestamp) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT OR REPLACE INTO roster_items (staff, contact, added_at) VALUES (?1, ?2, ?3)")?
-        .execute(params![staff, contact, at.to_rfc3339()])?;
+pub fn insert(
+    conn: &Connection,
+    staff: &str,
+    contact: &str,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO roster_items (staff, contact, added_at) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![staff, contact, at.to_rfc3339()])?;
     Ok(())
 }
 
@@ -19,7 +26,8 @@ pub fn delete(conn: &Connection, staff: &str, contact: &str) -> Result<(), Store
 }
 
 pub fn all(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT staff, contact FROM roster_items ORDER BY staff, contact")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT staff, contact FROM roster_items ORDER BY staff, contact")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }

@@ -44,7 +44,10 @@ pub fn update(conn: &Connection, s: &SessionRow) -> Result<(), StoreError> {
             s.closed_at.map(|t| t.to_rfc3339()),
         ])?;
     if n == 0 {
-        return Err(StoreError::Corrupt(format!("no session #{} to update", s.id)));
+        return Err(StoreError::Corrupt(format!(
+            "no session #{} to update",
+            s.id
+        )));
     }
     if s.state == SessionState::Closed {
         super::occupants::delete_all(conn, s.id)?;
@@ -110,23 +113,33 @@ pub fn get(conn: &Connection, id: i64) -> Result<Option<SessionRow>, StoreError>
         .transpose()
 }
 
-pub fn list(conn: &Connection, state: Option<SessionState>, site: Option<&str>) -> Result<Vec<SessionRow>, StoreError> {
+pub fn list(
+    conn: &Connection,
+    state: Option<SessionState>,
+    site: Option<&str>,
+) -> Result<Vec<SessionRow>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM sessions
          WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR site = ?2) ORDER BY id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![state.map(|s| s.as_str()), site], from_row)?;
-    rows.map(|r| r.map_err(StoreError::from).and_then(RawSession::check)).collect()
+    rows.map(|r| r.map_err(StoreError::from).and_then(RawSession::check))
+        .collect()
 }
 
 pub fn open(conn: &Connection) -> Result<Vec<SessionRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM sessions WHERE state != 'CLOSED' ORDER BY id");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([], from_row)?;
-    rows.map(|r| r.map_err(StoreError::from).and_then(RawSession::check)).collect()
+    rows.map(|r| r.map_err(StoreError::from).and_then(RawSession::check))
+        .collect()
 }
 
 pub fn next_id(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM sessions", [], |r| r.get(0))?)
+    Ok(
+        conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM sessions", [], |r| {
+            r.get(0)
+        })?,
+    )
 }

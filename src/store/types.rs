@@ -144,10 +144,20 @@ pub enum StoreOp {
     UpdateSession(SessionRow),
     AppendMessage(MessageRow),
     OccupantJoined(OccupantRow),
-    OccupantLeft { session_id: i64, jid: String },
+    OccupantLeft {
+        session_id: i64,
+        jid: String,
+    },
     /// A roster item we put into a staff member's roster (bare JIDs).
-    RosterAdded { staff: String, contact: String, at: Timestamp },
-    RosterRemoved { staff: String, contact: String },
+    RosterAdded {
+        staff: String,
+        contact: String,
+        at: Timestamp,
+    },
+    RosterRemoved {
+        staff: String,
+        contact: String,
+    },
 }
 
 /// What the core is resumed from at start-up: the sessions that are not CLOSED, who was in

@@ -21,7 +21,10 @@ pub struct WriterConfig {
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        WriterConfig { max_batch: 100, max_delay: Duration::from_millis(2) }
+        WriterConfig {
+            max_batch: 100,
+            max_delay: Duration::from_millis(2),
+        }
     }
 }
 
@@ -48,7 +51,10 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name("frontdesk-store".into())
             .spawn(move || run(store, rx, cfg))
-            .map_err(|source| StoreError::Io { path: "store thread".into(), source })?;
+            .map_err(|source| StoreError::Io {
+                path: "store thread".into(),
+                source,
+            })?;
         Ok(Writer { tx, handle })
     }
 
@@ -116,7 +122,9 @@ fn commit(store: &mut Store, batch: &mut Vec<Job>, stats: &mut WriterStats) {
             // One bad write must not take its neighbours down: retry each on its own.
             tracing::warn!(error = %e, writes = ops.len(), "batch failed; retrying its writes one by one");
             for op in &ops {
-                let r = store.apply(std::slice::from_ref(op)).map_err(|e| e.to_string());
+                let r = store
+                    .apply(std::slice::from_ref(op))
+                    .map_err(|e| e.to_string());
                 if let Err(err) = &r {
                     stats.failed_ops += 1;
                     tracing::error!(op = op_kind(op), session_id = op_session(op), error = %err, "write failed");
@@ -171,7 +179,8 @@ mod tests {
     use crate::store::{Role, SessionState};
 
     fn wait(ack: Ack) -> Result<(), String> {
-        ack.blocking_recv().unwrap_or_else(|_| Err("dropped".into()))
+        ack.blocking_recv()
+            .unwrap_or_else(|_| Err("dropped".into()))
     }
 
     #[test]
@@ -180,7 +189,9 @@ mod tests {
         let path = dir.path().join("w.db");
         let w = Writer::spawn(Store::open(&path).unwrap(), WriterConfig::default()).unwrap();
         w.submit(StoreOp::OpenSession(session(1, SessionState::Active)));
-        let acks: Vec<Ack> = (1..=1000).map(|n| w.submit_acked(StoreOp::AppendMessage(message(1, n, Role::Visitor)))).collect();
+        let acks: Vec<Ack> = (1..=1000)
+            .map(|n| w.submit_acked(StoreOp::AppendMessage(message(1, n, Role::Visitor))))
+            .collect();
         for a in acks {
             assert_eq!(wait(a), Ok(()));
         }
@@ -195,7 +206,14 @@ mod tests {
 
     #[test]
     fn a_bad_write_fails_alone() {
-        let w = Writer::spawn(Store::open_in_memory().unwrap(), WriterConfig { max_batch: 100, max_delay: Duration::from_millis(50) }).unwrap();
+        let w = Writer::spawn(
+            Store::open_in_memory().unwrap(),
+            WriterConfig {
+                max_batch: 100,
+                max_delay: Duration::from_millis(50),
+            },
+        )
+        .unwrap();
         let a = w.submit_acked(StoreOp::OpenSession(session(1, SessionState::Active)));
         let bad = w.submit_acked(StoreOp::AppendMessage(message(42, 1, Role::Visitor)));
         let c = w.submit_acked(StoreOp::AppendMessage(message(1, 1, Role::Visitor)));
@@ -215,6 +233,13 @@ mod tests {
             w.submit(StoreOp::OpenSession(session(id, SessionState::Inactive)));
         }
         w.shutdown().unwrap();
-        assert_eq!(Store::open_read_only(&path).unwrap().list_sessions(None, None).unwrap().len(), 50);
+        assert_eq!(
+            Store::open_read_only(&path)
+                .unwrap()
+                .list_sessions(None, None)
+                .unwrap()
+                .len(),
+            50
+        );
     }
 }

@@ -62,9 +62,15 @@ async def clients(ejabberd):
 
 
 @pytest.fixture
-async def frontdesk(ejabberd, tmp_path):
+def frontdesk_limits():
+    """Override in a test module to run frontdesk with a [limits] section."""
+    return None
+
+
+@pytest.fixture
+async def frontdesk(ejabberd, tmp_path, frontdesk_limits):
     """`frontdesk run` with a fresh database, connected to the private ejabberd."""
-    fd = xmpp_env.Frontdesk(tmp_path / "frontdesk", ejabberd=ejabberd)
+    fd = xmpp_env.Frontdesk(tmp_path / "frontdesk", ejabberd=ejabberd, limits=frontdesk_limits)
     if not ejabberd.running():
         pytest.fail("ejabberd is not running (an earlier test broke it?)\n" + ejabberd.log_tail(),
                     pytrace=False)

@@ -418,13 +418,17 @@ def toml_str(s: str) -> str:
 
 
 def frontdesk_toml(*, jid: str, server: str, secret: str, db_path: str, sites=DEFAULT_SITES,
-                   roster: dict | None = None) -> str:
+                   roster: dict | None = None, limits: dict | None = None) -> str:
     lines = ["[component]", f"jid = {toml_str(jid)}", f"server = {toml_str(server)}",
              f"secret = {toml_str(secret)}", "", "[store]", f"path = {toml_str(db_path)}", ""]
     if roster:
         lines.append("[roster]")
         for k, v in roster.items():
             lines.append(f"{k} = {toml_str(v) if isinstance(v, str) else v}")
+        lines.append("")
+    if limits:
+        lines.append("[limits]")
+        lines += [f"{k} = {v}" for k, v in limits.items()]
         lines.append("")
     for site in sites:
         lines += ["[[sites]]", f"id = {toml_str(site['id'])}", f"name = {toml_str(site['name'])}",
@@ -437,7 +441,7 @@ class Frontdesk:
 
     def __init__(self, workdir: Path, *, ejabberd: Ejabberd, sites=DEFAULT_SITES,
                  binary: Path | None = None, rust_log: str = "frontdesk=debug",
-                 roster: dict | None = None):
+                 roster: dict | None = None, limits: dict | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.binary = Path(binary or frontdesk_bin())
@@ -454,7 +458,7 @@ class Frontdesk:
                 # frontdesk falls back to the admin API.
                 "ejabberd_api": f"http://127.0.0.1:{ejabberd.http_port}/api",
                 "remove_after_secs": 3,
-            }))
+            }, limits=limits))
         self.proc: subprocess.Popen | None = None
 
     def _env(self) -> dict:

@@ -1,0 +1,102 @@
+//! Scenario tests for stanzas the guard replaced because they were over a limit.
+
+use super::tests::*;
+use super::*;
+
+#[test]
+fn an_oversized_groupchat_is_refused_and_not_stored() {
+    let mut s = Scenario::new();
+    s.visitor_joins();
+    s.stored.clear();
+    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat' id='big'><limit-exceeded xmlns='urn:xmpp:frontdesk:limits:0' limit='stanza-bytes'/></message>"));
+    s.receives(&format!(
+        "<message type='error' from='{ROOM}' to='{V1}' id='big'><error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"
+    ));
+    s.receives_nothing();
+    assert!(s.stored.is_empty(), "{:?}", s.stored);
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Inactive));
+}
+
+#[test]
+fn oversized_errors_are_never_answered_and_an_oversized_goodbye_still_leaves() {
+    let mut s = Scenario::new();
+    s.visitor_joins();
+    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='error'><limit-exceeded xmlns='urn:xmpp:frontdesk:limits:0' limit='depth'/></message>"));
+    s.receives_nothing();
+    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'><limit-exceeded xmlns='urn:xmpp:frontdesk:limits:0' limit='children'/></presence>"));
+    s.eventually_receives(&format!(
+        "<presence type='unavailable' from='{ROOM}/Ann' to='{V1}'/>"
+    ));
+    s.after_secs(10);
+    assert_eq!(
+        s.state("v1_acme"),
+        None,
+        "the room closed after the visitor left"
+    );
+}
+
+#[test]
+fn oversized_joins_and_iqs_get_policy_violation() {
+    let mut s = Scenario::new();
+    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann'><limit-exceeded xmlns='urn:xmpp:frontdesk:limits:0' limit='token-length'/></presence>"));
+    s.receives(&format!("<presence type='error' from='{ROOM}/Ann' to='{V1}'><error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
+    assert_eq!(s.state("v1_acme"), None);
+    s.sends(&format!("<iq type='set' id='i1' from='{V1}' to='{COMPONENT}'><limit-exceeded xmlns='urn:xmpp:frontdesk:limits:0' limit='depth'/></iq>"));
+    s.receives(&format!("<iq type='error' id='i1' from='{COMPONENT}' to='{V1}'><error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
+    s.receives_nothing();
+}
+
+#[test]
+fn a_visitor_writing_too_fast_waits() {
+    let mut s = Scenario::new(); // 60 a minute, bursts of 10
+    s.visitor_joins();
+    for i in 0..10 {
+        s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat' id='b{i}'><body>{i}</body></message>"));
+    }
+    s.drain();
+    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat' id='b10'><body>one too many</body></message>"));
+    s.receives(&format!(
+        "<message type='error' from='{ROOM}' to='{V1}' id='b10'><error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"
+    ));
+    assert_eq!(s.messages_stored().len(), 10);
+    // A second later there is room for one more.
+    s.after_secs(1);
+    s.sends(&format!(
+        "<message from='{V1}' to='{ROOM}' type='groupchat' id='b11'><body>later</body></message>"
+    ));
+    s.receives(&format!("<message from='{ROOM}/Ann' to='{V1}' type='groupchat' id='b11'><body>later</body></message>"));
+    // Staff are not limited.
+    s.alice_joins();
+    for i in 0..15 {
+        s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='groupchat' id='s{i}'><body>{i}</body></message>"));
+    }
+    assert!(s.drain().iter().all(|e| e.attr("type") != Some("error")));
+}
+
+#[test]
+fn one_visitor_address_cannot_open_many_rooms_and_the_service_has_a_ceiling() {
+    let mut c = config();
+    c.limits.rooms_per_visitor = 2;
+    c.limits.sessions = 3;
+    let mut s = Scenario::with_config(c);
+    for r in ["a1_acme", "a2_acme"] {
+        s.sends(&format!("<presence from='{V1}' to='{r}@{COMPONENT}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    }
+    s.drain();
+    s.sends(&format!("<presence from='{V1}' to='a3_acme@{COMPONENT}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.receives(&format!(
+        "<presence type='error' from='a3_acme@{COMPONENT}/Ann' to='{V1}'><error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"
+    ));
+    // Another visitor fills the service; the next new room is refused for everyone.
+    s.sends(&format!("<presence from='{V2}' to='b1_acme@{COMPONENT}/Bea'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.drain();
+    s.sends(&format!("<presence from='{V2}' to='b2_globex@{COMPONENT}/Bea'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.receives(&format!(
+        "<presence type='error' from='b2_globex@{COMPONENT}/Bea' to='{V2}'><error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>The chat service is busy right now; please try again in a few minutes.</text></error></presence>"
+    ));
+    // Staff can still join open rooms.
+    s.sends(&format!("<presence from='{ALICE}' to='a1_acme@{COMPONENT}/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.eventually_receives(&format!(
+        "<message from='a1_acme@{COMPONENT}' to='{ALICE}' type='groupchat'><subject/></message>"
+    ));
+}

@@ -1,0 +1,595 @@
+//! The guard between the socket and the XML parser: it bounds every stanza the server passes
+//! through (bytes, element depth, children per element, and the length of a name or attribute
+//! value) and replaces one that is over a limit by a small stand-in, so the core can refuse it
+//! with an error. Without it, one visitor's 10 KB attribute value made tokio-xmpp's parser
+//! (rxml, 8 KiB per token) end the whole component stream, and every chat with it.
+//!
+//! The stand-in keeps the stanza's name and its `from`, `to`, `id` and `type` (when they are of
+//! sane length) and carries one `<limit-exceeded xmlns='urn:xmpp:frontdesk:limits:0'
+//! limit='…'/>` child. Memory stays bounded: past a limit the rest of the stanza is only
+//! scanned, not kept.
+//!
+//! The servers re-serialize what clients send, so inside a stanza there are only elements,
+//! attributes in quotes and escaped text: no comments, CDATA or processing instructions (if
+//! one shows up anyway, the guard stops guarding that stanza and passes it on as it is).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+pub use crate::core::limits::NS_LIMITS;
+
+/// The bounds on one stanza.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StanzaLimits {
+    pub max_bytes: usize,
+    /// Element depth below the stanza itself (the stanza's children are depth 1).
+    pub max_depth: usize,
+    pub max_children: usize,
+    /// Longest element name, attribute name or attribute value, in bytes (rxml's own limit
+    /// is 8192 and ends the stream).
+    pub max_token: usize,
+}
+
+impl StanzaLimits {
+    /// The config's limits; names and attribute values stay well under rxml's fatal 8 KiB.
+    pub fn from_config(l: &crate::config::Limits) -> StanzaLimits {
+        StanzaLimits {
+            max_bytes: l.stanza_bytes,
+            max_depth: l.depth,
+            max_children: l.children,
+            max_token: 4_096,
+        }
+    }
+}
+
+impl Default for StanzaLimits {
+    fn default() -> StanzaLimits {
+        StanzaLimits {
+            max_bytes: 65_536,
+            max_depth: 32,
+            max_children: 256,
+            max_token: 4_096,
+        }
+    }
+}
+
+/// Which limit a stanza went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    Bytes,
+    Depth,
+    Children,
+    Token,
+}
+
+impl Over {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Over::Bytes => "stanza-bytes",
+            Over::Depth => "depth",
+            Over::Children => "children",
+            Over::Token => "token-length",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Text,
+    /// Just after `<`.
+    Open,
+    Name {
+        end: bool,
+    },
+    InTag,
+    AttrName,
+    Eq,
+    Value(u8),
+    /// `/` inside a start tag.
+    SelfClose,
+    /// Inside an end tag, after the name.
+    EndRest,
+    /// `<?…>` or `<!…>` outside stanzas (the XML declaration): passed through.
+    Markup,
+}
+
+/// The byte-level scanner (no I/O): feed it what the socket gave, it writes what the parser
+/// should see.
+pub struct Scanner {
+    limits: StanzaLimits,
+    state: State,
+    /// Open elements, the stream's own included.
+    depth: usize,
+    /// Inside a stanza (depth ≥ 2 or its root start tag).
+    in_stanza: bool,
+    /// A `<` at stream depth 1 not yet passed on.
+    held_lt: bool,
+    /// Guarding stopped for this stanza (unexpected markup): pass the rest through.
+    passthrough: bool,
+    buf: Vec<u8>,
+    over: Option<Over>,
+    bytes: usize,
+    token: usize,
+    /// Children so far of each open element of the stanza (root first).
+    children: Vec<usize>,
+    root_name: Vec<u8>,
+    root_attrs: Vec<(Vec<u8>, Vec<u8>)>,
+    attr_name: Vec<u8>,
+    attr_value: Vec<u8>,
+    /// The name being read, for the root's start tag.
+    name: Vec<u8>,
+    /// Stanzas replaced so far (for the log).
+    pub replaced: u64,
+}
+
+impl Scanner {
+    pub fn new(limits: StanzaLimits) -> Scanner {
+        Scanner {
+            limits,
+            state: State::Text,
+            depth: 0,
+            in_stanza: false,
+            held_lt: false,
+            passthrough: false,
+            buf: Vec::new(),
+            over: None,
+            bytes: 0,
+            token: 0,
+            children: Vec::new(),
+            root_name: Vec::new(),
+            root_attrs: Vec::new(),
+            attr_name: Vec::new(),
+            attr_value: Vec::new(),
+            name: Vec::new(),
+            replaced: 0,
+        }
+    }
+
+    fn violate(&mut self, what: Over) {
+        if self.over.is_none() {
+            self.over = Some(what);
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Depth of the element being opened or closed, counted from the stanza root (1).
+    fn stanza_depth(&self) -> usize {
+        self.depth.saturating_sub(1)
+    }
+
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        for &b in input {
+            self.byte(b, out);
+        }
+    }
+
+    fn byte(&mut self, b: u8, out: &mut Vec<u8>) {
+        // A `<` between stanzas is held back until the next byte says whether a stanza starts.
+        if self.held_lt {
+            self.held_lt = false;
+            if matches!(b, b'/' | b'?' | b'!') {
+                out.push(b'<');
+            } else {
+                self.in_stanza = true;
+                self.passthrough = false;
+                self.over = None;
+                self.buf.clear();
+                self.buf.push(b'<');
+                self.bytes = 1;
+                self.children.clear();
+                self.root_name.clear();
+                self.root_attrs.clear();
+            }
+        }
+        if self.in_stanza && !self.passthrough {
+            self.bytes += 1;
+            if self.over.is_none() {
+                self.buf.push(b);
+                if self.bytes > self.limits.max_bytes {
+                    self.violate(Over::Bytes);
+                }
+            }
+        } else if !self.in_stanza && self.depth == 1 && self.state == State::Text && b == b'<' {
+            self.held_lt = true;
+        } else {
+            out.push(b);
+        }
+        self.step(b, out);
+    }
+
+    fn step(&mut self, b: u8, out: &mut Vec<u8>) {
+        let lim = self.limits;
+        match self.state {
+            State::Text => {
+                if b == b'<' {
+                    self.state = State::Open;
+                }
+            }
+            State::Open => match b {
+                b'/' => {
+                    self.state = State::Name { end: true };
+                    self.token = 0;
+                }
+                b'?' | b'!' => {
+                    if self.in_stanza && !self.passthrough {
+                        // Not what a server sends inside a stanza: stop guarding it.
+                        self.passthrough = true;
+                        if self.over.is_none() {
+                            out.extend_from_slice(&self.buf);
+                        }
+                        self.buf.clear();
+                    }
+                    self.state = State::Markup;
+                }
+                _ => {
+                    self.state = State::Name { end: false };
+                    self.token = 1;
+                    self.name.clear();
+                    self.name.push(b);
+                    if self.in_stanza {
+                        let d = self.stanza_depth() + 1;
+                        if d > lim.max_depth + 1 {
+                            self.violate(Over::Depth);
+                        }
+                        if let Some(c) = self.children.last_mut() {
+                            *c += 1;
+                            if *c > lim.max_children {
+                                self.violate(Over::Children);
+                            }
+                        }
+                    }
+                }
+            },
+            State::Name { end } => {
+                if is_space(b) || b == b'>' || b == b'/' {
+                    if !end && self.in_stanza && self.depth == 1 {
+                        self.root_name = std::mem::take(&mut self.name);
+                    }
+                    self.state = if end { State::EndRest } else { State::InTag };
+                    self.tag_char(b, end, out);
+                } else {
+                    self.token += 1;
+                    if self.token > lim.max_token {
+                        self.violate(Over::Token);
+                    }
+                    if !end && self.name.len() < 64 {
+                        self.name.push(b);
+                    }
+                }
+            }
+            State::InTag => self.tag_char(b, false, out),
+            State::AttrName => {
+                if b == b'=' {
+                    self.state = State::Eq;
+                } else if is_space(b) {
+                    // whitespace before '='
+                } else {
+                    self.token += 1;
+                    if self.token > lim.max_token {
+                        self.violate(Over::Token);
+                    }
+                    if self.attr_name.len() < 64 {
+                        self.attr_name.push(b);
+                    }
+                }
+            }
+            State::Eq => {
+                if b == b'\'' || b == b'"' {
+                    self.state = State::Value(b);
+                    self.token = 0;
+                    self.attr_value.clear();
+                }
+            }
+            State::Value(q) => {
+                if b == q {
+                    if self.in_stanza && self.depth == 1 && self.token <= lim.max_token {
+                        self.root_attrs.push((
+                            std::mem::take(&mut self.attr_name),
+                            std::mem::take(&mut self.attr_value),
+                        ));
+                    }
+                    self.attr_name.clear();
+                    self.attr_value.clear();
+                    self.state = State::InTag;
+                } else {
+                    self.token += 1;
+                    if self.token > lim.max_token {
+                        self.violate(Over::Token);
+                    } else if self.in_stanza && self.depth == 1 {
+                        self.attr_value.push(b);
+                    }
+                }
+            }
+            State::SelfClose => {
+                if b == b'>' {
+                    // An empty element: it opened and closed.
+                    self.state = State::Text;
+                    if self.in_stanza && self.depth == 1 {
+                        self.finish_stanza(out);
+                    }
+                } else {
+                    self.state = State::InTag;
+                }
+            }
+            State::EndRest => {
+                if b == b'>' {
+                    self.state = State::Text;
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.in_stanza {
+                        self.children.pop();
+                        if self.depth == 1 {
+                            self.finish_stanza(out);
+                        }
+                    }
+                }
+            }
+            State::Markup => {
+                if b == b'>' {
+                    self.state = State::Text;
+                }
+            }
+        }
+    }
+
+    /// A byte inside a start tag (after its name) or at the end of an end tag's name.
+    fn tag_char(&mut self, b: u8, end: bool, out: &mut Vec<u8>) {
+        if end {
+            if b == b'>' {
+                self.state = State::EndRest;
+                self.step(b, out);
+            }
+            return;
+        }
+        match b {
+            b'>' => {
+                self.state = State::Text;
+                self.depth += 1;
+                if self.in_stanza {
+                    self.children.push(0);
+                }
+            }
+            b'/' => self.state = State::SelfClose,
+            c if is_space(c) => self.state = State::InTag,
+            c => {
+                self.state = State::AttrName;
+                self.token = 1;
+                self.attr_name.clear();
+                self.attr_name.push(c);
+            }
+        }
+    }
+
+    fn finish_stanza(&mut self, out: &mut Vec<u8>) {
+        self.in_stanza = false;
+        if self.passthrough {
+            self.passthrough = false;
+            return;
+        }
+        match self.over.take() {
+            None => out.append(&mut self.buf),
+            Some(over) => {
+                self.replaced += 1;
+                self.buf = Vec::new();
+                if !matches!(self.root_name.as_slice(), b"message" | b"presence" | b"iq") {
+                    return; // not a stanza: dropped
+                }
+                out.push(b'<');
+                out.extend_from_slice(&self.root_name);
+                for (k, v) in &self.root_attrs {
+                    if matches!(k.as_slice(), b"from" | b"to" | b"id" | b"type") {
+                        out.push(b' ');
+                        out.extend_from_slice(k);
+                        out.extend_from_slice(b"='");
+                        // The value was valid inside quotes of either kind; re-quote safely.
+                        for &c in v {
+                            if c == b'\'' {
+                                out.extend_from_slice(b"&apos;");
+                            } else {
+                                out.push(c);
+                            }
+                        }
+                        out.push(b'\'');
+                    }
+                }
+                out.extend_from_slice(b"><limit-exceeded xmlns='");
+                out.extend_from_slice(NS_LIMITS.as_bytes());
+                out.extend_from_slice(b"' limit='");
+                out.extend_from_slice(over.as_str().as_bytes());
+                out.extend_from_slice(b"'/></");
+                out.extend_from_slice(&self.root_name);
+                out.push(b'>');
+            }
+        }
+        self.children.clear();
+    }
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// The socket with the scanner on its read side.
+pub struct Guarded<S> {
+    inner: S,
+    scanner: Scanner,
+    ready: Vec<u8>,
+    pos: usize,
+    raw: Box<[u8]>,
+}
+
+impl<S> Guarded<S> {
+    pub fn new(inner: S, limits: StanzaLimits) -> Guarded<S> {
+        Guarded {
+            inner,
+            scanner: Scanner::new(limits),
+            ready: Vec::new(),
+            pos: 0,
+            raw: vec![0; 16 * 1024].into_boxed_slice(),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.pos < this.ready.len() {
+                let n = (this.ready.len() - this.pos).min(buf.remaining());
+                buf.put_slice(&this.ready[this.pos..this.pos + n]);
+                this.pos += n;
+                if this.pos == this.ready.len() {
+                    this.ready.clear();
+                    this.pos = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let mut rb = ReadBuf::new(&mut this.raw);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {
+                    let got = rb.filled();
+                    if got.is_empty() {
+                        return Poll::Ready(Ok(())); // EOF
+                    }
+                    let got = got.to_vec();
+                    this.scanner.feed(&got, &mut this.ready);
+                    // A whole read may have gone into a stanza still being collected: read on.
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' id='x' from='chat.localhost'>";
+
+    fn run(limits: StanzaLimits, input: &str, chunk: usize) -> String {
+        let mut s = Scanner::new(limits);
+        let mut out = Vec::new();
+        for c in input.as_bytes().chunks(chunk.max(1)) {
+            s.feed(c, &mut out);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn small() -> StanzaLimits {
+        StanzaLimits {
+            max_bytes: 300,
+            max_depth: 3,
+            max_children: 4,
+            max_token: 40,
+        }
+    }
+
+    #[test]
+    fn well_behaved_streams_pass_unchanged_in_any_chunking() {
+        let body = format!(
+            "{HEAD}<handshake/> <message from='a@b/c' to='r@chat.localhost' type='groupchat' id=\"q'1\"><body>x &gt; y &amp; 'z'</body><x xmlns='urn:y'><y a='1&lt;2'/></x></message>\n<presence from='a@b/c' to='r@chat.localhost/n'/><iq type='get' id='1' from='a@b/c' to='chat.localhost'><ping xmlns='urn:xmpp:ping'/></iq></stream:stream>"
+        );
+        for chunk in [1, 2, 3, 7, 64, 4096] {
+            assert_eq!(run(small(), &body, chunk), body, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_long_attribute_value_is_replaced_and_the_stream_goes_on() {
+        let long = "A".repeat(100);
+        let input = format!("{HEAD}<message from='v@anon/r' to='r@chat.localhost' id='{long}' type='groupchat'><body>hi</body></message><presence from='v@anon/r' to='r@chat.localhost/n'/>");
+        let out = run(small(), &input, 5);
+        assert_eq!(
+            out,
+            format!("{HEAD}<message from='v@anon/r' to='r@chat.localhost' type='groupchat'><limit-exceeded xmlns='{NS_LIMITS}' limit='token-length'/></message><presence from='v@anon/r' to='r@chat.localhost/n'/>")
+        );
+    }
+
+    #[test]
+    fn too_big_too_deep_and_too_many_children() {
+        let big = format!(
+            "{HEAD}<message from='v@a/r' id='m1'><body>{}</body></message>",
+            "x".repeat(400)
+        );
+        assert!(run(small(), &big, 9).ends_with(&format!("<message from='v@a/r' id='m1'><limit-exceeded xmlns='{NS_LIMITS}' limit='stanza-bytes'/></message>")));
+        let deep = format!(
+            "{HEAD}<message id='m2'>{}{}</message>",
+            "<a>".repeat(4),
+            "</a>".repeat(4)
+        );
+        assert!(
+            run(small(), &deep, 1).contains("limit='depth'"),
+            "{}",
+            run(small(), &deep, 1)
+        );
+        let ok_deep = format!(
+            "{HEAD}<message id='m3'>{}{}</message>",
+            "<a>".repeat(3),
+            "</a>".repeat(3)
+        );
+        assert_eq!(run(small(), &ok_deep, 1), ok_deep);
+        let wide = format!(
+            "{HEAD}<iq type='set' id='i1'><q>{}</q></iq>",
+            "<a/>".repeat(5)
+        );
+        assert!(run(small(), &wide, 4).ends_with(&format!(
+            "<iq type='set' id='i1'><limit-exceeded xmlns='{NS_LIMITS}' limit='children'/></iq>"
+        )));
+    }
+
+    #[test]
+    fn quotes_in_kept_attributes_stay_escaped() {
+        let input = format!(
+            "{HEAD}<message from='v@a/r' id=\"it's\"><body>{}</body></message>",
+            "x".repeat(400)
+        );
+        let out = run(small(), &input, 3);
+        assert!(out.ends_with("<message from='v@a/r' id='it&apos;s'><limit-exceeded xmlns='urn:xmpp:frontdesk:limits:0' limit='stanza-bytes'/></message>"), "{out}");
+    }
+
+    #[test]
+    fn memory_stays_bounded_while_skipping() {
+        let mut s = Scanner::new(small());
+        let mut out = Vec::new();
+        s.feed(format!("{HEAD}<message id='m'><body>").as_bytes(), &mut out);
+        for _ in 0..1000 {
+            s.feed(&[b'x'; 1000], &mut out);
+            assert!(
+                s.buf.capacity() <= 1024,
+                "buffer grew to {}",
+                s.buf.capacity()
+            );
+        }
+        s.feed(b"</body></message>", &mut out);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("limit='stanza-bytes'/></message>"));
+        assert_eq!(s.replaced, 1);
+    }
+}
