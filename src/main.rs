@@ -21,7 +21,16 @@ fn main() -> ExitCode {
     match frontdesk::cli::execute(cli).map_err(anyhow::Error::from) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("frontdesk: {e:#}");
+            // Most messages already name their cause; add only causes not yet said.
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg.push_str(": ");
+                    msg.push_str(&c);
+                }
+            }
+            eprintln!("frontdesk: {msg}");
             ExitCode::FAILURE
         }
     }

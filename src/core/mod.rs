@@ -112,6 +112,11 @@ pub enum Input {
         id: String,
         result: Result<(), String>,
     },
+    /// A message's write failed, so it was refused instead of reflected: forget it.
+    NotStored {
+        session_id: i64,
+        stanza_id: String,
+    },
     /// The store answered a [`commands::Query`].
     QueryDone {
         id: u64,
@@ -320,6 +325,10 @@ impl Core {
                 self.roster_answered(now, &id, result.err(), &mut out);
             }
             Input::QueryDone { id, result } => self.transcript_ready(id, result, &mut out),
+            Input::NotStored {
+                session_id,
+                stanza_id,
+            } => self.forget_message(session_id, &stanza_id),
         }
         self.after_state_changes(now, &mut out);
         out.0
@@ -420,6 +429,18 @@ impl Core {
         }
         self.staff_connected(out);
         self.roster_connected(now, out);
+    }
+
+    /// A refused message must not come back later in someone's history.
+    fn forget_message(&mut self, session_id: i64, stanza_id: &str) {
+        if let Some(room) = self.rooms.values_mut().find(|r| r.session.id == session_id) {
+            room.forget(stanza_id);
+            tracing::warn!(
+                session = session_id,
+                stanza_id,
+                "message not stored: refused and left out of the history"
+            );
+        }
     }
 
     fn new_iq_id(&mut self, prefix: &str) -> String {

@@ -221,6 +221,10 @@ impl Room {
         self.history.push_back(item);
     }
 
+    pub fn forget(&mut self, stanza_id: &str) {
+        self.history.retain(|h| h.stanza_id != stanza_id);
+    }
+
     /// The state the session should be in given who is present and what was said.
     /// CLOSED is decided by the caller (it depends on *why* the room is empty).
     pub fn derived_state(&self) -> SessionState {

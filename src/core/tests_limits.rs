@@ -100,3 +100,39 @@ fn one_visitor_address_cannot_open_many_rooms_and_the_service_has_a_ceiling() {
         "<message from='a1_acme@{COMPONENT}' to='{ALICE}' type='groupchat'><subject/></message>"
     ));
 }
+
+#[test]
+fn a_message_the_store_refused_is_not_in_a_later_joiners_history() {
+    let mut s = Scenario::new();
+    s.visitor_joins();
+    s.visitor_says("kept");
+    s.visitor_says("lost on a full disk");
+    let stanza_id = s
+        .stored
+        .iter()
+        .rev()
+        .find_map(|op| match op {
+            StoreOp::AppendMessage(m) if m.body == "lost on a full disk" => {
+                Some((m.session_id, m.stanza_id.clone()))
+            }
+            _ => None,
+        })
+        .expect("the message was handed to the store");
+    // The shell tells the core the write failed; the visitor got the or_else error instead.
+    s.feed(Input::NotStored {
+        session_id: stanza_id.0,
+        stanza_id: stanza_id.1,
+    });
+    s.receives_nothing();
+    s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    let history: Vec<String> = s
+        .drain()
+        .iter()
+        .filter(|e| e.attr("to") == Some(ALICE) && e.name() == "message")
+        .filter_map(|e| {
+            e.get_child("body", "jabber:component:accept")
+                .map(|b| b.text())
+        })
+        .collect();
+    assert_eq!(history, vec!["kept".to_string()]);
+}

@@ -44,8 +44,10 @@ pub enum LinkError {
         server: String,
         source: std::io::Error,
     },
-    #[error("the server refused the component handshake for {domain} ({condition}): either component.secret does not match the server's component password, or the server has no component listener for {domain} (ejabberd answers both the same way); check both in the server's config")]
-    NotAuthorized { domain: String, condition: String },
+    #[error("the server refused the component secret for {domain} (not-authorized): component.secret does not match the password of the server's component listener. (ejabberd also answers this way when it has no listener entry for {domain}: check both in ejabberd.yml)")]
+    NotAuthorized { domain: String },
+    #[error("the server does not know the component domain {domain} (host-unknown): add a component for {domain} to the server's config (Prosody: Component \"{domain}\" with component_secret), or fix component.jid")]
+    UnknownDomain { domain: String },
     #[error("the server says another component is already connected as {domain}: stop the other frontdesk (or whatever else uses that domain) first")]
     Conflict { domain: String },
     #[error("the server ended the handshake with a stream error: {0}")]
@@ -63,7 +65,9 @@ impl LinkError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            LinkError::NotAuthorized { .. } | LinkError::Conflict { .. }
+            LinkError::NotAuthorized { .. }
+                | LinkError::UnknownDomain { .. }
+                | LinkError::Conflict { .. }
         )
     }
 }
@@ -122,12 +126,12 @@ pub async fn connect(
                 Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
                     let condition = e.0.condition.to_string();
                     return Err(match condition.as_str() {
-                        c if c.contains("not-authorized") || c.contains("host-unknown") => {
-                            LinkError::NotAuthorized {
-                                domain: domain.clone(),
-                                condition,
-                            }
-                        }
+                        c if c.contains("host-unknown") => LinkError::UnknownDomain {
+                            domain: domain.clone(),
+                        },
+                        c if c.contains("not-authorized") => LinkError::NotAuthorized {
+                            domain: domain.clone(),
+                        },
                         c if c.contains("conflict") => LinkError::Conflict {
                             domain: domain.clone(),
                         },

@@ -176,7 +176,18 @@ async fn session(
     outbox.push(core.handle(Timestamp::now(), Input::Connected), writer);
     loop {
         helpers.dispatch(&mut outbox);
-        if let Err(e) = send_all(stream, outbox.ready()).await {
+        let ready = outbox.ready();
+        for (session_id, stanza_id) in std::mem::take(&mut outbox.not_stored) {
+            let outputs = core.handle(
+                Timestamp::now(),
+                Input::NotStored {
+                    session_id,
+                    stanza_id,
+                },
+            );
+            outbox.push(outputs, writer);
+        }
+        if let Err(e) = send_all(stream, ready).await {
             outbox.clear();
             return SessionEnd::Lost(format!("write failed: {e}"));
         }

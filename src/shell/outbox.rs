@@ -16,6 +16,8 @@ enum Item {
         then: Vec<Stanza>,
         or_else: Vec<Stanza>,
         committed: Option<bool>,
+        /// Told back to the core if the write fails, so it forgets the message.
+        message: Option<(i64, String)>,
     },
 }
 
@@ -30,6 +32,8 @@ pub struct Outbox {
     queue: VecDeque<Item>,
     /// Taken by the session loop after each push.
     pub jobs: Vec<Job>,
+    /// Messages whose write failed (session id, stanza id): the core is told.
+    pub not_stored: Vec<(i64, String)>,
 }
 
 impl Outbox {
@@ -40,12 +44,19 @@ impl Outbox {
                 Output::Send(s) => self.queue.push_back(Item::Send(s)),
                 Output::Store(op) => writer.submit(op),
                 Output::Persist { op, then, or_else } => {
+                    let message = match &op {
+                        crate::store::StoreOp::AppendMessage(row) => {
+                            Some((row.session_id, row.stanza_id.clone()))
+                        }
+                        _ => None,
+                    };
                     let ack = writer.submit_acked(op);
                     self.queue.push_back(Item::Wait {
                         ack,
                         then,
                         or_else,
                         committed: None,
+                        message,
                     });
                 }
                 Output::Api(call) => self.jobs.push(Job::Api(call)),
@@ -82,12 +93,16 @@ impl Outbox {
                     then,
                     or_else,
                     committed,
+                    message,
                     ..
-                }) => out.extend(if committed == Some(true) {
-                    then
-                } else {
-                    or_else
-                }),
+                }) => {
+                    if committed == Some(true) {
+                        out.extend(then)
+                    } else {
+                        self.not_stored.extend(message);
+                        out.extend(or_else)
+                    }
+                }
                 None => break,
             }
         }

@@ -44,11 +44,13 @@ pub enum StoreError {
     },
     #[error("another frontdesk is already running on {path} (its lock file {path}.lock is held): stop it first; two instances on one database would split the chats between them")]
     Locked { path: PathBuf },
-    #[error("{path}: {source}")]
+    #[error("cannot create or write {path}: {source} (frontdesk needs to write the database, its -wal, -shm and .lock files in the directory of [store] path)")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot start the store thread: {0}")]
+    Thread(std::io::Error),
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("bad value in the database: {0}")]

@@ -51,10 +51,7 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name("frontdesk-store".into())
             .spawn(move || run(store, rx, cfg))
-            .map_err(|source| StoreError::Io {
-                path: "store thread".into(),
-                source,
-            })?;
+            .map_err(StoreError::Thread)?;
         Ok(Writer { tx, handle })
     }
 

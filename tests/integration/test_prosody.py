@@ -5,7 +5,9 @@ visitors through privileged roster sets. The suite starts its own Prosody on pri
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import subprocess
 import time
 
 import pytest
@@ -92,3 +94,31 @@ async def test_privileged_roster_rung_on_prosody(on_prosody, prosody):
     await v.expect(groupchat_from(room, body_is="The chat is now closed."), what="the closing line")
     await session_when(fd, room, lambda s: s["state"] == "CLOSED", "CLOSED")
     await poll(lambda: roster_item(alice, room), lambda i: i is None, 20, "the visitor gone from alice's roster")
+
+
+async def _refused(fd) -> tuple[int, str]:
+    fd.start()
+    try:
+        code = await asyncio.to_thread(fd.proc.wait, 15)
+    except subprocess.TimeoutExpired:
+        fd.kill()
+        raise AssertionError(f"frontdesk kept running (retrying?)\n{fd.log_tail()}")
+    return code, fd.log_text()
+
+
+async def test_wrong_secret_and_unknown_domain_say_which_and_exit(prosody, tmp_path):
+    # Prosody tells the two apart (not-authorized / host-unknown); frontdesk says which and
+    # stops at once instead of retrying a handshake that cannot succeed.
+    fd = xmpp_env.Frontdesk(tmp_path / "wrong-secret", ejabberd=prosody)
+    fd.config.write_text(fd.config.read_text().replace(prosody.component_secret, "not-the-secret"))
+    code, log = await _refused(fd)
+    assert code == 1, log
+    assert "refused the component secret" in log and "component.secret" in log, log
+    assert "retrying" not in log, log
+
+    fd = xmpp_env.Frontdesk(tmp_path / "unknown-domain", ejabberd=prosody)
+    fd.config.write_text(fd.config.read_text().replace(f'"{prosody.component_jid}"', '"nochat.localhost"'))
+    code, log = await _refused(fd)
+    assert code == 1, log
+    assert "does not know the component domain nochat.localhost" in log, log
+    assert "retrying" not in log, log

@@ -441,13 +441,13 @@ class Frontdesk:
 
     def __init__(self, workdir: Path, *, ejabberd: Ejabberd, sites=DEFAULT_SITES,
                  binary: Path | None = None, rust_log: str = "frontdesk=debug",
-                 roster: dict | None = None, limits: dict | None = None):
+                 roster: dict | None = None, limits: dict | None = None, db: Path | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.binary = Path(binary or frontdesk_bin())
         self.jid = ejabberd.component_jid
         self.config = self.workdir / "frontdesk.toml"
-        self.db = self.workdir / "frontdesk.db"
+        self.db = Path(db) if db is not None else self.workdir / "frontdesk.db"
         self.log = self.workdir / "frontdesk.log"
         self.rust_log = rust_log
         self.config.write_text(frontdesk_toml(
@@ -503,6 +503,33 @@ class Frontdesk:
             self.proc.kill()
             self.proc.wait(timeout=5)
             return None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to flush or say goodbye."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def _proc_file(self, name: str) -> str:
+        if self.proc is None:
+            raise AssertionError("frontdesk was never started")
+        return Path(f"/proc/{self.proc.pid}/{name}").read_text()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process so far."""
+        fields = self._proc_file("stat").rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_kib(self) -> int:
+        for line in self._proc_file("status").splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS in /proc/<pid>/status")
+
+    def open_fds(self) -> int:
+        if self.proc is None:
+            raise AssertionError("frontdesk was never started")
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     # ---- the read-only commands ----------------------------------------------------------
     def cli(self, *args: str, timeout: float = 15) -> subprocess.CompletedProcess:
