@@ -14,6 +14,7 @@ pub mod address;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod fuzz;
 pub mod shell;
 pub mod store;
 pub mod time;

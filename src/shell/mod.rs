@@ -2,7 +2,7 @@
 //! link with reconnect and keepalive, the one-second tick, and SIGINT/SIGTERM. Every decision
 //! about stanzas is the core's; this only moves bytes and time.
 
-mod guard;
+pub mod guard;
 pub mod http;
 mod link;
 mod outbox;
