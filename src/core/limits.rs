@@ -39,6 +39,11 @@ impl Offenders {
         if self.last.len() >= LOG_MEMORY {
             self.last
                 .retain(|_, t| now.millis() - t.millis() < LOG_INTERVAL_MS);
+            if self.last.len() >= LOG_MEMORY {
+                // More distinct offenders in a minute than we remember: stay quiet rather
+                // than let the memory of them grow without bound.
+                return false;
+            }
         }
         self.last.insert(who.clone(), now);
         true

@@ -136,3 +136,53 @@ fn a_message_the_store_refused_is_not_in_a_later_joiners_history() {
         .collect();
     assert_eq!(history, vec!["kept".to_string()]);
 }
+
+/// The soak test's question asked of the core alone: after many visitors came, chatted with
+/// staff, were limited and left, nothing about them is left in memory.
+#[test]
+fn nothing_is_left_behind_after_many_sessions_close() {
+    let mut cfg = config();
+    cfg.roster.mode = crate::config::RosterMode::Subscribe;
+    cfg.roster.remove_after_secs = 5;
+    let mut s = Scenario::with_config(cfg);
+    s.sends(&format!("<presence from='{ALICE}' to='{COMPONENT}'/>"));
+    s.drain();
+    for i in 0..300 {
+        let v = format!("anon{i}@anon.example.com/r");
+        let room = format!("soak{i}_acme@{COMPONENT}");
+        s.sends(&format!("<presence from='{v}' to='{room}/V{i}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+        for n in 0..12 {
+            // Over the burst: some of these are refused and the offender remembered.
+            s.sends(&format!("<message from='{v}' to='{room}' type='groupchat' id='m{n}'><body>{n}</body></message>"));
+        }
+        if i == 0 {
+            // Otherwise the emptiness checked below would prove nothing.
+            assert!(!s.core.rooms.is_empty() && !s.core.roster.items.is_empty());
+        }
+        if i % 10 == 0 {
+            s.sends(&format!("<presence from='{ALICE}' to='{room}/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+            s.sends(&format!(
+                "<presence from='{ALICE}' to='{room}/Alice' type='unavailable'/>"
+            ));
+        }
+        s.sends(&format!(
+            "<presence from='{v}' to='{room}/V{i}' type='unavailable'/>"
+        ));
+        s.drain();
+        s.staff_inbox.clear();
+    }
+    s.after_secs(10);
+    s.after_secs(10);
+    s.drain();
+    let c = &s.core;
+    assert!(c.rooms.is_empty(), "{} rooms left", c.rooms.len());
+    assert!(c.pings.is_empty(), "{} pings left", c.pings.len());
+    assert!(c.queries.is_empty());
+    assert_eq!(c.staff.len(), 1, "only alice's presence is remembered");
+    assert!(
+        c.roster.items.is_empty(),
+        "{} roster items left",
+        c.roster.items.len()
+    );
+    assert!(s.sessions_written().len() >= 300);
+}
