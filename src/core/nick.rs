@@ -34,9 +34,21 @@ pub fn check(nick: &str, max_chars: usize) -> Result<(), NickError> {
     Ok(())
 }
 
-/// The form two nicks are compared in: a visitor cannot take "Alice" while "alice" is there.
+/// The form two nicks are compared in, after the PRECIS nickname profile (RFC 8266): other
+/// spaces become ASCII spaces, runs of spaces one, no spaces at the ends, NFKC, lower case.
+/// So a visitor cannot take "Alice" while "alice", "Ａｌｉｃｅ" (full width) or "Alice  " is there.
 pub fn fold(nick: &str) -> String {
-    nick.trim().to_lowercase()
+    use unicode_normalization::UnicodeNormalization;
+    let spaced: String = nick
+        .chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .collect();
+    let collapsed = spaced
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    collapsed.nfkc().collect::<String>().to_lowercase()
 }
 
 fn is_invisible(c: char) -> bool {
@@ -79,6 +91,13 @@ mod tests {
     #[test]
     fn folding() {
         assert_eq!(fold("Alice"), fold("alice "));
+        assert_eq!(
+            fold("Alice"),
+            fold("\u{FF21}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}")
+        ); // full width
+        assert_eq!(fold("Ann Lee"), fold("Ann\u{00A0}\u{00A0}Lee")); // no-break spaces
+        assert_eq!(fold("ﬁona"), fold("FIONA")); // the fi ligature
+        assert_eq!(fold("Zoë"), fold("Zoe\u{0308}")); // composed or not
         assert_ne!(fold("Alice"), fold("Alicia"));
     }
 }

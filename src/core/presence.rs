@@ -170,6 +170,9 @@ impl Core {
             return JoinDecision::Refuse(r);
         }
         if role == Role::Visitor {
+            if let Err(r) = self.check_not_a_staff_name(name, nick) {
+                return JoinDecision::Refuse(r);
+            }
             if let Err(r) = self.check_rooms_per_visitor(name, from) {
                 return JoinDecision::Refuse(r);
             }
@@ -649,6 +652,30 @@ fn check_nick(nick: &str, max_chars: usize) -> Result<(), Refusal> {
         };
         Refusal::new(ErrorType::Modify, cond, e.text())
     })
+}
+
+impl Core {
+    /// A visitor may not take a staff member's account name (the nick staff get when they
+    /// answer one-to-one), in any case or width.
+    fn check_not_a_staff_name(&self, name: &RoomName, nick: &str) -> Result<(), Refusal> {
+        let folded = nick::fold(nick);
+        let taken = self
+            .config
+            .sites
+            .get(name.site())
+            .into_iter()
+            .flat_map(|s| s.staff.iter())
+            .filter_map(|j| j.node())
+            .any(|local| nick::fold(local.as_str()) == folded);
+        if taken {
+            return Err(Refusal::new(
+                ErrorType::Cancel,
+                DefinedCondition::Conflict,
+                "That nickname belongs to a member of staff; please choose another.",
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn check_nick_free(room: &Room, nick: &str, from: &FullJid) -> Result<(), Refusal> {

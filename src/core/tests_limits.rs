@@ -186,3 +186,17 @@ fn nothing_is_left_behind_after_many_sessions_close() {
     );
     assert!(s.sessions_written().len() >= 300);
 }
+
+#[test]
+fn a_visitor_cannot_take_a_staff_account_name() {
+    let mut s = Scenario::new();
+    // Alice's account is alice_acme@example.com; full-width letters fold to the same name.
+    s.sends(&format!("<presence from='{V1}' to='{ROOM}/\u{FF41}lice_ACME'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    // (The address parser's resourceprep has already made it "alice_ACME".)
+    s.receives(&format!("<presence type='error' from='{ROOM}/alice_ACME' to='{V1}'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
+    s.receives_nothing();
+    assert_eq!(s.state("v1_acme"), None);
+    // Staff of another site are not reserved here.
+    s.sends(&format!("<presence from='{V1}' to='{ROOM}/carol_globex'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.eventually_receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><subject>Chat with ACME Inc.</subject></message>"));
+}
