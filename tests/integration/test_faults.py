@@ -71,7 +71,10 @@ async def test_kill_9_mid_conversation_loses_no_reflected_message_and_the_chat_g
     got = [b for b in stored if b.startswith("burst")]
     assert got == burst[:len(got)], got
 
-    # The same people, still in the room from their side, go on without rejoining.
+    # The same people, still in the room from their side, go on without rejoining. A client
+    # that checks with a XEP-0410 self-ping hears that it is still joined.
+    r = await v.iq(f"{room}/Ann", "<ping xmlns='urn:xmpp:ping'/>")
+    assert attr(r, "type") == "result", show(r)
     s = frontdesk.session_of(room)
     assert s["id"] == sid and s["state"] == "CHATTING" and s["staff"] == "alice_acme@localhost", s
     await v.say(room, "are you still there?", timeout=15)
