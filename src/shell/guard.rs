@@ -592,4 +592,106 @@ mod tests {
             .ends_with("limit='stanza-bytes'/></message>"));
         assert_eq!(s.replaced, 1);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn escaped() -> impl Strategy<Value = String> {
+            proptest::collection::vec(
+                prop_oneof![
+                    Just("a".to_string()),
+                    Just(" ".to_string()),
+                    Just("&amp;".to_string()),
+                    Just("&lt;".to_string()),
+                    Just("&gt;".to_string()),
+                    Just("&apos;".to_string()),
+                    Just("&quot;".to_string()),
+                    Just("é".to_string()),
+                    Just("\n".to_string()),
+                    Just("/".to_string()),
+                    Just("=".to_string()),
+                ],
+                0..12,
+            )
+            .prop_map(|v| v.concat())
+        }
+
+        fn attrs() -> impl Strategy<Value = String> {
+            proptest::collection::vec(
+                (
+                    prop_oneof![Just("id"), Just("type"), Just("xml:lang"), Just("a-b.c")],
+                    escaped(),
+                    any::<bool>(),
+                ),
+                0..3,
+            )
+            .prop_map(|v| {
+                let mut seen = std::collections::HashSet::new();
+                v.into_iter()
+                    .filter(|(n, _, _)| seen.insert(*n))
+                    .map(|(n, val, dq)| {
+                        if dq {
+                            format!(" {n}=\"{val}\"")
+                        } else {
+                            format!(" {n}='{val}'")
+                        }
+                    })
+                    .collect()
+            })
+        }
+
+        fn element() -> impl Strategy<Value = String> {
+            let leaf = prop_oneof![
+                escaped(),
+                (prop_oneof![Just("body"), Just("x"), Just("n-1")], attrs())
+                    .prop_map(|(n, a)| format!("<{n} xmlns='urn:t'{a}/>")),
+            ];
+            leaf.prop_recursive(4, 40, 4, |inner| {
+                (
+                    prop_oneof![Just("body"), Just("x"), Just("n-1")],
+                    attrs(),
+                    proptest::collection::vec(inner, 0..4),
+                )
+                    .prop_map(|(n, a, kids)| {
+                        format!("<{n} xmlns='urn:t'{a}>{}</{n}>", kids.concat())
+                    })
+            })
+        }
+
+        fn stream() -> impl Strategy<Value = (String, usize)> {
+            proptest::collection::vec(
+                (
+                    prop_oneof![Just("message"), Just("presence"), Just("iq")],
+                    attrs(),
+                    proptest::collection::vec(element(), 0..4),
+                ),
+                1..5,
+            )
+            .prop_map(|stanzas| {
+                let body: String = stanzas
+                    .iter()
+                    .map(|(n, a, kids)| format!("<{n} from='v@a/r'{a}>{}</{n}>", kids.concat()))
+                    .collect();
+                (format!("{HEAD}{body}</stream:stream>"), stanzas.len())
+            })
+        }
+
+        proptest! {
+            /// Well-formed stanzas within the limits pass byte for byte, however the socket cuts them.
+            #[test]
+            fn within_limits_nothing_changes((input, _) in stream(), chunk in 1usize..200) {
+                prop_assert_eq!(run(StanzaLimits::default(), &input, chunk), input);
+            }
+
+            /// With tight limits, what comes out is still well-formed XML with as many stanzas.
+            #[test]
+            fn over_limits_the_output_stays_well_formed((input, n) in stream(), chunk in 1usize..200) {
+                let out = run(small(), &input, chunk);
+                let doc = out.strip_prefix("<?xml version='1.0'?>").unwrap_or(&out);
+                let el: minidom::Element = doc.parse().map_err(|e| TestCaseError::fail(format!("{e}: {out}")))?;
+                prop_assert_eq!(el.children().count(), n, "{}", out);
+            }
+        }
+    }
 }
