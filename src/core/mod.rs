@@ -112,10 +112,11 @@ pub enum Input {
         id: String,
         result: Result<(), String>,
     },
-    /// A message's write failed, so it was refused instead of reflected: forget it.
+    /// A write the core asked to be persisted failed: a message (refused instead of
+    /// reflected: forget it) or, with no `stanza_id`, the row of a new session (close it).
     NotStored {
         session_id: i64,
-        stanza_id: String,
+        stanza_id: Option<String>,
     },
     /// The store answered a [`commands::Query`].
     QueryDone {
@@ -202,6 +203,10 @@ pub struct Core {
     next_query: u64,
     offenders: limits::Offenders,
 }
+
+/// Told to the people of a room whose session could not be stored.
+pub const UNSAVED_TEXT: &str =
+    "This chat could not be saved (the server's storage is failing), so it was closed. Please try again in a few minutes.";
 
 impl Core {
     /// Resumes from the store's snapshot. Rooms that come back with nobody in them get the
@@ -327,8 +332,12 @@ impl Core {
             Input::QueryDone { id, result } => self.transcript_ready(id, result, &mut out),
             Input::NotStored {
                 session_id,
-                stanza_id,
+                stanza_id: Some(stanza_id),
             } => self.forget_message(session_id, &stanza_id),
+            Input::NotStored {
+                session_id,
+                stanza_id: None,
+            } => self.unsaved_session(now, session_id, &mut out),
         }
         self.after_state_changes(now, &mut out);
         out.0
@@ -441,6 +450,21 @@ impl Core {
                 "message not stored: refused and left out of the history"
             );
         }
+    }
+
+    /// A new session's row could not be written: rather than a chat that exists only in
+    /// memory, the room is closed at once and its people told why.
+    fn unsaved_session(&mut self, now: Timestamp, session_id: i64, out: &mut Out) {
+        let Some(name) = self
+            .rooms
+            .values()
+            .find(|r| r.session.id == session_id)
+            .map(|r| r.name.clone())
+        else {
+            return;
+        };
+        tracing::error!(session = session_id, room = %name, "the new session could not be stored; closing the room");
+        self.close_chat(now, &name, Some(UNSAVED_TEXT), out);
     }
 
     fn new_iq_id(&mut self, prefix: &str) -> String {

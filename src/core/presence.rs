@@ -309,7 +309,9 @@ impl Core {
             return;
         };
         if created {
-            out.store(StoreOp::OpenSession(room.session.clone()));
+            // Everything the room sends from now on waits for this row: a chat that cannot be
+            // saved is closed again (see `Input::NotStored`) rather than held in memory only.
+            out.persist(StoreOp::OpenSession(room.session.clone()), vec![], vec![]);
         }
         room.emptied = None;
         // Staff who took the chat one-to-one and now join the room: the joined occupant

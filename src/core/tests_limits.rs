@@ -121,7 +121,7 @@ fn a_message_the_store_refused_is_not_in_a_later_joiners_history() {
     // The shell tells the core the write failed; the visitor got the or_else error instead.
     s.feed(Input::NotStored {
         session_id: stanza_id.0,
-        stanza_id: stanza_id.1,
+        stanza_id: Some(stanza_id.1),
     });
     s.receives_nothing();
     s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
@@ -199,4 +199,21 @@ fn a_visitor_cannot_take_a_staff_account_name() {
     // Staff of another site are not reserved here.
     s.sends(&format!("<presence from='{V1}' to='{ROOM}/carol_globex'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.eventually_receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><subject>Chat with ACME Inc.</subject></message>"));
+}
+
+#[test]
+fn a_session_the_store_could_not_open_is_closed_at_once() {
+    let mut s = Scenario::new();
+    s.visitor_joins();
+    s.feed(Input::NotStored {
+        session_id: 1,
+        stanza_id: None,
+    });
+    s.receives(&format!(
+        "<message from='{ROOM}' to='{V1}' type='groupchat'><body>{UNSAVED_TEXT}</body></message>"
+    ));
+    s.receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><body>The chat is now closed.</body></message>"));
+    s.eventually_receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{V1}'><x xmlns='http://jabber.org/protocol/muc#user'><destroy/><status code='110'/></x></presence>"));
+    s.after_secs(10);
+    assert_eq!(s.state("v1_acme"), None, "the room is gone");
 }

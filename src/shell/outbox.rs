@@ -16,8 +16,9 @@ enum Item {
         then: Vec<Stanza>,
         or_else: Vec<Stanza>,
         committed: Option<bool>,
-        /// Told back to the core if the write fails, so it forgets the message.
-        message: Option<(i64, String)>,
+        /// Told back to the core if the write fails: (session id, the message's stanza id,
+        /// or None for the session's own row).
+        undo: Option<(i64, Option<String>)>,
     },
 }
 
@@ -32,8 +33,8 @@ pub struct Outbox {
     queue: VecDeque<Item>,
     /// Taken by the session loop after each push.
     pub jobs: Vec<Job>,
-    /// Messages whose write failed (session id, stanza id): the core is told.
-    pub not_stored: Vec<(i64, String)>,
+    /// Writes that failed (session id, stanza id or None for a session row): the core is told.
+    pub not_stored: Vec<(i64, Option<String>)>,
 }
 
 impl Outbox {
@@ -44,10 +45,11 @@ impl Outbox {
                 Output::Send(s) => self.queue.push_back(Item::Send(s)),
                 Output::Store(op) => writer.submit(op),
                 Output::Persist { op, then, or_else } => {
-                    let message = match &op {
+                    let undo = match &op {
                         crate::store::StoreOp::AppendMessage(row) => {
-                            Some((row.session_id, row.stanza_id.clone()))
+                            Some((row.session_id, Some(row.stanza_id.clone())))
                         }
+                        crate::store::StoreOp::OpenSession(row) => Some((row.id, None)),
                         _ => None,
                     };
                     let ack = writer.submit_acked(op);
@@ -56,7 +58,7 @@ impl Outbox {
                         then,
                         or_else,
                         committed: None,
-                        message,
+                        undo,
                     });
                 }
                 Output::Api(call) => self.jobs.push(Job::Api(call)),
@@ -93,13 +95,13 @@ impl Outbox {
                     then,
                     or_else,
                     committed,
-                    message,
+                    undo,
                     ..
                 }) => {
                     if committed == Some(true) {
                         out.extend(then)
                     } else {
-                        self.not_stored.extend(message);
+                        self.not_stored.extend(undo);
                         out.extend(or_else)
                     }
                 }

@@ -165,6 +165,15 @@ async def test_disk_full_refuses_messages_instead_of_reflecting_them_and_resumes
         assert "could not be stored" in log and re.search(r"full|disk", log), fd.log_tail()
         assert fd.running()
 
+        # A new chat cannot be saved either: it is closed at once, with the reason.
+        room2 = f"v45_acme@{COMPONENT}"
+        v2 = await clients.visitor("newcomer on a full disk")
+        v2.send_join(room2, "Bea")
+        notice = await v2.expect(groupchat_from(room2), timeout=10, what="the notice that the chat could not be saved")
+        assert "could not be saved" in (body(notice) or ""), show(notice)
+        await v2.expect(lambda st: kind(st) == "presence" and attr(st, "from") == f"{room2}/Bea"
+                        and attr(st, "type") == "unavailable", what="the room's destroy presence")
+
         filler.unlink()
         await v.say(room, "the disk is back", timeout=15)
         await alice.expect(groupchat_from(room, nick="Ann", body_is="the disk is back"))
@@ -177,6 +186,9 @@ async def test_disk_full_refuses_messages_instead_of_reflecting_them_and_resumes
         j = await bob.try_join(room, "Bob")
         history = [body(m) for m in getattr(j, "history", [])]
         assert text not in history, history
+        v2.inbox.clear()  # the closed join's stanzas
+        j = await v2.join(room2, "Bea", timeout=15)
+        assert 201 in j.codes, "a new room after the disk came back"
         print(f"{len(reflected)} messages were still accepted after the disk filled, "
               f"then refused")
     finally:
