@@ -46,6 +46,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a signed visitor token for a site with a token_secret (for tests, and for web
+    /// apps that would rather shell out than compute the HMAC).
+    Token {
+        /// The site id, as in [[sites]] id.
+        #[arg(long)]
+        site: String,
+        /// The visitor id: the part of the room name before `_<site>`.
+        #[arg(long)]
+        visitor: String,
+        /// Seconds from now until the token expires.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: i64,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Print one session's transcript, oldest message first.
     Transcript {
         /// The session id (the #N staff see).
@@ -68,6 +83,8 @@ pub enum CliError {
     Shell(#[from] ShellError),
     #[error("no session #{0}")]
     NoSuchSession(i64),
+    #[error("{0}")]
+    Token(String),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot write output: {0}")]
@@ -85,7 +102,48 @@ pub fn execute(cli: Cli) -> Result<ExitCode, CliError> {
             json,
         } => sessions(config, state, site, json),
         Command::Transcript { id, config, json } => transcript(config, id, json),
+        Command::Token {
+            site,
+            visitor,
+            ttl,
+            config,
+        } => token(config, &site, &visitor, ttl),
     }
+}
+
+fn token(c: ConfigArg, site: &str, visitor: &str, ttl: i64) -> Result<ExitCode, CliError> {
+    let config = Config::load(&c.config)?;
+    let Some(s) = config.sites.iter().find(|s| s.id.as_str() == site) else {
+        return Err(CliError::Token(format!(
+            "no site {site:?} in {} (sites: {})",
+            c.config.display(),
+            config
+                .sites
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let Some(secret) = &s.token_secret else {
+        return Err(CliError::Token(format!(
+            "site {site:?} has no token_secret: its visitors need no token (set sites[].token_secret to require one)"
+        )));
+    };
+    if crate::address::RoomName::parse(&format!("{visitor}_{site}")).is_err() || visitor.is_empty()
+    {
+        return Err(CliError::Token(format!(
+            "{visitor:?} is not a usable visitor id: it becomes the local part of the room address {visitor}_{site}@..."
+        )));
+    }
+    if ttl <= 0 {
+        return Err(CliError::Token(
+            "--ttl must be a positive number of seconds".into(),
+        ));
+    }
+    let expires = crate::time::Timestamp::now().millis() / 1000 + ttl;
+    println!("{}", crate::token::mint(secret, visitor, site, expires));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(c: ConfigArg) -> Result<ExitCode, CliError> {

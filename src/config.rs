@@ -9,6 +9,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
+
+use crate::token::TokenSecret;
 use xmpp_parsers::jid::BareJid;
 
 use crate::address::SiteId;
@@ -221,7 +223,12 @@ pub struct Site {
     pub name: String,
     /// Bare JIDs of this site's staff.
     pub staff: Vec<BareJid>,
+    /// When set, visitors join only with a token the web app minted (see `crate::token`).
+    pub token_secret: Option<TokenSecret>,
 }
+
+/// Shortest accepted `token_secret`, in bytes.
+pub const MIN_TOKEN_SECRET: usize = 16;
 
 /// One thing wrong with the config, at a dotted key such as `sites[1].id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -401,7 +408,7 @@ impl Checker {
         let store = self.store(root, base);
         let roster = self.roster(root);
         let limits = self.limits(root);
-        let sites = self.sites(root, component.as_ref().map(|c| &c.jid));
+        let sites = self.sites(root, base, component.as_ref().map(|c| &c.jid));
         Some(Config {
             path: path.to_path_buf(),
             component: component?,
@@ -593,7 +600,12 @@ impl Checker {
         })
     }
 
-    fn sites(&mut self, root: &Table, component: Option<&BareJid>) -> Option<Vec<Site>> {
+    fn sites(
+        &mut self,
+        root: &Table,
+        base: &Path,
+        component: Option<&BareJid>,
+    ) -> Option<Vec<Site>> {
         let arr = match root.get("sites") {
             Some(Value::Array(a)) if !a.is_empty() => a,
             Some(Value::Array(_)) | None => {
@@ -618,7 +630,7 @@ impl Checker {
                 ok = false;
                 continue;
             };
-            match self.site(t, &prefix, component) {
+            match self.site(t, &prefix, base, component) {
                 Some(site) => {
                     if !seen.insert(site.id.clone()) {
                         self.problem(
@@ -635,8 +647,19 @@ impl Checker {
         ok.then_some(sites)
     }
 
-    fn site(&mut self, t: &Table, prefix: &str, component: Option<&BareJid>) -> Option<Site> {
-        self.unknown_keys(t, prefix, &["id", "name", "staff"]);
+    fn site(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        base: &Path,
+        component: Option<&BareJid>,
+    ) -> Option<Site> {
+        self.unknown_keys(
+            t,
+            prefix,
+            &["id", "name", "staff", "token_secret", "token_secret_file"],
+        );
+        let token_secret = self.token_secret(t, prefix, base);
         let id = self.string(t, prefix, "id", true).and_then(|s| match SiteId::new(&s) {
             Ok(id) => Some(id),
             Err(_) => {
@@ -688,7 +711,49 @@ impl Checker {
             name: name.unwrap_or_else(|| id.as_str().to_string()),
             id,
             staff: staff?,
+            token_secret: token_secret?,
         })
+    }
+
+    /// `token_secret` or `token_secret_file` (read now, so check-config finds a bad one).
+    fn token_secret(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        base: &Path,
+    ) -> Option<Option<TokenSecret>> {
+        let inline = self.string(t, prefix, "token_secret", false);
+        let file = self.string(t, prefix, "token_secret_file", false);
+        let (key, text) = match (inline, file) {
+            (None, None) => return Some(None),
+            (Some(_), Some(_)) => {
+                self.problem(
+                    format!("{prefix}.token_secret_file"),
+                    "set either token_secret or token_secret_file, not both",
+                );
+                return None;
+            }
+            (Some(s), None) => (format!("{prefix}.token_secret"), s),
+            (None, Some(f)) => {
+                let key = format!("{prefix}.token_secret_file");
+                let path = base.join(f);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => (key, text.trim_end_matches(['\n', '\r']).to_string()),
+                    Err(e) => {
+                        self.problem(key, format!("cannot read {}: {e}", path.display()));
+                        return None;
+                    }
+                }
+            }
+        };
+        if text.len() < MIN_TOKEN_SECRET {
+            self.problem(
+                key,
+                format!("must be at least {MIN_TOKEN_SECRET} bytes (e.g. the output of `openssl rand -hex 32`): a short secret can be guessed"),
+            );
+            return None;
+        }
+        Some(Some(TokenSecret::new(text.into_bytes())))
     }
 }
 

@@ -40,6 +40,7 @@ fn config() -> Option<CoreConfig> {
                 .iter()
                 .map(|s| BareJid::new(s).ok())
                 .collect::<Option<BTreeSet<_>>>()?,
+            token_secret: None,
         })
     };
     let mut sites = BTreeMap::new();

@@ -18,3 +18,4 @@ pub mod fuzz;
 pub mod shell;
 pub mod store;
 pub mod time;
+pub mod token;

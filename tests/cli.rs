@@ -285,3 +285,78 @@ fn run_retries_an_absent_server_and_stops_on_sigterm() {
     let o = frontdesk(&["sessions", "--config", cfg.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// `frontdesk token` prints `<expires>.<hex>` that verifies for exactly that visitor and site.
+#[test]
+fn token_prints_a_token_that_verifies_and_refuses_sites_without_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("acme.key"), "a-long-enough-token-secret\n").unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "token_secret_file = \"acme.key\"\n\n[[sites]]\nid = \"globex\"\n",
+    );
+    let c = cfg.to_str().unwrap();
+    let before = Timestamp::now().millis() / 1000;
+    let o = frontdesk(&[
+        "token",
+        "--site",
+        "acme",
+        "--visitor",
+        "v1",
+        "--ttl",
+        "600",
+        "--config",
+        c,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let (expires, hex) = token.split_once('.').unwrap();
+    let expires: i64 = expires.parse().unwrap();
+    assert!((before + 600..=before + 602).contains(&expires), "{token}");
+    assert_eq!(hex.len(), 64, "{token}");
+    let secret = frontdesk::token::TokenSecret::new(b"a-long-enough-token-secret".to_vec());
+    assert_eq!(
+        frontdesk::token::verify(&secret, "v1", "acme", Some(&token), before),
+        Ok(())
+    );
+    assert!(frontdesk::token::verify(&secret, "v2", "acme", Some(&token), before).is_err());
+
+    let o = frontdesk(&[
+        "token",
+        "--site",
+        "globex",
+        "--visitor",
+        "v1",
+        "--config",
+        c,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("has no token_secret"), "{}", stderr(&o));
+    let o = frontdesk(&["token", "--site", "nope", "--visitor", "v1", "--config", c]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("sites: acme, globex"), "{}", stderr(&o));
+}
+
+#[test]
+fn check_config_names_a_short_or_doubled_token_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "token_secret = \"short\"\n");
+    let o = frontdesk(&["check-config", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("sites[0].token_secret: must be at least 16 bytes"),
+        "{}",
+        stderr(&o)
+    );
+    let cfg = write_config(
+        dir.path(),
+        "token_secret = \"0123456789abcdef0\"\ntoken_secret_file = \"x\"\n",
+    );
+    let o = frontdesk(&["check-config", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("sites[0].token_secret_file: set either"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -53,6 +53,8 @@ pub struct SiteInfo {
     pub name: String,
     /// Ordered, so that what the core sends is the same on every run.
     pub staff: BTreeSet<BareJid>,
+    /// Visitors must bring a token signed with this (see `crate::token`).
+    pub token_secret: Option<crate::token::TokenSecret>,
 }
 
 impl CoreConfig {
@@ -68,6 +70,7 @@ impl CoreConfig {
                         SiteInfo {
                             name: s.name.clone(),
                             staff: s.staff.iter().cloned().collect(),
+                            token_secret: s.token_secret.clone(),
                         },
                     )
                 })
@@ -542,3 +545,5 @@ mod tests_limits;
 mod tests_prop;
 #[cfg(test)]
 mod tests_staff;
+#[cfg(test)]
+mod tests_token;

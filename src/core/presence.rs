@@ -12,6 +12,7 @@ use super::{nick, Core, Out};
 use crate::address::{sender_full, RoomName, Target};
 use crate::store::{OccupantRow, Role, SessionRow, SessionState, StoreOp};
 use crate::time::Timestamp;
+use crate::token;
 
 /// `room/nick` as a JID. Nicks arrive as the resource of a parsed JID, so this only fails on
 /// input we built ourselves wrongly; callers skip rather than panic.
@@ -42,6 +43,8 @@ enum JoinDecision {
     /// A different JID claims to be this room's visitor while the bound one seems present:
     /// ask the bound one first.
     Wait,
+    /// The same, with a valid token: it is the visitor (a page reload), so it takes over now.
+    Replace(FullJid),
     Refuse(Refusal),
 }
 
@@ -131,7 +134,7 @@ impl Core {
         p: Presence,
         out: &mut Out,
     ) {
-        match self.decide_join(&name, &nick, &from) {
+        match self.decide_join(now, &name, &nick, &from, &p) {
             JoinDecision::Refuse(r) => {
                 tracing::debug!(room = %name, jid = %from, reason = %r.2, "join refused");
                 let about = occupant_jid(&name.jid(&self.config.component), &nick)
@@ -145,6 +148,10 @@ impl Core {
                 ));
             }
             JoinDecision::Wait => self.defer_join(now, &name, nick, from, p, out),
+            JoinDecision::Replace(old) => {
+                self.replace_visitor(&name, &old, out);
+                self.admit(now, &name, nick, from, Role::Visitor, false, &p, out);
+            }
             JoinDecision::Admit { role, created } => {
                 if created {
                     self.open_room(now, &name, &from);
@@ -161,7 +168,14 @@ impl Core {
     }
 
     /// The join rules, in order. Each answers only its own question.
-    fn decide_join(&self, name: &RoomName, nick: &str, from: &FullJid) -> JoinDecision {
+    fn decide_join(
+        &self,
+        now: Timestamp,
+        name: &RoomName,
+        nick: &str,
+        from: &FullJid,
+        p: &Presence,
+    ) -> JoinDecision {
         let role = match self.check_site_and_role(name, from) {
             Ok(role) => role,
             Err(r) => return JoinDecision::Refuse(r),
@@ -170,6 +184,9 @@ impl Core {
             return JoinDecision::Refuse(r);
         }
         if role == Role::Visitor {
+            if let Err(r) = self.check_token(now, name, p) {
+                return JoinDecision::Refuse(r);
+            }
             if let Err(r) = self.check_not_a_staff_name(name, nick) {
                 return JoinDecision::Refuse(r);
             }
@@ -195,8 +212,15 @@ impl Core {
         };
         // A second visitor address waits first: it is usually the same person after a page
         // reload, under the same nick, and the nick frees up when the old address goes.
-        if role == Role::Visitor && room.visitor().is_some_and(|v| v.jid != *from) {
-            return JoinDecision::Wait;
+        if let Some(bound) = room.visitor().filter(|v| v.jid != *from) {
+            if role == Role::Visitor {
+                // With tokens the newcomer has proved it is this visitor: no need to wait.
+                return if self.site_uses_tokens(name) {
+                    JoinDecision::Replace(bound.jid.clone())
+                } else {
+                    JoinDecision::Wait
+                };
+            }
         }
         if let Err(r) = check_nick_free(room, nick, from) {
             return JoinDecision::Refuse(r);
@@ -657,6 +681,72 @@ fn check_nick(nick: &str, max_chars: usize) -> Result<(), Refusal> {
 }
 
 impl Core {
+    fn site_uses_tokens(&self, name: &RoomName) -> bool {
+        self.config
+            .sites
+            .get(name.site())
+            .is_some_and(|s| s.token_secret.is_some())
+    }
+
+    /// On a site with a `token_secret`, a visitor's join carries a token for exactly this
+    /// visitor id and site in the MUC `<password>`.
+    fn check_token(&self, now: Timestamp, name: &RoomName, p: &Presence) -> Result<(), Refusal> {
+        let Some(secret) = self
+            .config
+            .sites
+            .get(name.site())
+            .and_then(|s| s.token_secret.as_ref())
+        else {
+            return Ok(());
+        };
+        let password = p
+            .payloads
+            .iter()
+            .find(|e| e.is("x", NS_MUC))
+            .and_then(|x| x.get_child("password", NS_MUC))
+            .map(|e| e.text());
+        token::verify(
+            secret,
+            name.visitor(),
+            name.site().as_str(),
+            password.as_deref(),
+            now.millis().div_euclid(1000),
+        )
+        .map_err(|e| {
+            let text = match e {
+                token::TokenError::Missing => {
+                    "This chat needs a sign-in token from the website; reload the page."
+                }
+                token::TokenError::Expired => {
+                    "Your sign-in token has expired; reload the page to get a new one."
+                }
+                token::TokenError::Malformed | token::TokenError::BadSignature => {
+                    "Your sign-in token is not valid for this chat; reload the page."
+                }
+            };
+            Refusal::new(ErrorType::Auth, DefinedCondition::NotAuthorized, text)
+        })
+    }
+
+    /// A page reload with a valid token: the old address leaves the room at once, told why,
+    /// and the others see it go.
+    fn replace_visitor(&mut self, name: &RoomName, old: &FullJid, out: &mut Out) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        let Some(gone) = room.remove(old) else { return };
+        announce_departure(room, &gone, false, out);
+        if let Some(gone_jid) = occupant_jid(&room.jid, &gone.nick) {
+            out.send(stanzas::replaced_self(gone_jid, gone.jid.clone()));
+        }
+        self.pings.retain(|_, ping| &ping.jid != old);
+        out.store(StoreOp::OccupantLeft {
+            session_id: room.session.id,
+            jid: gone.jid.to_string(),
+        });
+        tracing::info!(session = room.session.id, room = %room.jid, old = %gone.jid, "visitor replaced by a new connection with a valid token");
+    }
+
     /// A visitor may not take a staff member's account name (the nick staff get when they
     /// answer one-to-one), in any case or width.
     fn check_not_a_staff_name(&self, name: &RoomName, nick: &str) -> Result<(), Refusal> {

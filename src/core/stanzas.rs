@@ -165,6 +165,30 @@ pub fn occupant_unavailable(
     p
 }
 
+/// To a visitor address another connection of the same visitor replaced (a page reload).
+pub fn replaced_self(from: FullJid, to: FullJid) -> Presence {
+    let mut p = Presence::unavailable().with_from(from).with_to(to);
+    p.payloads.push(
+        Element::builder("x", NS_MUC_USER)
+            .append(
+                attr(
+                    attr(Element::builder("item", NS_MUC_USER), "affiliation", "none"),
+                    "role",
+                    "none",
+                )
+                .append(
+                    Element::builder("reason", NS_MUC_USER)
+                        .append("Replaced by a new connection of this visitor")
+                        .build(),
+                )
+                .build(),
+            )
+            .append(attr(Element::builder("status", NS_MUC_USER), "code", "110").build())
+            .build(),
+    );
+    p
+}
+
 pub fn date(t: Timestamp) -> DateTime {
     DateTime(t.to_chrono().fixed_offset())
 }

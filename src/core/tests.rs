@@ -25,6 +25,7 @@ pub(super) fn config() -> CoreConfig {
     let site = |name: &str, staff: &[&str]| SiteInfo {
         name: name.into(),
         staff: staff.iter().map(|s| BareJid::new(s).unwrap()).collect(),
+        token_secret: None,
     };
     CoreConfig {
         component: BareJid::new(COMPONENT).unwrap(),
