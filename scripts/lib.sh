@@ -51,6 +51,33 @@ ensure_prosody() {
     log "prosody installed in $((SECONDS - t0)) s"
 }
 
+# Debian's Chromium for the widget's browser tests (driven by Playwright from PyPI; no
+# browser download: the tests launch /usr/bin/chromium).
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ]; then
+        return 0
+    fi
+    local t0=$SECONDS
+    apt_install chromium
+    log "chromium installed in $((SECONDS - t0)) s"
+}
+
+# The widget's npm packages (Strophe.js, pinned with a lock file) in examples/web/node_modules.
+ensure_web() {
+    local web="$REPO/examples/web" stamp="$REPO/examples/web/node_modules/.lock.sha256" want
+    if ! command -v npm >/dev/null 2>&1; then
+        apt_install nodejs npm
+    fi
+    want="$(sha256sum "$web/package-lock.json" | cut -d' ' -f1)"
+    if [ -f "$web/node_modules/strophe.js/dist/strophe.umd.min.js" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    local t0=$SECONDS
+    (cd "$web" && npm ci --no-audit --no-fund >&2)
+    echo "$want" > "$stamp"
+    log "examples/web npm ci in $((SECONDS - t0)) s"
+}
+
 # A virtualenv with the pinned packages of tests/integration/requirements.txt. Rebuilt only
 # when the requirements change (a stamp file holds their checksum).
 ensure_pyenv() {

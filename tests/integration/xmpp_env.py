@@ -432,7 +432,10 @@ def frontdesk_toml(*, jid: str, server: str, secret: str, db_path: str, sites=DE
         lines.append("")
     for site in sites:
         lines += ["[[sites]]", f"id = {toml_str(site['id'])}", f"name = {toml_str(site['name'])}",
-                  "staff = [" + ", ".join(toml_str(s) for s in site["staff"]) + "]", ""]
+                  "staff = [" + ", ".join(toml_str(s) for s in site["staff"]) + "]"]
+        if site.get("token_secret"):
+            lines.append(f"token_secret = {toml_str(site['token_secret'])}")
+        lines.append("")
     return "\n".join(lines)
 
 

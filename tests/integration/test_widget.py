@@ -1,0 +1,226 @@
+"""The visitor's side in a real browser: examples/web's widget (Strophe.js from npm over
+ejabberd's BOSH) in Debian's headless Chromium, driven by Playwright, with frontdesk and a staff
+member on slixmpp. Screenshots of each state go to the folder printed at the start.
+
+The shop site requires signed tokens (`token_secret`); its tokens come from `frontdesk token`.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+import xmpp_env
+from helpers import Clients, body, groupchat_from, kind, attr, child, poll, show, wait_component
+
+REPO = Path(__file__).resolve().parents[2]
+WEB = REPO / "examples" / "web"
+CHROMIUM = os.environ.get("FRONTDESK_CHROMIUM", "/usr/bin/chromium")
+SHOP_SECRET = "widget-test-token-secret-0123456789"
+SITES = xmpp_env.DEFAULT_SITES + [
+    {"id": "shop", "name": "The Shop", "staff": ["alice_acme@localhost"], "token_secret": SHOP_SECRET},
+]
+NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
+
+
+@pytest.fixture(scope="module")
+def web_server():
+    """examples/web on a free localhost port (the page, the widget and node_modules)."""
+    strophe = WEB / "node_modules" / "strophe.js" / "dist" / "strophe.umd.min.js"
+    if not strophe.exists():
+        pytest.fail(f"{strophe} is missing: run `npm ci` in examples/web (scripts/test does)", pytrace=False)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(WEB)))
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    d = Path(os.environ.get("FRONTDESK_SCREENSHOTS") or tmp_path_factory.mktemp("widget-screenshots"))
+    d.mkdir(parents=True, exist_ok=True)
+    print(f"\nwidget screenshots: {d}")
+    return d
+
+
+@pytest.fixture
+async def browser():
+    from playwright.async_api import async_playwright
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test does)", pytrace=False)
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        await b.close()
+
+
+@pytest.fixture
+async def desk(ejabberd, tmp_path):
+    """frontdesk with the token site, and a Clients factory; stopped cleanly afterwards."""
+    fd = xmpp_env.Frontdesk(tmp_path / "frontdesk", ejabberd=ejabberd, sites=SITES)
+    fd.start()
+    clients = Clients(ejabberd, ejabberd.passwords)
+    try:
+        probe = await clients.visitor("readiness-probe")
+        await wait_component(probe, ejabberd.component_jid, timeout=20, is_alive=fd.running)
+        yield fd, clients
+    finally:
+        await clients.close()
+        alive = fd.running()
+        code = fd.stop()
+        assert alive and code == 0, f"frontdesk exited badly ({code})\n{fd.log_tail()}"
+
+
+def token(fd, visitor: str, site: str = "shop", ttl: int = 3600) -> str:
+    r = fd.cli("token", "--site", site, "--visitor", visitor, "--ttl", str(ttl))
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def page_url(web_server, ejabberd, *, visitor, nick="Ann", site="shop", tok=None, bosh=None) -> str:
+    from urllib.parse import urlencode
+    q = {"bosh": bosh or f"http://127.0.0.1:{ejabberd.http_port}/bosh", "domain": ejabberd.anon_host,
+         "component": ejabberd.component_jid, "site": site, "visitor": visitor, "nick": nick}
+    if tok:
+        q["token"] = tok
+    return f"{web_server}/index.html?{urlencode(q)}"
+
+
+async def open_widget(browser, url):
+    ctx = await browser.new_context(viewport={"width": 520, "height": 640})
+    page = await ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(url)
+    return page, errors
+
+
+async def state_is(page, state: str, timeout: float = 15):
+    await page.wait_for_selector(f"#chat[data-state='{state}']", timeout=timeout * 1000)
+
+
+async def lines(page) -> list[str]:
+    return await page.eval_on_selector_all("#chat .fd-line", "els => els.map(e => e.textContent)")
+
+
+async def wait_line(page, text: str, timeout: float = 15):
+    await page.wait_for_function(
+        "t => [...document.querySelectorAll('#chat .fd-line')].some(e => e.textContent.includes(t))",
+        arg=text, timeout=timeout * 1000)
+
+
+async def shot(page, shots: Path, name: str):
+    await page.locator("#chat").screenshot(path=str(shots / f"{name}.png"))
+
+
+def chat_state_from(room_nick: str, state: str):
+    return lambda st: (kind(st) == "message" and attr(st, "from") == room_nick
+                       and child(st, NS_CHATSTATES, state) is not None)
+
+
+async def test_visitor_and_staff_chat_through_the_widget(ejabberd, desk, browser, web_server, shots):
+    fd, clients = desk
+    room = "w1_shop@chat.localhost"
+    page, errors = await open_widget(browser, page_url(web_server, ejabberd, visitor="w1", tok=token(fd, "w1")))
+    await state_is(page, "waiting")
+    await shot(page, shots, "1-waiting")
+
+    # Typing shows up for staff, then the message.
+    alice = await clients.staff("alice_acme")
+    await alice.join(room, "Alice")
+    await state_is(page, "chatting")
+    await wait_line(page, "Alice joined the chat.")
+    await page.fill("#chat .fd-input", "Hello from the browser")
+    await alice.expect(chat_state_from(f"{room}/Ann", "composing"), what="the visitor's composing state")
+    await page.press("#chat .fd-input", "Enter")
+    got = await alice.expect(groupchat_from(room, nick="Ann", body_is="Hello from the browser"))
+    assert child(got, NS_CHATSTATES, "active") is not None, show(got)
+    await wait_line(page, "Hello from the browser")
+
+    # Staff typing shows in the widget, and the answer replaces it.
+    alice.send_raw(f"<message type='groupchat' to='{room}'><composing xmlns='{NS_CHATSTATES}'/></message>")
+    await page.wait_for_function("() => document.querySelector('#chat .fd-typing').textContent.includes('Alice is typing')")
+    await shot(page, shots, "2-staff-typing")
+    await alice.say(room, "Hi! <b>How</b> can I help?")
+    await wait_line(page, "Hi! <b>How</b> can I help?")
+    assert await page.eval_on_selector("#chat .fd-typing", "e => e.textContent") == ""
+    # Shown as text, never as HTML.
+    assert await page.eval_on_selector_all("#chat .fd-log b", "els => els.length") == 0
+    await shot(page, shots, "3-chatting")
+
+    s = await poll(lambda: fd.session_of(room), lambda s: s and s["state"] == "CHATTING", what="CHATTING")
+    said = [(t["role"], t["body"]) for t in fd.transcript(s["id"]) if t["role"] != "system"]
+    assert said == [("visitor", "Hello from the browser"), ("staff", "Hi! <b>How</b> can I help?")], said
+
+    # A reload: a new anonymous JID, the same visitor (a fresh token), and the history is back.
+    await page.goto(page_url(web_server, ejabberd, visitor="w1", tok=token(fd, "w1")))
+    await state_is(page, "chatting")
+    await wait_line(page, "Hello from the browser")
+    await wait_line(page, "Hi! <b>How</b> can I help?")
+    await shot(page, shots, "4-after-reload")
+    await page.fill("#chat .fd-input", "Still me after the reload")
+    await page.press("#chat .fd-input", "Enter")
+    await alice.expect(groupchat_from(room, nick="Ann", body_is="Still me after the reload"))
+    assert fd.session_of(room)["id"] == s["id"]
+
+    # Staff finish the chat from their client: the widget shows it closed.
+    alice.send_raw(f"<message type='chat' to='chat.localhost'><body>!finish {s['id']}</body></message>")
+    await state_is(page, "closed")
+    await wait_line(page, "The chat is now closed.")
+    await shot(page, shots, "5-closed")
+    assert await page.is_visible("#chat .fd-again")
+    s = await poll(lambda: fd.session_of(room), lambda s: s and s["state"] == "CLOSED", what="CLOSED")
+    assert not errors, errors
+
+
+async def test_a_wrong_or_missing_token_is_refused_and_the_page_says_so(ejabberd, desk, browser, web_server, shots):
+    fd, _ = desk
+    other = token(fd, "someone-else")
+    page, errors = await open_widget(browser, page_url(web_server, ejabberd, visitor="w2", tok=other))
+    await state_is(page, "refused")
+    status = await page.text_content("#chat .fd-status")
+    assert "token" in status and "not valid" in status, status
+    await shot(page, shots, "6-refused")
+    assert fd.session_of("w2_shop@chat.localhost") is None
+
+    page2, _ = await open_widget(browser, page_url(web_server, ejabberd, visitor="w2"))
+    await state_is(page2, "refused")
+    assert "needs a sign-in token" in await page2.text_content("#chat .fd-status")
+    assert not errors, errors
+
+
+async def test_an_unreachable_server_is_said_and_retried(ejabberd, desk, browser, web_server, shots):
+    fd, _ = desk
+    dead = xmpp_env.free_port()
+    page, errors = await open_widget(browser, page_url(web_server, ejabberd, visitor="w3", tok=token(fd, "w3"),
+                                                       bosh=f"http://127.0.0.1:{dead}/bosh"))
+    await state_is(page, "unreachable", timeout=20)
+    assert "cannot be reached" in await page.text_content("#chat .fd-status")
+    await shot(page, shots, "7-unreachable")
+    assert await page.is_disabled("#chat .fd-input")
+    assert not errors, errors
+
+
+def test_the_django_example_mints_the_published_vectors():
+    import importlib.util
+    import json
+    spec = importlib.util.spec_from_file_location("frontdesk_token", REPO / "examples" / "django" / "frontdesk_token.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    vectors = json.loads((REPO / "tests" / "token_vectors.json").read_text())
+    assert len(vectors) >= 3
+    for v in vectors:
+        assert mod.mint_token(v["secret"], v["site"], v["visitor"], expires=v["expires"]) == v["token"], v
