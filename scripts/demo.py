@@ -77,8 +77,32 @@ def print_cli(fd: xmpp_env.Frontdesk, *args: str) -> None:
         raise RuntimeError(f"{cmd} exited {r.returncode}: {r.stderr}")
 
 
-def instructions(ej: xmpp_env.Ejabberd, fd: xmpp_env.Frontdesk, demo_dir: Path) -> str:
+def serve_widget() -> str | None:
+    """examples/web on a free localhost port (needs `npm ci` there; scripts/demo does it)."""
+    import functools
+    import http.server
+    import threading
+    web = REPO / "examples" / "web"
+    if not (web / "node_modules" / "strophe.js").exists():
+        return None
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(web)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def instructions(ej: xmpp_env.Ejabberd, fd: xmpp_env.Frontdesk, demo_dir: Path, widget: str | None) -> str:
+    from urllib.parse import urlencode
     ctl = " ".join(ej.ctl_argv())
+    page = "(run npm ci in examples/web to get the browser widget)"
+    if widget:
+        page = widget + "/index.html?" + urlencode({
+            "bosh": f"http://127.0.0.1:{ej.http_port}/bosh", "domain": ej.anon_host,
+            "component": ej.component_jid, "site": "acme", "visitor": "web1", "nick": "Browser visitor"})
     pw = ej.passwords
     return f"""
 =============================================================================================
@@ -91,6 +115,9 @@ def instructions(ej: xmpp_env.Ejabberd, fd: xmpp_env.Frontdesk, demo_dir: Path) 
  staff accounts     alice_acme@{ej.staff_host}   password {pw['alice_acme']}
                     bob_acme@{ej.staff_host}     password {pw['bob_acme']}
  visitors           anonymous login (SASL ANONYMOUS) on {ej.anon_host}
+
+ Be a visitor in your browser (the widget of examples/web):
+   {page}
 
  Chat by hand: log in as a staff member and join {ROOM} (any nick): you get the
  history, the session turns CHATTING, and the demo visitor Ann answers. Or be a visitor:
@@ -186,7 +213,7 @@ async def main() -> int:
         if args.no_wait:
             say("\n--no-wait: the scripted part worked; cleaning up.")
         else:
-            say(instructions(ej, fd, demo_dir))
+            say(instructions(ej, fd, demo_dir, serve_widget()))
             await bot_visitor(ann, stop)
             say("\nstopping...")
     except Exception as e:  # report, clean up, exit non-zero
