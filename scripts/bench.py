@@ -1,0 +1,510 @@
+"""scripts/bench: frontdesk side by side with ejabberd's own mod_muc, on this machine.
+
+One private ejabberd 23.01 (Debian's) hosts both mod_muc (rooms on conference.localhost) and
+frontdesk's component (chat.localhost). The same workload (frontdesk-load: K rooms, one
+anonymous visitor and one logged-in staff member in each, both sending at a fixed rate) runs
+against both, stepping the rate up; each point is repeated. The servers are pinned to CPU 0
+and the load generator to CPU 1. Writes docs/benchmark.md and docs/benchmark-latency.png.
+
+    scripts/bench                 the full run (about 15 minutes)
+    scripts/bench --quick         one repeat, fewer points (a few minutes)
+    scripts/bench --short         the harness check the test suite runs (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+import xmpp_env  # noqa: E402
+
+STAFF = ["alice_acme", "bob_acme", "carol_acme", "dave_acme"]
+SITE = {"id": "acme", "name": "ACME Inc.", "staff": [f"{u}@localhost" for u in STAFF]}
+# The product's defaults stop one visitor at 60 messages a minute and 3 rooms; the benchmark
+# needs more of both. Everything else stays at its default.
+BENCH_LIMITS = {"messages_per_minute": 100000, "message_burst": 1000, "rooms_per_visitor": 100}
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def bench_template(component_shaper: bool) -> str:
+    """The test suite's ejabberd config, opened up for load: no c2s shaper, many sessions per
+    account, mod_muc on conference.<host>; the component listener with or without `fast`."""
+    t = (REPO / "tests" / "integration" / "ejabberd.yml.in").read_text()
+    t = t.replace("    shaper: c2s_shaper\n", "")
+    t = t.replace("c2s_shaper: normal", "c2s_shaper: none")
+    t = t.replace("max_user_sessions: 10", "max_user_sessions: 100000")
+    t = t.replace("loglevel: info", "loglevel: warning")
+    if component_shaper:
+        t = t.replace("    module: ejabberd_service\n", "    module: ejabberd_service\n    shaper_rule: fast\n")
+    t = t.replace("modules:\n", """modules:
+  mod_muc:
+    host: "conference.@STAFF_HOST@"
+    access: all
+    access_create: all
+    access_persistent: all
+    access_admin: none
+    history_size: 0
+    max_user_conferences: 100000
+    max_users: 1000
+    default_room_options:
+      mam: false
+      logging: false
+""", 1)
+    return t
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / CLK
+
+
+def pin(pids: list[int], cpus: str) -> None:
+    for pid in pids:
+        subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], capture_output=True)
+
+
+class Bench:
+    def __init__(self, out: Path, cores: int, bin_dir: Path):
+        self.out = out
+        self.cores = cores
+        self.server_cpus = "0" if cores >= 2 else "0"
+        self.load_cpus = "1" if cores >= 2 else "0"
+        self.ej: xmpp_env.Ejabberd | None = None
+        self.fd: xmpp_env.Frontdesk | None = None
+        self.run_no = 0
+        self.load_bin = bin_dir / "frontdesk-load"
+        self.fd_bin = bin_dir / "frontdesk"
+
+    # ---- servers -------------------------------------------------------------------------
+    def start_ejabberd(self, component_shaper: bool = False) -> None:
+        self.stop_all()
+        ej = xmpp_env.Ejabberd.create(self.out / f"ejabberd-{secrets.token_hex(2)}",
+                                      template=bench_template(component_shaper))
+        ej.start(timeout=60)
+        for u in STAFF:
+            ej.register(u, ej.staff_host, f"pw-{u}")
+        pin(ej.beam_pids(), self.server_cpus)
+        self.ej = ej
+
+    def start_frontdesk(self, db: Path | None = None) -> None:
+        fd = xmpp_env.Frontdesk(self.out / f"frontdesk-{secrets.token_hex(2)}", ejabberd=self.ej, sites=[SITE],
+                                binary=self.fd_bin, rust_log="frontdesk=warn", roster={"mode": "off"},
+                                limits=BENCH_LIMITS, db=db)
+        fd.start()
+        self.fd = fd
+        self.wait_frontdesk()
+        pin([fd.proc.pid], self.server_cpus)
+
+    def wait_frontdesk(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.fd.running():
+                raise RuntimeError(f"frontdesk exited\n{self.fd.log_tail()}")
+            # One visitor joining one room says the component is up.
+            r = subprocess.run([str(self.load_bin), *self.load_args(1, "probe{i}_acme@chat.localhost"),
+                                "--idle"], input=b"", capture_output=True, timeout=30)
+            if r.returncode == 0:
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"frontdesk did not answer within {timeout} s\n{self.fd.log_tail()}")
+
+    def stop_all(self) -> None:
+        if self.fd is not None:
+            self.fd.stop()
+            self.fd = None
+        if self.ej is not None:
+            self.ej.stop()
+            self.ej = None
+
+    # ---- load ----------------------------------------------------------------------------
+    def load_args(self, rooms: int, pattern: str) -> list[str]:
+        ej = self.ej
+        return ["--c2s", f"127.0.0.1:{ej.c2s_port}", "--host", ej.staff_host, "--anon-host", ej.anon_host,
+                "--rooms", pattern, "--count", str(rooms),
+                "--staff", ",".join(f"{u}:{ej.passwords[u]}" for u in STAFF)]
+
+    def pattern(self, target: str) -> str:
+        self.run_no += 1
+        if target == "muc":
+            return f"m{self.run_no}x{{i}}@conference.{self.ej.staff_host}"
+        return f"b{self.run_no}x{{i}}_acme@{self.ej.component_jid}"
+
+    def chat_run(self, target: str, rooms: int, rate: float, seconds: float, seen_out: Path | None = None,
+                 during=None) -> dict:
+        pat = self.pattern(target)
+        args = ["taskset", "-c", self.load_cpus, str(self.load_bin), *self.load_args(rooms, pat),
+                "--rate", str(rate), "--seconds", str(seconds)]
+        if seen_out:
+            args += ["--seen-out", str(seen_out)]
+        ej_pids = self.ej.beam_pids()
+        fd_pid = [self.fd.proc.pid] if self.fd else []
+        c_ej, c_fd = cpu_seconds(ej_pids), cpu_seconds(fd_pid)
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if during:
+            during(p)
+        out, err = p.communicate(timeout=seconds + 600)
+        d_ej, d_fd = cpu_seconds(ej_pids) - c_ej, cpu_seconds(fd_pid) - c_fd
+        if p.returncode != 0 or not out.strip():
+            raise RuntimeError(f"frontdesk-load failed ({p.returncode}): {err[-2000:]}")
+        r = json.loads(out.strip().splitlines()[-1])
+        r.update(target=target, pattern=pat, ejabberd_cpu_s=d_ej, frontdesk_cpu_s=d_fd, stderr=err[-500:])
+        msgs = max(r["received"], 1)
+        r["ejabberd_cpu_per_1k"] = d_ej / msgs * 1000
+        r["frontdesk_cpu_per_1k"] = d_fd / msgs * 1000 if target == "frontdesk" else None
+        if target == "frontdesk":
+            r["transcript_rows"] = self.transcript_rows(pat)
+        return r
+
+    def transcript_rows(self, pattern: str) -> int:
+        like = pattern.replace("{i}", "%")
+        con = sqlite3.connect(f"file:{self.fd.db}?mode=ro", uri=True)
+        try:
+            return con.execute(
+                "SELECT count(*) FROM messages m JOIN sessions s ON s.id = m.session_id "
+                "WHERE s.room LIKE ? AND m.role != 'system'", (like,)).fetchone()[0]
+        finally:
+            con.close()
+
+    def idle_rooms(self, rooms: int, per_visitor: int = 50) -> dict:
+        """frontdesk's resident memory with `rooms` open rooms and nobody writing."""
+        self.start_frontdesk()
+        time.sleep(1.0)  # let the connect settle before the baseline reading
+        base = self.fd.rss_kib()
+        pat = self.pattern("frontdesk")
+        p = subprocess.Popen(["taskset", "-c", self.load_cpus, str(self.load_bin), *self.load_args(rooms, pat),
+                              "--idle", "--rooms-per-visitor", str(per_visitor)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = p.stdout.readline()
+        if not line:
+            p.kill()
+            raise RuntimeError(f"idle load failed: {p.stderr.read()[-2000:]}")
+        r = json.loads(line)
+        open_rooms = len([s for s in self.fd.sessions() if s["state"] != "CLOSED"])
+        rss = self.fd.rss_kib()
+        p.stdin.close()
+        p.wait(timeout=120)
+        r.update(baseline_kib=base, rss_kib=rss, open_rooms=open_rooms,
+                 bytes_per_room=(rss - base) * 1024 / max(rooms, 1))
+        return r
+
+    def kill9_run(self, rooms: int, rate: float, seconds: float) -> dict:
+        """SIGKILL frontdesk in the middle of a load run, restart it on the same database, and
+        check that every message any client received is in the transcript."""
+        seen = self.out / f"seen-{self.run_no}.txt"
+        db = self.fd.db
+
+        def crash(p):
+            time.sleep(seconds / 2 + 0.3)
+            self.fd.kill()
+            self.fd.start()
+            pin([self.fd.proc.pid], self.server_cpus)
+
+        r = self.chat_run("frontdesk", rooms, rate, seconds, seen_out=seen, during=crash)
+        bodies = [l.strip() for l in seen.read_text().splitlines() if l.strip()]
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            stored = {row[0] for row in con.execute("SELECT body FROM messages WHERE body LIKE 'L %'")}
+        finally:
+            con.close()
+        missing = sorted({b for b in bodies if b not in stored})
+        r.update(kill9_reflected=len(set(bodies)), kill9_missing=len(missing), kill9_missing_sample=missing[:5])
+        return r
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def spread(xs):
+    xs = [x for x in xs if x is not None]
+    return (min(xs), max(xs)) if xs else (None, None)
+
+
+def fmt(x, nd=1):
+    return "–" if x is None else f"{x:.{nd}f}"
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    rows = []
+    keys = sorted({(r["target"], r["rooms"], r["rate_per_sender"]) for r in runs})
+    for target, rooms, rate in keys:
+        rs = [r for r in runs if (r["target"], r["rooms"], r["rate_per_sender"]) == (target, rooms, rate)]
+        row = {"target": target, "rooms": rooms, "rate": rate, "offered": rs[0]["offered_per_s"], "n": len(rs)}
+        for k in ("delivered_per_s", "v2s_p50_ms", "v2s_p99_ms", "v2s_p999_ms", "s2v_p50_ms", "s2v_p99_ms",
+                  "s2v_p999_ms", "ejabberd_cpu_per_1k", "frontdesk_cpu_per_1k", "join_p50_ms", "join_p99_ms"):
+            row[k] = med([r.get(k) for r in rs])
+            row[k + "_spread"] = spread([r.get(k) for r in rs])
+        row["lost"] = sum(r["lost"] for r in rs)
+        row["reordered"] = sum(r["reordered"] for r in rs)
+        row["errors"] = sum(r["errors"] + r["client_failures"] for r in rs)
+        if target == "frontdesk":
+            row["rows_match"] = all(r["transcript_rows"] == r["received"] for r in rs)
+            row["rows"] = [(r["transcript_rows"], r["received"]) for r in rs]
+        rows.append(row)
+    return rows
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for target, label, style in (("muc", "ejabberd mod_muc", "o-"), ("frontdesk", "frontdesk", "s-")):
+        pts = sorted((r["offered"], r["v2s_p99_ms"], r["s2v_p99_ms"]) for r in rows if r["target"] == target)
+        if not pts:
+            continue
+        xs = [p[0] for p in pts]
+        ax.plot(xs, [max(p[1] or 0, p[2] or 0) for p in pts], style, label=f"{label}: p99")
+        ax.plot(xs, [p[1] for p in pts], style[0] + ":", alpha=0.5, label=f"{label}: p99 visitor→staff")
+    ax.set_xlabel("offered load (messages/s, both directions)")
+    ax.set_ylabel("latency (ms)")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("End-to-end latency against offered load (one ejabberd 23.01, 2 cores)")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def report(meta: dict, rows: list[dict], mem: list[dict], kill: dict | None, shaper_rows: list[dict],
+           runs: list[dict]) -> str:
+    L = []
+    L.append("# Benchmark: frontdesk beside ejabberd's mod_muc\n")
+    L.append(f"Written by `scripts/bench{' ' + meta['mode'] if meta['mode'] != 'full' else ''}` on "
+             f"{meta['date']} ({meta['seconds']:.0f} s). Raw results: "
+             f"[benchmark-results.json](benchmark-results.json).\n")
+    L.append("## Setup\n")
+    L.append(f"* Machine: {meta['cpu']}, {meta['cores']} cores, {meta['mem_gib']:.0f} GiB; {meta['os']}. "
+             f"Load average before the run: {meta['loadavg']}. The machine is shared with other work, so the "
+             "numbers are noisy: each point was run "
+             f"{meta['repeats']} time(s) and the tables give the median with the spread (min–max).")
+    L.append(f"* One ejabberd 23.01 (Debian) on private loopback ports, hosting mod_muc on "
+             "`conference.localhost` and frontdesk's component `chat.localhost`. No c2s shaper; the "
+             "component listener has no shaper (the `fast` run is below). frontdesk: release build, "
+             "`[roster] mode = \"off\"`, `[limits]` raised for the load "
+             f"({', '.join(f'{k} = {v}' for k, v in BENCH_LIMITS.items())}), everything else default: WAL, "
+             "synchronous=FULL, every message committed before it is reflected.")
+    L.append(f"* Pinning: ejabberd and frontdesk on CPU {meta['server_cpus']}, the load generator on CPU "
+             f"{meta['load_cpus']} (`taskset`). So the servers share one core, as they would on a small box, "
+             "and the generator does not take their time.")
+    L.append(f"* Workload (`frontdesk-load`, raw-XML c2s clients): {meta['rooms']} rooms; in each, one anonymous "
+             "visitor (SASL ANONYMOUS) and one staff member (SASL PLAIN, account i mod 4, resource per room) "
+             "joined, both sending at the given rate per sender for "
+             f"{meta['chat_seconds']} s; the body carries room, direction, sequence number and send time. "
+             "Latency is from send to receipt by the other party. The same clients, rates and rooms "
+             "per run for both targets; only the room address differs.\n")
+    L.append("## Results\n")
+    L.append("| target | offered msg/s | delivered msg/s | v→s p50 / p99 / p99.9 ms | s→v p50 / p99 / p99.9 ms | "
+             "lost | reordered | ejabberd CPU s / 1k msgs | frontdesk CPU s / 1k msgs | transcript rows = delivered |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: (r["offered"], r["target"])):
+        sp = r["v2s_p99_ms_spread"]
+        L.append(f"| {'mod_muc' if r['target'] == 'muc' else 'frontdesk'} | {r['offered']:.0f} | "
+                 f"{fmt(r['delivered_per_s'], 0)} | {fmt(r['v2s_p50_ms'], 2)} / {fmt(r['v2s_p99_ms'], 2)} "
+                 f"({fmt(sp[0], 2)}–{fmt(sp[1], 2)}) / {fmt(r['v2s_p999_ms'], 2)} | "
+                 f"{fmt(r['s2v_p50_ms'], 2)} / {fmt(r['s2v_p99_ms'], 2)} / {fmt(r['s2v_p999_ms'], 2)} | "
+                 f"{r['lost']} | {r['reordered']} | {fmt(r['ejabberd_cpu_per_1k'], 3)} | "
+                 f"{fmt(r['frontdesk_cpu_per_1k'], 3)} | "
+                 f"{'' if r['target'] == 'muc' else ('yes' if r['rows_match'] else 'NO ' + str(r['rows']))} |")
+    L.append("\n![latency against offered load](benchmark-latency.png)\n")
+    joins = [(r["target"], r["join_p50_ms"], r["join_p99_ms"]) for r in rows]
+    for t in ("muc", "frontdesk"):
+        js = [j for j in joins if j[0] == t]
+        if js:
+            L.append(f"* Join latency ({'mod_muc' if t == 'muc' else 'frontdesk'}, visitor join to self-presence, "
+                     f"median over points): p50 {fmt(med([j[1] for j in js]), 2)} ms, "
+                     f"p99 {fmt(med([j[2] for j in js]), 2)} ms.")
+    L.append("")
+    if mem:
+        L.append("## Memory of idle rooms\n")
+        L.append("| open rooms | frontdesk RSS before | with the rooms | bytes per room | join p50 / p99 ms |")
+        L.append("|---|---|---|---|---|")
+        for m in mem:
+            L.append(f"| {m['rooms']} ({m['open_rooms']} open sessions) | {m['baseline_kib'] / 1024:.1f} MiB | "
+                     f"{m['rss_kib'] / 1024:.1f} MiB | {m['bytes_per_room']:.0f} | "
+                     f"{fmt(m['join_p50_ms'], 2)} / {fmt(m['join_p99_ms'], 2)} |")
+        L.append("\nVisitors were anonymous logins joining 50 rooms each (`rooms_per_visitor` raised), so "
+                 "that 10k rooms do not need 10k client connections; frontdesk keeps the same state per room "
+                 "either way (a session, one occupant, the history buffer).\n")
+    if kill:
+        L.append("## kill -9 in the middle of the load\n")
+        L.append(f"frontdesk was killed with SIGKILL halfway through a {kill['seconds']} s run at "
+                 f"{kill['offered_per_s']:.0f} msg/s offered and restarted on the same database. "
+                 f"{kill['kill9_reflected']} distinct messages reached some client; "
+                 f"**{kill['kill9_missing']} of them are missing from the transcript**"
+                 + (f" (e.g. {kill['kill9_missing_sample']})" if kill['kill9_missing'] else "")
+                 + f". Messages sent while frontdesk was down were refused by ejabberd "
+                 f"({kill['errors']} errors to senders) and counted as lost by the generator ({kill['lost']}).\n")
+    if shaper_rows:
+        L.append("## The component listener with ejabberd's `fast` shaper\n")
+        L.append("The upstream ejabberd example puts `shaper_rule: fast` (200 kB/s here) on the component "
+                 "listener. Every message a frontdesk room reflects crosses that one connection, so it caps "
+                 "the whole service:\n")
+        L.append("| offered msg/s | delivered msg/s | v→s p99 ms | s→v p99 ms | lost |")
+        L.append("|---|---|---|---|---|")
+        for r in sorted(shaper_rows, key=lambda r: r["offered"]):
+            L.append(f"| {r['offered']:.0f} | {fmt(r['delivered_per_s'], 0)} | {fmt(r['v2s_p99_ms'], 1)} | "
+                     f"{fmt(r['s2v_p99_ms'], 1)} | {r['lost']} |")
+        L.append("")
+    L.append("## Against the targets\n")
+    L.extend(meta.get("verdicts", []))
+    L.append("")
+    L.append("## Reproducing\n")
+    L.append("`scripts/bench` (full), `scripts/bench --quick` (one repeat, fewer points). The load generator is "
+             "`src/bin/frontdesk-load.rs`; its `--help` lists the options. The harness itself is checked by "
+             "`tests/integration/test_load_short.py` in the test suite.")
+    return "\n".join(L) + "\n"
+
+
+def verdicts(rows, mem, kill) -> list[str]:
+    out = []
+    muc = {r["offered"]: r for r in rows if r["target"] == "muc"}
+    fd = {r["offered"]: r for r in rows if r["target"] == "frontdesk"}
+    ok_points = [o for o, r in muc.items() if r["lost"] == 0 and r["errors"] == 0]
+    worst = None
+    for o in ok_points:
+        if o in fd and fd[o]["v2s_p99_ms"] and muc[o]["v2s_p99_ms"]:
+            ratio = max(fd[o]["v2s_p99_ms"], fd[o]["s2v_p99_ms"] or 0) / max(muc[o]["v2s_p99_ms"], muc[o]["s2v_p99_ms"] or 0)
+            worst = ratio if worst is None else max(worst, ratio)
+    sustained = all(fd.get(o, {}).get("lost", 1) == 0 for o in ok_points)
+    out.append(f"* Not the bottleneck: at every load mod_muc sustained ({', '.join(f'{o:.0f}' for o in sorted(ok_points))} msg/s), "
+               f"frontdesk {'sustained it too' if sustained else 'did NOT sustain all of them'}; the worst ratio of "
+               f"p99 latencies (frontdesk / mod_muc) was {fmt(worst, 2)} (target ≤ 1.2).")
+    ratios = [fd[o]["frontdesk_cpu_per_1k"] / muc[o]["ejabberd_cpu_per_1k"] for o in ok_points
+              if o in fd and fd[o]["frontdesk_cpu_per_1k"] is not None and muc[o]["ejabberd_cpu_per_1k"]]
+    out.append(f"* CPU per message: frontdesk's CPU per 1,000 messages over ejabberd's (mod_muc runs) was "
+               f"{fmt(min(ratios) if ratios else None, 2)}–{fmt(max(ratios) if ratios else None, 2)} (target ≤ 0.25).")
+    for m in mem:
+        out.append(f"* {m['rooms']} idle rooms: {m['bytes_per_room']:.0f} bytes of RSS per room "
+                   f"(target ≤ 10,240 at 10k rooms).")
+    best = max((r["delivered_per_s"] for r in rows if r["target"] == "frontdesk" and r["lost"] == 0), default=None)
+    out.append(f"* Throughput with commit-before-reflect: the highest loss-free point delivered {fmt(best, 0)} msg/s "
+               "through the component (target ≥ 5,000).")
+    if kill:
+        out.append(f"* kill -9 mid-load: {kill['kill9_missing']} reflected messages missing from the transcript "
+                   "(target 0).")
+    return out
+
+
+def machine_meta(b: Bench, args, t0) -> dict:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0.0
+    try:
+        mem = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) / 1024 / 1024
+    except (OSError, AttributeError):
+        pass
+    osr = "Linux"
+    try:
+        osr = re.search(r'PRETTY_NAME="([^"]+)"', Path("/etc/os-release").read_text()).group(1)
+    except (OSError, AttributeError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": mem, "os": osr, "loadavg": t0["loadavg"],
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "server_cpus": b.server_cpus,
+            "load_cpus": b.load_cpus}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--short", action="store_true", help="a few seconds: the harness check")
+    ap.add_argument("--rooms", type=int, default=50)
+    ap.add_argument("--rates", default="1,5,10,20,35,50")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--out", default=str(REPO / "target" / "bench"))
+    ap.add_argument("--no-report", action="store_true")
+    ap.add_argument("--bin-dir", default=str(REPO / "target" / "release"),
+                    help="where frontdesk and frontdesk-load are (the test suite uses target/debug)")
+    args = ap.parse_args()
+    if args.quick:
+        args.repeats, args.rates = 1, "1,10,35,50"
+    if args.short:
+        args.repeats, args.rates, args.rooms, args.seconds = 1, "5", 5, 3
+    out = Path(args.out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    t_start = time.monotonic()
+    t0 = {"loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3])}
+    b = Bench(out, os.cpu_count() or 1, Path(args.bin_dir))
+    rates = [float(x) for x in args.rates.split(",")]
+    runs, mem, kill, shaper_runs = [], [], None, []
+    try:
+        b.start_ejabberd()
+        b.start_frontdesk()
+        for rate in rates:
+            for rep in range(args.repeats):
+                for target in ("muc", "frontdesk"):
+                    r = b.chat_run(target, args.rooms, rate, args.seconds)
+                    runs.append(r)
+                    print(f"{target:9} rate {rate:5} rep {rep}: offered {r['offered_per_s']:.0f}/s delivered "
+                          f"{r['delivered_per_s']:.0f}/s p99 {r['v2s_p99_ms']}/{r['s2v_p99_ms']} ms lost {r['lost']} "
+                          f"reord {r['reordered']} cpu ej {r['ejabberd_cpu_s']:.2f}s fd {r['frontdesk_cpu_s']:.2f}s"
+                          + (f" rows {r['transcript_rows']}" if target == "frontdesk" else ""), flush=True)
+        if not args.short:
+            kill = b.kill9_run(args.rooms, rates[len(rates) // 2], max(args.seconds, 6))
+            kill["seconds"] = max(args.seconds, 6)
+            print(f"kill -9: {kill['kill9_reflected']} reflected, {kill['kill9_missing']} missing", flush=True)
+            for rooms in (1000, 10000):
+                b.fd.stop()
+                m = b.idle_rooms(rooms)
+                mem.append(m)
+                print(f"idle {rooms} rooms: {m['bytes_per_room']:.0f} B/room ({m['open_rooms']} open)", flush=True)
+            b.start_ejabberd(component_shaper=True)
+            b.start_frontdesk()
+            for rate in rates:
+                shaper_runs.append(b.chat_run("frontdesk", args.rooms, rate, args.seconds))
+                r = shaper_runs[-1]
+                print(f"fast shaper rate {rate}: delivered {r['delivered_per_s']:.0f}/s p99 {r['v2s_p99_ms']} lost {r['lost']}",
+                      flush=True)
+    finally:
+        b.stop_all()
+    rows = summarise(runs)
+    srows = summarise(shaper_runs)
+    if args.short:
+        print(json.dumps(rows))
+        bad = [r for r in rows if r["lost"] or r["reordered"] or r["errors"]
+               or (r["target"] == "frontdesk" and not r["rows_match"])]
+        return 1 if bad else 0
+    if not args.no_report:
+        meta = machine_meta(b, args, t0)
+        meta.update(mode="--quick" if args.quick else "full", repeats=args.repeats, rooms=args.rooms,
+                    chat_seconds=args.seconds, seconds=time.monotonic() - t_start,
+                    verdicts=verdicts(rows, mem, kill))
+        docs = REPO / "docs"
+        (docs / "benchmark-results.json").write_text(json.dumps(
+            {"meta": meta, "runs": runs, "memory": mem, "kill9": kill, "fast_shaper": shaper_runs}, indent=1))
+        plot(rows, docs / "benchmark-latency.png")
+        (docs / "benchmark.md").write_text(report(meta, rows, mem, kill, srows, runs))
+        print(f"wrote docs/benchmark.md, docs/benchmark-latency.png ({time.monotonic() - t_start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
