@@ -47,7 +47,9 @@ def bench_template(component_shaper: bool) -> str:
     t = t.replace("max_user_sessions: 10", "max_user_sessions: 100000")
     t = t.replace("loglevel: info", "loglevel: warning")
     if component_shaper:
-        t = t.replace("    module: ejabberd_service\n", "    module: ejabberd_service\n    shaper_rule: fast\n")
+        # shaper_rule names a rule of shaper_rules, which names the shaper.
+        t = t.replace("    module: ejabberd_service\n", "    module: ejabberd_service\n    shaper_rule: component_shaper\n")
+        t = t.replace("shaper_rules:\n", "shaper_rules:\n  component_shaper: fast\n", 1)
     t = t.replace("modules:\n", """modules:
   mod_muc:
     host: "conference.@STAFF_HOST@"

@@ -119,6 +119,8 @@ impl fmt::Debug for Secret {
 pub struct StoreConfig {
     /// Resolved against the config file's directory when relative.
     pub path: PathBuf,
+    /// `[store] synchronous`: when a commit returns.
+    pub synchronous: crate::store::Durability,
 }
 
 /// How visitors get into staff rosters (`[roster]`, optional).
@@ -593,10 +595,23 @@ impl Checker {
 
     fn store(&mut self, root: &Table, base: &Path) -> Option<StoreConfig> {
         let t = self.table(root, "store")?;
-        self.unknown_keys(t, "store", &["path"]);
-        let path = self.string(t, "store", "path", true)?;
+        self.unknown_keys(t, "store", &["path", "synchronous"]);
+        let path = self.string(t, "store", "path", true);
+        let synchronous = match self.string(t, "store", "synchronous", false).as_deref() {
+            None => Some(crate::store::Durability::default()),
+            Some("normal") => Some(crate::store::Durability::Normal),
+            Some("full") => Some(crate::store::Durability::Full),
+            Some(other) => {
+                self.problem(
+                    "store.synchronous",
+                    format!("{other:?} must be \"normal\" (a commit survives frontdesk crashing) or \"full\" (it also survives the machine losing power; each commit waits for the disk)"),
+                );
+                None
+            }
+        };
         Some(StoreConfig {
-            path: base.join(path),
+            path: base.join(path?),
+            synchronous: synchronous?,
         })
     }
 

@@ -69,7 +69,7 @@ impl Signals {
 pub async fn run(config: Config, secret: Secret) -> Result<(), ShellError> {
     let path = config.store.path.clone();
     let _lock = InstanceLock::acquire(&path)?;
-    let store = Store::open(&path)?;
+    let store = Store::open_with(&path, config.store.synchronous)?;
     let snapshot = store.snapshot(HISTORY_MAX)?;
     tracing::info!(
         db = %path.display(),

@@ -68,9 +68,24 @@ pub struct Store {
     conn: Connection,
 }
 
+/// What a commit waits for (SQLite's `synchronous` in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// The commit is in the WAL file when it returns: it survives frontdesk crashing or being
+    /// killed, not the machine losing power before the next checkpoint.
+    #[default]
+    Normal,
+    /// Each commit also waits for fsync: it survives power loss too, and costs a disk flush.
+    Full,
+}
+
 impl Store {
     /// Opens (creating it and its directory if needed) and migrates the database.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, Durability::default())
+    }
+
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
                 path: dir.to_path_buf(),
@@ -81,22 +96,43 @@ impl Store {
             path: path.to_path_buf(),
             source,
         })?;
-        Store::setup(conn)
+        Store::setup(conn, durability)
     }
 
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Store::setup(Connection::open_in_memory()?)
+        Store::setup(Connection::open_in_memory()?, Durability::default())
     }
 
-    fn setup(mut conn: Connection) -> Result<Store, StoreError> {
+    fn setup(mut conn: Connection, durability: Durability) -> Result<Store, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // WAL lets the CLI and web apps read while we write; FULL makes a commit survive
-        // power loss, since a committed message may already have been shown to people.
+        // WAL lets the CLI and web apps read while we write. A message is shown to people only
+        // after its commit; `Durability` says whether that commit also waited for the disk.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match durability {
+                Durability::Normal => "NORMAL",
+                Durability::Full => "FULL",
+            },
+        )?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations::migrate(&mut conn)?;
         Ok(Store { conn })
+    }
+
+    /// The database file, unless it is in memory.
+    pub fn path(&self) -> Option<std::path::PathBuf> {
+        self.conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
+    }
+
+    /// For the writer when a checkpointer thread does the checkpoints.
+    pub fn disable_autocheckpoint(&self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
     }
 
     /// For readers while `frontdesk run` may be writing: never creates or migrates.
