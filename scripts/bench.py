@@ -370,6 +370,9 @@ def report(meta: dict, rows: list[dict], mem: list[dict], kill: dict | None, sha
     L.append("## Against the targets\n")
     L.extend(meta.get("verdicts", []))
     L.append("")
+    notes = REPO / "docs" / "benchmark-notes.md"
+    if notes.exists():
+        L.append(notes.read_text().rstrip() + "\n")
     L.append("## Reproducing\n")
     L.append("`scripts/bench` (full), `scripts/bench --quick` (one repeat, fewer points). The load generator is "
              "`src/bin/frontdesk-load.rs`; its `--help` lists the options. The harness itself is checked by "
@@ -443,7 +446,16 @@ def main() -> int:
     ap.add_argument("--no-report", action="store_true")
     ap.add_argument("--bin-dir", default=str(REPO / "target" / "release"),
                     help="where frontdesk and frontdesk-load are (the test suite uses target/debug)")
+    ap.add_argument("--report-from", help="re-render docs/benchmark.md from a benchmark-results.json")
     args = ap.parse_args()
+    if args.report_from:
+        d = json.loads(Path(args.report_from).read_text())
+        rows, srows = summarise(d["runs"]), summarise(d["fast_shaper"])
+        d["meta"]["verdicts"] = verdicts(rows, d["memory"], d["kill9"])
+        plot(rows, REPO / "docs" / "benchmark-latency.png")
+        (REPO / "docs" / "benchmark.md").write_text(report(d["meta"], rows, d["memory"], d["kill9"], srows, d["runs"]))
+        print("re-rendered docs/benchmark.md")
+        return 0
     if args.quick:
         args.repeats, args.rates = 1, "1,10,35,50"
     if args.short:

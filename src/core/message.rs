@@ -136,6 +136,29 @@ impl Core {
                 ));
                 return;
             }
+            // Typing notifications are relayed, not stored; a visitor cannot flood staff with
+            // them either: past a generous rate they are dropped without a word (they are
+            // best-effort by nature, and an error for each would be a flood of its own).
+            if occ.role == Role::Visitor {
+                let limits = self.config.limits;
+                let Some(o) = self
+                    .rooms
+                    .get_mut(&name)
+                    .and_then(|r| r.occupant_mut(&occ.jid))
+                else {
+                    return;
+                };
+                if !o.typing.take(
+                    now,
+                    limits.messages_per_minute.saturating_mul(3),
+                    limits.message_burst.saturating_mul(3),
+                ) {
+                    if self.offenders.should_log(&occ.jid.to_bare(), now) {
+                        tracing::warn!(from = %occ.jid, room = %name, "visitor over the typing-notification rate; dropping them (logged once a minute per sender)");
+                    }
+                    return;
+                }
+            }
             self.relay_chat_state(&name, &occ, &m.payloads, out);
             return;
         };

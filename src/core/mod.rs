@@ -297,6 +297,7 @@ impl Core {
                     shown: Shown::default(),
                     direct: o.direct,
                     bucket: Default::default(),
+                    typing: Default::default(),
                 });
             }
         }

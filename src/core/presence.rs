@@ -372,6 +372,7 @@ impl Core {
             shown: Shown::of(p),
             direct: false,
             bucket: Default::default(),
+            typing: Default::default(),
         });
         out.store(StoreOp::OccupantJoined(OccupantRow {
             session_id: room.session.id,

@@ -26,6 +26,8 @@ pub struct Occupant {
     /// the visitor's messages as `type='chat'` from the room's bare JID, at their bare JID.
     pub direct: bool,
     pub bucket: Bucket,
+    /// Chat states (typing notifications) have their own, larger bucket: a few per message.
+    pub typing: Bucket,
 }
 
 /// A token bucket for an occupant's messages: full when they join.

@@ -585,6 +585,7 @@ impl Core {
             shown: Shown::default(),
             direct: true,
             bucket: Default::default(),
+            typing: Default::default(),
         };
         room.occupants.push(occ.clone());
         room.emptied = None;

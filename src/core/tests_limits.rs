@@ -217,3 +217,38 @@ fn a_session_the_store_could_not_open_is_closed_at_once() {
     s.after_secs(10);
     assert_eq!(s.state("v1_acme"), None, "the room is gone");
 }
+
+#[test]
+fn typing_notifications_are_relayed_but_cannot_flood_staff() {
+    let mut s = Scenario::new(); // 60 messages a minute, bursts of 10: typing gets 3x that
+    s.visitor_joins();
+    s.alice_joins();
+    s.stored.clear();
+    let composing = format!("<message from='{V1}' to='{ROOM}' type='groupchat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>");
+    s.sends(&composing);
+    s.receives(&format!("<message from='{ROOM}/Ann' to='{ALICE}' type='groupchat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"));
+    for _ in 0..100 {
+        s.sends(&composing);
+    }
+    let relayed = s
+        .drain()
+        .iter()
+        .filter(|e| e.attr("to") == Some(ALICE))
+        .count();
+    assert_eq!(
+        relayed, 29,
+        "30 in a burst (the first above included), then dropped silently"
+    );
+    assert!(s
+        .stored
+        .iter()
+        .all(|op| !matches!(op, StoreOp::AppendMessage(_))));
+    // A real message still goes through: typing has its own bucket.
+    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat' id='q'><body>still here</body></message>"));
+    s.eventually_receives(&format!("<message from='{ROOM}/Ann' to='{ALICE}' type='groupchat'><body>still here</body></message>"));
+    // And the bucket refills with time.
+    s.after_secs(60);
+    s.drain();
+    s.sends(&composing);
+    s.receives(&format!("<message from='{ROOM}/Ann' to='{ALICE}' type='groupchat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"));
+}
