@@ -213,9 +213,26 @@ class Bench:
         seen = self.out / f"seen-{self.run_no}.txt"
         db = self.fd.db
 
+        pattern_like = f"b{self.run_no + 1}x%"
+        expected = 2 * rooms * rate * seconds
+
         def crash(p):
-            time.sleep(seconds / 2 + 0.3)
+            # Kill once a third of the run's messages are stored: mid-load, not during setup.
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and p.poll() is None:
+                con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+                try:
+                    n = con.execute("SELECT count(*) FROM messages m JOIN sessions s ON s.id = m.session_id "
+                                    "WHERE s.room LIKE ? AND m.role != 'system'", (pattern_like,)).fetchone()[0]
+                except sqlite3.Error:
+                    n = 0
+                finally:
+                    con.close()
+                if n >= expected / 3:
+                    break
+                time.sleep(0.05)
             self.fd.kill()
+            self.killed_at_rows = n
             self.fd.start()
             pin([self.fd.proc.pid], self.server_cpus)
 
@@ -227,7 +244,8 @@ class Bench:
         finally:
             con.close()
         missing = sorted({b for b in bodies if b not in stored})
-        r.update(kill9_reflected=len(set(bodies)), kill9_missing=len(missing), kill9_missing_sample=missing[:5])
+        r.update(kill9_reflected=len(set(bodies)), kill9_missing=len(missing), kill9_missing_sample=missing[:5],
+                 kill9_rows_at_kill=getattr(self, "killed_at_rows", None))
         return r
 
 
@@ -303,8 +321,8 @@ def report(meta: dict, rows: list[dict], mem: list[dict], kill: dict | None, sha
              "`conference.localhost` and frontdesk's component `chat.localhost`. No c2s shaper; the "
              "component listener has no shaper (the `fast` run is below). frontdesk: release build, "
              "`[roster] mode = \"off\"`, `[limits]` raised for the load "
-             f"({', '.join(f'{k} = {v}' for k, v in BENCH_LIMITS.items())}), everything else default: WAL, "
-             "synchronous=FULL, every message committed before it is reflected.")
+             f"({', '.join(f'{k} = {v}' for k, v in BENCH_LIMITS.items())}), everything else default: WAL with synchronous=NORMAL, "
+             "every message committed before it is reflected.")
     L.append(f"* Pinning: ejabberd and frontdesk on CPU {meta['server_cpus']}, the load generator on CPU "
              f"{meta['load_cpus']} (`taskset`). So the servers share one core, as they would on a small box, "
              "and the generator does not take their time.")
@@ -349,8 +367,9 @@ def report(meta: dict, rows: list[dict], mem: list[dict], kill: dict | None, sha
                  "either way (a session, one occupant, the history buffer).\n")
     if kill:
         L.append("## kill -9 in the middle of the load\n")
-        L.append(f"frontdesk was killed with SIGKILL halfway through a {kill['seconds']} s run at "
-                 f"{kill['offered_per_s']:.0f} msg/s offered and restarted on the same database. "
+        L.append(f"frontdesk was killed with SIGKILL once {kill.get('kill9_rows_at_kill')} of the run's messages were "
+                 f"stored (a third of a {kill['seconds']} s run at "
+                 f"{kill['offered_per_s']:.0f} msg/s offered) and restarted on the same database. "
                  f"{kill['kill9_reflected']} distinct messages reached some client; "
                  f"**{kill['kill9_missing']} of them are missing from the transcript**"
                  + (f" (e.g. {kill['kill9_missing_sample']})" if kill['kill9_missing'] else "")
@@ -358,9 +377,16 @@ def report(meta: dict, rows: list[dict], mem: list[dict], kill: dict | None, sha
                  f"({kill['errors']} errors to senders) and counted as lost by the generator ({kill['lost']}).\n")
     if shaper_rows:
         L.append("## The component listener with ejabberd's `fast` shaper\n")
-        L.append("The upstream ejabberd example puts `shaper_rule: fast` (200 kB/s here) on the component "
-                 "listener. Every message a frontdesk room reflects crosses that one connection, so it caps "
-                 "the whole service:\n")
+        L.append("The upstream ejabberd example shapes the component listener with `fast`. Every message a "
+                 "frontdesk room reflects crosses that one connection, so such a shaper would cap the whole "
+                 "service. This run sets `shaper_rule: component_shaper` on `ejabberd_service`, with "
+                 "`component_shaper: fast` (200 kB/s) in `shaper_rules`; everything else as above.\n")
+        def knee(rs):
+            ok = [r["offered"] for r in rs if r["lost"] == 0 and (r["v2s_p99_ms"] or 1e9) < 50]
+            return max(ok) if ok else None
+        plain = [r for r in rows if r["target"] == "frontdesk"]
+        L.append(f"Highest offered load with no loss and p99 under 50 ms: {fmt(knee(shaper_rows), 0)} msg/s with the "
+                 f"shaper, {fmt(knee(plain), 0)} msg/s without.\n")
         L.append("| offered msg/s | delivered msg/s | v→s p99 ms | s→v p99 ms | lost |")
         L.append("|---|---|---|---|---|")
         for r in sorted(shaper_rows, key=lambda r: r["offered"]):
@@ -390,23 +416,31 @@ def verdicts(rows, mem, kill) -> list[str]:
         if o in fd and fd[o]["v2s_p99_ms"] and muc[o]["v2s_p99_ms"]:
             ratio = max(fd[o]["v2s_p99_ms"], fd[o]["s2v_p99_ms"] or 0) / max(muc[o]["v2s_p99_ms"], muc[o]["s2v_p99_ms"] or 0)
             worst = ratio if worst is None else max(worst, ratio)
-    sustained = all(fd.get(o, {}).get("lost", 1) == 0 for o in ok_points)
+    lossless = all(fd.get(o, {}).get("lost", 1) == 0 for o in ok_points)
+    ratios_p99 = {o: max(fd[o]["v2s_p99_ms"], fd[o]["s2v_p99_ms"] or 0) / max(muc[o]["v2s_p99_ms"], muc[o]["s2v_p99_ms"] or 0)
+                  for o in ok_points if o in fd and fd[o]["v2s_p99_ms"] and muc[o]["v2s_p99_ms"]}
     out.append(f"* Not the bottleneck: at every load mod_muc sustained ({', '.join(f'{o:.0f}' for o in sorted(ok_points))} msg/s), "
-               f"frontdesk {'sustained it too' if sustained else 'did NOT sustain all of them'}; the worst ratio of "
-               f"p99 latencies (frontdesk / mod_muc) was {fmt(worst, 2)} (target ≤ 1.2).")
+               f"frontdesk delivered {'everything, without loss or reordering' if lossless else 'NOT everything'}, but its "
+               f"p99 latency over mod_muc's was " + ", ".join(f"{ratios_p99[o]:.1f}× at {o:.0f}" for o in sorted(ratios_p99))
+               + " (target ≤ 1.2×): **missed**. It saturates the core it shares with ejabberd sooner (see the CPU line).")
     ratios = [fd[o]["frontdesk_cpu_per_1k"] / muc[o]["ejabberd_cpu_per_1k"] for o in ok_points
               if o in fd and fd[o]["frontdesk_cpu_per_1k"] is not None and muc[o]["ejabberd_cpu_per_1k"]]
+    met = ratios and max(ratios) <= 0.25
     out.append(f"* CPU per message: frontdesk's CPU per 1,000 messages over ejabberd's (mod_muc runs) was "
-               f"{fmt(min(ratios) if ratios else None, 2)}–{fmt(max(ratios) if ratios else None, 2)} (target ≤ 0.25).")
+               f"{fmt(min(ratios) if ratios else None, 2)}–{fmt(max(ratios) if ratios else None, 2)} (target ≤ 0.25): "
+               f"{'met' if met else '**missed**'}.")
     for m in mem:
         out.append(f"* {m['rooms']} idle rooms: {m['bytes_per_room']:.0f} bytes of RSS per room "
                    f"(target ≤ 10,240 at 10k rooms).")
     best = max((r["delivered_per_s"] for r in rows if r["target"] == "frontdesk" and r["lost"] == 0), default=None)
-    out.append(f"* Throughput with commit-before-reflect: the highest loss-free point delivered {fmt(best, 0)} msg/s "
-               "through the component (target ≥ 5,000).")
+    good = max((r["delivered_per_s"] for r in rows if r["target"] == "frontdesk" and r["lost"] == 0
+                and (r["v2s_p99_ms"] or 1e9) < 100), default=None)
+    out.append(f"* Throughput with every message committed before it is reflected: {fmt(best, 0)} msg/s delivered "
+               f"without loss at the highest point (target ≥ 5,000: met), but with p99 under 100 ms only up to "
+               f"{fmt(good, 0)} msg/s on the core it shares with ejabberd.")
     if kill:
         out.append(f"* kill -9 mid-load: {kill['kill9_missing']} reflected messages missing from the transcript "
-                   "(target 0).")
+                   f"(target 0: {'met' if kill['kill9_missing'] == 0 else '**missed**'}).")
     return out
 
 
@@ -446,8 +480,28 @@ def main() -> int:
     ap.add_argument("--no-report", action="store_true")
     ap.add_argument("--bin-dir", default=str(REPO / "target" / "release"),
                     help="where frontdesk and frontdesk-load are (the test suite uses target/debug)")
+    ap.add_argument("--kill9-into", help="run only the kill -9 check and store it in this results file")
     ap.add_argument("--report-from", help="re-render docs/benchmark.md from a benchmark-results.json")
     args = ap.parse_args()
+    if args.kill9_into:
+        path = Path(args.kill9_into)
+        d = json.loads(path.read_text())
+        out = Path(args.out)
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        b = Bench(out, os.cpu_count() or 1, Path(args.bin_dir))
+        try:
+            b.start_ejabberd()
+            b.start_frontdesk()
+            kill = b.kill9_run(args.rooms, 20.0, 10.0)
+            kill["seconds"] = 10.0
+        finally:
+            b.stop_all()
+        d["kill9"] = kill
+        path.write_text(json.dumps(d, indent=1))
+        print(f"kill -9: {kill['kill9_reflected']} reflected, {kill['kill9_missing']} missing, killed at "
+              f"{kill['kill9_rows_at_kill']} rows, {kill['errors']} errors, {kill['lost']} lost")
+        args.report_from = str(path)
     if args.report_from:
         d = json.loads(Path(args.report_from).read_text())
         rows, srows = summarise(d["runs"]), summarise(d["fast_shaper"])
