@@ -34,6 +34,10 @@
   var CONNECT_TIMEOUT_MS = 8000;
   var PAUSED_AFTER_MS = 4000;
   var RETRY_MAX_MS = 30000;
+  // BOSH hides a vanished server: Strophe keeps retrying its requests quietly for minutes. A
+  // ping to our own server every 15 s that goes unanswered for 10 s means the link is gone.
+  var PING_EVERY_MS = 15000;
+  var PING_TIMEOUT_MS = 10000;
 
   var TEXT = {
     connecting: "Connecting…",
@@ -181,6 +185,7 @@
 
   Widget.prototype.lost = function () {
     this.joined = false;
+    this.conn = null;
     this.setState("reconnecting", TEXT.reconnecting);
     this.retry();
   };
@@ -194,8 +199,26 @@
     this.retryTimer = setTimeout(function () { self.connect(); }, wait);
   };
 
+  Widget.prototype.watch = function (conn) {
+    var self = this;
+    clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(function () {
+      if (self.conn !== conn) return;
+      var ping = global.$iq({ type: "get", to: self.o.domain }).c("ping", { xmlns: "urn:xmpp:ping" });
+      conn.sendIQ(ping.tree(), function () {}, function (answer) {
+        // An error answer still proves the link; no answer at all does not.
+        if (answer === null && self.conn === conn && !self.done) {
+          clearInterval(self.pingTimer);
+          try { conn.reset(); } catch (e) { /* replaced below */ }
+          self.lost();
+        }
+      }, PING_TIMEOUT_MS);
+    }, PING_EVERY_MS);
+  };
+
   Widget.prototype.handlers = function (conn) {
     var self = this;
+    this.watch(conn);
     conn.addHandler(function (p) { self.onPresence(p); return true; }, null, "presence");
     conn.addHandler(function (m) { self.onMessage(m); return true; }, null, "message");
   };

@@ -7,6 +7,7 @@ The shop site requires signed tokens (`token_secret`); its tokens come from `fro
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import http.server
 import os
@@ -26,6 +27,67 @@ SITES = xmpp_env.DEFAULT_SITES + [
     {"id": "shop", "name": "The Shop", "staff": ["alice_acme@localhost"], "token_secret": SHOP_SECRET},
 ]
 NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
+
+
+# From helper-5's branch (issue4-web): a relay that can take the chat server away from the page.
+class Relay:
+    """A TCP relay on a fixed free port to `target_port`, which can be off (connections are
+    refused: nothing listens), silent (connections hang) or on. It lets a test take the chat
+    server away from the page."""
+
+    def __init__(self, port: int, target_port: int):
+        self.port = port
+        self.target_port = target_port
+        self.server: asyncio.base_events.Server | None = None
+        self.tasks: set[asyncio.Task] = set()
+        self.silent = False
+
+    async def start(self, silent: bool = False) -> None:
+        """Listen; `silent`: accept connections but never answer (a black-holed server)."""
+        self.silent = silent
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+
+    async def _client(self, reader, writer):
+        if self.silent:
+            task = asyncio.current_task()
+            self.tasks.add(task)
+            try:
+                while await reader.read(65536):
+                    pass
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                self.tasks.discard(task)
+                writer.close()
+            return
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(r, w):
+            try:
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                w.close()
+
+        for t in (asyncio.create_task(pipe(reader, up_w)), asyncio.create_task(pipe(up_r, writer))):
+            self.tasks.add(t)
+            t.add_done_callback(self.tasks.discard)
+
+    async def stop(self) -> None:
+        """Stop listening and cut every relayed connection (wait_closed waits for them)."""
+        for t in list(self.tasks):
+            t.cancel()
+        if self.server is not None:
+            self.server.close()
+            await asyncio.wait_for(self.server.wait_closed(), 10)
+            self.server = None
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +286,36 @@ def test_the_django_example_mints_the_published_vectors():
     assert len(vectors) >= 3
     for v in vectors:
         assert mod.mint_token(v["secret"], v["site"], v["visitor"], expires=v["expires"]) == v["token"], v
+
+
+async def test_the_widget_reconnects_when_the_server_comes_back(ejabberd, desk, browser, web_server, shots):
+    fd, clients = desk
+    room = "w4_shop@chat.localhost"
+    relay = Relay(xmpp_env.free_port(), ejabberd.http_port)
+    await relay.start()
+    try:
+        page, errors = await open_widget(browser, page_url(web_server, ejabberd, visitor="w4", tok=token(fd, "w4"),
+                                                           bosh=f"http://127.0.0.1:{relay.port}/bosh"))
+        await state_is(page, "waiting")
+        alice = await clients.staff("alice_acme")
+        await alice.join(room, "Alice")
+        await state_is(page, "chatting")
+        await page.fill("#chat .fd-input", "before the cut")
+        await page.press("#chat .fd-input", "Enter")
+        await alice.expect(groupchat_from(room, nick="Ann", body_is="before the cut"))
+
+        await relay.stop()  # the chat server is gone for the page
+        await page.wait_for_selector("#chat[data-state='reconnecting'], #chat[data-state='unreachable']",
+                                     timeout=90_000)
+        await shot(page, shots, "8-reconnecting")
+        await relay.start()
+        await state_is(page, "chatting", timeout=90)
+        await page.fill("#chat .fd-input", "after the cut")
+        await page.press("#chat .fd-input", "Enter")
+        await alice.expect(groupchat_from(room, nick="Ann", body_is="after the cut"), timeout=20)
+        await wait_line(page, "after the cut")
+        shown = await lines(page)
+        assert sum("before the cut" in line for line in shown) == 1, shown
+        assert not errors, errors
+    finally:
+        await relay.stop()
