@@ -2,6 +2,8 @@
 """Writes the seed corpus of the core_stanzas fuzz target (see src/fuzz.rs for the format):
 records separated by NUL, each = sender byte, time byte (seconds + 1; 0xFF = link down/up),
 stanza. Run from the repository root: python3 fuzz/make_seeds.py"""
+import hashlib
+import hmac
 from pathlib import Path
 
 V1, V2, ALICE, BOB, CAROL, MAL, SRV = range(7)
@@ -10,6 +12,11 @@ R2 = "v2_acme@chat.example.com"
 G = "v1_globex@chat.example.com"
 MUC = "<x xmlns='http://jabber.org/protocol/muc'/>"
 LINK = "link"
+
+
+def token(visitor, site, expires=1_900_000_000, secret=b"fuzzing-token-secret"):
+    mac = hmac.new(secret, f"{visitor}_{site}|{expires}".encode(), hashlib.sha256).hexdigest()
+    return f"{expires}.{mac}"
 
 
 def rec(who, dt, xml):
@@ -56,6 +63,14 @@ SEEDS = {
         rec(V1, 0, f"<message type='chat' to='{R}/Alice'><body>private</body></message>"),
         rec(V1, 0, f"<presence to='{G}/Ann'>{MUC}</presence>"),
         rec(V1, 0, f"<presence to='{R2}/Ann'>{MUC}</presence>"),
+    ],
+    "06-tokens": [
+        rec(V1, 0, f"<presence to='{G}/Ann'><x xmlns='http://jabber.org/protocol/muc'><password>{token('v1', 'globex')}</password></x></presence>"),
+        rec(V1, 1, f"<message type='groupchat' to='{G}'><body>hi with a token</body></message>"),
+        rec(V2, 0, f"<presence to='{G}/Ann'><x xmlns='http://jabber.org/protocol/muc'><password>{token('v1', 'globex')}</password></x></presence>"),
+        rec(MAL, 0, f"<presence to='{G}/Eve'><x xmlns='http://jabber.org/protocol/muc'><password>{token('v2', 'globex')}</password></x></presence>"),
+        rec(MAL, 0, f"<presence to='{G}/Eve'><x xmlns='http://jabber.org/protocol/muc'><password>1.{'0' * 64}</password></x></presence>"),
+        rec(CAROL, 0, f"<presence to='{G}/Carol'>{MUC}</presence>"),
     ],
     "05-reload-and-link-loss": [
         rec(V1, 0, f"<presence to='{R}/Ann'>{MUC}</presence>"),

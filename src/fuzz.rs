@@ -51,10 +51,12 @@ fn config() -> Option<CoreConfig> {
             &["alice_acme@example.com", "bob_acme@example.com"],
         )?,
     );
-    sites.insert(
-        SiteId::new("globex").ok()?,
-        site("Globex", &["carol_globex@example.com"])?,
-    );
+    // Globex requires visitor tokens, so the token check is fuzzed too.
+    let mut globex = site("Globex", &["carol_globex@example.com"])?;
+    globex.token_secret = Some(crate::token::TokenSecret::new(
+        b"fuzzing-token-secret".to_vec(),
+    ));
+    sites.insert(SiteId::new("globex").ok()?, globex);
     Some(CoreConfig {
         component: BareJid::new("chat.example.com").ok()?,
         sites,
