@@ -72,12 +72,13 @@ impl LinkError {
     }
 }
 
-/// Connects and completes the XEP-0114 handshake.
+/// Connects and completes the XEP-0114 handshake. Returns the stream, which is read here, and a
+/// second handle on the same socket for the store thread, which does all writing afterwards.
 pub async fn connect(
     config: &Config,
     secret: &Secret,
     limits: StanzaLimits,
-) -> Result<Stream, LinkError> {
+) -> Result<(Stream, std::net::TcpStream), LinkError> {
     let server = &config.component.server;
     let addr = tokio::net::lookup_host(server.as_str())
         .await
@@ -97,6 +98,10 @@ pub async fn connect(
             source,
         })?;
     let _ = tcp.set_nodelay(true);
+    let write_handle = {
+        use std::os::fd::AsFd;
+        std::net::TcpStream::from(tcp.as_fd().try_clone_to_owned()?)
+    };
     let jid = Jid::from(config.component.jid.clone());
     let io = BufStream::new(Guarded::new(tcp, limits));
     let header = StreamHeader {
@@ -149,7 +154,7 @@ pub async fn connect(
         }
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, wait).await {
-        Ok(Ok(())) => Ok(stream),
+        Ok(Ok(())) => Ok((stream, write_handle)),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(LinkError::HandshakeTimeout),
     }

@@ -1,24 +1,31 @@
 //! The thin tokio shell around the core: the instance lock, the store thread, the component
 //! link with reconnect and keepalive, the one-second tick, and SIGINT/SIGTERM. Every decision
 //! about stanzas is the core's; this only moves bytes and time.
+//!
+//! Data flow: this task reads the link (guard -> parser -> core) and hands the core's writes
+//! and stanzas, in order, to the store thread, which commits each batch and then writes its
+//! stanzas to the link itself (outbox.rs, sender.rs). One thread hand-off per batch.
 
 pub mod guard;
 pub mod http;
 mod link;
 mod outbox;
+mod sender;
+pub mod wire;
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio_xmpp::xmlstream::XmppStreamElement;
+use tokio::sync::mpsc::UnboundedReceiver;
 use xmpp_parsers::jid::{BareJid, Jid};
-use xmpp_parsers::stanza::Stanza;
 
 use crate::config::{Config, Secret};
 use crate::core::room::HISTORY_MAX;
 use crate::core::{stanzas, Core, CoreConfig, Input};
 use crate::store::{InstanceLock, Store, StoreError, Writer, WriterConfig};
+use outbox::LinkWriter;
+use sender::{Feedback, Out};
 use crate::time::Timestamp;
 
 pub use link::LinkError;
@@ -77,7 +84,12 @@ pub async fn run(config: Config, secret: Secret) -> Result<(), ShellError> {
         next_session = snapshot.next_session_id,
         "store opened"
     );
-    let writer = Writer::spawn(store, WriterConfig::default())?;
+    let (feedback_tx, mut feedback) = tokio::sync::mpsc::unbounded_channel();
+    let writer = Writer::spawn(
+        store,
+        WriterConfig::default(),
+        sender::Sender::new(feedback_tx),
+    )?;
     let mut core = Core::new(CoreConfig::from_config(&config), snapshot, Timestamp::now());
     let mut signals = Signals::new()?;
     let mut helpers = Helpers::start(&config);
@@ -86,6 +98,7 @@ pub async fn run(config: Config, secret: Secret) -> Result<(), ShellError> {
         &secret,
         &mut core,
         &writer,
+        &mut feedback,
         &mut signals,
         &mut helpers,
     )
@@ -106,11 +119,13 @@ async fn serve(
     config: &Config,
     secret: &Secret,
     core: &mut Core,
-    writer: &Writer,
+    writer: &LinkWriter,
+    feedback: &mut UnboundedReceiver<Feedback>,
     signals: &mut Signals,
     helpers: &mut Helpers,
 ) -> Result<(), ShellError> {
     let mut backoff = BACKOFF_START;
+    let mut generation = 0u64;
     loop {
         let attempt = tokio::select! {
             r = link::connect(config, secret, guard::StanzaLimits::from_config(&config.limits)) => r,
@@ -120,14 +135,21 @@ async fn serve(
             }
         };
         match attempt {
-            Ok(mut stream) => {
+            Ok((mut stream, socket)) => {
                 tracing::info!(component = %config.component.jid, server = %config.component.server, "connected");
                 // Reconnect quickly after a server restart; the doubling only slows a server
                 // that keeps refusing us.
                 backoff = BACKOFF_START;
-                match session(config, &mut stream, core, writer, signals, helpers).await {
+                generation += 1;
+                writer.item(Out::Attach { socket, generation });
+                let link = Link {
+                    stream: &mut stream,
+                    generation,
+                };
+                match session(config, link, core, writer, feedback, signals, helpers).await {
                     SessionEnd::Shutdown => return Ok(()),
                     SessionEnd::Lost(why) => {
+                        writer.item(Out::Detach);
                         let mut ob = outbox::Outbox::default();
                         ob.push(core.handle(Timestamp::now(), Input::Disconnected), writer);
                         helpers.dispatch(&mut ob);
@@ -151,23 +173,31 @@ async fn serve(
     }
 }
 
+/// The connected link as the session loop sees it: the read side, and which attach it is.
+struct Link<'a> {
+    stream: &'a mut link::Stream,
+    generation: u64,
+}
+
 /// What woke the session loop.
 enum Wake {
     Read(link::Event),
+    Feedback(Feedback),
     Helper(Input),
-    Decided,
     Tick,
     Signal(&'static str),
 }
 
 async fn session(
     config: &Config,
-    stream: &mut link::Stream,
+    link: Link<'_>,
     core: &mut Core,
-    writer: &Writer,
+    writer: &LinkWriter,
+    feedback: &mut UnboundedReceiver<Feedback>,
     signals: &mut Signals,
     helpers: &mut Helpers,
 ) -> SessionEnd {
+    let Link { stream, generation } = link;
     let mut outbox = outbox::Outbox::default();
     let keepalive_to = keepalive_target(&config.component.jid);
     let mut keepalives = 0u64;
@@ -176,24 +206,9 @@ async fn session(
     outbox.push(core.handle(Timestamp::now(), Input::Connected), writer);
     loop {
         helpers.dispatch(&mut outbox);
-        let ready = outbox.ready();
-        for (session_id, stanza_id) in std::mem::take(&mut outbox.not_stored) {
-            let outputs = core.handle(
-                Timestamp::now(),
-                Input::NotStored {
-                    session_id,
-                    stanza_id,
-                },
-            );
-            outbox.push(outputs, writer);
-        }
-        if let Err(e) = send_all(stream, ready).await {
-            outbox.clear();
-            return SessionEnd::Lost(format!("write failed: {e}"));
-        }
         let wake = tokio::select! {
             item = stream.next() => Wake::Read(link::classify(item)),
-            _ = outbox.head_decided() => Wake::Decided,
+            Some(f) = feedback.recv() => Wake::Feedback(f),
             Some(input) = helpers.results.recv() => Wake::Helper(input),
             _ = tick.tick() => Wake::Tick,
             sig = signals.recv() => Wake::Signal(sig),
@@ -214,32 +229,36 @@ async fn session(
                     keepalive_to.clone(),
                     format!("fd-keepalive-{keepalives}"),
                 );
-                if let Err(e) = send_all(stream, vec![ping.into()]).await {
-                    return SessionEnd::Lost(format!("keepalive failed: {e}"));
-                }
+                writer.item(Out::Send(vec![ping.into()]));
             }
             Wake::Read(link::Event::Ignored(what)) => {
                 tracing::debug!(what = %what, "ignored from the stream")
             }
-            Wake::Read(link::Event::Closed(why)) => {
-                let dropped = outbox.clear();
-                if dropped > 0 {
-                    tracing::warn!(
-                        unsent = dropped,
-                        "stanzas not sent before the link went down (stored messages stay stored)"
-                    );
-                }
-                return SessionEnd::Lost(why);
+            Wake::Read(link::Event::Closed(why)) => return SessionEnd::Lost(why),
+            Wake::Feedback(Feedback::NotStored {
+                session_id,
+                stanza_id,
+            }) => {
+                let input = Input::NotStored {
+                    session_id,
+                    stanza_id,
+                };
+                outbox.push(core.handle(now, input), writer)
             }
-            Wake::Decided => {}
+            Wake::Feedback(Feedback::LinkFailed {
+                generation: g,
+                reason,
+            }) => {
+                // A report about an earlier link is old news.
+                if g == generation {
+                    return SessionEnd::Lost(format!("write failed: {reason}"));
+                }
+            }
             Wake::Helper(input) => outbox.push(core.handle(now, input), writer),
             Wake::Tick => outbox.push(core.handle(now, Input::Tick), writer),
             Wake::Signal(sig) => {
                 tracing::info!(signal = sig, open_rooms = core.open_rooms(), "stopping");
-                drain(stream, &mut outbox).await;
-                if let Err(e) = SinkExt::<&XmppStreamElement>::close(stream).await {
-                    tracing::debug!(error = %e, "closing the stream");
-                }
+                drain(writer).await;
                 return SessionEnd::Shutdown;
             }
         }
@@ -319,34 +338,14 @@ impl Helpers {
     }
 }
 
-/// Sends what is still queued, waiting a bounded time for the writes it depends on.
-async fn drain(stream: &mut link::Stream, outbox: &mut outbox::Outbox) {
-    let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
-    while !outbox.is_empty() {
-        if send_all(stream, outbox.ready()).await.is_err() {
-            return;
-        }
-        if outbox.is_empty() {
-            break;
-        }
-        if tokio::time::timeout_at(deadline, outbox.head_decided())
-            .await
-            .is_err()
-        {
-            tracing::warn!("gave up waiting for the store while stopping");
-            return;
-        }
+/// Lets the store thread commit and send what is queued, then close the stream; waits a bounded
+/// time for it.
+async fn drain(writer: &LinkWriter) {
+    let (done, closed) = tokio::sync::oneshot::channel();
+    writer.item(Out::Close(done));
+    if tokio::time::timeout(DRAIN_LIMIT, closed).await.is_err() {
+        tracing::warn!("gave up waiting for the store while stopping");
     }
-}
-
-async fn send_all(stream: &mut link::Stream, stanzas: Vec<Stanza>) -> Result<(), std::io::Error> {
-    if stanzas.is_empty() {
-        return Ok(());
-    }
-    for s in stanzas {
-        stream.feed(&XmppStreamElement::Stanza(s)).await?;
-    }
-    SinkExt::<&XmppStreamElement>::flush(stream).await
 }
 
 /// The server to ping for keepalive: the component's parent domain (`chat.example.com` ->

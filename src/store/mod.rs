@@ -192,13 +192,26 @@ impl Store {
     }
 
     /// Applies the writes in one transaction: all of them or none.
-    pub fn apply(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        for op in ops {
-            apply_one(&tx, op)?;
+    pub fn apply<'a>(
+        &mut self,
+        ops: impl IntoIterator<Item = &'a StoreOp>,
+    ) -> Result<(), StoreError> {
+        // Cached statements: `Connection::transaction` parses BEGIN and COMMIT every time, and
+        // this runs once per commit on the message path.
+        self.conn.prepare_cached("BEGIN")?.execute([])?;
+        let result = ops
+            .into_iter()
+            .try_for_each(|op| apply_one(&self.conn, op))
+            .and_then(|()| {
+                self.conn.prepare_cached("COMMIT")?.execute([])?;
+                Ok(())
+            });
+        if result.is_err() && !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "rollback failed");
+            }
         }
-        tx.commit()?;
-        Ok(())
+        result
     }
 
     pub fn list_sessions(

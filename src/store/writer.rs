@@ -2,6 +2,11 @@
 //! is queued when it is free (up to `max_batch`), and, while busy, whatever more arrives within
 //! `max_delay`. So under load many messages share one commit, at low load nobody waits for a
 //! batch to fill, and SQLite never blocks the socket reader.
+//!
+//! What depends on a write rides with it: after each commit the thread hands the batch's items,
+//! in order and each with the outcome of its write, to a [`Deliver`] (the shell's link sender,
+//! which writes the stanzas to the socket). So nothing goes out before the write it follows is
+//! committed, and a message costs one hand-off between threads, not two.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
@@ -11,8 +16,40 @@ use tokio::sync::oneshot;
 
 use super::{Store, StoreError, StoreOp};
 
+/// What became of the write an item rode with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The item rode with no write.
+    NoWrite,
+    Stored,
+    /// Not stored, with the reason.
+    Failed(String),
+}
+
+/// Runs on the store thread after every commit.
+pub trait Deliver: Send + 'static {
+    type Item: Send + 'static;
+    /// The batch's items in the order they were submitted.
+    fn deliver(&mut self, items: Vec<(Self::Item, Outcome)>);
+}
+
 /// Resolves when the write is committed (`Ok`) or has failed (`Err` with the reason).
 pub type Ack = oneshot::Receiver<Result<(), String>>;
+
+/// A [`Deliver`] that answers oneshot channels: for tests and tools that wait on single writes.
+pub struct Acks;
+
+impl Deliver for Acks {
+    type Item = oneshot::Sender<Result<(), String>>;
+    fn deliver(&mut self, items: Vec<(Self::Item, Outcome)>) {
+        for (tx, outcome) in items {
+            let _ = tx.send(match outcome {
+                Outcome::Failed(e) => Err(e),
+                Outcome::Stored | Outcome::NoWrite => Ok(()),
+            });
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
@@ -39,13 +76,15 @@ pub struct WriterStats {
     pub failed_ops: u64,
 }
 
-enum Job {
-    Write(StoreOp, Option<oneshot::Sender<Result<(), String>>>),
-    Flush(oneshot::Sender<Result<(), String>>),
+enum Job<T> {
+    /// A write, and what rides with it.
+    Write(StoreOp, Option<T>),
+    /// Something that rides with no write; it still keeps its place in the order.
+    Item(T),
 }
 
-pub struct Writer {
-    tx: Sender<Job>,
+pub struct Writer<D: Deliver> {
+    tx: Sender<Job<D::Item>>,
     handle: JoinHandle<WriterStats>,
     checkpointer: Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>,
 }
@@ -53,8 +92,8 @@ pub struct Writer {
 /// How often the checkpointer folds the WAL back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
-impl Writer {
-    pub fn spawn(store: Store, cfg: WriterConfig) -> Result<Writer, StoreError> {
+impl<D: Deliver> Writer<D> {
+    pub fn spawn(store: Store, cfg: WriterConfig, deliver: D) -> Result<Writer<D>, StoreError> {
         // SQLite's automatic checkpoint runs inside a commit, and it stalled the commit (and
         // the messages waiting on it) for several ms every 1000 pages: the p99 of every
         // message. A checkpointer thread with its own connection does it beside the writer
@@ -74,7 +113,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("frontdesk-store".into())
-            .spawn(move || run(store, rx, cfg))
+            .spawn(move || run(store, rx, cfg, deliver))
             .map_err(StoreError::Thread)?;
         Ok(Writer {
             tx,
@@ -83,28 +122,21 @@ impl Writer {
         })
     }
 
-    /// A write nobody waits for; it is still applied in order with all the others.
-    pub fn submit(&self, op: StoreOp) {
-        if self.tx.send(Job::Write(op, None)).is_err() {
+    /// A write, with what is delivered after it (told whether it was stored).
+    pub fn write(&self, op: StoreOp, then: Option<D::Item>) {
+        if self.tx.send(Job::Write(op, then)).is_err() {
             tracing::error!("store thread is gone; a write was lost");
         }
     }
 
-    pub fn submit_acked(&self, op: StoreOp) -> Ack {
-        let (tx, rx) = oneshot::channel();
-        // If the thread is gone the sender is dropped with the job and the ack reports it.
-        let _ = self.tx.send(Job::Write(op, Some(tx)));
-        rx
+    /// Delivered after everything submitted before it, with no write of its own.
+    pub fn item(&self, item: D::Item) {
+        if self.tx.send(Job::Item(item)).is_err() {
+            tracing::error!("store thread is gone; an item was dropped");
+        }
     }
 
-    /// Resolves once everything submitted before it is committed.
-    pub fn flush(&self) -> Ack {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Job::Flush(tx));
-        rx
-    }
-
-    /// Commits everything queued and stops the threads.
+    /// Commits everything queued, delivers it, and stops the threads.
     pub fn shutdown(self) -> Result<WriterStats, StoreError> {
         drop(self.tx);
         let stats = self.handle.join().map_err(|_| StoreError::WriterGone);
@@ -113,6 +145,27 @@ impl Writer {
             let _ = h.join();
         }
         stats
+    }
+}
+
+impl Writer<Acks> {
+    /// A write nobody waits for; it is still applied in order with all the others.
+    pub fn submit(&self, op: StoreOp) {
+        self.write(op, None);
+    }
+
+    pub fn submit_acked(&self, op: StoreOp) -> Ack {
+        let (tx, rx) = oneshot::channel();
+        // If the thread is gone the sender is dropped with the job and the ack reports it.
+        self.write(op, Some(tx));
+        rx
+    }
+
+    /// Resolves once everything submitted before it is committed.
+    pub fn flush(&self) -> Ack {
+        let (tx, rx) = oneshot::channel();
+        self.item(tx);
+        rx
     }
 }
 
@@ -135,9 +188,14 @@ fn checkpoint_loop(path: &std::path::Path, stop: Receiver<()>) {
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
-fn run(mut store: Store, rx: Receiver<Job>, cfg: WriterConfig) -> WriterStats {
+fn run<D: Deliver>(
+    mut store: Store,
+    rx: Receiver<Job<D::Item>>,
+    cfg: WriterConfig,
+    mut deliver: D,
+) -> WriterStats {
     let mut stats = WriterStats::default();
-    let mut batch: Vec<Job> = Vec::with_capacity(cfg.max_batch);
+    let mut batch: Vec<Job<D::Item>> = Vec::with_capacity(cfg.max_batch);
     let mut busy = false;
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -161,54 +219,60 @@ fn run(mut store: Store, rx: Receiver<Job>, cfg: WriterConfig) -> WriterStats {
             }
         }
         busy = batch.len() > 1;
-        commit(&mut store, &mut batch, &mut stats);
+        let done = commit(&mut store, &mut batch, &mut stats);
+        deliver.deliver(done);
     }
     stats
 }
 
-fn commit(store: &mut Store, batch: &mut Vec<Job>, stats: &mut WriterStats) {
-    let ops: Vec<StoreOp> = batch
+/// Commits the batch's writes in one transaction (or, if that fails, one by one) and returns
+/// its items with the outcome of the write each rode with.
+fn commit<T>(
+    store: &mut Store,
+    batch: &mut Vec<Job<T>>,
+    stats: &mut WriterStats,
+) -> Vec<(T, Outcome)> {
+    let ops: Vec<&StoreOp> = batch
         .iter()
         .filter_map(|j| match j {
-            Job::Write(op, _) => Some(op.clone()),
-            Job::Flush(_) => None,
+            Job::Write(op, _) => Some(op),
+            Job::Item(_) => None,
         })
         .collect();
     stats.batches += 1;
     stats.ops += ops.len() as u64;
-    let all = store.apply(&ops);
-    let mut results: Vec<Result<(), String>> = Vec::with_capacity(ops.len());
-    match all {
-        Ok(()) => results.resize(ops.len(), Ok(())),
+    let mut results: Vec<Outcome> = Vec::with_capacity(ops.len());
+    match store.apply(ops.iter().copied()) {
+        Ok(()) => results.resize(ops.len(), Outcome::Stored),
         Err(e) => {
             // One bad write must not take its neighbours down: retry each on its own.
             tracing::warn!(error = %e, writes = ops.len(), "batch failed; retrying its writes one by one");
             for op in &ops {
-                let r = store
-                    .apply(std::slice::from_ref(op))
-                    .map_err(|e| e.to_string());
-                if let Err(err) = &r {
-                    stats.failed_ops += 1;
-                    tracing::error!(op = op_kind(op), session_id = op_session(op), error = %err, "write failed");
+                match store.apply(std::iter::once(*op)) {
+                    Ok(()) => results.push(Outcome::Stored),
+                    Err(err) => {
+                        stats.failed_ops += 1;
+                        tracing::error!(op = op_kind(op), session_id = op_session(op), error = %err, "write failed");
+                        results.push(Outcome::Failed(err.to_string()));
+                    }
                 }
-                results.push(r);
             }
         }
     }
     let mut results = results.into_iter();
+    let mut done = Vec::with_capacity(batch.len());
     for job in batch.drain(..) {
         match job {
-            Job::Write(_, ack) => {
-                let r = results.next().unwrap_or(Ok(()));
-                if let Some(ack) = ack {
-                    let _ = ack.send(r);
+            Job::Write(_, item) => {
+                let r = results.next().unwrap_or(Outcome::Stored);
+                if let Some(item) = item {
+                    done.push((item, r));
                 }
             }
-            Job::Flush(ack) => {
-                let _ = ack.send(Ok(()));
-            }
+            Job::Item(item) => done.push((item, Outcome::NoWrite)),
         }
     }
+    done
 }
 
 fn op_kind(op: &StoreOp) -> &'static str {
@@ -249,7 +313,7 @@ mod tests {
     fn many_acked_writes_commit_in_order_in_batches() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let w = Writer::spawn(Store::open(&path).unwrap(), WriterConfig::default()).unwrap();
+        let w = Writer::spawn(Store::open(&path).unwrap(), WriterConfig::default(), Acks).unwrap();
         w.submit(StoreOp::OpenSession(session(1, SessionState::Active)));
         let acks: Vec<Ack> = (1..=1000)
             .map(|n| w.submit_acked(StoreOp::AppendMessage(message(1, n, Role::Visitor))))
@@ -274,6 +338,7 @@ mod tests {
                 max_batch: 100,
                 max_delay: Duration::from_millis(50),
             },
+            Acks,
         )
         .unwrap();
         let a = w.submit_acked(StoreOp::OpenSession(session(1, SessionState::Active)));
@@ -290,7 +355,7 @@ mod tests {
     fn shutdown_drains_what_is_queued() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.db");
-        let w = Writer::spawn(Store::open(&path).unwrap(), WriterConfig::default()).unwrap();
+        let w = Writer::spawn(Store::open(&path).unwrap(), WriterConfig::default(), Acks).unwrap();
         for id in 1..=50 {
             w.submit(StoreOp::OpenSession(session(id, SessionState::Inactive)));
         }
