@@ -11,7 +11,7 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use super::presence::occupant_jid;
 use super::room::{HistoryItem, Occupant};
 use super::stanzas::{self, NS_CHATSTATES, NS_SID};
-use super::{Core, Out};
+use super::{Core, OrElse, Out};
 use crate::address::{sender_full, RoomName, Target};
 use crate::store::{MessageRow, Role, StoreOp};
 use crate::time::Timestamp;
@@ -307,16 +307,11 @@ impl Core {
                 .into()
             })
             .collect();
-        let failed = stanzas::message_error(
-            room_jid,
-            reply_to,
-            id.clone(),
-            stanzas::error(
-                ErrorType::Wait,
-                DefinedCondition::InternalServerError,
-                "Your message could not be saved, so it was not delivered. Please send it again.",
-            ),
-        );
+        let failed = OrElse::MessageNotSaved {
+            room: room_jid,
+            to: reply_to,
+            id: id.clone(),
+        };
         tracing::debug!(session = room.session.id, room = %room.jid, role = occ.role.as_str(), stanza_id = %stanza_id, "message");
         tracing::trace!(body = %body, "message body");
         room.remember(HistoryItem {
@@ -345,7 +340,7 @@ impl Core {
         out.persist(
             StoreOp::AppendMessage(row),
             reflections,
-            vec![failed.into()],
+            failed,
         );
     }
 

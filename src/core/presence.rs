@@ -8,7 +8,7 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use super::room::{Emptied, Occupant, PendingJoin, Room};
 use super::stanzas::{self, Shown, NS_MUC};
-use super::{nick, Core, Out};
+use super::{nick, Core, OrElse, Out};
 use crate::address::{sender_full, RoomName, Target};
 use crate::store::{OccupantRow, Role, SessionRow, SessionState, StoreOp};
 use crate::time::Timestamp;
@@ -335,7 +335,11 @@ impl Core {
         if created {
             // Everything the room sends from now on waits for this row: a chat that cannot be
             // saved is closed again (see `Input::NotStored`) rather than held in memory only.
-            out.persist(StoreOp::OpenSession(room.session.clone()), vec![], vec![]);
+            out.persist(
+                StoreOp::OpenSession(room.session.clone()),
+                vec![],
+                OrElse::Nothing,
+            );
         }
         room.emptied = None;
         // Staff who took the chat one-to-one and now join the room: the joined occupant

@@ -156,7 +156,7 @@ impl Scenario {
                     for s in &then {
                         self.route(to_element(s));
                     }
-                    self.or_else.extend(or_else.iter().map(to_element));
+                    self.or_else.extend(or_else.into_stanzas().iter().map(to_element));
                 }
                 job @ (Output::Api(_) | Output::Query(_)) => self.jobs.push(job),
             }
@@ -350,7 +350,7 @@ fn reflection_waits_for_the_commit_and_failure_tells_the_sender() {
     assert!(matches!(op, StoreOp::AppendMessage(_)));
     // The reflection and, nobody being online, the room's notice: both wait for the commit.
     assert_eq!(then.len(), 2);
-    let err = to_element(&or_else[0]);
+    let err = to_element(&or_else.into_stanzas()[0]);
     assert!(matches(
         &parse(&format!("<message type='error' from='{ROOM}' to='{V1}' id='x1'><error type='wait'><internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>")),
         &err

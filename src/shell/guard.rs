@@ -76,6 +76,9 @@ impl Over {
     }
 }
 
+/// The root attributes a stand-in keeps.
+const ROOT_ATTRS: [&[u8]; 4] = [b"from", b"to", b"id", b"type"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Text,
@@ -116,7 +119,8 @@ pub struct Scanner {
     /// Children so far of each open element of the stanza (root first).
     children: Vec<usize>,
     root_name: Vec<u8>,
-    root_attrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The root's from, to, id and type (see `ROOT_ATTRS`): whether seen, and the value.
+    root_attrs: [(bool, Vec<u8>); 4],
     attr_name: Vec<u8>,
     attr_value: Vec<u8>,
     /// The name being read, for the root's start tag.
@@ -140,7 +144,7 @@ impl Scanner {
             token: 0,
             children: Vec::new(),
             root_name: Vec::new(),
-            root_attrs: Vec::new(),
+            root_attrs: Default::default(),
             attr_name: Vec::new(),
             attr_value: Vec::new(),
             name: Vec::new(),
@@ -161,8 +165,51 @@ impl Scanner {
     }
 
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        for &b in input {
-            self.byte(b, out);
+        let mut i = 0;
+        while i < input.len() {
+            // Text and attribute values are most of the bytes: take each run up to the byte
+            // that ends it at once rather than byte by byte.
+            let stop = match self.state {
+                State::Text if !self.held_lt => Some(b'<'),
+                State::Value(q) if !self.held_lt => Some(q),
+                _ => None,
+            };
+            if let Some(stop) = stop {
+                let rest = &input[i..];
+                let n = rest.iter().position(|&c| c == stop).unwrap_or(rest.len());
+                if n > 0 {
+                    self.run(&rest[..n], out);
+                    i += n;
+                    continue;
+                }
+            }
+            self.byte(input[i], out);
+            i += 1;
+        }
+    }
+
+    /// Bytes that do not change the state: text without `<`, or an attribute value without its
+    /// closing quote. Same effect as feeding them one by one.
+    fn run(&mut self, run: &[u8], out: &mut Vec<u8>) {
+        if self.in_stanza && !self.passthrough {
+            self.bytes += run.len();
+            if self.over.is_none() {
+                self.buf.extend_from_slice(run);
+                if self.bytes > self.limits.max_bytes {
+                    self.violate(Over::Bytes);
+                }
+            }
+        } else {
+            out.extend_from_slice(run);
+        }
+        if let State::Value(_) = self.state {
+            let before = self.token;
+            self.token += run.len();
+            if self.token > self.limits.max_token {
+                self.violate(Over::Token);
+            } else if self.in_stanza && self.depth == 1 && before <= self.limits.max_token {
+                self.attr_value.extend_from_slice(run);
+            }
         }
     }
 
@@ -181,7 +228,10 @@ impl Scanner {
                 self.bytes = 1;
                 self.children.clear();
                 self.root_name.clear();
-                self.root_attrs.clear();
+                for slot in &mut self.root_attrs {
+                    slot.0 = false;
+                    slot.1.clear();
+                }
             }
         }
         if self.in_stanza && !self.passthrough {
@@ -246,7 +296,8 @@ impl Scanner {
             State::Name { end } => {
                 if is_space(b) || b == b'>' || b == b'/' {
                     if !end && self.in_stanza && self.depth == 1 {
-                        self.root_name = std::mem::take(&mut self.name);
+                        self.root_name.clear();
+                        self.root_name.extend_from_slice(&self.name);
                     }
                     self.state = if end { State::EndRest } else { State::InTag };
                     self.tag_char(b, end, out);
@@ -286,10 +337,13 @@ impl Scanner {
             State::Value(q) => {
                 if b == q {
                     if self.in_stanza && self.depth == 1 && self.token <= lim.max_token {
-                        self.root_attrs.push((
-                            std::mem::take(&mut self.attr_name),
-                            std::mem::take(&mut self.attr_value),
-                        ));
+                        // Only these go into a stand-in; copied into reused buffers.
+                        if let Some(k) = ROOT_ATTRS.iter().position(|n| *n == self.attr_name) {
+                            let slot = &mut self.root_attrs[k];
+                            slot.0 = true;
+                            slot.1.clear();
+                            slot.1.extend_from_slice(&self.attr_value);
+                        }
                     }
                     self.attr_name.clear();
                     self.attr_value.clear();
@@ -378,8 +432,8 @@ impl Scanner {
                 }
                 out.push(b'<');
                 out.extend_from_slice(&self.root_name);
-                for (k, v) in &self.root_attrs {
-                    if matches!(k.as_slice(), b"from" | b"to" | b"id" | b"type") {
+                for (k, (set, v)) in ROOT_ATTRS.iter().zip(&self.root_attrs) {
+                    if *set {
                         out.push(b' ');
                         out.extend_from_slice(k);
                         out.extend_from_slice(b"='");
@@ -455,12 +509,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(())) => {
-                    let got = rb.filled();
-                    if got.is_empty() {
+                    let n = rb.filled().len();
+                    if n == 0 {
                         return Poll::Ready(Ok(())); // EOF
                     }
-                    let got = got.to_vec();
-                    this.scanner.feed(&got, &mut this.ready);
+                    this.scanner.feed(&this.raw[..n], &mut this.ready);
                     // A whole read may have gone into a stanza still being collected: read on.
                 }
             }
@@ -559,7 +612,7 @@ mod tests {
             "<a/>".repeat(5)
         );
         assert!(run(small(), &wide, 4).ends_with(&format!(
-            "<iq type='set' id='i1'><limit-exceeded xmlns='{NS_LIMITS}' limit='children'/></iq>"
+            "<iq id='i1' type='set'><limit-exceeded xmlns='{NS_LIMITS}' limit='children'/></iq>"
         )));
     }
 

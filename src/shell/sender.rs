@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use xmpp_parsers::stanza::Stanza;
 
 use super::wire;
+use crate::core::OrElse;
 use crate::store::writer::{Deliver, Outcome};
 
 /// How long a write may wait for the server to read before the link counts as dead.
@@ -25,7 +26,7 @@ pub enum Out {
     /// Rides with a write: `then` if it was stored, else `or_else`, and the core is told.
     AfterWrite {
         then: Vec<Stanza>,
-        or_else: Vec<Stanza>,
+        or_else: OrElse,
         /// (session id, the message's stanza id, or None for the session's own row).
         undo: Option<(i64, Option<String>)>,
     },
@@ -124,7 +125,7 @@ impl Deliver for Sender {
                                 stanza_id,
                             });
                         }
-                        self.queue(or_else);
+                        self.queue(or_else.into_stanzas());
                     }
                     Outcome::Stored | Outcome::NoWrite => self.queue(then),
                 },
@@ -214,6 +215,14 @@ mod tests {
         stanzas::iq_result(room.clone(), room, format!("q{n}"), None).into()
     }
 
+    fn refusal(id: &str) -> OrElse {
+        OrElse::MessageNotSaved {
+            room: Jid::from(BareJid::new("v1_acme@chat.example.com").unwrap()),
+            to: Jid::from(BareJid::new("v1@anon.example.com").unwrap()),
+            id: Some(xmpp_parsers::message::Id(id.into())),
+        }
+    }
+
     fn pair() -> (TcpStream, TcpStream) {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -242,11 +251,11 @@ mod tests {
             (Out::Attach { socket: ours, generation: 1 }, Outcome::NoWrite),
             (Out::Send(vec![stanza(1)]), Outcome::NoWrite),
             (
-                Out::AfterWrite { then: vec![stanza(2)], or_else: vec![stanza(90)], undo: Some((7, Some("s1".into()))) },
+                Out::AfterWrite { then: vec![stanza(2)], or_else: refusal("q90"), undo: Some((7, Some("s1".into()))) },
                 Outcome::Stored,
             ),
             (
-                Out::AfterWrite { then: vec![stanza(91)], or_else: vec![stanza(3)], undo: Some((7, Some("s2".into()))) },
+                Out::AfterWrite { then: vec![stanza(91)], or_else: refusal("q3"), undo: Some((7, Some("s2".into()))) },
                 Outcome::Failed("disk full".into()),
             ),
         ]);
@@ -254,6 +263,7 @@ mod tests {
         let at = |id: &str| text.find(&format!("id='{id}'")).unwrap_or_else(|| panic!("{id} missing: {text}"));
         assert!(at("q1") < at("q2") && at("q2") < at("q3"), "{text}");
         assert!(!text.contains("q90") && !text.contains("q91"), "{text}");
+        assert!(text.contains("<internal-server-error"), "the refusal is an error: {text}");
         match rx.try_recv() {
             Ok(Feedback::NotStored { session_id: 7, stanza_id: Some(id) }) => assert_eq!(id, "s2"),
             other => panic!("expected NotStored, got {other:?}"),
