@@ -5,8 +5,14 @@
 //! finds lost or reordered messages. The same workload runs against frontdesk's rooms and
 //! against ejabberd's own mod_muc; only the room addresses differ.
 //!
-//! It prints one JSON object (see `Report`) on stdout. Kept apart from the product: no
-//! xmpp-parsers, only tokio and hand-written XML for the few stanzas it needs.
+//! It prints one JSON object (see `Report`) on stdout. Kept apart from the product: only tokio
+//! and hand-written XML for the few stanzas it needs (xmpp-parsers only for the handshake
+//! digest).
+//!
+//! `frontdesk-load --echo-component HOST:PORT --jid echo.localhost --secret S` is the other
+//! half of the latency baseline: a component that answers joins and reflects groupchat at
+//! once, storing nothing and checking nothing. Its latency is what any component pays for the
+//! two extra trips through the server, before doing any work of its own.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -579,7 +585,125 @@ async fn main_async(a: Args) -> Res<()> {
     Ok(())
 }
 
+// ---- the echo component (the baseline) -------------------------------------------------------
+
+/// Answers joins and reflects groupchat messages, nothing else; runs until killed.
+async fn echo_component(addr: &str, jid: &str, secret: &str) -> Res<()> {
+    let s = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    let (rd, wr) = s.into_split();
+    let mut c = Conn {
+        rd,
+        wr,
+        buf: Vec::with_capacity(65536),
+    };
+    c.send(&format!("<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='{jid}'>")).await?;
+    // The header's id, before `scan` skips the header.
+    let id = loop {
+        let text = String::from_utf8_lossy(&c.buf).into_owned();
+        if let Some(i) = text.find("<stream:stream") {
+            if let Some(end) = text[i..].find('>') {
+                break attr(&text[i..i + end + 1], "id")
+                    .ok_or("the server sent no stream id")?
+                    .to_string();
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = c.rd.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("the server closed the stream".into());
+        }
+        c.buf.extend_from_slice(&chunk[..n]);
+    };
+    let digest: String = xmpp_parsers::component::Handshake::from_stream_id_and_password(id, secret)
+        .data
+        .ok_or("no handshake digest")?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    c.send(&format!("<handshake>{digest}</handshake>")).await?;
+    c.until(|s| s.starts_with("<handshake")).await?;
+    println!("ready");
+    std::io::stdout().flush().ok();
+    // room -> (occupant's full JID, nick)
+    let mut rooms: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    let mut out = String::with_capacity(65536);
+    let debug = std::env::var_os("FRONTDESK_ECHO_DEBUG").is_some();
+    loop {
+        let mut stanza = c.next().await?;
+        // Everything already read is answered in one write.
+        loop {
+            if debug {
+                eprintln!("IN  {stanza}");
+            }
+            echo_one(&stanza, &mut rooms, &mut out);
+            match c.scan() {
+                Some(next) => stanza = next,
+                None => break,
+            }
+        }
+        if !out.is_empty() {
+            if debug {
+                eprintln!("OUT {out}");
+            }
+            c.send(&out).await?;
+            out.clear();
+        }
+    }
+}
+
+fn echo_one(s: &str, rooms: &mut HashMap<String, Vec<(String, String)>>, out: &mut String) {
+    use std::fmt::Write as _;
+    let (Some(from), Some(to)) = (attr(s, "from"), attr(s, "to")) else { return };
+    if s.starts_with("<presence") {
+        let Some((room, nick)) = to.split_once('/') else { return };
+        let occupants = rooms.entry(room.to_string()).or_default();
+        if attr(s, "type") == Some("unavailable") {
+            occupants.retain(|(j, _)| j != from);
+            let _ = write!(out, "<presence type='unavailable' from='{to}' to='{from}'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'/><status code='110'/></x></presence>");
+            return;
+        }
+        for (j, n) in occupants.iter() {
+            let _ = write!(out, "<presence from='{room}/{n}' to='{from}'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/></x></presence>");
+            let _ = write!(out, "<presence from='{to}' to='{j}'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/></x></presence>");
+        }
+        let _ = write!(out, "<presence from='{to}' to='{from}'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/><status code='110'/></x></presence>");
+        occupants.push((from.to_string(), nick.to_string()));
+    } else if s.starts_with("<message") && attr(s, "type") == Some("groupchat") {
+        let Some(occupants) = rooms.get(to) else { return };
+        let Some((_, nick)) = occupants.iter().find(|(j, _)| j == from) else { return };
+        let body = body(s).unwrap_or("");
+        let id = attr(s, "id").unwrap_or("");
+        for (j, _) in occupants {
+            let _ = write!(out, "<message from='{to}/{nick}' to='{j}' type='groupchat' id='{id}'><body>{body}</body></message>");
+        }
+    }
+}
+
 fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--echo-component") {
+        let get = |k: &str| {
+            argv.iter()
+                .position(|a| a == k)
+                .and_then(|i| argv.get(i + 1))
+                .cloned()
+                .unwrap_or_else(|| usage())
+        };
+        let (addr, jid, secret) = (get("--echo-component"), get("--jid"), get("--secret"));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let result = match rt {
+            Ok(rt) => rt.block_on(echo_component(&addr, &jid, &secret)),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = result {
+            eprintln!("frontdesk-load: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let a = parse_args();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

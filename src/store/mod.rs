@@ -134,7 +134,7 @@ impl Store {
         self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         // When the WAL starts over, cut it back to this if a burst (or a long reader) grew it.
         self.conn
-            .pragma_update(None, "journal_size_limit", 32 * 1024 * 1024)?;
+            .pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         Ok(())
     }
 

@@ -21,7 +21,7 @@ def test_the_benchmark_harness_loses_nothing(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     rows = json.loads(r.stdout.strip().splitlines()[-1])
     by = {row["target"]: row for row in rows}
-    assert set(by) == {"muc", "frontdesk"}, rows
+    assert set(by) == {"muc", "echo", "frontdesk"}, rows
     for row in rows:
         assert row["lost"] == 0 and row["reordered"] == 0 and row["errors"] == 0, row
         assert row["delivered_per_s"] > 0 and row["v2s_p99_ms"] is not None, row
