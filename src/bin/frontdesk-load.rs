@@ -114,17 +114,22 @@ struct Conn {
 }
 
 impl Conn {
-    async fn open(addr: &str, to: &str) -> Res<Conn> {
+    /// A TCP connection with nothing sent yet.
+    async fn connect(addr: &str) -> Res<Conn> {
         let s = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
         s.set_nodelay(true).map_err(|e| e.to_string())?;
         let (rd, wr) = s.into_split();
-        let mut c = Conn {
+        Ok(Conn {
             rd,
             wr,
             buf: Vec::with_capacity(8192),
-        };
+        })
+    }
+
+    async fn open(addr: &str, to: &str) -> Res<Conn> {
+        let mut c = Conn::connect(addr).await?;
         c.header(to).await?;
         Ok(c)
     }
@@ -146,17 +151,23 @@ impl Conn {
             if let Some(s) = self.scan() {
                 return Ok(s);
             }
-            let mut chunk = [0u8; 16384];
-            let n = self
-                .rd
-                .read(&mut chunk)
-                .await
-                .map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                return Err("the server closed the stream".into());
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.fill().await?;
         }
+    }
+
+    /// One read from the socket into the buffer.
+    async fn fill(&mut self) -> Res<()> {
+        let mut chunk = [0u8; 16384];
+        let n = self
+            .rd
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("the server closed the stream".into());
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
     }
 
     /// The next complete element at the top of the stream, if the buffer holds one. Servers
@@ -589,16 +600,7 @@ async fn main_async(a: Args) -> Res<()> {
 
 /// Answers joins and reflects groupchat messages, nothing else; runs until killed.
 async fn echo_component(addr: &str, jid: &str, secret: &str) -> Res<()> {
-    let s = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (rd, wr) = s.into_split();
-    let mut c = Conn {
-        rd,
-        wr,
-        buf: Vec::with_capacity(65536),
-    };
+    let mut c = Conn::connect(addr).await?;
     c.send(&format!("<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='{jid}'>")).await?;
     // The header's id, before `scan` skips the header.
     let id = loop {
@@ -610,12 +612,7 @@ async fn echo_component(addr: &str, jid: &str, secret: &str) -> Res<()> {
                     .to_string();
             }
         }
-        let mut chunk = [0u8; 4096];
-        let n = c.rd.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
-        if n == 0 {
-            return Err("the server closed the stream".into());
-        }
-        c.buf.extend_from_slice(&chunk[..n]);
+        c.fill().await?;
     };
     let digest: String = xmpp_parsers::component::Handshake::from_stream_id_and_password(id, secret)
         .data

@@ -188,20 +188,26 @@ impl Scanner {
         }
     }
 
-    /// Bytes that do not change the state: text without `<`, or an attribute value without its
-    /// closing quote. Same effect as feeding them one by one.
-    fn run(&mut self, run: &[u8], out: &mut Vec<u8>) {
+    /// Bytes into the stanza being collected (counted against its size limit), or, outside a
+    /// guarded stanza, straight on to the parser.
+    fn take(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
         if self.in_stanza && !self.passthrough {
-            self.bytes += run.len();
+            self.bytes += bytes.len();
             if self.over.is_none() {
-                self.buf.extend_from_slice(run);
+                self.buf.extend_from_slice(bytes);
                 if self.bytes > self.limits.max_bytes {
                     self.violate(Over::Bytes);
                 }
             }
         } else {
-            out.extend_from_slice(run);
+            out.extend_from_slice(bytes);
         }
+    }
+
+    /// Bytes that do not change the state: text without `<`, or an attribute value without its
+    /// closing quote. Same effect as feeding them one by one.
+    fn run(&mut self, run: &[u8], out: &mut Vec<u8>) {
+        self.take(run, out);
         if let State::Value(_) = self.state {
             let before = self.token;
             self.token += run.len();
@@ -234,18 +240,10 @@ impl Scanner {
                 }
             }
         }
-        if self.in_stanza && !self.passthrough {
-            self.bytes += 1;
-            if self.over.is_none() {
-                self.buf.push(b);
-                if self.bytes > self.limits.max_bytes {
-                    self.violate(Over::Bytes);
-                }
-            }
-        } else if !self.in_stanza && self.depth == 1 && self.state == State::Text && b == b'<' {
+        if !self.in_stanza && self.depth == 1 && self.state == State::Text && b == b'<' {
             self.held_lt = true;
         } else {
-            out.push(b);
+            self.take(&[b], out);
         }
         self.step(b, out);
     }

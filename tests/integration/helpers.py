@@ -8,6 +8,7 @@ the stanzas that did arrive, so a failure shows the exchange.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from typing import Callable
 
 import slixmpp
 from slixmpp.xmlstream import tostring
+
+import xmpp_env
 
 NS_MUC = "http://jabber.org/protocol/muc"
 NS_MUC_USER = "http://jabber.org/protocol/muc#user"
@@ -416,3 +419,21 @@ async def poll(fn: Callable, pred: Callable, timeout: float = 10, what: str = "a
         if loop.time() > deadline:
             raise AssertionError(f"waited {timeout} s for {what}; last value: {value!r}")
         await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def frontdesk_with_clients(server, workdir, **frontdesk_args):
+    """`frontdesk run` on `server` (ejabberd or Prosody), ready once a visitor's probe gets an
+    answer, with a Clients factory; stopped afterwards, failing the test if it exited badly."""
+    fd = xmpp_env.Frontdesk(workdir, ejabberd=server, **frontdesk_args)
+    fd.start()
+    clients = Clients(server, server.passwords)
+    try:
+        probe = await clients.visitor("readiness-probe")
+        await wait_component(probe, server.component_jid, timeout=20, is_alive=fd.running)
+        yield fd, clients
+    finally:
+        await clients.close()
+        alive = fd.running()
+        code = fd.stop()
+        assert alive and code == 0, f"frontdesk exited badly ({code})\n{fd.log_tail()}"

@@ -15,7 +15,7 @@ import pytest
 import prosody_env
 from conftest import TIMINGS
 import xmpp_env
-from helpers import Clients, body, groupchat_from, poll, wait_component
+from helpers import body, frontdesk_with_clients, groupchat_from, poll
 from test_staff import chat_from, contact_presence, roster_item, session_when, until_desk_says
 
 STAFF = {"alice_acme": "localhost", "bob_acme": "localhost", "carol_globex": "localhost"}
@@ -36,18 +36,8 @@ def prosody(tmp_path_factory):
 
 @pytest.fixture
 async def on_prosody(prosody, tmp_path):
-    fd = xmpp_env.Frontdesk(tmp_path / "frontdesk", ejabberd=prosody, roster={"remove_after_secs": 3})
-    fd.start()
-    clients = Clients(prosody, prosody.passwords)
-    try:
-        probe = await clients.visitor("readiness-probe")
-        await wait_component(probe, prosody.component_jid, timeout=20, is_alive=fd.running)
-        yield fd, clients
-    finally:
-        await clients.close()
-        alive = fd.running()
-        code = fd.stop()
-        assert alive and code == 0, f"frontdesk exited badly ({code})\n{fd.log_tail()}"
+    async with frontdesk_with_clients(prosody, tmp_path / "frontdesk", roster={"remove_after_secs": 3}) as running:
+        yield running
 
 
 async def test_privileged_roster_rung_on_prosody(on_prosody, prosody):

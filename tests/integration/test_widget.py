@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import xmpp_env
-from helpers import Clients, body, groupchat_from, kind, attr, child, poll, show, wait_component
+from helpers import body, frontdesk_with_clients, groupchat_from, kind, attr, child, poll, show
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "examples" / "web"
@@ -132,18 +132,8 @@ async def browser():
 @pytest.fixture
 async def desk(ejabberd, tmp_path):
     """frontdesk with the token site, and a Clients factory; stopped cleanly afterwards."""
-    fd = xmpp_env.Frontdesk(tmp_path / "frontdesk", ejabberd=ejabberd, sites=SITES)
-    fd.start()
-    clients = Clients(ejabberd, ejabberd.passwords)
-    try:
-        probe = await clients.visitor("readiness-probe")
-        await wait_component(probe, ejabberd.component_jid, timeout=20, is_alive=fd.running)
-        yield fd, clients
-    finally:
-        await clients.close()
-        alive = fd.running()
-        code = fd.stop()
-        assert alive and code == 0, f"frontdesk exited badly ({code})\n{fd.log_tail()}"
+    async with frontdesk_with_clients(ejabberd, tmp_path / "frontdesk", sites=SITES) as running:
+        yield running
 
 
 def token(fd, visitor: str, site: str = "shop", ttl: int = 3600) -> str:
