@@ -614,12 +614,13 @@ async fn echo_component(addr: &str, jid: &str, secret: &str) -> Res<()> {
         }
         c.fill().await?;
     };
-    let digest: String = xmpp_parsers::component::Handshake::from_stream_id_and_password(id, secret)
-        .data
-        .ok_or("no handshake digest")?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest: String =
+        xmpp_parsers::component::Handshake::from_stream_id_and_password(id, secret)
+            .data
+            .ok_or("no handshake digest")?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
     c.send(&format!("<handshake>{digest}</handshake>")).await?;
     c.until(|s| s.starts_with("<handshake")).await?;
     println!("ready");
@@ -653,9 +654,13 @@ async fn echo_component(addr: &str, jid: &str, secret: &str) -> Res<()> {
 
 fn echo_one(s: &str, rooms: &mut HashMap<String, Vec<(String, String)>>, out: &mut String) {
     use std::fmt::Write as _;
-    let (Some(from), Some(to)) = (attr(s, "from"), attr(s, "to")) else { return };
+    let (Some(from), Some(to)) = (attr(s, "from"), attr(s, "to")) else {
+        return;
+    };
     if s.starts_with("<presence") {
-        let Some((room, nick)) = to.split_once('/') else { return };
+        let Some((room, nick)) = to.split_once('/') else {
+            return;
+        };
         let occupants = rooms.entry(room.to_string()).or_default();
         if attr(s, "type") == Some("unavailable") {
             occupants.retain(|(j, _)| j != from);
@@ -669,8 +674,12 @@ fn echo_one(s: &str, rooms: &mut HashMap<String, Vec<(String, String)>>, out: &m
         let _ = write!(out, "<presence from='{to}' to='{from}'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/><status code='110'/></x></presence>");
         occupants.push((from.to_string(), nick.to_string()));
     } else if s.starts_with("<message") && attr(s, "type") == Some("groupchat") {
-        let Some(occupants) = rooms.get(to) else { return };
-        let Some((_, nick)) = occupants.iter().find(|(j, _)| j == from) else { return };
+        let Some(occupants) = rooms.get(to) else {
+            return;
+        };
+        let Some((_, nick)) = occupants.iter().find(|(j, _)| j == from) else {
+            return;
+        };
         let body = body(s).unwrap_or("");
         let id = attr(s, "id").unwrap_or("");
         for (j, _) in occupants {
@@ -690,7 +699,9 @@ fn main() {
                 .unwrap_or_else(|| usage())
         };
         let (addr, jid, secret) = (get("--echo-component"), get("--jid"), get("--secret"));
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
         let result = match rt {
             Ok(rt) => rt.block_on(echo_component(&addr, &jid, &secret)),
             Err(e) => Err(e.to_string()),

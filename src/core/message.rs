@@ -345,11 +345,7 @@ impl Core {
         if occ.role == Role::Visitor {
             reflections.extend(self.copies_of_visitor_message(name, &body, &kept));
         }
-        out.persist(
-            StoreOp::AppendMessage(row),
-            reflections,
-            failed,
-        );
+        out.persist(StoreOp::AppendMessage(row), reflections, failed);
     }
 
     /// An error came back from someone we sent a room stanza to. If it says they are gone and

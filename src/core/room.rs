@@ -242,6 +242,21 @@ impl Room {
     /// Moves the session to `state` at `now`. Returns true if anything changed (then the row
     /// must be written).
     pub fn set_state(&mut self, state: SessionState, now: Timestamp) -> bool {
+        // Every message asks; nearly always nothing changed. Answer that without allocating.
+        if state == SessionState::Chatting && self.session.state == state {
+            // A full JID's bare part is what comes before the first '/'.
+            let present = self
+                .staff_present()
+                .map(|o| o.jid.as_str().split('/').next().unwrap_or_default());
+            let same = match (present, &self.session.staff) {
+                (Some(p), Some(s)) => p == s,
+                (None, None) => true,
+                _ => false,
+            };
+            if same && self.last_staff == self.session.staff {
+                return false;
+            }
+        }
         let staff = match state {
             SessionState::Chatting => self.staff_present().map(|o| o.jid.to_bare().to_string()),
             // Name who handled it when a chat closes; nobody has it while it waits again.

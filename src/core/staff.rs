@@ -408,6 +408,28 @@ impl Core {
         kept: &[minidom::Element],
     ) -> Vec<Stanza> {
         let mut copies = Vec::new();
+        let Some(state) = self.rooms.get(name).map(|r| r.session.state) else {
+            return copies;
+        };
+        // The chat's own room (CHATTING with everyone joined) is the common case: it needs
+        // none of the offer's makings, which cost more than the reflection itself.
+        if state == SessionState::Chatting {
+            if let Some(room) = self.rooms.get(name) {
+                if let Some(d) = room.direct_staff() {
+                    let mut m = stanzas::chat(
+                        Jid::from(room.jid.clone()),
+                        Jid::from(d.jid.to_bare()),
+                        body,
+                    );
+                    m.payloads.extend(kept.iter().cloned());
+                    copies.push(m.into());
+                }
+            }
+            return copies;
+        }
+        if state != SessionState::Active {
+            return copies;
+        }
         let available: Vec<BareJid> = self
             .config
             .sites
@@ -426,35 +448,21 @@ impl Core {
             return copies;
         };
         let from = Jid::from(room.jid.clone());
-        match room.session.state {
-            SessionState::Chatting => {
-                if let Some(d) = room.direct_staff() {
-                    let mut m = stanzas::chat(from, Jid::from(d.jid.to_bare()), body);
-                    m.payloads.extend(kept.iter().cloned());
-                    copies.push(m.into());
-                }
+        for s in &available {
+            copies.push(stanzas::chat(from.clone(), Jid::from(s.clone()), body).into());
+            if room.offered.insert(s.clone()) {
+                copies.push(stanzas::chat(desk.clone(), Jid::from(s.clone()), &note).into());
             }
-            SessionState::Active => {
-                for s in &available {
-                    copies.push(stanzas::chat(from.clone(), Jid::from(s.clone()), body).into());
-                    if room.offered.insert(s.clone()) {
-                        copies
-                            .push(stanzas::chat(desk.clone(), Jid::from(s.clone()), &note).into());
-                    }
-                }
-                if available.is_empty() && room.offered.is_empty() && !room.told_nobody {
-                    room.told_nobody = true;
-                    if let Some(v) = room.visitor() {
-                        let sid = format!("{}-notice-{}", room.session.id, room.seq);
-                        copies.push(
-                            stanzas::room_notice(&room.jid, v.jid.clone(), NOBODY_TEXT, &sid)
-                                .into(),
-                        );
-                    }
-                }
-            }
-            _ => {}
         }
+        if available.is_empty() && room.offered.is_empty() && !room.told_nobody {
+            room.told_nobody = true;
+            if let Some(v) = room.visitor() {
+                let sid = format!("{}-notice-{}", room.session.id, room.seq);
+                copies
+                    .push(stanzas::room_notice(&room.jid, v.jid.clone(), NOBODY_TEXT, &sid).into());
+            }
+        }
+
         copies
     }
 

@@ -156,7 +156,8 @@ impl Scenario {
                     for s in &then {
                         self.route(to_element(s));
                     }
-                    self.or_else.extend(or_else.into_stanzas().iter().map(to_element));
+                    self.or_else
+                        .extend(or_else.into_stanzas().iter().map(to_element));
                 }
                 job @ (Output::Api(_) | Output::Query(_)) => self.jobs.push(job),
             }

@@ -239,7 +239,11 @@ fn check(
         match o {
             Output::Send(s) => stanzas.push(to_element(s)),
             Output::Persist { op, then, or_else } => {
-                stanzas.extend(then.iter().chain(or_else.clone().into_stanzas().iter()).map(to_element));
+                stanzas.extend(
+                    then.iter()
+                        .chain(or_else.clone().into_stanzas().iter())
+                        .map(to_element),
+                );
                 check_op(op, seen)?;
             }
             Output::Store(op) => check_op(op, seen)?,

@@ -176,7 +176,7 @@ impl Scanner {
             };
             if let Some(stop) = stop {
                 let rest = &input[i..];
-                let n = rest.iter().position(|&c| c == stop).unwrap_or(rest.len());
+                let n = memchr::memchr(stop, rest).unwrap_or(rest.len());
                 if n > 0 {
                     self.run(&rest[..n], out);
                     i += n;

@@ -24,9 +24,9 @@ use crate::config::{Config, Secret};
 use crate::core::room::HISTORY_MAX;
 use crate::core::{stanzas, Core, CoreConfig, Input};
 use crate::store::{InstanceLock, Store, StoreError, Writer, WriterConfig};
+use crate::time::Timestamp;
 use outbox::LinkWriter;
 use sender::{Feedback, Out};
-use crate::time::Timestamp;
 
 pub use link::LinkError;
 

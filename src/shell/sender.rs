@@ -231,12 +231,17 @@ mod tests {
     }
 
     fn read_until(sock: &mut TcpStream, needle: &str) -> String {
-        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut got = Vec::new();
         let mut chunk = [0u8; 4096];
         while !String::from_utf8_lossy(&got).contains(needle) {
             let n = sock.read(&mut chunk).unwrap();
-            assert!(n > 0, "closed before {needle:?}: {}", String::from_utf8_lossy(&got));
+            assert!(
+                n > 0,
+                "closed before {needle:?}: {}",
+                String::from_utf8_lossy(&got)
+            );
             got.extend_from_slice(&chunk[..n]);
         }
         String::from_utf8(got).unwrap()
@@ -248,24 +253,47 @@ mod tests {
         let mut s = Sender::new(tx);
         let (ours, mut theirs) = pair();
         s.deliver(vec![
-            (Out::Attach { socket: ours, generation: 1 }, Outcome::NoWrite),
+            (
+                Out::Attach {
+                    socket: ours,
+                    generation: 1,
+                },
+                Outcome::NoWrite,
+            ),
             (Out::Send(vec![stanza(1)]), Outcome::NoWrite),
             (
-                Out::AfterWrite { then: vec![stanza(2)], or_else: refusal("q90"), undo: Some((7, Some("s1".into()))) },
+                Out::AfterWrite {
+                    then: vec![stanza(2)],
+                    or_else: refusal("q90"),
+                    undo: Some((7, Some("s1".into()))),
+                },
                 Outcome::Stored,
             ),
             (
-                Out::AfterWrite { then: vec![stanza(91)], or_else: refusal("q3"), undo: Some((7, Some("s2".into()))) },
+                Out::AfterWrite {
+                    then: vec![stanza(91)],
+                    or_else: refusal("q3"),
+                    undo: Some((7, Some("s2".into()))),
+                },
                 Outcome::Failed("disk full".into()),
             ),
         ]);
         let text = read_until(&mut theirs, "id='q3'");
-        let at = |id: &str| text.find(&format!("id='{id}'")).unwrap_or_else(|| panic!("{id} missing: {text}"));
+        let at = |id: &str| {
+            text.find(&format!("id='{id}'"))
+                .unwrap_or_else(|| panic!("{id} missing: {text}"))
+        };
         assert!(at("q1") < at("q2") && at("q2") < at("q3"), "{text}");
         assert!(!text.contains("q90") && !text.contains("q91"), "{text}");
-        assert!(text.contains("<internal-server-error"), "the refusal is an error: {text}");
+        assert!(
+            text.contains("<internal-server-error"),
+            "the refusal is an error: {text}"
+        );
         match rx.try_recv() {
-            Ok(Feedback::NotStored { session_id: 7, stanza_id: Some(id) }) => assert_eq!(id, "s2"),
+            Ok(Feedback::NotStored {
+                session_id: 7,
+                stanza_id: Some(id),
+            }) => assert_eq!(id, "s2"),
             other => panic!("expected NotStored, got {other:?}"),
         }
     }
@@ -279,13 +307,22 @@ mod tests {
         let (ours, mut theirs) = pair();
         let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
         s.deliver(vec![
-            (Out::Attach { socket: ours, generation: 2 }, Outcome::NoWrite),
+            (
+                Out::Attach {
+                    socket: ours,
+                    generation: 2,
+                },
+                Outcome::NoWrite,
+            ),
             (Out::Send(vec![stanza(2)]), Outcome::NoWrite),
             (Out::Close(done_tx), Outcome::NoWrite),
         ]);
         assert_eq!(s.dropped, 0);
         let text = read_until(&mut theirs, "</stream:stream>");
-        assert!(text.starts_with("<iq ") && text.contains("id='q2'") && !text.contains("id='q1'"), "{text}");
+        assert!(
+            text.starts_with("<iq ") && text.contains("id='q2'") && !text.contains("id='q1'"),
+            "{text}"
+        );
         assert!(done_rx.try_recv().is_ok());
         // The write side was shut down: the peer reads end of file.
         let mut rest = Vec::new();
@@ -298,13 +335,22 @@ mod tests {
         let mut s = Sender::new(tx);
         let (ours, theirs) = pair();
         drop(theirs);
-        s.deliver(vec![(Out::Attach { socket: ours, generation: 5 }, Outcome::NoWrite)]);
+        s.deliver(vec![(
+            Out::Attach {
+                socket: ours,
+                generation: 5,
+            },
+            Outcome::NoWrite,
+        )]);
         // The first write may still be accepted by the kernel; keep writing until it fails.
         for _ in 0..50 {
             if s.link.is_none() {
                 break;
             }
-            s.deliver(vec![(Out::Send((0..2000).map(stanza).collect()), Outcome::NoWrite)]);
+            s.deliver(vec![(
+                Out::Send((0..2000).map(stanza).collect()),
+                Outcome::NoWrite,
+            )]);
         }
         assert!(s.link.is_none(), "writing to a closed peer never failed");
         match rx.try_recv() {

@@ -273,7 +273,9 @@ fn finish_checkpoint(store: &Store) {
             ms = t.elapsed().as_secs_f64() * 1000.0,
             "WAL checkpointed by the writer so that it starts over"
         ),
-        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the WAL keeps growing until one succeeds"),
+        Err(e) => {
+            tracing::warn!(error = %e, "WAL checkpoint failed; the WAL keeps growing until one succeeds")
+        }
     }
 }
 
@@ -435,7 +437,10 @@ mod tests {
             max_delay: Duration::from_millis(1),
         };
         let w = Writer::spawn(Store::open(&path).unwrap(), cfg, Acks).unwrap();
-        assert_eq!(wait(w.submit_acked(StoreOp::OpenSession(session(1, SessionState::Active)))), Ok(()));
+        assert_eq!(
+            wait(w.submit_acked(StoreOp::OpenSession(session(1, SessionState::Active)))),
+            Ok(())
+        );
         // The rewind comes at RESTART_WAL_FRAMES (~32 MB), checked after every commit. Each
         // message is a commit of its own (2+ pages): without the rewind the WAL holds them all,
         // so go on until that would be three times the bound.
@@ -443,7 +448,10 @@ mod tests {
         let started = std::time::Instant::now();
         let (mut n, mut largest) = (0i64, 0u64);
         while (n as u64) * 2 * 4096 < 3 * bound {
-            assert!(started.elapsed() < Duration::from_secs(120), "too slow to tell: {n} messages");
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "too slow to tell: {n} messages"
+            );
             n += 1;
             let ack = w.submit_acked(StoreOp::AppendMessage(message(1, n, Role::Visitor)));
             assert_eq!(wait(ack), Ok(()));
@@ -452,7 +460,17 @@ mod tests {
             }
         }
         w.shutdown().unwrap();
-        assert!(largest < bound, "the WAL grew to {largest} bytes over {n} messages");
-        assert_eq!(Store::open_read_only(&path).unwrap().transcript(1).unwrap().len() as i64, n);
+        assert!(
+            largest < bound,
+            "the WAL grew to {largest} bytes over {n} messages"
+        );
+        assert_eq!(
+            Store::open_read_only(&path)
+                .unwrap()
+                .transcript(1)
+                .unwrap()
+                .len() as i64,
+            n
+        );
     }
 }
