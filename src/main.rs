@@ -2,11 +2,6 @@
 
 use std::process::ExitCode;
 
-// glibc's malloc and free were ~15% of the instructions per reflected message (callgrind);
-// every stanza is a tree of small allocations. mimalloc does the same work in less.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
