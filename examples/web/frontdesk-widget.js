@@ -53,6 +53,10 @@
     placeholder: "Type a message and press Enter",
   };
 
+  function xmlAttr(v) {
+    return String(v).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/'/g, "&apos;").replace(/"/g, "&quot;");
+  }
+
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -91,6 +95,10 @@
     this.done = false;       // closed by staff, refused, or replaced: no automatic reconnect
     this.build();
     this.connect();
+    var self = this;
+    // Leave when the page goes away, so that a reload (a new anonymous address) is let into the
+    // room at once instead of after frontdesk's ping to the old address times out.
+    global.addEventListener("pagehide", function () { self.leaveNow(); });
   }
 
   Widget.prototype.build = function () {
@@ -221,6 +229,21 @@
     this.watch(conn);
     conn.addHandler(function (p) { self.onPresence(p); return true; }, null, "presence");
     conn.addHandler(function (m) { self.onMessage(m); return true; }, null, "message");
+  };
+
+  /** Leaves the room and ends the BOSH session in one beacon: requests a page makes while it
+   * unloads are cancelled, beacons are not. Uses Strophe's BOSH sid and next rid. */
+  Widget.prototype.leaveNow = function () {
+    var conn = this.conn;
+    var proto = conn && conn._proto;
+    if (!conn || !this.joined || !proto || !proto.sid || typeof proto.rid !== "number" ||
+        !global.navigator || !global.navigator.sendBeacon) return;
+    var body = "<body xmlns='http://jabber.org/protocol/httpbind' type='terminate' sid='" +
+      xmlAttr(proto.sid) + "' rid='" + proto.rid + "'><presence xmlns='jabber:client' " +
+      "type='unavailable' to='" + xmlAttr(this.me) + "'/></body>";
+    // text/plain keeps it a simple cross-origin request (a beacon cannot be preflighted).
+    global.navigator.sendBeacon(this.o.bosh, new Blob([body], { type: "text/plain;charset=UTF-8" }));
+    this.joined = false;
   };
 
   Widget.prototype.join = function () {

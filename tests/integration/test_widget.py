@@ -254,6 +254,30 @@ async def test_a_wrong_or_missing_token_is_refused_and_the_page_says_so(ejabberd
     assert not errors, errors
 
 
+async def test_a_reload_leaves_the_room_before_it_rejoins(ejabberd, desk, browser, web_server, shots):
+    # globex has no token_secret: a new address takes the visitor's room only once the old one
+    # is gone. The widget leaves and ends its BOSH session with a beacon when the page goes
+    # away; without that, frontdesk lets the reloaded page in only after its ping to the old
+    # address (whose BOSH session ejabberd keeps) goes unanswered, and logs that it did.
+    fd, _clients = desk
+    room = "w6_globex@chat.localhost"
+    page, errors = await open_widget(browser, page_url(web_server, ejabberd, visitor="w6", nick="Gus",
+                                                       site="globex"))
+    await state_is(page, "waiting", 20)
+    await page.fill("#chat .fd-input", "before the reload")
+    await page.press("#chat .fd-input", "Enter")
+    await wait_line(page, "before the reload")
+    first = fd.session_of(room)
+    await page.reload()
+    await state_is(page, "waiting", 30)
+    await wait_line(page, "before the reload")  # the history, on the new page
+    assert fd.session_of(room)["id"] == first["id"], "the reload opened a new session"
+    assert "did not answer a ping" not in fd.log.read_text(), \
+        "the reloaded page was let in only after the old address's ping timed out"
+    assert not errors, errors
+    await shot(page, shots, "8-reloaded-without-token")
+
+
 async def test_an_unreachable_server_is_said_and_retried(ejabberd, desk, browser, web_server, shots):
     fd, _ = desk
     dead = xmpp_env.free_port()
