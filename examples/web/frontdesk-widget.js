@@ -53,10 +53,6 @@
     placeholder: "Type a message and press Enter",
   };
 
-  function xmlAttr(v) {
-    return String(v).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/'/g, "&apos;").replace(/"/g, "&quot;");
-  }
-
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -238,11 +234,11 @@
     var proto = conn && conn._proto;
     if (!conn || !this.joined || !proto || !proto.sid || typeof proto.rid !== "number" ||
         !global.navigator || !global.navigator.sendBeacon) return;
-    var body = "<body xmlns='http://jabber.org/protocol/httpbind' type='terminate' sid='" +
-      xmlAttr(proto.sid) + "' rid='" + proto.rid + "'><presence xmlns='jabber:client' " +
-      "type='unavailable' to='" + xmlAttr(this.me) + "'/></body>";
+    var body = global.$build("body", { xmlns: "http://jabber.org/protocol/httpbind", type: "terminate",
+                                       sid: proto.sid, rid: proto.rid })
+      .c("presence", { xmlns: "jabber:client", type: "unavailable", to: this.me });
     // text/plain keeps it a simple cross-origin request (a beacon cannot be preflighted).
-    global.navigator.sendBeacon(this.o.bosh, new Blob([body], { type: "text/plain;charset=UTF-8" }));
+    global.navigator.sendBeacon(this.o.bosh, new Blob([global.Strophe.serialize(body.tree())], { type: "text/plain;charset=UTF-8" }));
     this.joined = false;
   };
 

@@ -242,34 +242,27 @@ impl Room {
     /// Moves the session to `state` at `now`. Returns true if anything changed (then the row
     /// must be written).
     pub fn set_state(&mut self, state: SessionState, now: Timestamp) -> bool {
-        // Every message asks; nearly always nothing changed. Answer that without allocating.
-        if state == SessionState::Chatting && self.session.state == state {
+        // Every message asks, and nearly always nothing changed: compare borrowed text and
+        // allocate only for a change.
+        let staff: Option<&str> = match state {
             // A full JID's bare part is what comes before the first '/'.
-            let present = self
+            SessionState::Chatting => self
                 .staff_present()
-                .map(|o| o.jid.as_str().split('/').next().unwrap_or_default());
-            let same = match (present, &self.session.staff) {
-                (Some(p), Some(s)) => p == s,
-                (None, None) => true,
-                _ => false,
-            };
-            if same && self.last_staff == self.session.staff {
-                return false;
-            }
-        }
-        let staff = match state {
-            SessionState::Chatting => self.staff_present().map(|o| o.jid.to_bare().to_string()),
+                .and_then(|o| o.jid.as_str().split('/').next()),
             // Name who handled it when a chat closes; nobody has it while it waits again.
-            SessionState::Closed => self
-                .last_staff
-                .clone()
-                .or_else(|| self.session.staff.clone()),
+            SessionState::Closed => self.last_staff.as_deref().or(self.session.staff.as_deref()),
             SessionState::Active | SessionState::Inactive => None,
         };
+        let unchanged = self.session.state == state && self.session.staff.as_deref() == staff;
+        let remembered = state != SessionState::Chatting || self.last_staff.as_deref() == staff;
+        if unchanged && remembered {
+            return false;
+        }
+        let staff = staff.map(str::to_owned);
         if state == SessionState::Chatting {
             self.last_staff.clone_from(&staff);
         }
-        if self.session.state == state && self.session.staff == staff {
+        if unchanged {
             return false;
         }
         self.session.state = state;

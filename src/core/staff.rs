@@ -408,27 +408,23 @@ impl Core {
         kept: &[minidom::Element],
     ) -> Vec<Stanza> {
         let mut copies = Vec::new();
-        let Some(state) = self.rooms.get(name).map(|r| r.session.state) else {
+        let Some(room) = self.rooms.get(name) else {
             return copies;
         };
-        // The chat's own room (CHATTING with everyone joined) is the common case: it needs
-        // none of the offer's makings, which cost more than the reflection itself.
-        if state == SessionState::Chatting {
-            if let Some(room) = self.rooms.get(name) {
+        match room.session.state {
+            // The common case: it needs none of the offer's makings below, which cost more
+            // than the reflection itself.
+            SessionState::Chatting => {
                 if let Some(d) = room.direct_staff() {
-                    let mut m = stanzas::chat(
-                        Jid::from(room.jid.clone()),
-                        Jid::from(d.jid.to_bare()),
-                        body,
-                    );
+                    let from = Jid::from(room.jid.clone());
+                    let mut m = stanzas::chat(from, Jid::from(d.jid.to_bare()), body);
                     m.payloads.extend(kept.iter().cloned());
                     copies.push(m.into());
                 }
+                return copies;
             }
-            return copies;
-        }
-        if state != SessionState::Active {
-            return copies;
+            SessionState::Active => {}
+            SessionState::Inactive | SessionState::Closed => return copies,
         }
         let available: Vec<BareJid> = self
             .config
@@ -462,7 +458,6 @@ impl Core {
                     .push(stanzas::room_notice(&room.jid, v.jid.clone(), NOBODY_TEXT, &sid).into());
             }
         }
-
         copies
     }
 

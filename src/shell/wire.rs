@@ -175,40 +175,13 @@ fn attr(out: &mut Vec<u8>, name: &str, value: &str) {
     out.push(b'\'');
 }
 
-const fn specials(in_attr: bool) -> [bool; 256] {
-    let mut t = [false; 256];
-    t[b'&' as usize] = true;
-    t[b'<' as usize] = true;
-    t[b'>' as usize] = true;
-    t[b'\r' as usize] = true;
-    if in_attr {
-        t[b'\'' as usize] = true;
-        t[b'"' as usize] = true;
-        t[b'\n' as usize] = true;
-        t[b'\t' as usize] = true;
-    }
-    t
-}
-static TEXT_SPECIAL: [bool; 256] = specials(false);
-static ATTR_SPECIAL: [bool; 256] = specials(true);
-
 /// XML escaping for text (`in_attr == false`) or a single-quoted attribute value. Carriage
 /// returns (and, in attributes, tabs and newlines) become character references so that they
 /// survive the receiver's end-of-line and attribute-value normalisation.
 fn escape(out: &mut Vec<u8>, s: &str, in_attr: bool) {
-    // One table lookup per byte: most bytes need nothing (a byte-by-byte match was ~4,000
-    // instructions per reflected message).
-    let special = if in_attr {
-        &ATTR_SPECIAL
-    } else {
-        &TEXT_SPECIAL
-    };
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        if !special[b as usize] {
-            continue;
-        }
         let rep: &[u8] = match b {
             b'&' => b"&amp;",
             b'<' => b"&lt;",
