@@ -12,12 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use minidom::Element;
 use xmpp_parsers::jid::BareJid;
-use xmpp_parsers::stanza::Stanza;
 
 use crate::address::SiteId;
 use crate::config::{Limits, RosterConfig, RosterMode};
-use crate::core::{Core, CoreConfig, Input, InvalidStanza, Output, SiteInfo, StanzaKind};
+use crate::core::{Core, CoreConfig, Input, Output, SiteInfo};
 use crate::shell::guard::{Scanner, StanzaLimits};
+use crate::shell::Event;
 use crate::store::Snapshot;
 use crate::time::Timestamp;
 
@@ -108,25 +108,12 @@ fn to_input(from: &str, bytes: &[u8]) -> Option<Input> {
     if el.attr("to").is_none() {
         set_attr(&mut el, "to", "chat.example.com")?;
     }
-    match xso::transform::<Stanza, _>(&el) {
-        Ok(s) => Some(Input::Stanza(s)),
-        Err(e) => {
-            let kind = match el.name() {
-                "iq" => StanzaKind::Iq,
-                "message" => StanzaKind::Message,
-                "presence" => StanzaKind::Presence,
-                _ => return None,
-            };
-            let get = |k: &str| el.attr(k).map(str::to_string);
-            Some(Input::Invalid(InvalidStanza {
-                kind,
-                from: get("from"),
-                to: get("to"),
-                id: get("id"),
-                type_: get("type"),
-                reason: e.to_string(),
-            }))
-        }
+    // The same reader as on the link (fast path or full parser), on the stamped stanza.
+    let frame = crate::shell::guard::Frame::Element(String::from(&el).into_bytes());
+    match crate::shell::reader::event(frame) {
+        Event::Stanza(s) => Some(Input::Stanza(s)),
+        Event::Invalid(bad) => Some(Input::Invalid(bad)),
+        _ => None,
     }
 }
 

@@ -99,10 +99,31 @@ enum State {
     Markup,
 }
 
+/// Whether the scanner hands stanzas on as bytes for a streaming parser or as frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Everything goes on as bytes (`feed`'s `out`).
+    Off,
+    /// As `Off` up to and including the server's `<handshake/>`, then as `On`. The link's
+    /// mode: tokio-xmpp's parser does the handshake, frontdesk's reader everything after it.
+    AfterHandshake,
+    /// Each complete stanza (or stand-in) becomes one `Frame`; nothing goes to `out`.
+    On,
+}
+
+/// One top-level element of the stream, whole, or the stream's end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Element(Vec<u8>),
+    End,
+}
+
 /// The byte-level scanner (no I/O): feed it what the socket gave, it writes what the parser
-/// should see.
+/// should see (or, when framing, queues whole stanzas).
 pub struct Scanner {
     limits: StanzaLimits,
+    framing: Framing,
+    frames: std::collections::VecDeque<Frame>,
     state: State,
     /// Open elements, the stream's own included.
     depth: usize,
@@ -131,8 +152,14 @@ pub struct Scanner {
 
 impl Scanner {
     pub fn new(limits: StanzaLimits) -> Scanner {
+        Scanner::with_framing(limits, Framing::Off)
+    }
+
+    pub fn with_framing(limits: StanzaLimits, framing: Framing) -> Scanner {
         Scanner {
             limits,
+            framing,
+            frames: std::collections::VecDeque::new(),
             state: State::Text,
             depth: 0,
             in_stanza: false,
@@ -150,6 +177,11 @@ impl Scanner {
             name: Vec::new(),
             replaced: 0,
         }
+    }
+
+    /// The next whole element, when framing.
+    pub fn next_frame(&mut self) -> Option<Frame> {
+        self.frames.pop_front()
     }
 
     fn violate(&mut self, what: Over) {
@@ -199,7 +231,7 @@ impl Scanner {
                     self.violate(Over::Bytes);
                 }
             }
-        } else {
+        } else if self.framing != Framing::On {
             out.extend_from_slice(bytes);
         }
     }
@@ -224,7 +256,9 @@ impl Scanner {
         if self.held_lt {
             self.held_lt = false;
             if matches!(b, b'/' | b'?' | b'!') {
-                out.push(b'<');
+                if self.framing != Framing::On {
+                    out.push(b'<');
+                }
             } else {
                 self.in_stanza = true;
                 self.passthrough = false;
@@ -262,8 +296,9 @@ impl Scanner {
                     self.token = 0;
                 }
                 b'?' | b'!' => {
-                    if self.in_stanza && !self.passthrough {
-                        // Not what a server sends inside a stanza: stop guarding it.
+                    if self.in_stanza && !self.passthrough && self.framing != Framing::On {
+                        // Not what a server sends inside a stanza: stop guarding it. (A frame
+                        // stays guarded; the full parser deals with the markup.)
                         self.passthrough = true;
                         if self.over.is_none() {
                             out.extend_from_slice(&self.buf);
@@ -375,6 +410,8 @@ impl Scanner {
                         if self.depth == 1 {
                             self.finish_stanza(out);
                         }
+                    } else if self.depth == 0 && self.framing == Framing::On {
+                        self.frames.push_back(Frame::End);
                     }
                 }
             }
@@ -420,8 +457,28 @@ impl Scanner {
             self.passthrough = false;
             return;
         }
+        if self.framing == Framing::On {
+            // Sized once: `buf` keeps its capacity for the next stanza.
+            let mut frame = Vec::with_capacity(self.buf.len());
+            self.finish_into(&mut frame);
+            if !frame.is_empty() {
+                self.frames.push_back(Frame::Element(frame));
+            }
+        } else {
+            self.finish_into(out);
+            if self.framing == Framing::AfterHandshake && self.root_name == b"handshake" {
+                self.framing = Framing::On;
+            }
+        }
+        self.children.clear();
+    }
+
+    fn finish_into(&mut self, out: &mut Vec<u8>) {
         match self.over.take() {
-            None => out.append(&mut self.buf),
+            None => {
+                out.extend_from_slice(&self.buf);
+                self.buf.clear();
+            }
             Some(over) => {
                 self.replaced += 1;
                 self.buf = Vec::new();
@@ -455,7 +512,6 @@ impl Scanner {
                 out.push(b'>');
             }
         }
-        self.children.clear();
     }
 }
 
@@ -473,14 +529,45 @@ pub struct Guarded<S> {
 }
 
 impl<S> Guarded<S> {
-    pub fn new(inner: S, limits: StanzaLimits) -> Guarded<S> {
+    pub fn new(inner: S, limits: StanzaLimits, framing: Framing) -> Guarded<S> {
         Guarded {
             inner,
-            scanner: Scanner::new(limits),
+            scanner: Scanner::with_framing(limits, framing),
             ready: Vec::new(),
             pos: 0,
             raw: vec![0; 16 * 1024].into_boxed_slice(),
         }
+    }
+}
+
+impl<S: AsyncRead + Unpin> Guarded<S> {
+    /// The next whole stanza once framing is on (after the handshake); `None` at end of file.
+    /// Cancel-safe: what was read stays queued in the scanner.
+    pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Frame>>> {
+        loop {
+            if let Some(f) = self.scanner.next_frame() {
+                return Poll::Ready(Ok(Some(f)));
+            }
+            let mut rb = ReadBuf::new(&mut self.raw);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len();
+                    if n == 0 {
+                        return Poll::Ready(Ok(None));
+                    }
+                    // Between stanzas only whitespace and the stream's end go to `ready`.
+                    self.scanner.feed(&self.raw[..n], &mut self.ready);
+                    self.ready.clear();
+                    self.pos = 0;
+                }
+            }
+        }
+    }
+
+    pub async fn next_frame(&mut self) -> io::Result<Option<Frame>> {
+        std::future::poll_fn(|cx| self.poll_frame(cx)).await
     }
 }
 
@@ -550,6 +637,47 @@ mod tests {
             s.feed(c, &mut out);
         }
         String::from_utf8(out).unwrap()
+    }
+
+    /// What goes on to the handshake parser, and the frames after it.
+    fn frames(limits: StanzaLimits, input: &str, chunk: usize) -> (String, Vec<Frame>) {
+        let mut s = Scanner::with_framing(limits, Framing::AfterHandshake);
+        let mut out = Vec::new();
+        let mut frames = Vec::new();
+        for c in input.as_bytes().chunks(chunk.max(1)) {
+            s.feed(c, &mut out);
+            while let Some(f) = s.next_frame() {
+                frames.push(f);
+            }
+        }
+        (String::from_utf8(out).unwrap(), frames)
+    }
+
+    #[test]
+    fn after_the_handshake_stanzas_come_as_frames_and_stand_ins_too() {
+        let input = format!("{HEAD}<handshake/> <message from='v@a/r'><body>{}</body></message>\n<presence from='v@a/r'/><iq id='1'><![CDATA[<]]></iq></stream:stream>", "x".repeat(400));
+        for chunk in [1, 3, 64, 4096] {
+            let (out, frames) = frames(small(), &input, chunk);
+            assert_eq!(out, format!("{HEAD}<handshake/>"), "chunk {chunk}");
+            let text: Vec<String> = frames
+                .iter()
+                .map(|f| match f {
+                    Frame::Element(b) => String::from_utf8(b.clone()).unwrap(),
+                    Frame::End => "END".into(),
+                })
+                .collect();
+            assert_eq!(
+                text,
+                [
+                    format!("<message from='v@a/r'><limit-exceeded xmlns='{NS_LIMITS}' limit='stanza-bytes'/></message>"),
+                    "<presence from='v@a/r'/>".to_string(),
+                    // Markup stays inside its frame; the full parser judges it.
+                    "<iq id='1'><![CDATA[<]]></iq>".to_string(),
+                    "END".to_string(),
+                ],
+                "chunk {chunk}"
+            );
+        }
     }
 
     fn small() -> StanzaLimits {
@@ -710,6 +838,15 @@ mod tests {
             })
         }
 
+        /// The stanzas of a generated stream, as the reader should get them.
+        fn stanzas_of(input: &str) -> String {
+            input
+                .strip_prefix(HEAD)
+                .and_then(|s| s.strip_suffix("</stream:stream>"))
+                .unwrap_or_default()
+                .to_string()
+        }
+
         fn stream() -> impl Strategy<Value = (String, usize)> {
             proptest::collection::vec(
                 (
@@ -733,6 +870,25 @@ mod tests {
             #[test]
             fn within_limits_nothing_changes((input, _) in stream(), chunk in 1usize..200) {
                 prop_assert_eq!(run(StanzaLimits::default(), &input, chunk), input);
+            }
+
+            /// After the handshake, the same stanzas come out whole, one frame each, then the end.
+            #[test]
+            fn framing_gives_each_stanza_whole((input, n) in stream(), chunk in 1usize..200) {
+                let with_handshake = input.replacen(HEAD, &format!("{HEAD}<handshake/>\n"), 1);
+                let (out, frames) = frames(StanzaLimits::default(), &with_handshake, chunk);
+                prop_assert_eq!(out, format!("{HEAD}<handshake/>"));
+                prop_assert_eq!(frames.len(), n + 1);
+                prop_assert_eq!(frames.last(), Some(&Frame::End));
+                let joined: Vec<u8> = frames
+                    .iter()
+                    .filter_map(|f| match f {
+                        Frame::Element(b) => Some(b.clone()),
+                        Frame::End => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .concat();
+                prop_assert_eq!(String::from_utf8(joined).unwrap(), stanzas_of(&input));
             }
 
             /// With tight limits, what comes out is still well-formed XML with as many stanzas.

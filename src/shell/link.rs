@@ -1,6 +1,6 @@
-//! The XEP-0114 link: connect, handshake, and read the stream with tokio-xmpp's lower-level
-//! API, so that one stanza the parser rejects (or a quiet minute) does not end the stream as
-//! `tokio_xmpp::Component` would.
+//! The XEP-0114 link: connect and handshake with tokio-xmpp's lower-level API, then hand the
+//! socket to frontdesk's own reader (reader.rs), so that one stanza the parser rejects (or a
+//! quiet minute) does not end the stream as `tokio_xmpp::Component` would.
 
 use std::time::Duration;
 
@@ -9,7 +9,8 @@ use std::borrow::Cow;
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
 
-use super::guard::{Guarded, StanzaLimits};
+use super::guard::{Framing, Guarded, StanzaLimits};
+use super::reader::Reader;
 use tokio_xmpp::parsers::component::Handshake;
 use tokio_xmpp::parsers::jid::Jid;
 use tokio_xmpp::parsers::ns;
@@ -22,8 +23,9 @@ use xmpp_parsers::stanza::Stanza;
 use crate::config::{Config, Secret};
 use crate::core::{InvalidStanza, StanzaKind};
 
-/// The component stream: the socket, with the guard that bounds stanzas on its read side.
-pub type Stream = XmppStream<BufStream<Guarded<TcpStream>>>;
+/// The component stream during the handshake: the socket, with the guard that bounds stanzas
+/// on its read side.
+type Stream = XmppStream<BufStream<Guarded<TcpStream>>>;
 
 /// Silence before we send a keepalive ping, and how long the answer may take after it.
 pub const TIMEOUTS: Timeouts = Timeouts {
@@ -72,13 +74,13 @@ impl LinkError {
     }
 }
 
-/// Connects and completes the XEP-0114 handshake. Returns the stream, which is read here, and a
-/// second handle on the same socket for the store thread, which does all writing afterwards.
+/// Connects and completes the XEP-0114 handshake. Returns the reader for the rest of the stream
+/// and a second handle on the same socket for the store thread, which does all writing.
 pub async fn connect(
     config: &Config,
     secret: &Secret,
     limits: StanzaLimits,
-) -> Result<(Stream, std::net::TcpStream), LinkError> {
+) -> Result<(Reader, std::net::TcpStream), LinkError> {
     let server = &config.component.server;
     let addr = tokio::net::lookup_host(server.as_str())
         .await
@@ -103,7 +105,9 @@ pub async fn connect(
         std::net::TcpStream::from(tcp.as_fd().try_clone_to_owned()?)
     };
     let jid = Jid::from(config.component.jid.clone());
-    let io = BufStream::new(Guarded::new(tcp, limits));
+    // The guard passes bytes to tokio-xmpp's parser up to the server's <handshake/> and cuts
+    // everything after it into frames for the reader, so no byte is read twice or lost.
+    let io = BufStream::new(Guarded::new(tcp, limits, Framing::AfterHandshake));
     let header = StreamHeader {
         to: Some(Cow::Borrowed(jid.domain().as_str())),
         from: None,
@@ -154,7 +158,12 @@ pub async fn connect(
         }
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, wait).await {
-        Ok(Ok(())) => Ok((stream, write_handle)),
+        // The handshake was read whole and nothing is being written: the stream gives its
+        // socket back without panicking.
+        Ok(Ok(())) => Ok((
+            Reader::new(stream.into_inner().into_inner(), TIMEOUTS),
+            write_handle,
+        )),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(LinkError::HandshakeTimeout),
     }
@@ -172,6 +181,7 @@ pub enum Event {
     Closed(String),
 }
 
+/// What tokio-xmpp's stream types amount to (the reader's full parser gives the same types).
 pub fn classify(item: Option<Result<FallibleStreamElement, ReadError>>) -> Event {
     match item {
         Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(s)))) => Event::Stanza(s),

@@ -2,20 +2,21 @@
 //! link with reconnect and keepalive, the one-second tick, and SIGINT/SIGTERM. Every decision
 //! about stanzas is the core's; this only moves bytes and time.
 //!
-//! Data flow: this task reads the link (guard -> parser -> core) and hands the core's writes
+//! Data flow: this task reads the link (guard -> frames -> fast path or parser -> core) and hands the core's writes
 //! and stanzas, in order, to the store thread, which commits each batch and then writes its
 //! stanzas to the link itself (outbox.rs, sender.rs). One thread hand-off per batch.
 
+pub mod fastmsg;
 pub mod guard;
 pub mod http;
 mod link;
 mod outbox;
+pub mod reader;
 mod sender;
 pub mod wire;
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::UnboundedReceiver;
 use xmpp_parsers::jid::{BareJid, Jid};
@@ -28,7 +29,7 @@ use crate::time::Timestamp;
 use outbox::LinkWriter;
 use sender::{Feedback, Out};
 
-pub use link::LinkError;
+pub use link::{Event, LinkError};
 
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -135,7 +136,7 @@ async fn serve(
             }
         };
         match attempt {
-            Ok((mut stream, socket)) => {
+            Ok((mut reader, socket)) => {
                 tracing::info!(component = %config.component.jid, server = %config.component.server, "connected");
                 // Reconnect quickly after a server restart; the doubling only slows a server
                 // that keeps refusing us.
@@ -143,7 +144,7 @@ async fn serve(
                 generation += 1;
                 writer.item(Out::Attach { socket, generation });
                 let link = Link {
-                    stream: &mut stream,
+                    reader: &mut reader,
                     generation,
                 };
                 match session(config, link, core, writer, feedback, signals, helpers).await {
@@ -175,7 +176,7 @@ async fn serve(
 
 /// The connected link as the session loop sees it: the read side, and which attach it is.
 struct Link<'a> {
-    stream: &'a mut link::Stream,
+    reader: &'a mut reader::Reader,
     generation: u64,
 }
 
@@ -197,7 +198,7 @@ async fn session(
     signals: &mut Signals,
     helpers: &mut Helpers,
 ) -> SessionEnd {
-    let Link { stream, generation } = link;
+    let Link { reader, generation } = link;
     let mut outbox = outbox::Outbox::default();
     let keepalive_to = keepalive_target(&config.component.jid);
     let mut keepalives = 0u64;
@@ -207,7 +208,7 @@ async fn session(
     loop {
         helpers.dispatch(&mut outbox);
         let wake = tokio::select! {
-            item = stream.next() => Wake::Read(link::classify(item)),
+            event = reader.next() => Wake::Read(event),
             Some(f) = feedback.recv() => Wake::Feedback(f),
             Some(input) = helpers.results.recv() => Wake::Helper(input),
             _ = tick.tick() => Wake::Tick,
