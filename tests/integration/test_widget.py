@@ -290,12 +290,37 @@ async def test_an_unreachable_server_is_said_and_retried(ejabberd, desk, browser
     assert not errors, errors
 
 
-def test_the_django_example_mints_the_published_vectors():
+def django_tokens():
+    """The Django example's token module, loaded from its file (no Django needed)."""
     import importlib.util
-    import json
     spec = importlib.util.spec_from_file_location("frontdesk_token", REPO / "examples" / "django" / "frontdesk_token.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+async def test_django_tokens_are_accepted_until_they_expire(ejabberd, desk, browser, web_server, shots):
+    import time
+    fd, _ = desk
+    mint = django_tokens().mint_token
+    page, errors = await open_widget(browser, page_url(
+        web_server, ejabberd, visitor="w5", tok=mint(SHOP_SECRET, "shop", "w5", ttl=600)))
+    await state_is(page, "waiting", 20)
+    assert fd.session_of("w5_shop@chat.localhost") is not None
+
+    expired = mint(SHOP_SECRET, "shop", "w6", expires=int(time.time()) - 5)
+    page2, errors2 = await open_widget(browser, page_url(web_server, ejabberd, visitor="w6", tok=expired))
+    await state_is(page2, "refused")
+    status = await page2.text_content("#chat .fd-status")
+    assert "expired" in status, status
+    await shot(page2, shots, "6b-expired")
+    assert fd.session_of("w6_shop@chat.localhost") is None
+    assert not errors and not errors2, errors + errors2
+
+
+def test_the_django_example_mints_the_published_vectors():
+    import json
+    mod = django_tokens()
     vectors = json.loads((REPO / "tests" / "token_vectors.json").read_text())
     assert len(vectors) >= 3
     for v in vectors:
