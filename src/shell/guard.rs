@@ -541,6 +541,22 @@ impl<S> Guarded<S> {
 }
 
 impl<S: AsyncRead + Unpin> Guarded<S> {
+    /// One read from the socket through the scanner; `false` at end of file.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        let mut rb = ReadBuf::new(&mut self.raw);
+        match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                if n > 0 {
+                    self.scanner.feed(&self.raw[..n], &mut self.ready);
+                }
+                Poll::Ready(Ok(n > 0))
+            }
+        }
+    }
+
     /// The next whole stanza once framing is on (after the handshake); `None` at end of file.
     /// Cancel-safe: what was read stays queued in the scanner.
     pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Frame>>> {
@@ -548,17 +564,12 @@ impl<S: AsyncRead + Unpin> Guarded<S> {
             if let Some(f) = self.scanner.next_frame() {
                 return Poll::Ready(Ok(Some(f)));
             }
-            let mut rb = ReadBuf::new(&mut self.raw);
-            match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
+            match self.poll_fill(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {
-                    let n = rb.filled().len();
-                    if n == 0 {
-                        return Poll::Ready(Ok(None));
-                    }
-                    // Between stanzas only whitespace and the stream's end go to `ready`.
-                    self.scanner.feed(&self.raw[..n], &mut self.ready);
+                Poll::Ready(Ok(false)) => return Poll::Ready(Ok(None)),
+                Poll::Ready(Ok(true)) => {
+                    // The handshake's bytes went to the handshake's parser already.
                     self.ready.clear();
                     self.pos = 0;
                 }
@@ -589,18 +600,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
                 }
                 return Poll::Ready(Ok(()));
             }
-            let mut rb = ReadBuf::new(&mut this.raw);
-            match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
+            match this.poll_fill(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {
-                    let n = rb.filled().len();
-                    if n == 0 {
-                        return Poll::Ready(Ok(())); // EOF
-                    }
-                    this.scanner.feed(&this.raw[..n], &mut this.ready);
-                    // A whole read may have gone into a stanza still being collected: read on.
-                }
+                Poll::Ready(Ok(false)) => return Poll::Ready(Ok(())), // EOF
+                // A whole read may have gone into a stanza still being collected: read on.
+                Poll::Ready(Ok(true)) => {}
             }
         }
     }
