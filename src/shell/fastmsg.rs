@@ -321,8 +321,7 @@ fn entity(name: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shell::link::Event;
-    use crate::shell::reader;
+    use crate::shell::reader::{self, Event};
     use proptest::prelude::*;
     use xmpp_parsers::stanza::Stanza;
 

@@ -15,13 +15,11 @@ use tokio_xmpp::parsers::component::Handshake;
 use tokio_xmpp::parsers::jid::Jid;
 use tokio_xmpp::parsers::ns;
 use tokio_xmpp::xmlstream::{
-    initiate_stream, FallibleStreamElement, ReadError, StreamElementError, StreamHeader, Timeouts,
-    XmppStream, XmppStreamElement,
+    initiate_stream, FallibleStreamElement, ReadError, StreamHeader, Timeouts, XmppStream,
+    XmppStreamElement,
 };
-use xmpp_parsers::stanza::Stanza;
 
 use crate::config::{Config, Secret};
-use crate::core::{InvalidStanza, StanzaKind};
 
 /// The component stream during the handshake: the socket, with the guard that bounds stanzas
 /// on its read side.
@@ -166,58 +164,5 @@ pub async fn connect(
         )),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(LinkError::HandshakeTimeout),
-    }
-}
-
-/// What one read from the stream amounts to.
-pub enum Event {
-    Stanza(Stanza),
-    Invalid(InvalidStanza),
-    /// Nothing arrived for a while: send something that gets an answer.
-    Quiet,
-    /// Something we ignore (an unexpected nonza, a recoverable parse problem).
-    Ignored(String),
-    /// The stream is over; reconnect.
-    Closed(String),
-}
-
-/// What tokio-xmpp's stream types amount to (the reader's full parser gives the same types).
-pub fn classify(item: Option<Result<FallibleStreamElement, ReadError>>) -> Event {
-    match item {
-        Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(s)))) => Event::Stanza(s),
-        Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
-            Event::Closed(format!("stream error from the server: {e}"))
-        }
-        Some(Ok(FallibleStreamElement::Ok(other))) => {
-            Event::Ignored(format!("unexpected element {other:?}"))
-        }
-        Some(Ok(FallibleStreamElement::Err(StreamElementError::InvalidStanza {
-            name,
-            header,
-            error,
-            ..
-        }))) => {
-            Event::Invalid(InvalidStanza {
-                // tokio-xmpp keeps the stanza kind's type private; its Display is the element name.
-                kind: match name.to_string().as_str() {
-                    "iq" => StanzaKind::Iq,
-                    "message" => StanzaKind::Message,
-                    _ => StanzaKind::Presence,
-                },
-                from: header.from,
-                to: header.to,
-                id: header.id,
-                type_: header.type_,
-                reason: error.to_string(),
-            })
-        }
-        Some(Ok(FallibleStreamElement::Err(e))) => Event::Ignored(e.to_string()),
-        Some(Err(ReadError::SoftTimeout)) => Event::Quiet,
-        Some(Err(ReadError::ParseError(e))) => Event::Ignored(format!("parse error: {e}")),
-        Some(Err(ReadError::HardError(e))) => Event::Closed(format!("I/O error: {e}")),
-        Some(Err(ReadError::StreamFooterReceived)) => {
-            Event::Closed("the server closed the stream".into())
-        }
-        None => Event::Closed("the connection ended".into()),
     }
 }

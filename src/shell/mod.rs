@@ -2,8 +2,8 @@
 //! link with reconnect and keepalive, the one-second tick, and SIGINT/SIGTERM. Every decision
 //! about stanzas is the core's; this only moves bytes and time.
 //!
-//! Data flow: this task reads the link (guard -> frames -> fast path or parser -> core) and hands the core's writes
-//! and stanzas, in order, to the store thread, which commits each batch and then writes its
+//! Data flow: this task reads the link (guard -> frames -> fast path or parser -> core) and
+//! hands the core's writes and stanzas, in order, to the store thread, which commits each batch and then writes its
 //! stanzas to the link itself (outbox.rs, sender.rs). One thread hand-off per batch.
 
 pub mod fastmsg;
@@ -29,7 +29,8 @@ use crate::time::Timestamp;
 use outbox::LinkWriter;
 use sender::{Feedback, Out};
 
-pub use link::{Event, LinkError};
+pub use link::LinkError;
+pub use reader::Event;
 
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -182,7 +183,7 @@ struct Link<'a> {
 
 /// What woke the session loop.
 enum Wake {
-    Read(link::Event),
+    Read(reader::Event),
     Feedback(Feedback),
     Helper(Input),
     Tick,
@@ -216,14 +217,14 @@ async fn session(
         };
         let now = Timestamp::now();
         match wake {
-            Wake::Read(link::Event::Stanza(s)) => {
+            Wake::Read(reader::Event::Stanza(s)) => {
                 outbox.push(core.handle(now, Input::Stanza(s)), writer)
             }
-            Wake::Read(link::Event::Invalid(bad)) => {
+            Wake::Read(reader::Event::Invalid(bad)) => {
                 tracing::info!(from = ?bad.from, id = ?bad.id, kind = ?bad.kind, reason = %bad.reason, "malformed stanza");
                 outbox.push(core.handle(now, Input::Invalid(bad)), writer)
             }
-            Wake::Read(link::Event::Quiet) => {
+            Wake::Read(reader::Event::Quiet) => {
                 keepalives += 1;
                 let ping = stanzas::ping(
                     Jid::from(config.component.jid.clone()),
@@ -232,10 +233,10 @@ async fn session(
                 );
                 writer.item(Out::Send(vec![ping.into()]));
             }
-            Wake::Read(link::Event::Ignored(what)) => {
+            Wake::Read(reader::Event::Ignored(what)) => {
                 tracing::debug!(what = %what, "ignored from the stream")
             }
-            Wake::Read(link::Event::Closed(why)) => return SessionEnd::Lost(why),
+            Wake::Read(reader::Event::Closed(why)) => return SessionEnd::Lost(why),
             Wake::Feedback(Feedback::NotStored {
                 session_id,
                 stanza_id,

@@ -10,13 +10,16 @@ use std::io::Read as _;
 use minidom::rxml;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_xmpp::xmlstream::{FallibleStreamElement, Timeouts};
+use tokio_xmpp::xmlstream::{
+    FallibleStreamElement, StreamElementError, Timeouts, XmppStreamElement,
+};
+use xmpp_parsers::ns;
 use xmpp_parsers::stanza::Stanza;
 use xso::{FromEventsBuilder, FromXml};
 
 use super::fastmsg;
 use super::guard::{Frame, Guarded};
-use super::link::{classify, Event};
+use crate::core::{InvalidStanza, StanzaKind};
 
 /// Stands in for the stream header the frame was cut from: its default namespace and the
 /// `stream` prefix are what a stanza may rely on.
@@ -63,6 +66,48 @@ impl Reader {
     }
 }
 
+/// What one read from the stream amounts to.
+pub enum Event {
+    Stanza(Stanza),
+    Invalid(InvalidStanza),
+    /// Nothing arrived for a while: send something that gets an answer.
+    Quiet,
+    /// Something we ignore (an unexpected nonza, a frame the parser refused).
+    Ignored(String),
+    /// The stream is over; reconnect.
+    Closed(String),
+}
+
+/// What the full parser's stream element amounts to.
+fn classify(element: FallibleStreamElement) -> Event {
+    match element {
+        FallibleStreamElement::Ok(XmppStreamElement::Stanza(s)) => Event::Stanza(s),
+        FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)) => {
+            Event::Closed(format!("stream error from the server: {e}"))
+        }
+        FallibleStreamElement::Ok(other) => Event::Ignored(format!("unexpected element {other:?}")),
+        FallibleStreamElement::Err(StreamElementError::InvalidStanza {
+            name,
+            header,
+            error,
+            ..
+        }) => Event::Invalid(InvalidStanza {
+            // tokio-xmpp keeps the stanza kind's type private; its Display is the element name.
+            kind: match name.to_string().as_str() {
+                "iq" => StanzaKind::Iq,
+                "message" => StanzaKind::Message,
+                _ => StanzaKind::Presence,
+            },
+            from: header.from,
+            to: header.to,
+            id: header.id,
+            type_: header.type_,
+            reason: error.to_string(),
+        }),
+        FallibleStreamElement::Err(e) => Event::Ignored(e.to_string()),
+    }
+}
+
 /// What one frame amounts to.
 pub fn event(frame: Frame) -> Event {
     match frame {
@@ -78,7 +123,7 @@ pub fn event(frame: Frame) -> Event {
 /// stream uses, so refusals carry the same header and reason.
 pub fn parse(bytes: &[u8]) -> Event {
     match parse_element(bytes) {
-        Ok(Some(element)) => classify(Some(Ok(element))),
+        Ok(Some(element)) => classify(element),
         Ok(None) => {
             Event::Ignored("an element frontdesk does not know at the stream's top level".into())
         }
@@ -95,7 +140,7 @@ fn parse_element(bytes: &[u8]) -> Result<Option<FallibleStreamElement>, String> 
         match builder.as_mut() {
             None => {
                 if let rxml::Event::StartElement(_, qname, attrs) = ev {
-                    if qname.1.as_str() == "stream" && qname.0.as_str() == WRAPPER_STREAM_NS {
+                    if qname.1.as_str() == "stream" && qname.0.as_str() == ns::STREAM {
                         continue; // the wrapper itself
                     }
                     match FallibleStreamElement::from_events(qname, attrs, &ctx) {
@@ -114,8 +159,6 @@ fn parse_element(bytes: &[u8]) -> Result<Option<FallibleStreamElement>, String> 
     }
     Err("the stanza ended early".into())
 }
-
-const WRAPPER_STREAM_NS: &str = "http://etherx.jabber.org/streams";
 
 #[cfg(test)]
 mod tests {
