@@ -1,7 +1,8 @@
 //! The store thread. It takes the core's writes in order and commits them in batches: whatever
-//! is queued when it is free (up to `max_batch`), and, while busy, whatever more arrives within
-//! `max_delay`. So under load many messages share one commit, at low load nobody waits for a
-//! batch to fill, and SQLite never blocks the socket reader.
+//! is queued when it is free (up to `max_batch`), and, while writes come faster than
+//! [`BUSY_RATE`], whatever more arrives until `max_delay` after the last commit started. So
+//! under load many messages share one commit, at low load nobody waits for a batch to fill,
+//! and SQLite never blocks the socket reader.
 //!
 //! What depends on a write rides with it: after each commit the thread hands the batch's items,
 //! in order and each with the outcome of its write, to a [`Deliver`] (the shell's link sender,
@@ -11,7 +12,7 @@
 use std::cell::Cell;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -62,9 +63,10 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             max_batch: 100,
-            // Only waited for under load (see `run`). Measured (docs/benchmark.md): always
-            // waiting 2 ms added 2 ms to every message at low load; never waiting made commits
-            // so small under load that their fixed cost saturated the CPU sooner.
+            // The least time between commits, only while busy (see `Pace`). Measured
+            // (docs/benchmark-notes.md): always waiting 2 ms added 2 ms to every message at
+            // low load; never waiting made commits so small under load that their fixed cost
+            // saturated the CPU sooner.
             max_delay: Duration::from_millis(1),
         }
     }
@@ -97,10 +99,60 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// then. Each time costs the writer an fsync (a few ms); at 2,000 frames that happened often
 /// enough under load to show in p99.
 const RESTART_WAL_FRAMES: i64 = 8000;
-/// A batch at least this large means writes arrive faster than ~3 per millisecond: then the
-/// next batch waits `max_delay` to fill. Below that a write is committed the moment it comes
-/// (measured: waiting whenever two writes shared a batch put 1 ms on p99 at 1,000 msg/s).
-const BUSY_BATCH: usize = 3;
+/// Writes per second above which commits are paced (see [`Pace`]). Measured at 5,000 msg/s
+/// before pacing: 1.7 writes per commit, the commit ~40% of frontdesk's CPU. Below this rate a
+/// write is committed the moment it comes, as at 1,000 msg/s (where waiting whenever two writes
+/// shared a batch put 1 ms on p99).
+const BUSY_RATE: u64 = 3_000;
+/// How long the write rate is measured over before pacing is switched on or off.
+const RATE_WINDOW: Duration = Duration::from_millis(10);
+
+/// When the next commit may start. A commit has a fixed cost (BEGIN and COMMIT, the WAL's
+/// header and locks: ~15 of the ~19 µs a one-line commit takes, benches/store.rs) that only
+/// more writes per commit spread. So while writes come faster than [`BUSY_RATE`], commits
+/// start at least `interval` apart and each carries what arrived meanwhile; otherwise nobody
+/// waits. Keeps its own clock readings out: the caller passes `now`.
+#[derive(Debug)]
+struct Pace {
+    interval: Duration,
+    window_start: Instant,
+    window_writes: u64,
+    busy: bool,
+    last_commit: Option<Instant>,
+}
+
+impl Pace {
+    fn new(now: Instant, interval: Duration) -> Pace {
+        Pace {
+            interval,
+            window_start: now,
+            window_writes: 0,
+            busy: false,
+            last_commit: None,
+        }
+    }
+
+    /// How long a commit that could start at `now` should wait.
+    fn wait(&self, now: Instant) -> Duration {
+        match self.last_commit {
+            Some(last) if self.busy => (last + self.interval).saturating_duration_since(now),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// A commit of `jobs` starts at `now`.
+    fn committing(&mut self, now: Instant, jobs: usize) {
+        self.window_writes += jobs as u64;
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed >= RATE_WINDOW {
+            self.busy = u128::from(self.window_writes) * 1_000_000
+                >= u128::from(BUSY_RATE) * elapsed.as_micros();
+            self.window_start = now;
+            self.window_writes = 0;
+        }
+        self.last_commit = Some(now);
+    }
+}
 
 impl<D: Deliver> Writer<D> {
     pub fn spawn(store: Store, cfg: WriterConfig, deliver: D) -> Result<Writer<D>, StoreError> {
@@ -212,6 +264,15 @@ fn checkpoint_loop(path: &std::path::Path, stop: Receiver<()>) {
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
+fn drain<T>(rx: &Receiver<T>, batch: &mut Vec<T>, max: usize) {
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
 fn run<D: Deliver>(
     mut store: Store,
     rx: Receiver<Job<D::Item>>,
@@ -220,30 +281,20 @@ fn run<D: Deliver>(
 ) -> WriterStats {
     let mut stats = WriterStats::default();
     let mut batch: Vec<Job<D::Item>> = Vec::with_capacity(cfg.max_batch);
-    let mut busy = false;
+    let mut pace = Pace::new(Instant::now(), cfg.max_delay);
     while let Ok(first) = rx.recv() {
         batch.push(first);
         // Whatever is queued already goes into this commit.
-        while batch.len() < cfg.max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
+        drain(&rx, &mut batch, cfg.max_batch);
+        // Under load, let more arrive before committing (see `Pace`). A plain sleep, not a
+        // wait on the channel: that woke this thread for every write that came in (a context
+        // switch per message, the largest cost in the profile at 3,500 msg/s).
+        let wait = pace.wait(Instant::now());
+        if !wait.is_zero() && batch.len() < cfg.max_batch {
+            std::thread::sleep(wait);
+            drain(&rx, &mut batch, cfg.max_batch);
         }
-        // Under load (the last commit had company) let more arrive for a moment, so that
-        // commits are fewer and larger; when idle, nobody waits. A plain sleep, not a wait on
-        // the channel: that woke this thread for every write that came in (a context switch
-        // per message, the largest cost in the profile at 3,500 msg/s).
-        if busy && !cfg.max_delay.is_zero() && batch.len() < cfg.max_batch {
-            std::thread::sleep(cfg.max_delay);
-            while batch.len() < cfg.max_batch {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-        }
-        busy = batch.len() >= BUSY_BATCH;
+        pace.committing(Instant::now(), batch.len());
         let done = commit(&mut store, &mut batch, &mut stats);
         deliver.deliver(done);
         if WAL_FRAMES.get() > RESTART_WAL_FRAMES {
@@ -382,6 +433,83 @@ mod tests {
         let lines = store.transcript(1).unwrap();
         assert_eq!(lines.len(), 1000);
         assert!(lines.windows(2).all(|p| p[0].at < p[1].at), "order lost");
+    }
+
+    #[test]
+    fn pace_never_holds_back_writes_that_come_slowly() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(t0, Duration::from_millis(1));
+        // 1,000 writes per second, one per millisecond, for half a second.
+        for i in 0..500u64 {
+            let now = t0 + Duration::from_micros(1_000 * i + 200);
+            assert_eq!(pace.wait(now), Duration::ZERO, "write {i} was held back");
+            pace.committing(now, 1);
+        }
+    }
+
+    /// Runs the store thread's loop against writes arriving every `gap` for `span`, each
+    /// commit taking everything that arrived by the time it starts; returns the batch sizes
+    /// and the longest wait, and leaves `now` at the last commit.
+    fn simulate(
+        pace: &mut Pace,
+        now: &mut Instant,
+        gap: Duration,
+        span: Duration,
+    ) -> (Vec<usize>, Duration) {
+        let end = *now + span;
+        let mut next = *now + gap;
+        let (mut batches, mut longest) = (Vec::new(), Duration::ZERO);
+        while next < end {
+            // The thread wakes for the first write it has not committed.
+            *now = (*now).max(next);
+            let w = pace.wait(*now);
+            longest = longest.max(w);
+            *now += w;
+            let mut jobs = 0;
+            while next <= *now {
+                jobs += 1;
+                next += gap;
+            }
+            pace.committing(*now, jobs);
+            batches.push(jobs);
+        }
+        (batches, longest)
+    }
+
+    #[test]
+    fn pace_spaces_commits_while_writes_come_fast_and_stops_when_they_slow() {
+        let interval = Duration::from_millis(1);
+        let mut now = Instant::now();
+        let mut pace = Pace::new(now, interval);
+        // 5,000 writes per second: after the first window, ~5 writes per commit, none waiting
+        // longer than the interval.
+        let (batches, longest) = simulate(
+            &mut pace,
+            &mut now,
+            Duration::from_micros(200),
+            Duration::from_millis(200),
+        );
+        let later = &batches[batches.len() / 2..];
+        let mean = later.iter().sum::<usize>() as f64 / later.len() as f64;
+        assert!(mean >= 4.0, "fast writes were not batched: {later:?}");
+        assert!(longest <= interval, "waited {longest:?}");
+        // Right after a commit, the next one waits for the rest of the interval.
+        assert_eq!(
+            pace.wait(now + Duration::from_micros(300)),
+            Duration::from_micros(700)
+        );
+        // Then 500 writes per second: once a window has passed, each is committed alone.
+        let (batches, _) = simulate(
+            &mut pace,
+            &mut now,
+            Duration::from_millis(2),
+            Duration::from_millis(100),
+        );
+        assert!(
+            batches[10..].iter().all(|&b| b == 1),
+            "slow writes still paced: {batches:?}"
+        );
+        assert_eq!(pace.wait(now + Duration::from_micros(100)), Duration::ZERO);
     }
 
     #[test]
