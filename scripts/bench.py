@@ -446,7 +446,9 @@ def report(meta: dict, rows: list[dict], mem: list[dict], kill: dict | None, sha
     L.append("## Reproducing\n")
     L.append("`scripts/bench` (full), `scripts/bench --quick` (one repeat, fewer points). The load generator is "
              "`src/bin/frontdesk-load.rs`; its `--help` lists the options. The harness itself is checked by "
-             "`tests/integration/test_load_short.py` in the test suite.")
+             "`tests/integration/test_load_short.py` in the test suite. Without a server: "
+             "`cargo bench --bench core` (the sans-I/O core, stanzas per second on one core) and "
+             "`cargo bench --bench store` (one commit of one and of ten transcript lines).")
     return "\n".join(L) + "\n"
 
 
