@@ -3,8 +3,9 @@
 //! about stanzas is the core's; this only moves bytes and time.
 //!
 //! Data flow: this task reads the link (guard -> frames -> fast path or parser -> core) and
-//! hands the core's writes and stanzas, in order, to the store thread, which commits each batch and then writes its
-//! stanzas to the link itself (outbox.rs, sender.rs). One thread hand-off per batch.
+//! hands the core's writes and stanzas, in order, to the store thread, which commits each batch
+//! and then writes its stanzas to the link itself (outbox.rs, sender.rs). One thread hand-off
+//! per batch.
 
 pub mod fastmsg;
 pub mod guard;

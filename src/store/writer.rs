@@ -118,7 +118,7 @@ struct Pace {
     window_start: Instant,
     window_writes: u64,
     busy: bool,
-    last_commit: Option<Instant>,
+    last_commit: Instant,
 }
 
 impl Pace {
@@ -128,15 +128,16 @@ impl Pace {
             window_start: now,
             window_writes: 0,
             busy: false,
-            last_commit: None,
+            last_commit: now,
         }
     }
 
     /// How long a commit that could start at `now` should wait.
     fn wait(&self, now: Instant) -> Duration {
-        match self.last_commit {
-            Some(last) if self.busy => (last + self.interval).saturating_duration_since(now),
-            _ => Duration::ZERO,
+        if self.busy {
+            (self.last_commit + self.interval).saturating_duration_since(now)
+        } else {
+            Duration::ZERO
         }
     }
 
@@ -150,7 +151,7 @@ impl Pace {
             self.window_start = now;
             self.window_writes = 0;
         }
-        self.last_commit = Some(now);
+        self.last_commit = now;
     }
 }
 
