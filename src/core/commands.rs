@@ -9,7 +9,7 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
 use super::roster::parse_advert;
 use super::stanzas::{self, NS_COMMANDS, NS_DATA};
-use super::{Core, Out, Output};
+use super::{Core, Out};
 use crate::address::RoomName;
 use crate::store::{MessageRow, Role, SessionRow, SessionState};
 use crate::time::Timestamp;
@@ -100,6 +100,27 @@ pub enum Query {
     Transcript { id: u64, session_id: i64 },
 }
 
+/// Store reads in flight: who asked, and where the answer goes.
+#[derive(Debug, Default)]
+pub struct Queries {
+    by_id: std::collections::BTreeMap<u64, (BareJid, ReplyTo)>,
+}
+
+impl Queries {
+    pub fn asked(&mut self, id: u64, staff: BareJid, reply: ReplyTo) {
+        self.by_id.insert(id, (staff, reply));
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    pub fn answered(&mut self, id: u64) -> Option<(BareJid, ReplyTo)> {
+        self.by_id.remove(&id)
+    }
+}
+
 /// What a store read returned.
 pub type TranscriptResult = Result<Option<(SessionRow, Vec<MessageRow>)>, String>;
 
@@ -184,8 +205,8 @@ impl Core {
     /// The room of session `n`, if it is open and on one of `staff`'s sites.
     fn room_for(&self, n: i64, staff: &BareJid) -> Result<RoomName, String> {
         let sites = self.staff_sites(staff);
-        match self.rooms.values().find(|r| r.session.id == n) {
-            Some(r) if sites.contains(r.name.site()) => Ok(r.name.clone()),
+        match self.rooms.by_session(n) {
+            Some(r) if sites.contains(r.name().site()) => Ok(r.name().clone()),
             _ => Err(format!("There is no open chat #{n} on your sites.")),
         }
     }
@@ -221,10 +242,9 @@ impl Core {
             },
             Command::Finish(n) => self.finish(now, &staff, n, out),
             Command::Transcript(n) => {
-                let id = self.next_query;
-                self.next_query += 1;
-                self.queries.insert(id, (staff.clone(), reply));
-                out.0.push(Output::Query(Query::Transcript { id, session_id: n }));
+                let id = self.ids.next();
+                self.queries.asked(id, staff.clone(), reply);
+                out.query(Query::Transcript { id, session_id: n });
                 return;
             }
         };
@@ -241,7 +261,7 @@ impl Core {
         let Some(room) = self.rooms.get(name) else {
             return "That chat is closed.".into();
         };
-        let n = room.session.id;
+        let n = room.session_id();
         if let Some(h) = room.staff_present() {
             return if h.jid.to_bare() == sender.to_bare() {
                 format!("#{n} is already yours.")
@@ -249,13 +269,11 @@ impl Core {
                 format!("{} is already chatting with this visitor (#{n}).", h.nick)
             };
         }
-        let offered = room.offered.contains(&sender.to_bare());
-        let contact = room.jid.clone();
+        let offered = room.was_offered_to(&sender.to_bare());
+        let contact = room.jid().clone();
         let visitor = room.visitor_nick();
         let history: Vec<(String, Timestamp)> = room
-            .history
-            .iter()
-            .filter(|h| h.role == Role::Visitor)
+            .visitor_lines()
             .map(|h| (h.body.clone(), h.at))
             .collect();
         self.claim_direct(now, name, sender, out);
@@ -277,7 +295,7 @@ impl Core {
             .rooms
             .values()
             .filter(|r| r.handler().as_ref() == Some(staff))
-            .map(|r| (r.session.id, r.name.clone()))
+            .map(|r| (r.session_id(), r.name().clone()))
             .collect();
         mine.sort();
         let name = match n {
@@ -315,7 +333,7 @@ impl Core {
         let id = self
             .rooms
             .get(&name)
-            .map(|r| r.session.id)
+            .map(|r| r.session_id())
             .unwrap_or_default();
         self.close_chat(now, &name, None, out);
         format!("#{id} is closed.")
@@ -326,15 +344,15 @@ impl Core {
         let mut rooms: Vec<_> = self
             .rooms
             .values()
-            .filter(|r| sites.contains(r.name.site()))
+            .filter(|r| sites.contains(r.name().site()))
             .filter(|r| {
                 matches!(
-                    r.session.state,
+                    r.state(),
                     SessionState::Active | SessionState::Inactive
                 )
             })
             .collect();
-        rooms.sort_by_key(|r| (r.session.state != SessionState::Active, r.session.id));
+        rooms.sort_by_key(|r| (r.state() != SessionState::Active, r.session_id()));
         if rooms.is_empty() {
             return "No chats are waiting on your sites.".into();
         }
@@ -343,21 +361,20 @@ impl Core {
             let site = self
                 .config
                 .sites
-                .get(r.name.site())
+                .get(r.name().site())
                 .map(|s| s.name.as_str())
-                .unwrap_or(r.name.site().as_str());
+                .unwrap_or(r.name().site().as_str());
             let first = r
-                .first_message
-                .as_deref()
+                .first_message()
                 .map(|m| format!(" — \"{}\"", short(m, 60)))
                 .unwrap_or_default();
             lines.push(format!(
                 "#{} {} on {} — {} for {}{}",
-                r.session.id,
+                r.session_id(),
                 r.visitor_nick(),
                 site,
-                r.session.state,
-                ago(now, r.session.created_at),
+                r.state(),
+                ago(now, r.created_at()),
                 first
             ));
         }
@@ -370,7 +387,7 @@ impl Core {
             .values()
             .filter(|r| r.handler().as_ref() == Some(staff))
             .collect();
-        mine.sort_by_key(|r| r.session.id);
+        mine.sort_by_key(|r| r.session_id());
         let availability = if self.staff_available(staff) {
             "available for new chats"
         } else {
@@ -386,54 +403,26 @@ impl Core {
         for r in mine {
             lines.push(format!(
                 "#{} {} ({}) since {}",
-                r.session.id,
+                r.session_id(),
                 r.visitor_nick(),
-                r.jid,
-                ago(now, r.session.updated_at)
+                r.jid(),
+                ago(now, r.updated_at())
             ));
         }
         lines.join("\n")
     }
 
     pub(super) fn diag_text(&self, now: Timestamp) -> String {
-        let rung = self
-            .roster
-            .rung
-            .as_ref()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "choosing…".into());
-        let adverts = if self.roster.adverts.is_empty() {
-            "none".to_string()
-        } else {
-            self.roster
-                .adverts
-                .iter()
-                .map(|(srv, a)| {
-                    let perms: Vec<String> =
-                        a.perms.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    format!("{srv} {} [{}]", a.ns, perms.join(", "))
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
         let uptime = self
             .connected_at
             .map(|t| ago(now, t))
             .unwrap_or_else(|| "not connected".into());
-        let count = |s: SessionState| self.rooms.values().filter(|r| r.session.state == s).count();
-        let online = self
-            .staff
-            .values()
-            .filter(|p| !p.resources.is_empty())
-            .count();
-        let available = self.staff.values().filter(|p| p.available()).count();
-        let (pending, removals) = self.roster_pending();
+        let count = |s: SessionState| self.rooms.values().filter(|r| r.state() == s).count();
+        let (online, available) = self.staff.counts();
         format!(
-            "frontdesk {}\nroster: {rung} (mode {:?}; {} done, {} failed, {pending} in flight, {removals} removals scheduled)\nprivileges advertised: {adverts}\nconnected for: {uptime}\nopen sessions: {} (INACTIVE {}, ACTIVE {}, CHATTING {})\nstaff online: {online}, available: {available}",
+            "frontdesk {}\n{}\nconnected for: {uptime}\nopen sessions: {} (INACTIVE {}, ACTIVE {}, CHATTING {})\nstaff online: {online}, available: {available}",
             env!("CARGO_PKG_VERSION"),
-            self.roster.mode,
-            self.roster.done,
-            self.roster.failed,
+            self.roster.diag(),
             self.rooms.len(),
             count(SessionState::Inactive),
             count(SessionState::Active),
@@ -443,7 +432,7 @@ impl Core {
 
     /// The store answered a `!transcript` read.
     pub(super) fn transcript_ready(&mut self, id: u64, result: TranscriptResult, out: &mut Out) {
-        let Some((staff, reply)) = self.queries.remove(&id) else {
+        let Some((staff, reply)) = self.queries.answered(id) else {
             return;
         };
         let sites = self.staff_sites(&staff);
@@ -635,21 +624,21 @@ impl Core {
         let mut rooms: Vec<_> = self
             .rooms
             .values()
-            .filter(|r| sites.contains(r.name.site()))
+            .filter(|r| sites.contains(r.name().site()))
             .collect();
-        rooms.sort_by_key(|r| r.session.id);
+        rooms.sort_by_key(|r| r.session_id());
         for r in rooms {
             let label = format!(
                 "#{} {} ({})",
-                r.session.id,
+                r.session_id(),
                 r.visitor_nick(),
-                r.session.state
+                r.state()
             );
             field = field.append(
                 stanzas::element("option", NS_DATA, &[("label", &label)])
                     .append(
                         Element::builder("value", NS_DATA)
-                            .append(r.session.id.to_string())
+                            .append(r.session_id().to_string())
                             .build(),
                     )
                     .build(),

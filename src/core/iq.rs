@@ -10,7 +10,8 @@ use xmpp_parsers::version::VersionResult;
 
 use super::message::means_gone;
 use super::stanzas::{self, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_SID, NS_VERSION};
-use super::{Core, Out, PendingPing, PING_TIMEOUT_MS};
+use super::pings::PendingPing;
+use super::{Core, Out};
 use crate::address::{RoomName, Target};
 use crate::time::Timestamp;
 
@@ -60,25 +61,35 @@ fn empty_items() -> Element {
     Element::builder("query", NS_DISCO_ITEMS).build()
 }
 
+/// An IQ get or set, taken apart once.
+struct Request {
+    get: bool,
+    from: Jid,
+    to: Jid,
+    id: String,
+    payload: Element,
+}
+
 impl Core {
     pub(super) fn handle_iq(&mut self, now: Timestamp, iq: Iq, out: &mut Out) {
-        match iq {
+        let (get, from, to, id, payload) = match iq {
             Iq::Get {
                 from,
                 to,
                 id,
                 payload,
-            } => self.handle_iq_request(now, true, from, to, id, payload, out),
+            } => (true, from, to, id, payload),
             Iq::Set {
                 from,
                 to,
                 id,
                 payload,
-            } => self.handle_iq_request(now, false, from, to, id, payload, out),
+            } => (false, from, to, id, payload),
             Iq::Result { from, id, .. } => {
                 if !self.roster_answered(now, &id, None, out) {
                     self.ping_answered(now, &id, from, None, out)
                 }
+                return;
             }
             Iq::Error {
                 from, id, error, ..
@@ -91,42 +102,49 @@ impl Core {
                 if !self.roster_answered(now, &id, Some(text), out) {
                     self.ping_answered(now, &id, from, Some(error), out)
                 }
+                return;
             }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn handle_iq_request(
-        &mut self,
-        now: Timestamp,
-        get: bool,
-        from: Option<Jid>,
-        to: Option<Jid>,
-        id: String,
-        payload: Element,
-        out: &mut Out,
-    ) {
+        };
+        // Servers always stamp both; without them there is nobody to answer.
         let (Some(from), Some(to)) = (from, to) else {
             return;
         };
-        let target = Target::of(&to, &self.config.component);
-        if matches!(target, Target::Domain) && !get && is(&payload, "command", stanzas::NS_COMMANDS)
+        self.handle_iq_request(
+            now,
+            Request {
+                get,
+                from,
+                to,
+                id,
+                payload,
+            },
+            out,
+        );
+    }
+
+    fn handle_iq_request(&mut self, now: Timestamp, r: Request, out: &mut Out) {
+        let target = Target::of(&r.to, &self.config.component);
+        if matches!(target, Target::Domain)
+            && !r.get
+            && is(&r.payload, "command", stanzas::NS_COMMANDS)
         {
-            self.handle_adhoc(now, from, id, &payload, out);
+            self.handle_adhoc(now, r.from, r.id, &r.payload, out);
             return;
         }
         let answer = match target {
-            Target::Domain => self.iq_to_domain(get, &payload, &from),
-            Target::Room(name) => self.iq_to_room(get, &payload, &name),
-            Target::Occupant(name, nick) => self.iq_to_occupant(get, &payload, &name, &nick, &from),
+            Target::Domain => self.iq_to_domain(r.get, &r.payload, &r.from),
+            Target::Room(name) => self.iq_to_room(r.get, &r.payload, &name),
+            Target::Occupant(name, nick) => {
+                self.iq_to_occupant(r.get, &r.payload, &name, &nick, &r.from)
+            }
             Target::BadRoom(_) => Err(not_found(
                 "No such room: visitor rooms are named <visitor>_<site>.",
             )),
             Target::Elsewhere => return,
         };
         match answer {
-            Ok(payload) => out.send(stanzas::iq_result(to, from, id, payload)),
-            Err(err) => out.send(stanzas::iq_error(to, from, id, err)),
+            Ok(payload) => out.send(stanzas::iq_result(r.to, r.from, r.id, payload)),
+            Err(err) => out.send(stanzas::iq_error(r.to, r.from, r.id, err)),
         }
     }
 
@@ -219,17 +237,13 @@ impl Core {
         jid: &FullJid,
         out: &mut Out,
     ) {
-        if self
-            .pings
-            .values()
-            .any(|p| &p.room == room && &p.jid == jid)
-        {
+        if self.pings.in_flight(room, jid) {
             return;
         }
-        let id = self.new_iq_id("fd-ping");
+        let id = self.ids.iq("ping");
         let from = Jid::from(room.jid(&self.config.component));
         out.send(stanzas::ping(from, Jid::from(jid.clone()), id.clone()));
-        self.pings.insert(
+        self.pings.sent(
             id,
             PendingPing {
                 room: room.clone(),
@@ -247,25 +261,17 @@ impl Core {
         error: Option<StanzaError>,
         out: &mut Out,
     ) {
-        // Only the pinged address may answer (the server stamps `from`, so it cannot be forged).
-        let Some(p) = self.pings.get(id) else { return };
-        if from.as_ref().and_then(|f| f.try_as_full().ok()) != Some(&p.jid) {
-            return;
-        }
-        let Some(p) = self.pings.remove(id) else {
+        let Some(p) = self.pings.answered(id, from.as_ref()) else {
             return;
         };
         // A client that does not implement ping is still a client that answered.
         match error {
             Some(e) if means_gone(&e) => self.occupant_lost(now, &p.room, &p.jid, out),
             _ => {
-                let bound = self
-                    .rooms
-                    .get(&p.room)
-                    .and_then(|r| r.visitor())
-                    .map(|v| v.jid.clone());
-                if bound.as_ref() == Some(&p.jid) {
-                    self.refuse_pending(&p.room, out);
+                if let Some(room) = self.rooms.get_mut(&p.room) {
+                    if room.visitor().map(|v| &v.jid) == Some(&p.jid) {
+                        room.refuse_pending(out);
+                    }
                 }
             }
         }
@@ -275,19 +281,11 @@ impl Core {
     /// that the server has not noticed is dead) is let go; anyone else is given the benefit of
     /// the doubt.
     pub(super) fn expire_pings(&mut self, now: Timestamp, out: &mut Out) {
-        let expired: Vec<String> = self
-            .pings
-            .iter()
-            .filter(|(_, p)| now.millis() - p.sent.millis() >= PING_TIMEOUT_MS)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in expired {
-            let Some(p) = self.pings.remove(&id) else {
-                continue;
-            };
-            let blocks_join = self.rooms.get(&p.room).is_some_and(|r| {
-                !r.pending_joins.is_empty() && r.visitor().map(|v| &v.jid) == Some(&p.jid)
-            });
+        for p in self.pings.expired(now) {
+            let blocks_join = self
+                .rooms
+                .get(&p.room)
+                .is_some_and(|r| r.join_waits_on(&p.jid));
             if blocks_join {
                 tracing::info!(room = %p.room, jid = %p.jid, "bound visitor did not answer a ping; letting the waiting join in");
                 self.occupant_lost(now, &p.room, &p.jid, out);

@@ -6,38 +6,44 @@
 //! [`presence`] (joins, leaves, presence updates), [`message`] (groupchat to rooms), [`iq`]
 //! (disco, ping, answers to our own pings). [`Out`] is the one seam everything leaves through.
 
+mod availability;
 pub mod commands;
 mod iq;
 pub mod limits;
 mod message;
 pub mod nick;
+mod pings;
 mod presence;
+pub mod refusal;
 pub mod room;
+mod rooms;
 pub mod roster;
 mod staff;
 pub mod stanzas;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::stanza::Stanza;
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
+use xmpp_parsers::stanza_error::DefinedCondition;
 
 use crate::address::{RoomName, SiteId};
 use crate::config::{Config, Limits, RosterConfig};
-use crate::store::{MessageRow, Role, SessionState, Snapshot, StoreOp};
+use crate::store::{OccupantRow, SessionState, Snapshot, StoreOp};
 use crate::time::Timestamp;
 
-use room::{Emptied, HistoryItem, Occupant, Room};
-use stanzas::Shown;
+use availability::Availability;
+pub use pings::PING_TIMEOUT_MS;
+use pings::Pings;
+use refusal::Refusal;
+use room::{Ctx, Kept, Room};
+use rooms::Rooms;
 
 /// How long a room emptied by a lost link (server restart, dead client) keeps its session open
 /// for the people in it to come back.
 pub const REJOIN_GRACE_MS: i64 = 120_000;
 /// How long a room everyone left keeps its session before it is CLOSED.
 pub const CLOSE_LINGER_MS: i64 = 5_000;
-/// How long we wait for an occupant to answer a ping before we decide.
-pub const PING_TIMEOUT_MS: i64 = 10_000;
 
 /// The part of the config the core needs, indexed for lookups.
 #[derive(Debug, Clone)]
@@ -88,6 +94,16 @@ impl CoreConfig {
             .flat_map(|s| s.staff.iter().cloned())
             .collect();
         set.into_iter().collect()
+    }
+
+    /// What a room's rules need from outside it, for a room of a configured site.
+    fn ctx(&self, now: Timestamp, name: &RoomName) -> Option<Ctx<'_>> {
+        Some(Ctx {
+            now,
+            component: &self.component,
+            site: self.sites.get(name.site())?,
+            limits: self.limits,
+        })
     }
 
     /// Is this bare JID staff of any site other than `site`?
@@ -200,42 +216,72 @@ pub enum Output {
 /// The seam every output leaves through, in order; it also notes which rooms changed state,
 /// for what that means to staff (see `after_state_changes`).
 #[derive(Debug, Default)]
-pub struct Out(Vec<Output>, Vec<RoomName>);
+pub struct Out {
+    outputs: Vec<Output>,
+    changed: Vec<RoomName>,
+}
 
 impl Out {
     pub fn send(&mut self, s: impl Into<Stanza>) {
-        self.0.push(Output::Send(s.into()));
+        self.outputs.push(Output::Send(s.into()));
     }
 
     pub fn store(&mut self, op: StoreOp) {
-        self.0.push(Output::Store(op));
+        self.outputs.push(Output::Store(op));
     }
 
     pub fn persist(&mut self, op: StoreOp, then: Vec<Stanza>, or_else: OrElse) {
-        self.0.push(Output::Persist { op, then, or_else });
+        self.outputs.push(Output::Persist { op, then, or_else });
+    }
+
+    pub fn api(&mut self, call: roster::ApiCall) {
+        self.outputs.push(Output::Api(call));
+    }
+
+    pub fn query(&mut self, q: commands::Query) {
+        self.outputs.push(Output::Query(q));
+    }
+
+    /// The room's session changed state (or was opened).
+    pub fn changed(&mut self, room: &RoomName) {
+        self.changed.push(room.clone());
+    }
+
+    /// The rooms that changed, each once, in name order.
+    fn take_changed(&mut self) -> Vec<RoomName> {
+        let mut changed = std::mem::take(&mut self.changed);
+        changed.sort();
+        changed.dedup();
+        changed
     }
 }
 
-/// Why we pinged someone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct PendingPing {
-    room: RoomName,
-    jid: FullJid,
-    sent: Timestamp,
+/// The numbers in the ids of our own IQs and store reads: one counter for all of them.
+#[derive(Debug)]
+struct Ids(u64);
+
+impl Ids {
+    fn next(&mut self) -> u64 {
+        let n = self.0;
+        self.0 = self.0.saturating_add(1);
+        n
+    }
+
+    /// An IQ id such as `fd-ping-7`.
+    fn iq(&mut self, kind: &str) -> String {
+        format!("fd-{kind}-{}", self.next())
+    }
 }
 
 pub struct Core {
     config: CoreConfig,
-    rooms: HashMap<RoomName, Room>,
-    next_session_id: i64,
-    pings: HashMap<String, PendingPing>,
-    next_iq: u64,
-    next_system: u64,
-    staff: HashMap<BareJid, staff::StaffPresence>,
+    rooms: Rooms,
+    pings: Pings,
+    staff: Availability,
     roster: roster::RosterState,
+    queries: commands::Queries,
+    ids: Ids,
     connected_at: Option<Timestamp>,
-    queries: HashMap<u64, (BareJid, commands::ReplyTo)>,
-    next_query: u64,
     offenders: limits::Offenders,
 }
 
@@ -247,28 +293,42 @@ impl Core {
     /// Resumes from the store's snapshot. Rooms that come back with nobody in them get the
     /// rejoin grace period from `now`.
     pub fn new(config: CoreConfig, snapshot: Snapshot, now: Timestamp) -> Core {
+        let roster = roster::RosterState::new(
+            config.roster.mode,
+            config.roster.ejabberd_api.is_some(),
+            (config.roster.remove_after_secs as i64).saturating_mul(1000),
+            &snapshot.roster_items,
+        );
         let mut core = Core {
-            rooms: HashMap::new(),
-            next_session_id: snapshot.next_session_id.max(1),
-            pings: HashMap::new(),
-            next_iq: 1,
-            next_system: 1,
-            staff: HashMap::new(),
-            roster: roster::RosterState::new(
-                config.roster.mode,
-                config.roster.ejabberd_api.is_some(),
-                (config.roster.remove_after_secs as i64).saturating_mul(1000),
-                snapshot.roster_items.clone(),
-            ),
+            rooms: Rooms::new(snapshot.next_session_id),
+            pings: Pings::default(),
+            staff: Availability::default(),
+            roster,
+            queries: commands::Queries::default(),
+            ids: Ids(1),
             connected_at: None,
-            queries: HashMap::new(),
-            next_query: 1,
             offenders: limits::Offenders::default(),
             config,
         };
-        let mut messages: HashMap<i64, Vec<MessageRow>> = HashMap::new();
+        core.resume_rooms(snapshot, now);
+        core
+    }
+
+    fn resume_rooms(&mut self, snapshot: Snapshot, now: Timestamp) {
+        let mut kept: BTreeMap<i64, Kept> = BTreeMap::new();
         for m in snapshot.messages {
-            messages.entry(m.session_id).or_default().push(m);
+            kept.entry(m.session_id).or_default().history.push(m);
+        }
+        for m in snapshot.first_visitor_lines {
+            let id = m.session_id;
+            kept.entry(id).or_default().first_visitor_line = Some(m);
+        }
+        for (id, sid) in snapshot.last_stanza_ids {
+            kept.entry(id).or_default().last_stanza_id = Some(sid);
+        }
+        let mut occupants: BTreeMap<i64, Vec<OccupantRow>> = BTreeMap::new();
+        for o in snapshot.occupants {
+            occupants.entry(o.session_id).or_default().push(o);
         }
         for session in snapshot.sessions {
             let Some(name) = Jid::new(&session.room)
@@ -279,85 +339,31 @@ impl Core {
                 tracing::warn!(session = session.id, room = %session.room, "stored session has an unusable room name; skipping it");
                 continue;
             };
-            if !core.config.sites.contains_key(name.site()) {
+            if !self.config.sites.contains_key(name.site()) {
                 tracing::warn!(session = session.id, site = %name.site(), "stored session is for a site no longer in the config; leaving it as it is");
                 continue;
             }
-            let jid = name.jid(&core.config.component);
             let id = session.id;
-            let mut room = Room::new(name.clone(), jid, session);
-            for m in messages.remove(&id).unwrap_or_default() {
-                let Ok(from) = FullJid::new(&m.from_jid) else {
-                    continue;
-                };
-                if let Some(seq) = m
-                    .stanza_id
-                    .rsplit('-')
-                    .next()
-                    .and_then(|s| s.parse::<u64>().ok())
-                {
-                    room.seq = room.seq.max(seq + 1);
-                }
-                room.visitor_wrote |= m.role == Role::Visitor;
-                room.remember(HistoryItem {
-                    at: m.at,
-                    nick: m.nick,
-                    role: m.role,
-                    from,
-                    body: m.body,
-                    lang: Default::default(),
-                    id: m.origin_id.map(xmpp_parsers::message::Id),
-                    stanza_id: m.stanza_id,
-                });
-            }
-            room.visitor_wrote |= room.session.state == SessionState::Active;
-            core.rooms.insert(name, room);
+            let jid = name.jid(&self.config.component);
+            let room = Room::resume(
+                name,
+                jid,
+                session,
+                kept.remove(&id).unwrap_or_default(),
+                occupants.remove(&id).unwrap_or_default(),
+                now,
+            );
+            self.rooms.restore(room);
         }
-        for o in snapshot.occupants {
-            let Ok(jid) = FullJid::new(&o.jid) else {
-                continue;
-            };
-            if let Some(room) = core
-                .rooms
-                .values_mut()
-                .find(|r| r.session.id == o.session_id)
-            {
-                room.occupants.push(Occupant {
-                    jid,
-                    nick: o.nick,
-                    role: o.role,
-                    shown: Shown::default(),
-                    direct: o.direct,
-                    bucket: Default::default(),
-                    typing: Default::default(),
-                });
-            }
-        }
-        for room in core.rooms.values_mut() {
-            if room.occupants.is_empty() {
-                room.emptied = Some(Emptied::Lost(now));
-            }
-        }
-        core
     }
 
     pub fn handle(&mut self, now: Timestamp, input: Input) -> Vec<Output> {
         let mut out = Out::default();
-        let input = match input {
-            Input::Stanza(s) => match limits::exceeded(&s) {
-                Some(limit) => {
-                    self.handle_over_limit(now, s, limit, &mut out);
-                    self.after_state_changes(now, &mut out);
-                    return out.0;
-                }
-                None => Input::Stanza(s),
-            },
-            other => other,
-        };
         match input {
-            Input::Stanza(Stanza::Presence(p)) => self.handle_presence(now, p, &mut out),
-            Input::Stanza(Stanza::Message(m)) => self.handle_message(now, m, &mut out),
-            Input::Stanza(Stanza::Iq(iq)) => self.handle_iq(now, iq, &mut out),
+            Input::Stanza(s) => match limits::exceeded(&s) {
+                Some(limit) => self.handle_over_limit(now, s, limit, &mut out),
+                None => self.handle_stanza(now, s, &mut out),
+            },
             Input::Invalid(bad) => self.handle_invalid(bad, &mut out),
             Input::Tick => self.handle_tick(now, &mut out),
             Input::Connected => self.handle_connected(now, &mut out),
@@ -375,8 +381,16 @@ impl Core {
                 stanza_id: None,
             } => self.unsaved_session(now, session_id, &mut out),
         }
-        self.after_state_changes(now, &mut out);
-        out.0
+        self.after_state_changes(&mut out);
+        out.outputs
+    }
+
+    fn handle_stanza(&mut self, now: Timestamp, s: Stanza, out: &mut Out) {
+        match s {
+            Stanza::Presence(p) => self.handle_presence(now, p, out),
+            Stanza::Message(m) => self.handle_message(now, m, out),
+            Stanza::Iq(iq) => self.handle_iq(now, iq, out),
+        }
     }
 
     pub fn component(&self) -> &BareJid {
@@ -385,7 +399,7 @@ impl Core {
 
     /// The state of a room's open session, if it has one.
     pub fn room_state(&self, room: &RoomName) -> Option<SessionState> {
-        self.rooms.get(room).map(|r| r.session.state)
+        self.rooms.get(room).map(|r| r.state())
     }
 
     pub fn open_rooms(&self) -> usize {
@@ -408,26 +422,22 @@ impl Core {
             .and_then(|t| Jid::new(t).ok())
             .filter(|t| t.domain() == self.config.component.domain())
             .unwrap_or_else(|| Jid::from(self.config.component.clone()));
-        let err = stanzas::error(
-            ErrorType::Modify,
+        let r = Refusal::modify(
             DefinedCondition::BadRequest,
             "This stanza is malformed and was not processed.",
         );
         match bad.kind {
-            StanzaKind::Iq => out.send(stanzas::iq_error(about, from, id, err)),
-            StanzaKind::Message => out.send(stanzas::message_error(
-                about,
-                from,
-                Some(xmpp_parsers::message::Id(id)),
-                err,
-            )),
+            StanzaKind::Iq => out.send(r.iq(about, from, id)),
+            StanzaKind::Message => {
+                out.send(r.message(about, from, Some(xmpp_parsers::message::Id(id))))
+            }
             StanzaKind::Presence => {
                 let mut p =
                     xmpp_parsers::presence::Presence::new(xmpp_parsers::presence::Type::Error)
                         .with_from(about)
                         .with_to(from);
                 p.id = Some(id);
-                p.add_payload(err);
+                p.add_payload(r.error());
                 out.send(p)
             }
         }
@@ -437,13 +447,7 @@ impl Core {
         self.expire_pings(now, out);
         self.expire_direct_staff(now, out);
         self.roster_tick(now, out);
-        let expired: Vec<RoomName> = self
-            .rooms
-            .values()
-            .filter(|r| r.occupants.is_empty() && r.emptied.is_some_and(|e| e.closes_at() <= now))
-            .map(|r| r.name.clone())
-            .collect();
-        for name in expired {
+        for name in self.rooms.names_where(|r| r.due_to_close(now)) {
             self.close_room(&name, now, out);
         }
     }
@@ -453,9 +457,7 @@ impl Core {
     fn handle_disconnected(&mut self, now: Timestamp) {
         self.connected_at = None;
         for room in self.rooms.values_mut() {
-            if let Some(Emptied::Left(_)) = room.emptied {
-                room.emptied = Some(Emptied::Lost(now));
-            }
+            room.link_lost(now);
         }
     }
 
@@ -467,7 +469,7 @@ impl Core {
         let targets: Vec<(RoomName, FullJid)> = self
             .rooms
             .values()
-            .flat_map(|r| r.joined().map(|o| (r.name.clone(), o.jid.clone())))
+            .flat_map(|r| r.joined().map(|o| (r.name().clone(), o.jid.clone())))
             .collect();
         for (room, jid) in targets {
             self.ping_occupant(now, &room, &jid, out);
@@ -478,7 +480,7 @@ impl Core {
 
     /// A refused message must not come back later in someone's history.
     fn forget_message(&mut self, session_id: i64, stanza_id: &str) {
-        if let Some(room) = self.rooms.values_mut().find(|r| r.session.id == session_id) {
+        if let Some(room) = self.rooms.by_session_mut(session_id) {
             room.forget(stanza_id);
             tracing::warn!(
                 session = session_id,
@@ -491,43 +493,11 @@ impl Core {
     /// A new session's row could not be written: rather than a chat that exists only in
     /// memory, the room is closed at once and its people told why.
     fn unsaved_session(&mut self, now: Timestamp, session_id: i64, out: &mut Out) {
-        let Some(name) = self
-            .rooms
-            .values()
-            .find(|r| r.session.id == session_id)
-            .map(|r| r.name.clone())
-        else {
+        let Some(name) = self.rooms.by_session(session_id).map(|r| r.name().clone()) else {
             return;
         };
         tracing::error!(session = session_id, room = %name, "the new session could not be stored; closing the room");
         self.close_chat(now, &name, Some(UNSAVED_TEXT), out);
-    }
-
-    fn new_iq_id(&mut self, prefix: &str) -> String {
-        let id = format!("{prefix}-{}", self.next_iq);
-        self.next_iq += 1;
-        id
-    }
-
-    /// Writes a transcript-only line (not sent to the room) for events such as staff joining.
-    fn system_line(&mut self, session_id: i64, now: Timestamp, body: String, out: &mut Out) {
-        let stanza_id = format!("{session_id}-sys-{}", self.next_system);
-        self.next_system += 1;
-        out.store(StoreOp::AppendMessage(MessageRow {
-            session_id,
-            at: now,
-            role: Role::System,
-            from_jid: self.config.component.to_string(),
-            nick: String::new(),
-            body,
-            stanza_id,
-            origin_id: None,
-        }));
-    }
-
-    fn write_session(room: &Room, out: &mut Out) {
-        out.store(StoreOp::UpdateSession(room.session.clone()));
-        out.1.push(room.name.clone());
     }
 
     /// Closes the room's session and forgets the room; the row and transcript stay.
@@ -535,38 +505,22 @@ impl Core {
         let Some(mut room) = self.rooms.remove(name) else {
             return;
         };
-        for pending in std::mem::take(&mut room.pending_joins) {
-            out.send(stanzas::presence_error(
-                Jid::from(room.jid.clone()),
-                Jid::from(pending.jid),
-                pending.presence.id.clone(),
-                stanzas::error(
-                    ErrorType::Wait,
-                    DefinedCondition::ServiceUnavailable,
-                    "The chat closed; please join again.",
-                ),
-            ));
-        }
-        self.pings.retain(|_, p| &p.room != name);
-        if room.set_state(SessionState::Closed, now) {
-            tracing::info!(session = room.session.id, room = %room.jid, "session closed");
-            out.store(StoreOp::UpdateSession(room.session.clone()));
-        }
-        if let Some(site) = self.config.sites.get(room.name.site()) {
+        room.refuse_pending_closed(out);
+        self.pings.forget_room(name);
+        let told = room.close(now, out);
+        if let Some(site) = self.config.sites.get(name.site()) {
             for s in &site.staff {
                 out.send(stanzas::presence_of_type(
-                    Jid::from(room.jid.clone()),
+                    Jid::from(room.jid().clone()),
                     Jid::from(s.clone()),
                     xmpp_parsers::presence::Type::Unavailable,
                 ));
             }
         }
-        for s in std::mem::take(&mut room.offered) {
-            if Some(s.to_string()) != room.session.staff {
-                self.desk_says(&s, &format!("#{} is closed.", room.session.id), out);
-            }
+        for s in told {
+            self.desk_says(&s, &format!("#{} is closed.", room.session_id()), out);
         }
-        self.roster_schedule_removal(now, &room.jid, room.name.site());
+        self.roster_schedule_removal(now, room.jid(), name.site());
     }
 }
 

@@ -5,7 +5,7 @@
 //! ejabberd's HTTP admin API (the shell makes the call and reports back), and a presence
 //! subscription request that works everywhere but needs the staff member's approval.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use minidom::Element;
@@ -13,7 +13,7 @@ use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::presence::Type as PresenceType;
 
 use super::stanzas;
-use super::{Core, Out, Output};
+use super::{Core, Out};
 use crate::config::RosterMode;
 use crate::store::StoreOp;
 use crate::time::Timestamp;
@@ -102,25 +102,24 @@ impl Advert {
 
 #[derive(Debug)]
 pub struct RosterState {
-    pub mode: RosterMode,
-    pub api_configured: bool,
-    pub remove_after_ms: i64,
+    mode: RosterMode,
+    api_configured: bool,
+    remove_after_ms: i64,
     /// None while we are still choosing.
-    pub rung: Option<Rung>,
+    rung: Option<Rung>,
     detect_until: Option<Timestamp>,
     /// Per server domain.
-    pub adverts: BTreeMap<String, Advert>,
+    adverts: BTreeMap<String, Advert>,
     /// Ops waiting for a rung to be chosen.
     queue: Vec<RosterOp>,
     /// Privileged IQs and API calls in flight, by id, with the rung they used.
-    inflight: HashMap<String, (RosterOp, Rung)>,
+    inflight: BTreeMap<String, (RosterOp, Rung)>,
     /// Removals due later: (staff, contact) -> when.
     removals: BTreeMap<(BareJid, BareJid), Timestamp>,
     /// Items we have put into rosters and not removed (mirrors the roster_items table).
-    pub items: std::collections::BTreeSet<(BareJid, BareJid)>,
-    next_id: u64,
-    pub done: u64,
-    pub failed: u64,
+    items: BTreeSet<(BareJid, BareJid)>,
+    done: u64,
+    failed: u64,
 }
 
 impl RosterState {
@@ -128,7 +127,7 @@ impl RosterState {
         mode: RosterMode,
         api_configured: bool,
         remove_after_ms: i64,
-        items: Vec<(String, String)>,
+        items: &[(String, String)],
     ) -> RosterState {
         let rung = match mode {
             RosterMode::Off => Some(Rung::Off),
@@ -145,16 +144,61 @@ impl RosterState {
             detect_until: None,
             adverts: BTreeMap::new(),
             queue: Vec::new(),
-            inflight: HashMap::new(),
+            inflight: BTreeMap::new(),
             removals: BTreeMap::new(),
             items: items
-                .into_iter()
-                .filter_map(|(s, c)| Some((BareJid::new(&s).ok()?, BareJid::new(&c).ok()?)))
+                .iter()
+                .filter_map(|(s, c)| Some((BareJid::new(s).ok()?, BareJid::new(c).ok()?)))
                 .collect(),
-            next_id: 1,
             done: 0,
             failed: 0,
         }
+    }
+
+    /// Does the item exist in the staff member's roster, as far as we know?
+    pub fn has_item(&self, staff: &BareJid, contact: &BareJid) -> bool {
+        self.items.contains(&(staff.clone(), contact.clone()))
+    }
+
+    /// Anything in rosters at all (for tests of restarts).
+    #[cfg(test)]
+    pub fn has_items(&self) -> bool {
+        !self.items.is_empty()
+    }
+
+    #[cfg(test)]
+    pub fn item_count(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The roster lines of `!diag`.
+    pub fn diag(&self) -> String {
+        let rung = self
+            .rung
+            .as_ref()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "choosing…".into());
+        let adverts = if self.adverts.is_empty() {
+            "none".to_string()
+        } else {
+            self.adverts
+                .iter()
+                .map(|(srv, a)| {
+                    let perms: Vec<String> =
+                        a.perms.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("{srv} {} [{}]", a.ns, perms.join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let pending = self.inflight.len() + self.queue.len();
+        format!(
+            "roster: {rung} (mode {:?}; {} done, {} failed, {pending} in flight, {} removals scheduled)\nprivileges advertised: {adverts}",
+            self.mode,
+            self.done,
+            self.failed,
+            self.removals.len(),
+        )
     }
 
     /// The rung after `r` when it fails at run time (auto mode only falls back).
@@ -291,24 +335,17 @@ impl Core {
         }
         // Open visitors whose items we know are in place need nothing (a reconnect to a
         // server with many open chats would otherwise redo every item).
-        let mut rooms: Vec<_> = self
-            .rooms
-            .values()
-            .filter(|r| {
-                self.config.sites.get(r.name.site()).is_some_and(|s| {
-                    s.staff
-                        .iter()
-                        .any(|st| !self.roster.items.contains(&(st.clone(), r.jid.clone())))
-                })
+        let rooms = self.rooms.names_where(|r| {
+            self.config.sites.get(r.name().site()).is_some_and(|s| {
+                s.staff
+                    .iter()
+                    .any(|st| !self.roster.has_item(st, r.jid()))
             })
-            .map(|r| r.name.clone())
-            .collect();
-        rooms.sort();
+        });
         for name in &rooms {
             self.roster_add_room(now, name, out);
         }
-        let open: std::collections::HashSet<BareJid> =
-            self.rooms.values().map(|r| r.jid.clone()).collect();
+        let open: BTreeSet<BareJid> = self.rooms.values().map(|r| r.jid().clone()).collect();
         let stale: Vec<(BareJid, BareJid)> = self
             .roster
             .items
@@ -335,7 +372,7 @@ impl Core {
         let Some(site) = self.config.sites.get(name.site()) else {
             return;
         };
-        let contact = room.jid.clone();
+        let contact = room.jid().clone();
         let nick = room.visitor_nick();
         let label = format!("{nick} ({})", site.name);
         let group = format!("{} visitors", site.name);
@@ -382,7 +419,7 @@ impl Core {
         match (&rung, &op) {
             (Rung::Off, _) => {}
             (Rung::Privilege(_), _) => {
-                let id = self.roster_id("fd-roster");
+                let id = self.ids.iq("roster");
                 let (contact, name, group, remove) = match &op {
                     RosterOp::Add {
                         contact,
@@ -404,7 +441,7 @@ impl Core {
                 self.roster.inflight.insert(id, (op, rung));
             }
             (Rung::EjabberdApi, _) => {
-                let id = self.roster_id("fd-api");
+                let id = self.ids.iq("api");
                 let staff = op.staff();
                 let contact = op.contact();
                 let mut args = vec![
@@ -428,11 +465,11 @@ impl Core {
                     }
                     RosterOp::Remove { .. } => "delete_rosteritem",
                 };
-                out.0.push(Output::Api(ApiCall {
+                out.api(ApiCall {
                     id: id.clone(),
                     command,
                     args,
-                }));
+                });
                 self.roster.inflight.insert(id, (op, rung));
             }
             (
@@ -468,12 +505,6 @@ impl Core {
                 self.roster_done(now, op, out);
             }
         }
-    }
-
-    fn roster_id(&mut self, prefix: &str) -> String {
-        let id = format!("{prefix}-{}", self.roster.next_id);
-        self.roster.next_id += 1;
-        id
     }
 
     fn roster_done(&mut self, now: Timestamp, op: RosterOp, out: &mut Out) {
@@ -539,13 +570,5 @@ impl Core {
             }
         }
         true
-    }
-
-    /// Removals still to come, for `!diag`.
-    pub(super) fn roster_pending(&self) -> (usize, usize) {
-        (
-            self.roster.inflight.len() + self.roster.queue.len(),
-            self.roster.removals.len(),
-        )
     }
 }

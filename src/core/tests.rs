@@ -11,7 +11,7 @@ use xmpp_parsers::stanza::Stanza;
 
 use super::*;
 use crate::address::RoomName;
-use crate::store::{OccupantRow, SessionRow, SessionState, Snapshot, StoreOp};
+use crate::store::{MessageRow, OccupantRow, Role, SessionRow, SessionState, Snapshot, StoreOp};
 
 pub(super) const COMPONENT: &str = "chat.example.com";
 pub(super) const V1: &str = "anon1@anon.example.com/r1";
@@ -321,7 +321,7 @@ fn visitor_message_is_stored_then_reflected_and_makes_the_session_active() {
     // No staff member is online: the room says so, once.
     s.receives(&format!(
         "<message from='{ROOM}' to='{V1}' type='groupchat'><body>{}</body></message>",
-        staff::NOBODY_TEXT
+        room::desk::NOBODY_TEXT
     ));
     s.receives_nothing();
     assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
@@ -987,6 +987,7 @@ fn resuming_from_the_store_keeps_sessions_history_and_checks_occupants() {
             occ(ALICE, "Alice", Role::Staff),
         ],
         messages: vec![msg],
+        ..Default::default()
     });
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
     s.feed(Input::Connected);

@@ -14,6 +14,7 @@ use xmpp_parsers::stanza::Stanza;
 use super::tests::{config, to_element, COMPONENT};
 use super::*;
 use crate::config::{HttpUrl, RosterConfig, RosterMode};
+use crate::store::Role;
 
 const VISITORS: [&str; 3] = [
     "anon1@anon.example.com/r1",
@@ -287,24 +288,23 @@ fn check(
     }
     for room in core.rooms.values() {
         let mut staff: Vec<String> = room
-            .occupants
-            .iter()
+            .occupants()
             .filter(|o| o.role == Role::Staff)
             .map(|o| o.jid.to_bare().to_string())
             .collect();
         staff.sort();
         staff.dedup();
         if staff.len() > 1 {
-            return Err(format!("room {} has staff {staff:?}", room.jid));
+            return Err(format!("room {} has staff {staff:?}", room.jid()));
         }
-        for o in &room.occupants {
+        for o in room.occupants() {
             if o.role == Role::Staff
                 && !staff_sites(cfg, o.jid.to_bare().as_str())
-                    .contains(&room.name.site().to_string())
+                    .contains(&room.name().site().to_string())
             {
                 return Err(format!(
                     "{} is staff in {} of another site",
-                    o.jid, room.jid
+                    o.jid, room.jid()
                 ));
             }
         }

@@ -7,7 +7,7 @@ use minidom::Element;
 use super::tests::*;
 use super::*;
 use crate::config::{HttpUrl, RosterConfig, RosterMode};
-use crate::store::{MessageRow, SessionRow};
+use crate::store::{MessageRow, Role, SessionRow};
 
 const ALICE_BARE: &str = "alice_acme@example.com";
 const BOB_BARE: &str = "bob_acme@example.com";
@@ -324,7 +324,7 @@ fn away_staff_get_no_offer_and_the_visitor_hears_nobody_is_there_until_someone_c
     ));
     s.receives(&format!(
         "<message from='{ROOM}' to='{V1}' type='groupchat'><body>{}</body></message>",
-        staff::NOBODY_TEXT
+        room::desk::NOBODY_TEXT
     ));
     s.visitor_says("Hello??");
     assert!(

@@ -89,3 +89,27 @@ pub fn latest_said(
     rows.map(|r| r.map_err(StoreError::from).and_then(check))
         .collect()
 }
+
+/// The visitor's first message in a session, if they wrote.
+pub fn first_of_visitor(
+    conn: &Connection,
+    session_id: i64,
+) -> Result<Option<MessageRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE session_id = ?1 AND role = 'visitor' ORDER BY id LIMIT 1"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query_map(params![session_id], raw)?;
+    rows.next()
+        .map(|r| r.map_err(StoreError::from).and_then(check))
+        .transpose()
+}
+
+/// The stanza-id of a session's latest line of any kind.
+pub fn last_stanza_id(conn: &Connection, session_id: i64) -> Result<Option<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT stanza_id FROM messages WHERE session_id = ?1 ORDER BY id DESC LIMIT 1",
+    )?;
+    let mut rows = stmt.query_map(params![session_id], |r| r.get::<_, String>(0))?;
+    rows.next().transpose().map_err(StoreError::from)
+}

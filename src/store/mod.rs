@@ -192,14 +192,22 @@ impl Store {
     pub fn snapshot(&self, history_limit: usize) -> Result<Snapshot, StoreError> {
         let sessions = sessions::open(&self.conn)?;
         let mut messages = Vec::new();
+        let mut first_visitor_lines = Vec::new();
+        let mut last_stanza_ids = Vec::new();
         for s in &sessions {
             messages.extend(messages::latest_said(&self.conn, s.id, history_limit)?);
+            first_visitor_lines.extend(messages::first_of_visitor(&self.conn, s.id)?);
+            if let Some(id) = messages::last_stanza_id(&self.conn, s.id)? {
+                last_stanza_ids.push((s.id, id));
+            }
         }
         Ok(Snapshot {
             next_session_id: sessions::next_id(&self.conn)?,
             occupants: occupants::of_open_sessions(&self.conn)?,
             sessions,
             messages,
+            first_visitor_lines,
+            last_stanza_ids,
             roster_items: roster_items::all(&self.conn)?,
         })
     }

@@ -169,6 +169,12 @@ pub struct Snapshot {
     pub occupants: Vec<OccupantRow>,
     /// At most `history_limit` latest messages per open session, oldest first.
     pub messages: Vec<MessageRow>,
+    /// The visitor's first message in each open session where they wrote (the ACTIVE status
+    /// and `!waiting` show it, however long ago it was).
+    pub first_visitor_lines: Vec<MessageRow>,
+    /// The stanza-id of each open session's latest line of any kind (system lines included),
+    /// so that a resumed room never gives an id twice.
+    pub last_stanza_ids: Vec<(i64, String)>,
     /// Roster items we put into staff rosters and have not removed: (staff, contact).
     pub roster_items: Vec<(String, String)>,
 }

@@ -1,0 +1,176 @@
+//! Messages in a room: a message with a body is committed, then reflected to everyone joined;
+//! chat states (typing notifications) are reflected only.
+
+use minidom::Element;
+use xmpp_parsers::jid::{FullJid, Jid};
+use xmpp_parsers::message::{Id, Lang};
+use xmpp_parsers::stanza::Stanza;
+use xmpp_parsers::stanza_error::DefinedCondition;
+
+use super::{Ctx, HistoryItem, Occupant, Room};
+use crate::core::availability::Availability;
+use crate::core::refusal::Refusal;
+use crate::core::stanzas::{self, NS_CHATSTATES, NS_SID};
+use crate::core::OrElse;
+use crate::core::Out;
+use crate::store::{MessageRow, Role};
+use crate::time::Timestamp;
+
+/// The payloads a reflected message keeps: chat states and the sender's origin-id. Anything
+/// else (a forged `<stanza-id>` or `<delay>`, XHTML, unknown extensions) is dropped.
+pub fn kept_payloads(payloads: &[Element]) -> Vec<Element> {
+    payloads
+        .iter()
+        .filter(|e| e.ns() == NS_CHATSTATES || (e.ns() == NS_SID && e.name() == "origin-id"))
+        .cloned()
+        .collect()
+}
+
+/// A message with a body, from an occupant (joined, or one-to-one staff).
+pub struct Said {
+    pub author: Occupant,
+    pub body: String,
+    pub lang: Lang,
+    pub id: Option<Id>,
+    /// What survives reflection (see [`kept_payloads`]).
+    pub kept: Vec<Element>,
+    /// Who hears it if it could not be saved (where the message came from).
+    pub reply_to: Jid,
+}
+
+/// A message ready to be committed: the row, and the stanzas that wait for the commit.
+pub struct Posted {
+    pub row: MessageRow,
+    pub reflections: Vec<Stanza>,
+    pub or_else: OrElse,
+}
+
+impl Room {
+    /// The author's rate: visitors write at a bounded rate (a token bucket per address and
+    /// room); `typing` checks the separate, larger bucket for chat states.
+    pub fn take_token(
+        &mut self,
+        author: &FullJid,
+        typing: bool,
+        now: Timestamp,
+        per_minute: u32,
+        burst: u32,
+    ) -> bool {
+        let Some(o) = self.occupant_mut(author) else {
+            return false;
+        };
+        let bucket = if typing { &mut o.typing } else { &mut o.bucket };
+        bucket.take(now, per_minute, burst)
+    }
+
+    /// The refusal for a visitor over the message rate.
+    pub fn too_fast() -> Refusal {
+        Refusal::wait(
+            DefinedCondition::ResourceConstraint,
+            "You are sending messages too fast; wait a moment and send it again.",
+        )
+    }
+
+    /// Gives the message its stanza-id, moves the session (a visitor's first message makes it
+    /// ACTIVE), remembers it for history, and returns the write with the stanzas that wait for
+    /// it: the reflections, and for a visitor's message the copies staff get.
+    pub fn post(
+        &mut self,
+        ctx: &Ctx,
+        staff: &Availability,
+        said: Said,
+        out: &mut Out,
+    ) -> Option<Posted> {
+        let now = ctx.now;
+        let from_nick = self.occupant_jid(&said.author.nick)?;
+        let stanza_id = self.next_stanza_id();
+        if said.author.role == Role::Visitor && self.first_message.is_none() {
+            self.first_message = Some(said.body.clone());
+        }
+        let state = self.derived_state();
+        if self.set_state(state, now) {
+            tracing::info!(session = self.session.id, room = %self.jid, state = %self.session.state, "state changed");
+            self.write_session(out);
+        }
+        let author = &said.author;
+        let mut reflections: Vec<Stanza> = self
+            .joined()
+            .filter(|o| !(author.direct && o.jid.to_bare() == author.jid.to_bare()))
+            .map(|o| {
+                stanzas::groupchat_text(stanzas::GroupchatText {
+                    from: from_nick.clone(),
+                    to: o.jid.clone(),
+                    id: said.id.clone(),
+                    body: &said.body,
+                    lang: said.lang.clone(),
+                    stanza_id: &stanza_id,
+                    room: &self.jid,
+                    kept: said.kept.clone(),
+                    delayed: None,
+                })
+                .into()
+            })
+            .collect();
+        tracing::debug!(session = self.session.id, room = %self.jid, role = author.role.as_str(), stanza_id = %stanza_id, "message");
+        tracing::trace!(body = %said.body, "message body");
+        self.remember(HistoryItem {
+            at: now,
+            nick: author.nick.clone(),
+            role: author.role,
+            from: author.jid.clone(),
+            body: said.body.clone(),
+            lang: said.lang,
+            id: said.id.clone(),
+            stanza_id: stanza_id.clone(),
+        });
+        let or_else = OrElse::MessageNotSaved {
+            room: Jid::from(self.jid.clone()),
+            to: said.reply_to,
+            id: said.id.clone(),
+        };
+        if author.role == Role::Visitor {
+            let copies = self.copies_of_visitor_message(ctx, staff, &said.body, &said.kept);
+            reflections.extend(copies);
+        }
+        let row = MessageRow {
+            session_id: self.session.id,
+            at: now,
+            role: said.author.role,
+            from_jid: said.author.jid.to_string(),
+            nick: said.author.nick,
+            body: said.body,
+            stanza_id,
+            origin_id: said.id.map(|i| i.0),
+        };
+        Some(Posted {
+            row,
+            reflections,
+            or_else,
+        })
+    }
+
+    /// Chat states and the like from `author`: reflected to the others, not stored. A
+    /// one-to-one staff member gets the visitor's as `type='chat'`.
+    pub fn relay_chat_state(&self, author: &Occupant, payloads: &[Element], out: &mut Out) {
+        let kept = kept_payloads(payloads);
+        if kept.is_empty() {
+            return;
+        }
+        let Some(from_nick) = self.occupant_jid(&author.nick) else {
+            return;
+        };
+        for o in self.joined().filter(|o| o.jid != author.jid) {
+            out.send(stanzas::groupchat_bare(
+                from_nick.clone(),
+                o.jid.clone(),
+                None,
+                kept.clone(),
+            ));
+        }
+        if let Some(d) = self.direct_staff().filter(|d| d.jid != author.jid) {
+            let mut m = stanzas::chat(Jid::from(self.jid.clone()), Jid::from(d.jid.to_bare()), "");
+            m.payloads = kept;
+            out.send(m);
+        }
+    }
+}
