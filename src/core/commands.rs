@@ -536,10 +536,7 @@ impl Core {
                 stanzas::error(t, c, text),
             )
         };
-        let Ok(sender) = FullJid::try_from(from.clone()) else {
-            return;
-        };
-        if self.staff_sites(&sender.to_bare()).is_empty() {
+        if self.staff_sites(&from.to_bare()).is_empty() {
             out.send(refuse(
                 DefinedCondition::Forbidden,
                 ErrorType::Auth,
@@ -547,6 +544,15 @@ impl Core {
             ));
             return;
         }
+        // A chat is taken by the resource that will talk in it: a bare JID cannot take one.
+        let Ok(sender) = FullJid::try_from(from.clone()) else {
+            out.send(refuse(
+                DefinedCondition::BadRequest,
+                ErrorType::Modify,
+                "Send ad-hoc commands from a full JID (with a resource).",
+            ));
+            return;
+        };
         if cmd.attr("action") == Some("cancel") {
             out.send(stanzas::iq_result(
                 desk,

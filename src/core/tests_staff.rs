@@ -569,6 +569,97 @@ fn ad_hoc_commands_list_and_run() {
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
 }
 
+const NS_CMD: &str = "http://jabber.org/protocol/commands";
+
+impl Scenario {
+    /// Sends an ad-hoc `set` with this `<command/>` payload from `from`, answers any store read
+    /// it asked for, and returns every IQ answer with `id` (to full or bare JIDs).
+    fn adhoc(&mut self, from: &str, id: &str, command: &str) -> Vec<Element> {
+        self.sends(&format!(
+            "<iq type='set' from='{from}' to='{COMPONENT}' id='{id}'>{command}</iq>"
+        ));
+        for job in std::mem::take(&mut self.jobs) {
+            if let Output::Query(commands::Query::Transcript { id, .. }) = job {
+                self.feed(Input::QueryDone {
+                    id,
+                    result: Ok(None),
+                });
+            }
+        }
+        let is_answer = |e: &Element| e.name() == "iq" && e.attr("id") == Some(id);
+        let mut answers: Vec<Element> = self
+            .inbox
+            .iter()
+            .filter(|e| is_answer(e))
+            .cloned()
+            .collect();
+        answers.extend(self.staff_inbox.iter().filter(|e| is_answer(e)).cloned());
+        self.inbox.retain(|e| !is_answer(e));
+        self.staff_inbox.retain(|e| !is_answer(e));
+        answers
+    }
+}
+
+#[test]
+fn ad_hoc_commands_from_a_bare_jid_are_answered() {
+    let mut s = with_roster(RosterMode::Off);
+    s.visitor_joins();
+    // Staff: taking a chat needs the resource that will talk, so a bare JID is told why not.
+    s.sends(&format!("<iq type='set' from='{ALICE_BARE}' to='{COMPONENT}' id='b1'><command xmlns='{NS_CMD}' node='accept' action='execute'/></iq>"));
+    let e = s.staff_gets(&format!("<iq type='error' from='{COMPONENT}' to='{ALICE_BARE}' id='b1'><error type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
+    assert!(show(&e).contains("full JID"), "{}", show(&e));
+    // Not staff: forbidden, as from a full JID.
+    s.sends(&format!("<iq type='set' from='dave@example.com' to='{COMPONENT}' id='b2'><command xmlns='{NS_CMD}' node='waiting' action='execute'/></iq>"));
+    s.staff_gets(&format!("<iq type='error' from='{COMPONENT}' to='dave@example.com' id='b2'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Inactive));
+}
+
+#[test]
+fn every_ad_hoc_request_gets_exactly_one_answer() {
+    let mut s = with_roster(RosterMode::Off);
+    s.visitor_joins();
+    s.visitor_says("Hi");
+    let form = |v: &str| {
+        format!("<x xmlns='jabber:x:data' type='submit'><field var='session'><value>{v}</value></field></x>")
+    };
+    let payloads: Vec<String> = ["waiting", "accept", "cancel", "finish", "status", "transcript", "diag", "help", "dance", ""]
+        .iter()
+        .flat_map(|node| {
+            [
+                format!("<command xmlns='{NS_CMD}' node='{node}' action='execute'/>"),
+                format!("<command xmlns='{NS_CMD}' node='{node}'/>"),
+                format!("<command xmlns='{NS_CMD}' node='{node}' action='cancel'/>"),
+                format!("<command xmlns='{NS_CMD}' node='{node}' action='complete'>{}</command>", form("1")),
+                format!("<command xmlns='{NS_CMD}' node='{node}' action='complete'>{}</command>", form("")),
+                format!("<command xmlns='{NS_CMD}' node='{node}' action='complete'>{}</command>", form("x")),
+                format!("<command xmlns='{NS_CMD}' node='{node}' action='complete'><x xmlns='jabber:x:data'/></command>"),
+                format!("<command xmlns='{NS_CMD}' node='{node}' action='complete'><x xmlns='jabber:x:data' type='cancel'/></command>"),
+            ]
+        })
+        .collect();
+    let senders = [ALICE, ALICE_BARE, CAROL, V1, "dave@example.com"];
+    for (i, payload) in payloads.iter().enumerate() {
+        for from in senders {
+            let id = format!("q{i}-{from}");
+            let answers = s.adhoc(from, &id, payload);
+            assert_eq!(
+                answers.len(),
+                1,
+                "{from} sent {payload}: {:?}",
+                answers.iter().map(show).collect::<Vec<_>>()
+            );
+            let a = &answers[0];
+            assert!(
+                matches!(a.attr("type"), Some("result" | "error"))
+                    && a.attr("to") == Some(from)
+                    && a.attr("from") == Some(COMPONENT),
+                "{from} sent {payload}: {}",
+                show(a)
+            );
+        }
+    }
+}
+
 #[test]
 fn desk_advertises_commands() {
     let mut s = with_roster(RosterMode::Off);
