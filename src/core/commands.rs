@@ -2,13 +2,18 @@
 //! same actions as XEP-0050 ad-hoc commands, and the server's privilege advertisement (which
 //! also arrives as a message to the domain).
 
+use std::sync::LazyLock;
+
 use minidom::Element;
+use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType, Option_};
+use xmpp_parsers::disco::{DiscoItemsResult, Item};
 use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::message::{Message, MessageType};
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
+use xmpp_parsers::ns;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use super::roster::parse_advert;
-use super::stanzas::{self, NS_COMMANDS, NS_DATA};
+use super::stanzas::{self, NS_COMMANDS};
 use super::{Core, Out};
 use crate::address::RoomName;
 use crate::store::{MessageRow, Role, SessionRow, SessionState};
@@ -16,16 +21,6 @@ use crate::time::Timestamp;
 
 /// Longest transcript `!transcript` sends in one message, in lines (the newest are kept).
 const TRANSCRIPT_MAX_LINES: usize = 200;
-
-pub const HELP: &str = "Front desk commands:
-!waiting — chats waiting on your sites
-!accept N — take chat N
-!cancel N — decline waiting chat N (the visitor is told, the chat is closed)
-!finish [N] — close your chat (or chat N)
-!status — your current chats
-!transcript N — the transcript of chat N
-!diag — what the front desk sees (roster method, privileges, uptime, open chats)
-To answer a visitor, write to them in your roster.";
 
 /// A parsed command (names are case-insensitive).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,18 +35,131 @@ pub enum Command {
     Diag,
 }
 
-/// The ad-hoc command nodes, with their names, in menu order.
-pub const ADHOC: &[(&str, &str)] = &[
-    ("waiting", "Waiting chats"),
-    ("accept", "Accept a chat"),
-    ("cancel", "Decline a waiting chat"),
-    ("finish", "Finish a chat"),
-    ("status", "My chats"),
-    ("transcript", "Transcript of a chat"),
-    ("diag", "Diagnostics"),
-    ("help", "Help"),
+/// What a command takes after its name, and how the [`Command`] is made from it.
+#[derive(Debug)]
+pub enum Takes {
+    /// Nothing (anything after the name is ignored).
+    Nothing(Command),
+    /// A chat number: `!accept 12` (or `#12`).
+    Chat(fn(i64) -> Command),
+    /// A chat number or nothing: `!finish`, `!finish 12`.
+    MaybeChat(fn(Option<i64>) -> Command),
+}
+
+/// One command: its `!name` (also its ad-hoc node), what it takes, its line in `!help`
+/// (`None`: not listed) and its name in the ad-hoc menu.
+#[derive(Debug)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    pub takes: Takes,
+    pub help: Option<&'static str>,
+    pub menu: &'static str,
+}
+
+/// Every command, in ad-hoc menu order; `!help` lists them in the same order. `!text`
+/// parsing, the ad-hoc menu and the ad-hoc forms all go by this table.
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "waiting",
+        takes: Takes::Nothing(Command::Waiting),
+        help: Some("chats waiting on your sites"),
+        menu: "Waiting chats",
+    },
+    CommandSpec {
+        name: "accept",
+        takes: Takes::Chat(Command::Accept),
+        help: Some("take chat N"),
+        menu: "Accept a chat",
+    },
+    CommandSpec {
+        name: "cancel",
+        takes: Takes::Chat(Command::Cancel),
+        help: Some("decline waiting chat N (the visitor is told, the chat is closed)"),
+        menu: "Decline a waiting chat",
+    },
+    CommandSpec {
+        name: "finish",
+        takes: Takes::MaybeChat(Command::Finish),
+        help: Some("close your chat (or chat N)"),
+        menu: "Finish a chat",
+    },
+    CommandSpec {
+        name: "status",
+        takes: Takes::Nothing(Command::Status),
+        help: Some("your current chats"),
+        menu: "My chats",
+    },
+    CommandSpec {
+        name: "transcript",
+        takes: Takes::Chat(Command::Transcript),
+        help: Some("the transcript of chat N"),
+        menu: "Transcript of a chat",
+    },
+    CommandSpec {
+        name: "diag",
+        takes: Takes::Nothing(Command::Diag),
+        help: Some("what the front desk sees (roster method, privileges, uptime, open chats)"),
+        menu: "Diagnostics",
+    },
+    CommandSpec {
+        name: "help",
+        takes: Takes::Nothing(Command::Help),
+        help: None,
+        menu: "Help",
+    },
 ];
 
+/// The `!help` text: a line per listed command of [`COMMANDS`].
+pub static HELP: LazyLock<String> = LazyLock::new(|| {
+    let mut lines = vec!["Front desk commands:".to_string()];
+    lines.extend(
+        COMMANDS
+            .iter()
+            .filter_map(|c| c.help.map(|h| format!("{} — {h}", c.usage()))),
+    );
+    lines.push("To answer a visitor, write to them in your roster.".into());
+    lines.join("\n")
+});
+
+impl CommandSpec {
+    /// How the command is written: `!status`, `!accept N`, `!finish [N]`.
+    pub fn usage(&self) -> String {
+        match self.takes {
+            Takes::Nothing(_) => format!("!{}", self.name),
+            Takes::Chat(_) => format!("!{} N", self.name),
+            Takes::MaybeChat(_) => format!("!{} [N]", self.name),
+        }
+    }
+
+    /// The command given its argument (`None`: none was given), or what is wrong with it.
+    /// Both `!text` and submitted ad-hoc forms come here.
+    pub fn command(&self, arg: Option<&str>) -> Result<Command, String> {
+        match &self.takes {
+            Takes::Nothing(c) => Ok(c.clone()),
+            Takes::Chat(f) => chat_number(self.name, arg).map(f),
+            Takes::MaybeChat(f) => arg
+                .map(|a| chat_number(self.name, Some(a)))
+                .transpose()
+                .map(f),
+        }
+    }
+}
+
+/// The command named `name` (as written in the table: lowercase).
+pub fn command_spec(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+/// A chat number for `!name`: `12` or `#12`.
+fn chat_number(name: &str, arg: Option<&str>) -> Result<i64, String> {
+    let a = arg.ok_or_else(|| format!("!{name} needs a chat number, e.g. !{name} 12"))?;
+    a.trim_start_matches('#')
+        .parse::<i64>()
+        .map_err(|_| format!("{a:?} is not a chat number"))
+}
+
+/// A `!command` text: its first word names the command (`!` alone is `!help`), the second is
+/// the argument.
 pub fn parse(text: &str) -> Result<Command, String> {
     let mut words = text.split_whitespace();
     let name = words
@@ -59,28 +167,12 @@ pub fn parse(text: &str) -> Result<Command, String> {
         .unwrap_or("")
         .trim_start_matches('!')
         .to_lowercase();
-    let arg = words.next();
-    let n = |a: Option<&str>| -> Result<i64, String> {
-        let a = a.ok_or_else(|| format!("!{name} needs a chat number, e.g. !{name} 12"))?;
-        a.trim_start_matches('#')
-            .parse::<i64>()
-            .map_err(|_| format!("{a:?} is not a chat number"))
-    };
-    Ok(match name.as_str() {
-        "help" | "" => Command::Help,
-        "waiting" => Command::Waiting,
-        "accept" => Command::Accept(n(arg)?),
-        "cancel" => Command::Cancel(n(arg)?),
-        "finish" => Command::Finish(arg.map(|a| n(Some(a))).transpose()?),
-        "status" => Command::Status,
-        "transcript" => Command::Transcript(n(arg)?),
-        "diag" => Command::Diag,
-        other => {
-            return Err(format!(
-                "Unknown command !{other}. Send !help for the list."
-            ))
-        }
-    })
+    if name.is_empty() {
+        return Ok(Command::Help);
+    }
+    command_spec(&name)
+        .ok_or_else(|| format!("Unknown command !{name}. Send !help for the list."))?
+        .command(words.next())
 }
 
 /// Where a command's answer goes.
@@ -486,27 +578,28 @@ impl Core {
 
     /// disco#items on the commands node: the menu, for staff only.
     pub(super) fn adhoc_items(&self, from: &Jid) -> Element {
-        let mut q = stanzas::element("query", stanzas::NS_DISCO_ITEMS, &[("node", NS_COMMANDS)]);
-        if !self.staff_sites(&from.to_bare()).is_empty() {
-            for (node, name) in ADHOC {
-                q = q.append(
-                    stanzas::element(
-                        "item",
-                        stanzas::NS_DISCO_ITEMS,
-                        &[
-                            ("jid", self.config.component.as_str()),
-                            ("node", node),
-                            ("name", name),
-                        ],
-                    )
-                    .build(),
-                );
-            }
+        let items = if self.staff_sites(&from.to_bare()).is_empty() {
+            Vec::new()
+        } else {
+            COMMANDS
+                .iter()
+                .map(|c| Item {
+                    jid: Jid::from(self.config.component.clone()),
+                    node: Some(c.name.into()),
+                    name: Some(c.menu.into()),
+                })
+                .collect()
+        };
+        DiscoItemsResult {
+            node: Some(NS_COMMANDS.into()),
+            items,
+            rsm: None,
         }
-        q.build()
+        .into()
     }
 
     /// An ad-hoc command request. Commands that need a chat number first answer with a form.
+    /// Every request is answered: with an error, a payload, or the command's reply.
     pub(super) fn handle_adhoc(
         &mut self,
         now: Timestamp,
@@ -517,154 +610,141 @@ impl Core {
     ) {
         let desk = Jid::from(self.config.component.clone());
         let node = cmd.attr("node").unwrap_or("").to_string();
-        let refuse = |c: DefinedCondition, t: ErrorType, text: &str| {
-            stanzas::iq_error(
-                desk.clone(),
-                from.clone(),
-                id.clone(),
-                stanzas::error(t, c, text),
-            )
-        };
-        let Ok(sender) = FullJid::try_from(from.clone()) else {
-            return;
-        };
-        if self.staff_sites(&sender.to_bare()).is_empty() {
-            out.send(refuse(
-                DefinedCondition::Forbidden,
-                ErrorType::Auth,
-                "The front desk takes commands from staff only.",
-            ));
-            return;
+        match self.adhoc_step(&from, &node, cmd) {
+            Ok(Step::Run(sender, command)) => {
+                let reply = ReplyTo::Adhoc {
+                    to: from,
+                    iq_id: id,
+                    node,
+                };
+                self.run_command(now, &sender, command, reply, out);
+            }
+            Ok(Step::Answer(payload)) => {
+                out.send(stanzas::iq_result(desk, from, id, Some(payload)))
+            }
+            Err(e) => out.send(stanzas::iq_error(desk, from, id, e)),
         }
-        if cmd.attr("action") == Some("cancel") {
-            out.send(stanzas::iq_result(
-                desk,
-                from,
-                id,
-                Some(adhoc_status(&node, "canceled")),
-            ));
-            return;
-        }
-        let needs_number = matches!(node.as_str(), "accept" | "cancel" | "finish" | "transcript");
-        let submitted = cmd
-            .children()
-            .find(|c| c.is("x", NS_DATA))
-            .and_then(|x| x.children().find(|f| f.attr("var") == Some("session")))
-            .and_then(|f| f.children().find(|v| v.name() == "value"))
-            .map(|v| v.text());
-        let command = match (node.as_str(), &submitted) {
-            ("waiting", _) => Command::Waiting,
-            ("status", _) => Command::Status,
-            ("diag", _) => Command::Diag,
-            ("help", _) => Command::Help,
-            (_, None) if needs_number => {
-                out.send(stanzas::iq_result(
-                    desk,
-                    from,
-                    id,
-                    Some(self.adhoc_form(&node, &sender.to_bare())),
-                ));
-                return;
-            }
-            (_, Some(v)) if needs_number => {
-                let text = format!("!{node} {}", v.trim());
-                match parse(&text) {
-                    Ok(Command::Finish(None)) | Err(_)
-                        if v.trim().is_empty() && node == "finish" =>
-                    {
-                        Command::Finish(None)
-                    }
-                    Ok(c) => c,
-                    Err(e) => {
-                        out.send(stanzas::iq_result(
-                            desk,
-                            from,
-                            id,
-                            Some(adhoc_completed(&node, &e)),
-                        ));
-                        return;
-                    }
-                }
-            }
-            _ => {
-                out.send(refuse(
-                    DefinedCondition::ItemNotFound,
-                    ErrorType::Cancel,
-                    "No such command.",
-                ));
-                return;
-            }
-        };
-        self.run_command(
-            now,
-            &sender,
-            command,
-            ReplyTo::Adhoc {
-                to: from,
-                iq_id: id,
-                node,
-            },
-            out,
-        );
     }
 
-    /// The form asking which chat: a list of the chats the command can apply to.
-    fn adhoc_form(&self, node: &str, staff: &BareJid) -> Element {
+    /// What an ad-hoc request comes to.
+    fn adhoc_step(&self, from: &Jid, node: &str, cmd: &Element) -> Result<Step, StanzaError> {
+        if self.staff_sites(&from.to_bare()).is_empty() {
+            return Err(stanzas::error(
+                ErrorType::Auth,
+                DefinedCondition::Forbidden,
+                "The front desk takes commands from staff only.",
+            ));
+        }
+        let canceled = Ok(Step::Answer(adhoc_status(node, "canceled")));
+        if cmd.attr("action") == Some("cancel") {
+            return canceled;
+        }
+        let form = submitted_form(cmd)?;
+        if form
+            .as_ref()
+            .is_some_and(|f| f.type_ == DataFormType::Cancel)
+        {
+            return canceled;
+        }
+        let spec = command_spec(node).ok_or_else(|| {
+            stanzas::error(
+                ErrorType::Cancel,
+                DefinedCondition::ItemNotFound,
+                "No such command.",
+            )
+        })?;
+        // A chat is taken by the resource that will talk in it: a bare JID cannot take one.
+        let sender = FullJid::try_from(from.clone())
+            .map_err(|_| bad_request("Send ad-hoc commands from a full JID (with a resource)."))?;
+        let command = match (&spec.takes, form) {
+            (Takes::Nothing(c), _) => c.clone(),
+            (_, None) => return Ok(Step::Answer(self.adhoc_form(spec, &sender.to_bare()))),
+            (_, Some(form)) => match spec.command(form_value(&form, "session")) {
+                Ok(c) => c,
+                Err(e) => return Ok(Step::Answer(adhoc_completed(node, &e))),
+            },
+        };
+        Ok(Step::Run(sender, command))
+    }
+
+    /// The form asking which chat: a list of the open chats on the staff member's sites
+    /// (required unless the command can do without one).
+    fn adhoc_form(&self, spec: &CommandSpec, staff: &BareJid) -> Element {
         let sites = self.staff_sites(staff);
-        let mut field = stanzas::element(
-            "field",
-            NS_DATA,
-            &[
-                ("var", "session"),
-                ("type", "list-single"),
-                ("label", "Chat"),
-            ],
-        )
-        .append(Element::builder("required", NS_DATA).build());
         let mut rooms: Vec<_> = self
             .rooms
             .values()
             .filter(|r| sites.contains(r.name().site()))
             .collect();
         rooms.sort_by_key(|r| r.session_id());
-        for r in rooms {
-            let label = format!(
-                "#{} {} ({})",
-                r.session_id(),
-                r.visitor_nick(),
-                r.state()
-            );
-            field = field.append(
-                stanzas::element("option", NS_DATA, &[("label", &label)])
-                    .append(
-                        Element::builder("value", NS_DATA)
-                            .append(r.session_id().to_string())
-                            .build(),
-                    )
-                    .build(),
-            );
-        }
-        let form = stanzas::element("x", NS_DATA, &[("type", "form")])
-            .append(
-                Element::builder("title", NS_DATA)
-                    .append(format!("{node}: which chat?"))
-                    .build(),
-            )
-            .append(field.build())
-            .build();
+        let mut field = Field::new("session", FieldType::ListSingle);
+        field.label = Some("Chat".into());
+        field.required = matches!(spec.takes, Takes::Chat(_));
+        field.options = rooms
+            .iter()
+            .map(|r| Option_ {
+                label: Some(format!(
+                    "#{} {} ({})",
+                    r.session_id(),
+                    r.visitor_nick(),
+                    r.state()
+                )),
+                value: r.session_id().to_string(),
+            })
+            .collect();
+        let form = DataForm {
+            type_: DataFormType::Form,
+            title: Some(format!("{}: which chat?", spec.name)),
+            instructions: None,
+            fields: vec![field],
+        };
         stanzas::element(
             "command",
             NS_COMMANDS,
-            &[("node", node), ("sessionid", node), ("status", "executing")],
+            &[
+                ("node", spec.name),
+                ("sessionid", spec.name),
+                ("status", "executing"),
+            ],
         )
         .append(
             stanzas::element("actions", NS_COMMANDS, &[("execute", "complete")])
                 .append(Element::builder("complete", NS_COMMANDS).build())
                 .build(),
         )
-        .append(form)
+        .append(Element::from(form))
         .build()
     }
+}
+
+/// What an ad-hoc request comes to, short of an error: a command to run (its reply answers
+/// the request), or an answer without one (a form, a note, `canceled`).
+enum Step {
+    Run(FullJid, Command),
+    Answer(Element),
+}
+
+fn bad_request(text: &str) -> StanzaError {
+    stanzas::error(ErrorType::Modify, DefinedCondition::BadRequest, text)
+}
+
+/// The data form in an ad-hoc request, if there is one.
+fn submitted_form(cmd: &Element) -> Result<Option<DataForm>, StanzaError> {
+    cmd.get_child("x", ns::DATA_FORMS)
+        .map(|x| {
+            DataForm::try_from(x.clone()).map_err(|_| bad_request("The form could not be read."))
+        })
+        .transpose()
+}
+
+/// The first value of a form's field, trimmed; `None` if it is missing or empty.
+fn form_value<'a>(form: &'a DataForm, var: &str) -> Option<&'a str> {
+    form.fields
+        .iter()
+        .find(|f| f.var.as_deref() == Some(var))
+        .and_then(|f| f.values.first())
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
 }
 
 fn adhoc_status(node: &str, status: &str) -> Element {

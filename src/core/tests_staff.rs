@@ -569,6 +569,209 @@ fn ad_hoc_commands_list_and_run() {
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
 }
 
+const NS_CMD: &str = "http://jabber.org/protocol/commands";
+
+impl Scenario {
+    /// Sends an ad-hoc `set` with this `<command/>` payload from `from`, answers any store read
+    /// it asked for, and returns every IQ answer with `id` (to full or bare JIDs).
+    fn adhoc(&mut self, from: &str, id: &str, command: &str) -> Vec<Element> {
+        self.sends(&format!(
+            "<iq type='set' from='{from}' to='{COMPONENT}' id='{id}'>{command}</iq>"
+        ));
+        for job in std::mem::take(&mut self.jobs) {
+            if let Output::Query(commands::Query::Transcript { id, .. }) = job {
+                self.feed(Input::QueryDone {
+                    id,
+                    result: Ok(None),
+                });
+            }
+        }
+        let is_answer = |e: &Element| e.name() == "iq" && e.attr("id") == Some(id);
+        let mut answers: Vec<Element> = self
+            .inbox
+            .iter()
+            .filter(|e| is_answer(e))
+            .cloned()
+            .collect();
+        answers.extend(self.staff_inbox.iter().filter(|e| is_answer(e)).cloned());
+        self.inbox.retain(|e| !is_answer(e));
+        self.staff_inbox.retain(|e| !is_answer(e));
+        answers
+    }
+}
+
+#[test]
+fn ad_hoc_commands_from_a_bare_jid_are_answered() {
+    let mut s = with_roster(RosterMode::Off);
+    s.visitor_joins();
+    // Staff: taking a chat needs the resource that will talk, so a bare JID is told why not.
+    s.sends(&format!("<iq type='set' from='{ALICE_BARE}' to='{COMPONENT}' id='b1'><command xmlns='{NS_CMD}' node='accept' action='execute'/></iq>"));
+    let e = s.staff_gets(&format!("<iq type='error' from='{COMPONENT}' to='{ALICE_BARE}' id='b1'><error type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
+    assert!(show(&e).contains("full JID"), "{}", show(&e));
+    // Not staff: forbidden, as from a full JID.
+    s.sends(&format!("<iq type='set' from='dave@example.com' to='{COMPONENT}' id='b2'><command xmlns='{NS_CMD}' node='waiting' action='execute'/></iq>"));
+    s.staff_gets(&format!("<iq type='error' from='{COMPONENT}' to='dave@example.com' id='b2'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Inactive));
+}
+
+#[test]
+fn every_ad_hoc_request_gets_exactly_one_answer() {
+    let mut s = with_roster(RosterMode::Off);
+    s.visitor_joins();
+    s.visitor_says("Hi");
+    let form = |v: &str| {
+        format!("<x xmlns='jabber:x:data' type='submit'><field var='session'><value>{v}</value></field></x>")
+    };
+    let payloads: Vec<String> = ["waiting", "accept", "cancel", "finish", "status", "transcript", "diag", "help", "dance", ""]
+        .iter()
+        .flat_map(|node| {
+            [
+                format!("<command xmlns='{NS_CMD}' node='{node}' action='execute'/>"),
+                format!("<command xmlns='{NS_CMD}' node='{node}'/>"),
+                format!("<command xmlns='{NS_CMD}' node='{node}' action='cancel'/>"),
+                format!("<command xmlns='{NS_CMD}' node='{node}' action='complete'>{}</command>", form("1")),
+                format!("<command xmlns='{NS_CMD}' node='{node}' action='complete'>{}</command>", form("")),
+                format!("<command xmlns='{NS_CMD}' node='{node}' action='complete'>{}</command>", form("x")),
+                format!("<command xmlns='{NS_CMD}' node='{node}' action='complete'><x xmlns='jabber:x:data'/></command>"),
+                format!("<command xmlns='{NS_CMD}' node='{node}' action='complete'><x xmlns='jabber:x:data' type='cancel'/></command>"),
+            ]
+        })
+        .collect();
+    let senders = [ALICE, ALICE_BARE, CAROL, V1, "dave@example.com"];
+    for (i, payload) in payloads.iter().enumerate() {
+        for from in senders {
+            let id = format!("q{i}-{from}");
+            let answers = s.adhoc(from, &id, payload);
+            assert_eq!(
+                answers.len(),
+                1,
+                "{from} sent {payload}: {:?}",
+                answers.iter().map(show).collect::<Vec<_>>()
+            );
+            let a = &answers[0];
+            assert!(
+                matches!(a.attr("type"), Some("result" | "error"))
+                    && a.attr("to") == Some(from)
+                    && a.attr("from") == Some(COMPONENT),
+                "{from} sent {payload}: {}",
+                show(a)
+            );
+        }
+    }
+}
+
+#[test]
+fn help_text_is_generated_from_the_table_unchanged() {
+    let before = "Front desk commands:
+!waiting — chats waiting on your sites
+!accept N — take chat N
+!cancel N — decline waiting chat N (the visitor is told, the chat is closed)
+!finish [N] — close your chat (or chat N)
+!status — your current chats
+!transcript N — the transcript of chat N
+!diag — what the front desk sees (roster method, privileges, uptime, open chats)
+To answer a visitor, write to them in your roster.";
+    assert_eq!(commands::HELP.as_str(), before);
+}
+
+#[test]
+fn the_ad_hoc_menu_keeps_its_order_and_names() {
+    let mut s = with_roster(RosterMode::Off);
+    s.sends(&format!("<iq type='get' from='{ALICE}' to='{COMPONENT}' id='d1'><query xmlns='http://jabber.org/protocol/disco#items' node='{NS_CMD}'/></iq>"));
+    let r = s.inbox.pop_front().unwrap();
+    let items: Vec<(&str, &str, &str)> = r
+        .get_child("query", "http://jabber.org/protocol/disco#items")
+        .unwrap()
+        .children()
+        .map(|i| {
+            (
+                i.attr("jid").unwrap_or(""),
+                i.attr("node").unwrap_or(""),
+                i.attr("name").unwrap_or(""),
+            )
+        })
+        .collect();
+    let before = [
+        ("waiting", "Waiting chats"),
+        ("accept", "Accept a chat"),
+        ("cancel", "Decline a waiting chat"),
+        ("finish", "Finish a chat"),
+        ("status", "My chats"),
+        ("transcript", "Transcript of a chat"),
+        ("diag", "Diagnostics"),
+        ("help", "Help"),
+    ];
+    let expected: Vec<(&str, &str, &str)> =
+        before.iter().map(|(n, m)| (COMPONENT, *n, *m)).collect();
+    assert_eq!(items, expected);
+}
+
+#[test]
+fn commands_parse_through_the_table() {
+    use commands::{parse, Command};
+    assert_eq!(parse("!Accept #12"), Ok(Command::Accept(12)));
+    assert_eq!(parse("!finish"), Ok(Command::Finish(None)));
+    assert_eq!(parse("!finish 3 extra"), Ok(Command::Finish(Some(3))));
+    assert_eq!(parse("!status now"), Ok(Command::Status));
+    assert_eq!(parse("!"), Ok(Command::Help));
+    assert_eq!(parse("!TRANSCRIPT 7"), Ok(Command::Transcript(7)));
+    assert_eq!(
+        parse("!cancel"),
+        Err("!cancel needs a chat number, e.g. !cancel 12".into())
+    );
+    assert_eq!(parse("!finish x"), Err("\"x\" is not a chat number".into()));
+    assert_eq!(
+        parse("!Dance 1"),
+        Err("Unknown command !dance. Send !help for the list.".into())
+    );
+}
+
+#[test]
+fn ad_hoc_forms_are_read_with_the_same_rules_as_commands() {
+    let mut s = with_roster(RosterMode::Off);
+    s.visitor_joins();
+    s.visitor_says("Hi");
+    let submit = |node: &str, value: &str| {
+        format!("<command xmlns='{NS_CMD}' node='{node}' sessionid='{node}' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='session'><value>{value}</value></field></x></command>")
+    };
+    let note = |a: &[Element]| {
+        a.first()
+            .and_then(|iq| iq.get_child("command", NS_CMD))
+            .and_then(|c| c.get_child("note", NS_CMD))
+            .map(|n| n.text())
+            .unwrap_or_default()
+    };
+    // The form: the chats of Alice's sites; a number is required to accept, not to finish.
+    let a = s.adhoc(
+        ALICE,
+        "f1",
+        &format!("<command xmlns='{NS_CMD}' node='accept' action='execute'/>"),
+    );
+    assert!(matches(&parse("<iq type='result'><command xmlns='http://jabber.org/protocol/commands' node='accept' sessionid='accept' status='executing'><actions execute='complete'><complete/></actions><x xmlns='jabber:x:data' type='form'><title>accept: which chat?</title><field var='session' type='list-single' label='Chat'><required/><option label='#1 Ann (ACTIVE)'><value>1</value></option></field></x></command></iq>"), &a[0]), "{}", show(&a[0]));
+    let f = s.adhoc(
+        ALICE,
+        "f2",
+        &format!("<command xmlns='{NS_CMD}' node='finish' action='execute'/>"),
+    );
+    assert!(!show(&f[0]).contains("required"), "{}", show(&f[0]));
+    // Submitted values: the same errors as !accept.
+    let a = s.adhoc(ALICE, "f3", &submit("accept", ""));
+    assert_eq!(note(&a), "!accept needs a chat number, e.g. !accept 12");
+    let a = s.adhoc(ALICE, "f4", &submit("accept", "twelve"));
+    assert_eq!(note(&a), "\"twelve\" is not a chat number");
+    let a = s.adhoc(ALICE, "f5", &submit("finish", ""));
+    assert_eq!(note(&a), "You have no chat to finish.");
+    let a = s.adhoc(ALICE, "f6", &submit("accept", " #1 "));
+    assert!(note(&a).starts_with("#1 is yours"), "{}", note(&a));
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
+    // A form that cannot be read is a bad request; a cancelled form cancels.
+    let a = s.adhoc(ALICE, "f7", &format!("<command xmlns='{NS_CMD}' node='finish' action='complete'><x xmlns='jabber:x:data' type='nonsense'/></command>"));
+    assert!(matches(&parse(&format!("<iq type='error' id='f7' to='{ALICE}'><error type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")), &a[0]), "{}", show(&a[0]));
+    let a = s.adhoc(ALICE, "f8", &format!("<command xmlns='{NS_CMD}' node='finish' action='complete'><x xmlns='jabber:x:data' type='cancel'/></command>"));
+    assert!(matches(&parse("<iq type='result' id='f8'><command xmlns='http://jabber.org/protocol/commands' node='finish' status='canceled'/></iq>"), &a[0]), "{}", show(&a[0]));
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
+}
+
 #[test]
 fn desk_advertises_commands() {
     let mut s = with_roster(RosterMode::Off);
