@@ -527,6 +527,8 @@ impl Core {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_determinism;
+#[cfg(test)]
 mod tests_limits;
 #[cfg(test)]
 mod tests_prop;

@@ -848,3 +848,84 @@ fn privileged_roster_sets_lost_with_the_link_are_sent_again() {
     s.feed(Input::Connected);
     s.staff_gets(&format!("<iq type='set' to='{ALICE_BARE}'><query xmlns='jabber:iq:roster'><item jid='{COMPONENT}'/></query></iq>"));
 }
+
+/// What the store kept of a scenario's writes, as a restarted frontdesk would read it back
+/// (with history cut to `history` lines, so the first line can fall out of it).
+fn restarted(s: &Scenario, history: usize) -> Scenario {
+    let mut store = crate::store::Store::open_in_memory().unwrap();
+    store.apply(&s.stored).unwrap();
+    Scenario::resume(store.snapshot(history).unwrap())
+}
+
+#[test]
+fn after_a_restart_an_active_chat_still_shows_the_visitors_first_line() {
+    let mut s = Scenario::new();
+    s.visitor_joins();
+    s.visitor_says("My order 42 never arrived");
+    s.visitor_says("Anyone there?");
+    s.visitor_says("Hello?");
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
+    // The restart: only the last two lines come back as history.
+    let mut s = restarted(&s, 2);
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
+    s.feed(Input::Connected);
+    s.staff_gets(&format!(
+        "<presence from='{ROOM}' to='alice_acme@example.com'><show>chat</show><status>ACTIVE — My order 42 never arrived</status></presence>"
+    ));
+    s.staff_inbox.clear();
+    s.desk_command(ALICE, "!waiting");
+    let reply = s.staff_gets(&format!(
+        "<message from='{COMPONENT}' to='alice_acme@example.com' type='chat'/>"
+    ));
+    assert!(
+        show(&reply).contains("#1 Ann on ACME Inc. — ACTIVE")
+            && show(&reply).contains("\"My order 42 never arrived\""),
+        "{}",
+        show(&reply)
+    );
+    // Staff taking it and leaving again still finds it ACTIVE (the visitor wrote).
+    s.alice_joins();
+    s.sends(&format!(
+        "<presence from='{ALICE}' to='{ROOM}/Alice' type='unavailable'/>"
+    ));
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
+}
+
+#[test]
+fn after_a_restart_stanza_ids_never_repeat_and_a_crafted_one_cannot_overflow() {
+    let mut s = Scenario::new();
+    s.visitor_joins();
+    s.visitor_says("Hello?");
+    s.alice_joins();
+    // Alice's join wrote a transcript-only line after the visitor's: the next id follows it.
+    let ids = |s: &Scenario| -> Vec<String> {
+        s.stored
+            .iter()
+            .filter_map(|op| match op {
+                StoreOp::AppendMessage(m) => Some(m.stanza_id.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let before = ids(&s);
+    let mut store = crate::store::Store::open_in_memory().unwrap();
+    store.apply(&s.stored).unwrap();
+    let mut s = Scenario::resume(store.snapshot(100).unwrap());
+    s.visitor_says("still there?");
+    let after = ids(&s);
+    assert_eq!(after.len(), 1);
+    assert!(!before.contains(&after[0]), "{after:?} repeats one of {before:?}");
+
+    // A database edited by hand: the largest sequence number there is.
+    store.apply(&s.stored).unwrap();
+    let mut snapshot = store.snapshot(100).unwrap();
+    for m in &mut snapshot.messages {
+        m.stanza_id = format!("{}-{}", m.session_id, u64::MAX);
+    }
+    let mut s = Scenario::resume(snapshot);
+    s.visitor_says("and now?");
+    assert!(s
+        .stored
+        .iter()
+        .any(|op| matches!(op, StoreOp::AppendMessage(m) if m.body == "and now?")));
+}
