@@ -162,13 +162,18 @@ pub struct InvalidStanza {
     pub reason: String,
 }
 
-/// What goes out instead when a `Persist` write fails. Built into stanzas only then: preparing
-/// the refusal for every message cost ~16,000 instructions each (xso's conversion of the error).
+/// What happens instead when a `Persist` write fails: what the sender is told (built into
+/// stanzas only then: preparing the refusal for every message went through xso's conversion of
+/// the error, which cost more than the rest of the reflection), and what the core must hear
+/// back (as [`Input::NotStored`]) so that memory does not keep what the disk does not.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OrElse {
-    Nothing,
-    /// The sender's message could not be saved: tell them, so they can send it again.
+    /// A new session's row: the room is closed again, its people told why.
+    SessionNotSaved { session_id: i64 },
+    /// A message: its sender is told to send it again, and it leaves the room's history.
     MessageNotSaved {
+        session_id: i64,
+        stanza_id: String,
         room: Jid,
         to: Jid,
         id: Option<xmpp_parsers::message::Id>,
@@ -178,18 +183,31 @@ pub enum OrElse {
 impl OrElse {
     pub fn into_stanzas(self) -> Vec<Stanza> {
         match self {
-            OrElse::Nothing => vec![],
-            OrElse::MessageNotSaved { room, to, id } => vec![stanzas::message_error(
-                room,
-                to,
-                id,
-                stanzas::error(
-                    xmpp_parsers::stanza_error::ErrorType::Wait,
-                    xmpp_parsers::stanza_error::DefinedCondition::InternalServerError,
-                    "Your message could not be saved, so it was not delivered. Please send it again.",
-                ),
+            OrElse::SessionNotSaved { .. } => vec![],
+            OrElse::MessageNotSaved { room, to, id, .. } => vec![Refusal::wait(
+                DefinedCondition::InternalServerError,
+                "Your message could not be saved, so it was not delivered. Please send it again.",
             )
+            .message(room, to, id)
             .into()],
+        }
+    }
+
+    /// The input that tells the core the write failed.
+    pub fn not_stored(&self) -> Input {
+        match self {
+            OrElse::SessionNotSaved { session_id } => Input::NotStored {
+                session_id: *session_id,
+                stanza_id: None,
+            },
+            OrElse::MessageNotSaved {
+                session_id,
+                stanza_id,
+                ..
+            } => Input::NotStored {
+                session_id: *session_id,
+                stanza_id: Some(stanza_id.clone()),
+            },
         }
     }
 }

@@ -238,14 +238,7 @@ async fn session(
                 tracing::debug!(what = %what, "ignored from the stream")
             }
             Wake::Read(reader::Event::Closed(why)) => return SessionEnd::Lost(why),
-            Wake::Feedback(Feedback::NotStored {
-                session_id,
-                stanza_id,
-            }) => {
-                let input = Input::NotStored {
-                    session_id,
-                    stanza_id,
-                };
+            Wake::Feedback(Feedback::NotStored(input)) => {
                 outbox.push(core.handle(now, input), writer)
             }
             Wake::Feedback(Feedback::LinkFailed {

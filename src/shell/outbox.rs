@@ -7,7 +7,7 @@ use xmpp_parsers::stanza::Stanza;
 
 use super::sender::{Out, Sender};
 use crate::core::Output;
-use crate::store::{StoreOp, Writer};
+use crate::store::Writer;
 
 /// The store thread with the link's sender behind it.
 pub type LinkWriter = Writer<Sender>;
@@ -42,21 +42,7 @@ impl Outbox {
                 }
                 Output::Persist { op, then, or_else } => {
                     flush(&mut sends);
-                    let undo = match &op {
-                        StoreOp::AppendMessage(row) => {
-                            Some((row.session_id, Some(row.stanza_id.clone())))
-                        }
-                        StoreOp::OpenSession(row) => Some((row.id, None)),
-                        _ => None,
-                    };
-                    writer.write(
-                        op,
-                        Some(Out::AfterWrite {
-                            then,
-                            or_else,
-                            undo,
-                        }),
-                    );
+                    writer.write(op, Some(Out::AfterWrite { then, or_else }));
                 }
                 Output::Api(call) => self.jobs.push(Job::Api(call)),
                 Output::Query(q) => self.jobs.push(Job::Query(q)),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use xmpp_parsers::stanza::Stanza;
 
 use super::wire;
-use crate::core::OrElse;
+use crate::core::{Input, OrElse};
 use crate::store::writer::{Deliver, Outcome};
 
 /// How long a write may wait for the server to read before the link counts as dead.
@@ -23,13 +23,9 @@ const WRITE_STALL: Duration = Duration::from_secs(30);
 pub enum Out {
     /// Stanzas that depend on no write.
     Send(Vec<Stanza>),
-    /// Rides with a write: `then` if it was stored, else `or_else`, and the core is told.
-    AfterWrite {
-        then: Vec<Stanza>,
-        or_else: OrElse,
-        /// (session id, the message's stanza id, or None for the session's own row).
-        undo: Option<(i64, Option<String>)>,
-    },
+    /// Rides with a write: `then` if it was stored, else `or_else`, and the core is told what
+    /// `or_else` says it must hear.
+    AfterWrite { then: Vec<Stanza>, or_else: OrElse },
     /// A new link: from now on stanzas go there.
     Attach { socket: TcpStream, generation: u64 },
     /// The link is gone: stanzas are dropped (their writes stay stored) until the next one.
@@ -41,11 +37,8 @@ pub enum Out {
 /// What the store thread tells the session loop.
 #[derive(Debug)]
 pub enum Feedback {
-    /// A write failed; the core takes the message (or the session) back.
-    NotStored {
-        session_id: i64,
-        stanza_id: Option<String>,
-    },
+    /// A write failed; this input tells the core (it takes the message or the session back).
+    NotStored(Input),
     /// Writing to this link failed: it is over.
     LinkFailed { generation: u64, reason: String },
 }
@@ -112,19 +105,10 @@ impl Deliver for Sender {
         for (item, outcome) in items {
             match item {
                 Out::Send(stanzas) => self.queue(stanzas),
-                Out::AfterWrite {
-                    then,
-                    or_else,
-                    undo,
-                } => match outcome {
+                Out::AfterWrite { then, or_else } => match outcome {
                     Outcome::Failed(e) => {
                         tracing::error!(error = %e, "a message could not be stored; the sender is told and nobody else sees it");
-                        if let Some((session_id, stanza_id)) = undo {
-                            let _ = self.feedback.send(Feedback::NotStored {
-                                session_id,
-                                stanza_id,
-                            });
-                        }
+                        let _ = self.feedback.send(Feedback::NotStored(or_else.not_stored()));
                         self.queue(or_else.into_stanzas());
                     }
                     Outcome::Stored | Outcome::NoWrite => self.queue(then),
@@ -215,8 +199,10 @@ mod tests {
         stanzas::iq_result(room.clone(), room, format!("q{n}"), None).into()
     }
 
-    fn refusal(id: &str) -> OrElse {
+    fn refusal(id: &str, stanza_id: &str) -> OrElse {
         OrElse::MessageNotSaved {
+            session_id: 7,
+            stanza_id: stanza_id.into(),
             room: Jid::from(BareJid::new("v1_acme@chat.example.com").unwrap()),
             to: Jid::from(BareJid::new("v1@anon.example.com").unwrap()),
             id: Some(xmpp_parsers::message::Id(id.into())),
@@ -264,16 +250,14 @@ mod tests {
             (
                 Out::AfterWrite {
                     then: vec![stanza(2)],
-                    or_else: refusal("q90"),
-                    undo: Some((7, Some("s1".into()))),
+                    or_else: refusal("q90", "s1"),
                 },
                 Outcome::Stored,
             ),
             (
                 Out::AfterWrite {
                     then: vec![stanza(91)],
-                    or_else: refusal("q3"),
-                    undo: Some((7, Some("s2".into()))),
+                    or_else: refusal("q3", "s2"),
                 },
                 Outcome::Failed("disk full".into()),
             ),
@@ -290,10 +274,10 @@ mod tests {
             "the refusal is an error: {text}"
         );
         match rx.try_recv() {
-            Ok(Feedback::NotStored {
+            Ok(Feedback::NotStored(Input::NotStored {
                 session_id: 7,
                 stanza_id: Some(id),
-            }) => assert_eq!(id, "s2"),
+            })) => assert_eq!(id, "s2"),
             other => panic!("expected NotStored, got {other:?}"),
         }
     }

@@ -115,7 +115,10 @@ impl Room {
     /// `Input::NotStored`) rather than held in memory only.
     pub fn admit(&mut self, ctx: &Ctx, a: Arrival, role: Role, created: bool, out: &mut Out) {
         if created {
-            out.persist(StoreOp::OpenSession(self.row()), vec![], OrElse::Nothing);
+            let undo = OrElse::SessionNotSaved {
+                session_id: self.session.id,
+            };
+            out.persist(StoreOp::OpenSession(self.row()), vec![], undo);
         }
         self.emptied = None;
         if role == Role::Staff {

@@ -124,6 +124,8 @@ impl Room {
             stanza_id: stanza_id.clone(),
         });
         let or_else = OrElse::MessageNotSaved {
+            session_id: self.session.id,
+            stanza_id: stanza_id.clone(),
             room: Jid::from(self.jid.clone()),
             to: said.reply_to,
             id: said.id.clone(),
