@@ -87,13 +87,25 @@ pub fn verify(
     Ok(())
 }
 
+/// Exactly 64 hex digits, either case (docs/web-integration.md). Digit by digit, because
+/// `u8::from_str_radix` also takes a sign (`+f`), which would let many spellings of one
+/// signature verify.
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    fn digit(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    // Bytes, not chars: a multi-byte character is simply not a digit.
+    let s = s.as_bytes();
     if s.len() != 64 {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
+    s.chunks_exact(2)
+        .map(|p| Some((digit(p[0])? << 4) | digit(p[1])?))
         .collect()
 }
 
@@ -182,5 +194,57 @@ mod tests {
         assert_eq!(verify(&s, "v1", "acme", Some(&upper), 1_000), Ok(()));
         let shown = format!("{:?}", TokenSecret::new(b"zq9".to_vec()));
         assert!(!shown.contains("zq9"), "{shown}");
+    }
+
+    #[test]
+    fn only_hex_digits_decode() {
+        let s = TokenSecret::new(b"k".to_vec());
+        let t = mint(&s, "v1", "acme", 2_000);
+        let (expires, hex) = t.split_once('.').unwrap();
+        // Find a signature byte below 0x10, so that "+x" parses to the same value under a
+        // lenient decoder; mint until one has it.
+        let mut found = None;
+        for e in 2_000..3_000 {
+            let t = mint(&s, "v1", "acme", e);
+            let hex = t.split_once('.').unwrap().1.to_string();
+            if let Some(i) = (0..64).step_by(2).find(|&i| hex.as_bytes()[i] == b'0') {
+                found = Some((e, hex, i));
+                break;
+            }
+        }
+        let (e, good, i) = found.unwrap();
+        let mut plus = good.clone();
+        plus.replace_range(i..i + 1, "+");
+        assert_eq!(
+            verify(&s, "v1", "acme", Some(&format!("{e}.{good}")), 1_000),
+            Ok(())
+        );
+        assert_eq!(
+            verify(&s, "v1", "acme", Some(&format!("{e}.{plus}")), 1_000),
+            Err(TokenError::Malformed)
+        );
+        for bad in ["-", " ", "g", "x", "_"] {
+            let mut h = hex.to_string();
+            h.replace_range(0..1, bad);
+            assert_eq!(
+                verify(&s, "v1", "acme", Some(&format!("{expires}.{h}")), 1_000),
+                Err(TokenError::Malformed),
+                "{h}"
+            );
+        }
+        // Multi-byte characters: 64 bytes that are not 64 hex digits, split at odd offsets.
+        for bad in [
+            format!("é{}", &hex[2..]),
+            format!("a€{}", &hex[4..]),
+            format!("{}😀", &hex[..60]),
+            "é".repeat(32),
+        ] {
+            assert_eq!(bad.len(), 64, "{bad}");
+            assert_eq!(
+                verify(&s, "v1", "acme", Some(&format!("{expires}.{bad}")), 1_000),
+                Err(TokenError::Malformed),
+                "{bad}"
+            );
+        }
     }
 }

@@ -14,6 +14,7 @@ use super::reader::Reader;
 use tokio_xmpp::parsers::component::Handshake;
 use tokio_xmpp::parsers::jid::Jid;
 use tokio_xmpp::parsers::ns;
+use tokio_xmpp::parsers::stream_error::{DefinedCondition, ReceivedStreamError};
 use tokio_xmpp::xmlstream::{
     initiate_stream, FallibleStreamElement, ReadError, StreamHeader, Timeouts, XmppStream,
     XmppStreamElement,
@@ -131,19 +132,7 @@ pub async fn connect(
                     return Ok(())
                 }
                 Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
-                    let condition = e.0.condition.to_string();
-                    return Err(match condition.as_str() {
-                        c if c.contains("host-unknown") => LinkError::UnknownDomain {
-                            domain: domain.clone(),
-                        },
-                        c if c.contains("not-authorized") => LinkError::NotAuthorized {
-                            domain: domain.clone(),
-                        },
-                        c if c.contains("conflict") => LinkError::Conflict {
-                            domain: domain.clone(),
-                        },
-                        _ => LinkError::StreamError(e.to_string()),
-                    });
+                    return Err(refusal(&e, &domain));
                 }
                 Some(Ok(_))
                 | Some(Err(ReadError::SoftTimeout))
@@ -164,5 +153,91 @@ pub async fn connect(
         )),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(LinkError::HandshakeTimeout),
+    }
+}
+
+/// What a stream error during the handshake means for the operator. By condition, not by its
+/// text: `see-other-host`'s text carries a host name, which may well contain "conflict".
+fn refusal(e: &ReceivedStreamError, domain: &str) -> LinkError {
+    let domain = domain.to_string();
+    match e.0.condition {
+        DefinedCondition::HostUnknown => LinkError::UnknownDomain { domain },
+        DefinedCondition::NotAuthorized => LinkError::NotAuthorized { domain },
+        DefinedCondition::Conflict => LinkError::Conflict { domain },
+        _ => LinkError::StreamError(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_xmpp::parsers::stream_error::StreamError;
+
+    fn refused(condition: DefinedCondition) -> LinkError {
+        let text = "not-authorized host-unknown conflict";
+        refusal(
+            &ReceivedStreamError(StreamError::new(condition, "en", text)),
+            "chat.example.com",
+        )
+    }
+
+    #[test]
+    fn handshake_refusals_are_told_apart_by_their_condition() {
+        assert!(matches!(
+            refused(DefinedCondition::NotAuthorized),
+            LinkError::NotAuthorized { domain } if domain == "chat.example.com"
+        ));
+        assert!(matches!(
+            refused(DefinedCondition::HostUnknown),
+            LinkError::UnknownDomain { .. }
+        ));
+        assert!(matches!(
+            refused(DefinedCondition::Conflict),
+            LinkError::Conflict { .. }
+        ));
+        for fatal in [
+            DefinedCondition::NotAuthorized,
+            DefinedCondition::HostUnknown,
+            DefinedCondition::Conflict,
+        ] {
+            assert!(refused(fatal).is_fatal());
+        }
+        // Any other condition is worth a retry, whatever its text or host name says.
+        for passing in [
+            DefinedCondition::SystemShutdown,
+            DefinedCondition::InternalServerError,
+            DefinedCondition::HostGone,
+            DefinedCondition::PolicyViolation,
+            DefinedCondition::SeeOtherHost("conflict.not-authorized.host-unknown".into()),
+        ] {
+            let e = refused(passing.clone());
+            assert!(matches!(e, LinkError::StreamError(_)), "{passing}: {e}");
+            assert!(!e.is_fatal(), "{passing}");
+        }
+        // The text keeps the condition and the server's words.
+        let shown = refused(DefinedCondition::SystemShutdown).to_string();
+        assert!(shown.contains("system-shutdown"), "{shown}");
+        assert!(shown.contains("host-unknown conflict"), "{shown}");
+    }
+
+    #[test]
+    fn only_configuration_errors_are_fatal() {
+        let io = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        for e in [
+            LinkError::Resolve {
+                server: "x:5347".into(),
+                source: io(),
+            },
+            LinkError::Connect {
+                server: "x:5347".into(),
+                source: io(),
+            },
+            LinkError::StreamError("reset".into()),
+            LinkError::HandshakeTimeout,
+            LinkError::ClosedDuringHandshake,
+            LinkError::Io(io()),
+        ] {
+            assert!(!e.is_fatal(), "{e}");
+        }
     }
 }

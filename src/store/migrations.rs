@@ -1,7 +1,7 @@
 //! The schema's history: an append-only list of migrations keyed by `PRAGMA user_version`.
 //! Never edit a migration that has shipped; append a new one.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::StoreError;
 
@@ -60,22 +60,35 @@ pub fn version(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
-/// Runs the migrations this database has not had, each in its own transaction.
+/// Runs the migrations this database has not had, in one transaction that also reads the
+/// version. BEGIN IMMEDIATE takes the write lock before that read, so a second process starting
+/// at the same time waits, then sees the version the first one left rather than the one it
+/// read before they committed (and applies nothing twice); a crash midway leaves the old
+/// version and none of the new schema.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current = version(conn)?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
-        let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current = version(&tx)?;
+    let missing = MIGRATIONS.iter().enumerate().skip(current.max(0) as usize);
+    let mut applied = None;
+    for (i, sql) in missing {
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
-        tx.commit()?;
-        tracing::info!(version = i + 1, "database migrated");
+        applied = Some(i as i64 + 1);
     }
+    let Some(latest) = applied else {
+        return Ok(()); // nothing to do; the transaction rolls back, having written nothing
+    };
+    tx.pragma_update(None, "user_version", latest)?;
+    tx.commit()?;
+    tracing::info!(from = current, to = latest, "database migrated");
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{messages, occupants, roster_items, sessions, MessageRow, OccupantRow};
+    use crate::store::{Role, SessionRow, SessionState};
+    use crate::time::Timestamp;
 
     #[test]
     fn migrate_twice_is_a_no_op() {
@@ -92,5 +105,298 @@ mod tests {
             )
             .unwrap();
         assert_eq!(tables, 4);
+    }
+
+    fn at(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    /// A database as a frontdesk of schema `version` left it: that version's migrations, run
+    /// from their SQL, and rows in every table it had, written with raw SQL as that frontdesk
+    /// (or a web app) wrote them.
+    fn database_at(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        if version >= 1 {
+            conn.execute_batch(
+                "INSERT INTO sessions VALUES
+                   (1, 'v1_acme@chat.example.com', 'acme', 'v1', 'CHATTING', 'alice@example.com',
+                    'a1@anon.example.com/r1', '2026-01-01T10:00:00.000Z',
+                    '2026-01-01T10:01:00.500Z', NULL),
+                   (2, 'v2_globex@chat.example.com', 'globex', 'v2', 'CLOSED', 'bob@example.com',
+                    NULL, '2026-01-02T09:00:00.000Z', '2026-01-02T09:30:00.000Z',
+                    '2026-01-02T09:30:00.000Z'),
+                   (3, 'v3_acme@chat.example.com', 'acme', 'v3', 'INACTIVE', NULL,
+                    'a3@anon.example.com/r3', '2026-01-03T08:00:00.000Z',
+                    '2026-01-03T08:00:00.000Z', NULL);
+                 INSERT INTO messages VALUES
+                   (1, 1, '2026-01-01T10:00:05.000Z', 'visitor', 'a1@anon.example.com/r1', 'Ann',
+                    'Hello <b>&amp;</b> ünïcödé', '1-1', 'o-1'),
+                   (2, 1, '2026-01-01T10:01:00.500Z', 'system', 'chat.example.com', '',
+                    'Alice joined the chat.', '1-2', NULL),
+                   (3, 1, '2026-01-01T10:01:10.000Z', 'staff', 'alice@example.com/pc', 'Alice',
+                    'Hi Ann', '1-3', NULL),
+                   (4, 2, '2026-01-02T09:10:00.000Z', 'visitor', 'b@anon.example.com/x', 'Bo',
+                    'bye', '2-1', 'o-9');
+                 INSERT INTO occupants VALUES
+                   (1, 'a1@anon.example.com/r1', 'Ann', 'visitor', '2026-01-01T10:00:00.000Z'),
+                   (1, 'alice@example.com/pc', 'Alice', 'staff', '2026-01-01T10:01:00.500Z'),
+                   (3, 'a3@anon.example.com/r3', 'Cy', 'visitor', '2026-01-03T08:00:00.000Z');",
+            )
+            .unwrap();
+        }
+        if version >= 2 {
+            conn.execute_batch(
+                "UPDATE occupants SET direct = 1 WHERE jid = 'alice@example.com/pc';
+                 INSERT INTO roster_items VALUES
+                   ('alice@example.com', 'v3_acme@chat.example.com', '2026-01-03T08:00:00.000Z');",
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    fn session(
+        id: i64,
+        (room, site, visitor): (&str, &str, &str),
+        state: SessionState,
+        (staff, visitor_jid): (Option<&str>, Option<&str>),
+        (created, updated, closed): (&str, &str, Option<&str>),
+    ) -> SessionRow {
+        SessionRow {
+            id,
+            room: room.into(),
+            site: site.into(),
+            visitor: visitor.into(),
+            state,
+            staff: staff.map(Into::into),
+            visitor_jid: visitor_jid.map(Into::into),
+            created_at: at(created),
+            updated_at: at(updated),
+            closed_at: closed.map(at),
+        }
+    }
+
+    fn line(
+        session_id: i64,
+        when: &str,
+        role: Role,
+        (from_jid, nick, body): (&str, &str, &str),
+        (stanza_id, origin_id): (&str, Option<&str>),
+    ) -> MessageRow {
+        MessageRow {
+            session_id,
+            at: at(when),
+            role,
+            from_jid: from_jid.into(),
+            nick: nick.into(),
+            body: body.into(),
+            stanza_id: stanza_id.into(),
+            origin_id: origin_id.map(Into::into),
+        }
+    }
+
+    fn occupant(session_id: i64, jid: &str, nick: &str, role: Role, when: &str) -> OccupantRow {
+        OccupantRow {
+            session_id,
+            jid: jid.into(),
+            nick: nick.into(),
+            role,
+            joined_at: at(when),
+            direct: false,
+        }
+    }
+
+    /// Every old version with data in it upgrades to the latest: the rows keep their values,
+    /// the later columns have their defaults, and the later tables take writes.
+    #[test]
+    fn every_old_version_upgrades_with_its_rows() {
+        let ann = (
+            "a1@anon.example.com/r1",
+            "Ann",
+            "Hello <b>&amp;</b> ünïcödé",
+        );
+        let sessions_v1 = [
+            session(
+                1,
+                ("v1_acme@chat.example.com", "acme", "v1"),
+                SessionState::Chatting,
+                (Some("alice@example.com"), Some("a1@anon.example.com/r1")),
+                ("2026-01-01T10:00:00.000Z", "2026-01-01T10:01:00.500Z", None),
+            ),
+            session(
+                2,
+                ("v2_globex@chat.example.com", "globex", "v2"),
+                SessionState::Closed,
+                (Some("bob@example.com"), None),
+                (
+                    "2026-01-02T09:00:00.000Z",
+                    "2026-01-02T09:30:00.000Z",
+                    Some("2026-01-02T09:30:00.000Z"),
+                ),
+            ),
+            session(
+                3,
+                ("v3_acme@chat.example.com", "acme", "v3"),
+                SessionState::Inactive,
+                (None, Some("a3@anon.example.com/r3")),
+                ("2026-01-03T08:00:00.000Z", "2026-01-03T08:00:00.000Z", None),
+            ),
+        ];
+        let transcript_1 = vec![
+            line(
+                1,
+                "2026-01-01T10:00:05.000Z",
+                Role::Visitor,
+                ann,
+                ("1-1", Some("o-1")),
+            ),
+            line(
+                1,
+                "2026-01-01T10:01:00.500Z",
+                Role::System,
+                ("chat.example.com", "", "Alice joined the chat."),
+                ("1-2", None),
+            ),
+            line(
+                1,
+                "2026-01-01T10:01:10.000Z",
+                Role::Staff,
+                ("alice@example.com/pc", "Alice", "Hi Ann"),
+                ("1-3", None),
+            ),
+        ];
+        let transcript_2 = vec![line(
+            2,
+            "2026-01-02T09:10:00.000Z",
+            Role::Visitor,
+            ("b@anon.example.com/x", "Bo", "bye"),
+            ("2-1", Some("o-9")),
+        )];
+        let alice_since = "2026-01-01T10:01:00.500Z";
+        for from in 1..LATEST as usize {
+            let mut conn = database_at(from);
+            migrate(&mut conn).unwrap_or_else(|e| panic!("from {from}: {e}"));
+            assert_eq!(version(&conn).unwrap(), LATEST, "from {from}");
+
+            assert_eq!(
+                sessions::list(&conn, None, None).unwrap(),
+                sessions_v1.to_vec(),
+                "from {from}"
+            );
+            assert_eq!(sessions::next_id(&conn).unwrap(), 4, "from {from}");
+            assert_eq!(
+                messages::of_session(&conn, 1).unwrap(),
+                transcript_1,
+                "from {from}"
+            );
+            assert_eq!(
+                messages::of_session(&conn, 2).unwrap(),
+                transcript_2,
+                "from {from}"
+            );
+
+            // Version 2's `direct` is 0 (in the room, not one-to-one) for the occupants a
+            // version-1 database had.
+            let alice = OccupantRow {
+                direct: from >= 2,
+                ..occupant(1, "alice@example.com/pc", "Alice", Role::Staff, alice_since)
+            };
+            let ann_there = "2026-01-01T10:00:00.000Z";
+            let cy_there = "2026-01-03T08:00:00.000Z";
+            assert_eq!(
+                occupants::of_open_sessions(&conn).unwrap(),
+                vec![
+                    occupant(1, ann.0, "Ann", Role::Visitor, ann_there),
+                    alice.clone(),
+                    occupant(3, "a3@anon.example.com/r3", "Cy", Role::Visitor, cy_there),
+                ],
+                "from {from}"
+            );
+            // Version 2's roster_items starts empty on a version-1 database.
+            let mut roster = Vec::new();
+            if from >= 2 {
+                roster.push(("alice@example.com".to_string(), sessions_v1[2].room.clone()));
+            }
+            assert_eq!(roster_items::all(&conn).unwrap(), roster, "from {from}");
+
+            // The upgraded tables take the new values, and writes go on as before.
+            occupants::upsert(
+                &conn,
+                &OccupantRow {
+                    direct: true,
+                    ..alice.clone()
+                },
+            )
+            .unwrap();
+            let now = occupants::of_open_sessions(&conn).unwrap();
+            assert!(
+                now.iter().any(|o| o.jid == alice.jid && o.direct),
+                "{now:?}"
+            );
+            roster_items::insert(
+                &conn,
+                "alice@example.com",
+                &sessions_v1[0].room,
+                at(alice_since),
+            )
+            .unwrap();
+            roster.insert(
+                0,
+                ("alice@example.com".to_string(), sessions_v1[0].room.clone()),
+            );
+            assert_eq!(roster_items::all(&conn).unwrap(), roster, "from {from}");
+            let more = line(
+                1,
+                "2026-01-04T00:00:00.000Z",
+                Role::Visitor,
+                ann,
+                ("1-4", None),
+            );
+            messages::insert(&conn, &more).unwrap();
+            assert_eq!(messages::of_session(&conn, 1).unwrap().last(), Some(&more));
+        }
+    }
+
+    /// Two processes starting on a new database at once: the one that comes second must see
+    /// the first one's migrations, not the version it read before they committed.
+    #[test]
+    fn a_migration_that_commits_meanwhile_is_not_applied_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fd.db");
+        let open = || {
+            let c = Connection::open(&path).unwrap();
+            c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            c.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+                .unwrap();
+            c
+        };
+        // The other process: in the middle of migrating, not committed yet.
+        let other = open();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        for sql in MIGRATIONS {
+            other.execute_batch(sql).unwrap();
+        }
+        other.pragma_update(None, "user_version", LATEST).unwrap();
+        let mut ours = open();
+        let started = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let ours = std::thread::spawn({
+            let started = started.clone();
+            move || {
+                started.wait();
+                migrate(&mut ours).map(|()| version(&ours))
+            }
+        });
+        started.wait();
+        // Long enough for `migrate` to have read the version, if it reads it unlocked.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        other.execute_batch("COMMIT").unwrap();
+        let result = ours.join().unwrap();
+        assert!(matches!(result, Ok(Ok(LATEST))), "{result:?}");
     }
 }
