@@ -1,0 +1,323 @@
+//! The checkers of the whole file and of its sections `[component]`, `[store]`, `[roster]` and
+//! `[limits]`; `[[sites]]` is in `sites`.
+
+use std::ops::RangeInclusive;
+use std::path::Path;
+
+use toml::Table;
+use xmpp_parsers::jid::BareJid;
+
+use super::read::{Checker, InlineOrFile};
+use super::{
+    ComponentConfig, Config, HttpUrl, Limits, RosterConfig, RosterMode, SecretSource, StoreConfig,
+    DEFAULT_REMOVE_AFTER_SECS,
+};
+use crate::store::Durability;
+
+/// One key of `[limits]`: its name (the field's), the values it accepts, and how to read and
+/// write its field of `Limits`. The defaults are `Limits::default()`.
+struct LimitKey {
+    key: &'static str,
+    range: RangeInclusive<i64>,
+    get: fn(&Limits) -> i64,
+    set: fn(&mut Limits, i64),
+}
+
+/// A `LimitKey` for a field of `Limits`, named after it, so a key cannot write another field.
+macro_rules! limit {
+    ($field:ident, $range:expr) => {
+        LimitKey {
+            key: stringify!($field),
+            range: $range,
+            get: |l| i64::try_from(l.$field).expect("a limit fits in i64"),
+            set: |l, n| l.$field = n.try_into().expect("a limit's range fits its field"),
+        }
+    };
+}
+
+const U32_MAX: i64 = u32::MAX as i64;
+
+/// Every key of `[limits]`, in the order `unknown key` messages list them. `stanza_bytes` also
+/// has `MIN_STANZA_BYTES`, checked after the others with its own message.
+static LIMIT_KEYS: &[LimitKey] = &[
+    limit!(stanza_bytes, 1..=U32_MAX),
+    limit!(depth, 1..=U32_MAX),
+    limit!(children, 1..=U32_MAX),
+    limit!(body_chars, 1..=U32_MAX),
+    limit!(nick_chars, 1..=U32_MAX),
+    limit!(rooms_per_visitor, 1..=U32_MAX),
+    limit!(sessions, 1..=U32_MAX),
+    limit!(sessions_per_site, 1..=U32_MAX),
+    limit!(messages_per_minute, 1..=U32_MAX),
+    limit!(message_burst, 1..=U32_MAX),
+];
+
+/// Smallest `[limits] stanza_bytes`: joins and ordinary messages need that much.
+const MIN_STANZA_BYTES: usize = 4096;
+
+impl Checker {
+    /// The whole file; `None` if anything is wrong (then `problems` says what).
+    pub(super) fn config(&mut self, root: &Table, path: &Path, base: &Path) -> Option<Config> {
+        self.unknown_keys(
+            root,
+            "",
+            &["component", "store", "roster", "limits", "sites"],
+        );
+        let component = self.component(root, base);
+        let store = self.store(root, base);
+        let roster = self.roster(root);
+        let limits = self.limits(root);
+        let sites = self.sites(root, base, component.as_ref().map(|c| &c.jid));
+        Some(Config {
+            path: path.to_path_buf(),
+            component: component?,
+            store: store?,
+            roster: roster?,
+            limits: limits?,
+            sites: sites?,
+        })
+    }
+
+    fn component(&mut self, root: &Table, base: &Path) -> Option<ComponentConfig> {
+        let t = self.table(root, "component")?;
+        self.unknown_keys(t, "component", &["jid", "server", "secret", "secret_file"]);
+        let jid = self.string(t, "component", "jid", true).and_then(|s| {
+            match BareJid::new(&s) {
+                Ok(j) if j.node().is_none() => Some(j),
+                _ => {
+                    self.problem(
+                        "component.jid",
+                        format!("{s:?} must be a plain domain such as \"chat.example.com\" (no '@' or '/')"),
+                    );
+                    None
+                }
+            }
+        });
+        let server = self.string(t, "component", "server", true).and_then(|s| {
+            match s.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
+                Some((h, Ok(p))) if !h.is_empty() && p != 0 => Some(s),
+                _ => {
+                    self.problem(
+                        "component.server",
+                        format!("{s:?} must be host:port of the server's component listener, e.g. \"127.0.0.1:5347\""),
+                    );
+                    None
+                }
+            }
+        });
+        let secret = self.component_secret(t, base);
+        Some(ComponentConfig {
+            jid: jid?,
+            server: server?,
+            secret: secret?,
+        })
+    }
+
+    /// `secret` or `secret_file`; the file is read only when the secret is needed.
+    fn component_secret(&mut self, t: &Table, base: &Path) -> Option<SecretSource> {
+        match self.inline_or_file(t, "component", "secret", "component.secret", base)? {
+            Some(InlineOrFile::Inline(s)) => Some(SecretSource::Inline(s)),
+            Some(InlineOrFile::File(p)) => {
+                if !p.is_file() {
+                    self.problem(
+                        "component.secret_file",
+                        format!("{} does not exist or is not a file", p.display()),
+                    );
+                }
+                Some(SecretSource::File(p))
+            }
+            // Allowed: FRONTDESK_SECRET may supply it; `run` says so if it does not.
+            None => Some(SecretSource::Unset),
+        }
+    }
+
+    fn store(&mut self, root: &Table, base: &Path) -> Option<StoreConfig> {
+        let t = self.table(root, "store")?;
+        self.unknown_keys(t, "store", &["path", "synchronous"]);
+        let path = self.string(t, "store", "path", true);
+        let synchronous = match self.string(t, "store", "synchronous", false).as_deref() {
+            None => Some(Durability::default()),
+            Some("normal") => Some(Durability::Normal),
+            Some("full") => Some(Durability::Full),
+            Some(other) => {
+                self.problem(
+                    "store.synchronous",
+                    format!("{other:?} must be \"normal\" (a commit survives frontdesk crashing) or \"full\" (it also survives the machine losing power; each commit waits for the disk)"),
+                );
+                None
+            }
+        };
+        Some(StoreConfig {
+            path: base.join(path?),
+            synchronous: synchronous?,
+        })
+    }
+
+    fn roster(&mut self, root: &Table) -> Option<RosterConfig> {
+        let Some(t) = self.optional_table(root, "roster")? else {
+            return Some(RosterConfig::default());
+        };
+        self.unknown_keys(t, "roster", &["mode", "ejabberd_api", "remove_after_secs"]);
+        let mut r = RosterConfig::default();
+        let mut ok = true;
+        if let Some(m) = self.string(t, "roster", "mode", false) {
+            match RosterMode::parse(&m) {
+                Some(mode) => r.mode = mode,
+                None => {
+                    self.problem(
+                        "roster.mode",
+                        format!("{m:?} is not one of {}", RosterMode::WORDS.join(", ")),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if let Some(u) = self.string(t, "roster", "ejabberd_api", false) {
+            match HttpUrl::parse(&u) {
+                Ok(url) => r.ejabberd_api = Some(url),
+                Err(e) => {
+                    self.problem("roster.ejabberd_api", e);
+                    ok = false;
+                }
+            }
+        }
+        let secs = self.int_in(
+            t,
+            "roster",
+            "remove_after_secs",
+            0..=i64::MAX,
+            DEFAULT_REMOVE_AFTER_SECS as i64,
+            "must be a whole number of seconds, 0 or more",
+        );
+        match secs {
+            // 0 or more, so the cast keeps it.
+            Some(n) => r.remove_after_secs = n as u64,
+            None => ok = false,
+        }
+        if r.mode == RosterMode::EjabberdApi && r.ejabberd_api.is_none() {
+            self.problem(
+                "roster.ejabberd_api",
+                "missing: mode = \"ejabberd-api\" needs the API's URL, e.g. \"http://127.0.0.1:5280/api\"",
+            );
+            ok = false;
+        }
+        ok.then_some(r)
+    }
+
+    fn limits(&mut self, root: &Table) -> Option<Limits> {
+        let Some(t) = self.optional_table(root, "limits")? else {
+            return Some(Limits::default());
+        };
+        let known: Vec<&str> = LIMIT_KEYS.iter().map(|k| k.key).collect();
+        self.unknown_keys(t, "limits", &known);
+        let mut l = Limits::default();
+        let mut ok = true;
+        for k in LIMIT_KEYS {
+            let message = format!(
+                "must be a whole number from {} to {}",
+                k.range.start(),
+                k.range.end()
+            );
+            let default = (k.get)(&l);
+            match self.int_in(t, "limits", k.key, k.range.clone(), default, &message) {
+                Some(n) => (k.set)(&mut l, n),
+                None => ok = false,
+            }
+        }
+        if l.stanza_bytes < MIN_STANZA_BYTES {
+            self.problem(
+                "limits.stanza_bytes",
+                format!("must be at least {MIN_STANZA_BYTES}: joins and ordinary messages need that much"),
+            );
+            ok = false;
+        }
+        ok.then_some(l)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each key writes its own field and no other, and together the keys cover every field.
+    #[test]
+    fn each_limit_key_sets_exactly_its_own_field() {
+        let default = Limits::default();
+        let value = |i: usize| 1_000 + i as i64;
+        for (i, k) in LIMIT_KEYS.iter().enumerate() {
+            let mut l = default;
+            (k.set)(&mut l, value(i));
+            for (j, other) in LIMIT_KEYS.iter().enumerate() {
+                let want = if i == j {
+                    value(i)
+                } else {
+                    (other.get)(&default)
+                };
+                let (got, key, other) = ((other.get)(&l), k.key, other.key);
+                assert_eq!(got, want, "{other} after setting only {key}");
+            }
+            for n in [*k.range.start(), *k.range.end()] {
+                let mut l = default;
+                (k.set)(&mut l, n);
+                assert_eq!((k.get)(&l), n, "{} does not hold {n}", k.key);
+            }
+        }
+        let mut l = default;
+        for (i, k) in LIMIT_KEYS.iter().enumerate() {
+            (k.set)(&mut l, value(i));
+        }
+        // Exhaustive, so a new field fails to compile here until it has a key.
+        let Limits {
+            stanza_bytes,
+            depth,
+            children,
+            body_chars,
+            nick_chars,
+            rooms_per_visitor,
+            sessions,
+            sessions_per_site,
+            messages_per_minute,
+            message_burst,
+        } = l;
+        let mut fields = vec![
+            stanza_bytes,
+            depth,
+            children,
+            body_chars,
+            nick_chars,
+            rooms_per_visitor,
+            sessions,
+            sessions_per_site,
+            messages_per_minute as usize,
+            message_burst as usize,
+        ];
+        fields.sort_unstable();
+        let want: Vec<usize> = (0..LIMIT_KEYS.len()).map(|i| value(i) as usize).collect();
+        assert_eq!(fields, want, "every field set by exactly one key");
+    }
+
+    #[test]
+    fn limits_are_parsed_through_the_table() {
+        let mut text = String::from("stanza_bytes = 5000\n");
+        for (i, k) in LIMIT_KEYS.iter().enumerate().skip(1) {
+            text += &format!("{} = {}\n", k.key, i + 1);
+        }
+        let root: Table = format!("[limits]\n{text}").parse().unwrap();
+        let mut c = Checker::default();
+        let l = c.limits(&root).unwrap();
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let want = Limits {
+            stanza_bytes: 5000,
+            depth: 2,
+            children: 3,
+            body_chars: 4,
+            nick_chars: 5,
+            rooms_per_visitor: 6,
+            sessions: 7,
+            sessions_per_site: 8,
+            messages_per_minute: 9,
+            message_burst: 10,
+        };
+        assert_eq!(l, want);
+    }
+}

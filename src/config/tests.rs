@@ -1,0 +1,169 @@
+//! The config checker end to end: good files parse, and every problem is reported with its key.
+
+use super::*;
+
+const GOOD: &str = r#"
+[component]
+jid = "chat.example.com"
+server = "127.0.0.1:5347"
+secret = "s3cret"
+
+[store]
+path = "data/frontdesk.db"
+
+[[sites]]
+id = "acme"
+name = "ACME Inc."
+staff = ["alice_acme@example.com", "bob_acme@example.com"]
+
+[[sites]]
+id = "globex"
+staff = []
+"#;
+
+fn problems(text: &str) -> Vec<Problem> {
+    match Config::parse(text, Path::new("/etc/frontdesk/frontdesk.toml")) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+fn keys(text: &str) -> Vec<String> {
+    problems(text).into_iter().map(|p| p.key).collect()
+}
+
+#[test]
+fn good_config() {
+    let c = Config::parse(GOOD, Path::new("/etc/frontdesk/frontdesk.toml")).unwrap();
+    assert_eq!(c.component.jid.to_string(), "chat.example.com");
+    assert_eq!(
+        c.store.path,
+        PathBuf::from("/etc/frontdesk/data/frontdesk.db")
+    );
+    assert_eq!(c.sites.len(), 2);
+    assert_eq!(c.sites[0].staff.len(), 2);
+    assert_eq!(c.sites[1].name, "globex");
+    assert_eq!(c.secret(None).unwrap().expose(), "s3cret");
+    assert_eq!(c.secret(Some("env".into())).unwrap().expose(), "env");
+    assert!(!format!("{c:?}").contains("s3cret"));
+}
+
+#[test]
+fn limits_section() {
+    let c = Config::parse(GOOD, Path::new("/f.toml")).unwrap();
+    assert_eq!(c.limits, Limits::default());
+    let c = Config::parse(
+        &format!("{GOOD}\n[limits]\nstanza_bytes = 8192\nmessages_per_minute = 600\n"),
+        Path::new("/f.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.limits.stanza_bytes,
+            c.limits.messages_per_minute,
+            c.limits.depth
+        ),
+        (8192, 600, 32)
+    );
+    let k = keys(&format!(
+        "{GOOD}\n[limits]\nstanza_bytes = 100\ndepth = 0\nbody_chars = \"many\"\nspeed = 1\n"
+    ));
+    for key in [
+        "limits.stanza_bytes",
+        "limits.depth",
+        "limits.body_chars",
+        "limits.speed",
+    ] {
+        assert!(k.contains(&key.to_string()), "{key} not in {k:?}");
+    }
+}
+
+#[test]
+fn roster_section_defaults_and_problems() {
+    let c = Config::parse(GOOD, Path::new("/f.toml")).unwrap();
+    assert_eq!(c.roster, RosterConfig::default());
+    let text = format!("{GOOD}\n[roster]\nmode = \"ejabberd-api\"\nejabberd_api = \"http://127.0.0.1:5280/api/\"\nremove_after_secs = 5\n");
+    let c = Config::parse(&text, Path::new("/f.toml")).unwrap();
+    assert_eq!(c.roster.mode, RosterMode::EjabberdApi);
+    assert_eq!(c.roster.remove_after_secs, 5);
+    let url = c.roster.ejabberd_api.unwrap();
+    assert_eq!(
+        (url.host.as_str(), url.port, url.path.as_str()),
+        ("127.0.0.1", 5280, "/api")
+    );
+    let bad = format!("{GOOD}\n[roster]\nmode = \"sometimes\"\nejabberd_api = \"https://x/api\"\nremove_after_secs = -1\ncolour = 1\n");
+    let k = keys(&bad);
+    for key in [
+        "roster.mode",
+        "roster.ejabberd_api",
+        "roster.remove_after_secs",
+        "roster.colour",
+    ] {
+        assert!(k.contains(&key.to_string()), "{key} not in {k:?}");
+    }
+    let k = keys(&format!("{GOOD}\n[roster]\nmode = \"ejabberd-api\"\n"));
+    assert_eq!(k, vec!["roster.ejabberd_api".to_string()]);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key() {
+    let text = GOOD
+        .replace(
+            "server = \"127.0.0.1:5347\"",
+            "server = \"nowhere\"\ncolour = \"blue\"",
+        )
+        .replace("id = \"acme\"", "id = \"ac_me\"")
+        .replace("\"bob_acme@example.com\"", "\"bob_acme@example.com/phone\"");
+    let k = keys(&text);
+    assert!(k.contains(&"component.server".to_string()), "{k:?}");
+    assert!(k.contains(&"component.colour".to_string()), "{k:?}");
+    assert!(k.contains(&"sites[0].id".to_string()), "{k:?}");
+    assert!(k.contains(&"sites[0].staff[1]".to_string()), "{k:?}");
+}
+
+#[test]
+fn unknown_top_level_and_site_keys() {
+    let text = format!("{GOOD}\n[logging]\nlevel = 1\n");
+    assert_eq!(keys(&text), vec!["logging".to_string()]);
+    let text = GOOD.replace("name = \"ACME Inc.\"", "name = \"ACME\"\nowner = \"x\"");
+    assert_eq!(keys(&text), vec!["sites[0].owner".to_string()]);
+}
+
+#[test]
+fn missing_pieces() {
+    let k = keys("[component]\njid = \"a@b\"\n");
+    assert!(k.contains(&"component.jid".to_string()));
+    assert!(k.contains(&"component.server".to_string()));
+    assert!(k.contains(&"store".to_string()));
+    assert!(k.contains(&"sites".to_string()));
+}
+
+#[test]
+fn duplicate_site_and_both_secrets() {
+    let text = GOOD.replace("id = \"globex\"", "id = \"acme\"").replace(
+        "secret = \"s3cret\"",
+        "secret = \"x\"\nsecret_file = \"/nonexistent\"",
+    );
+    let k = keys(&text);
+    assert!(k.contains(&"sites[1].id".to_string()), "{k:?}");
+    assert!(k.contains(&"component.secret_file".to_string()), "{k:?}");
+}
+
+#[test]
+fn secret_file_and_env() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), "from-file\n").unwrap();
+    let text = GOOD.replace("secret = \"s3cret\"", "secret_file = \"secret\"");
+    let c = Config::parse(&text, &dir.path().join("frontdesk.toml")).unwrap();
+    assert_eq!(c.secret(None).unwrap().expose(), "from-file");
+    let none = GOOD.replace("secret = \"s3cret\"\n", "");
+    let c = Config::parse(&none, Path::new("x.toml")).unwrap();
+    assert!(matches!(c.secret(None), Err(ConfigError::NoSecret)));
+    assert_eq!(c.secret(Some("e".into())).unwrap().expose(), "e");
+}
+
+#[test]
+fn syntax_error_names_the_file() {
+    let e = Config::parse("[component\n", Path::new("bad.toml")).unwrap_err();
+    assert!(e.to_string().contains("bad.toml"));
+}
