@@ -14,7 +14,7 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use super::roster::parse_advert;
 use super::stanzas::{self, NS_COMMANDS};
-use super::{Core, Out};
+use super::{Core, Effects};
 use crate::address::RoomName;
 use crate::store::{MessageRow, Role, SessionRow, SessionState};
 use crate::time::Timestamp;
@@ -235,7 +235,7 @@ fn short(text: &str, n: usize) -> String {
 
 impl Core {
     /// A message to the component's domain.
-    pub(super) fn handle_message_to_desk(&mut self, now: Timestamp, m: Message, out: &mut Out) {
+    pub(super) fn handle_message_to_desk(&mut self, now: Timestamp, m: Message, out: &mut Effects) {
         let Some(from) = m.from.clone() else { return };
         // The server's XEP-0356 advertisement comes from a domain (no node).
         if from.node().is_none() {
@@ -282,7 +282,7 @@ impl Core {
         }
     }
 
-    fn reply(&self, to: &ReplyTo, text: &str, out: &mut Out) {
+    fn reply(&self, to: &ReplyTo, text: &str, out: &mut Effects) {
         match to {
             ReplyTo::Chat(j) => self.desk_says(j, text, out),
             ReplyTo::Adhoc { to, iq_id, node } => out.send(stanzas::iq_result(
@@ -309,7 +309,7 @@ impl Core {
         sender: &FullJid,
         cmd: Command,
         reply: ReplyTo,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         let staff = sender.to_bare();
         tracing::info!(staff = %staff, command = ?cmd, "command");
@@ -348,7 +348,7 @@ impl Core {
         now: Timestamp,
         name: &RoomName,
         sender: &FullJid,
-        out: &mut Out,
+        out: &mut Effects,
     ) -> String {
         let Some(room) = self.rooms.get(name) else {
             return "That chat is closed.".into();
@@ -382,7 +382,7 @@ impl Core {
         format!("#{n} is yours: write to {contact} to talk to {visitor}; !finish {n} when you are done.")
     }
 
-    fn finish(&mut self, now: Timestamp, staff: &BareJid, n: Option<i64>, out: &mut Out) -> String {
+    fn finish(&mut self, now: Timestamp, staff: &BareJid, n: Option<i64>, out: &mut Effects) -> String {
         let mut mine: Vec<(i64, RoomName)> = self
             .rooms
             .values()
@@ -523,7 +523,7 @@ impl Core {
     }
 
     /// The store answered a `!transcript` read.
-    pub(super) fn transcript_ready(&mut self, id: u64, result: TranscriptResult, out: &mut Out) {
+    pub(super) fn transcript_ready(&mut self, id: u64, result: TranscriptResult, out: &mut Effects) {
         let Some((staff, reply)) = self.queries.answered(id) else {
             return;
         };
@@ -606,7 +606,7 @@ impl Core {
         from: Jid,
         id: String,
         cmd: &Element,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         let desk = Jid::from(self.config.component.clone());
         let node = cmd.attr("node").unwrap_or("").to_string();

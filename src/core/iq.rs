@@ -11,7 +11,7 @@ use xmpp_parsers::version::VersionResult;
 use super::message::means_gone;
 use super::stanzas::{self, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_SID, NS_VERSION};
 use super::pings::PendingPing;
-use super::{Core, Out};
+use super::{Core, Effects};
 use crate::address::{RoomName, Target};
 use crate::time::Timestamp;
 
@@ -71,7 +71,7 @@ struct Request {
 }
 
 impl Core {
-    pub(super) fn handle_iq(&mut self, now: Timestamp, iq: Iq, out: &mut Out) {
+    pub(super) fn handle_iq(&mut self, now: Timestamp, iq: Iq, out: &mut Effects) {
         let (get, from, to, id, payload) = match iq {
             Iq::Get {
                 from,
@@ -122,7 +122,7 @@ impl Core {
         );
     }
 
-    fn handle_iq_request(&mut self, now: Timestamp, r: Request, out: &mut Out) {
+    fn handle_iq_request(&mut self, now: Timestamp, r: Request, out: &mut Effects) {
         let target = Target::of(&r.to, &self.config.component);
         if matches!(target, Target::Domain)
             && !r.get
@@ -214,7 +214,7 @@ impl Core {
         let me = self
             .rooms
             .get(name)
-            .and_then(|r| from.try_as_full().ok().and_then(|f| r.occupant(f)));
+            .and_then(|r| from.try_as_full().ok().and_then(|f| r.joined_occupant(f)));
         if get && is(payload, "ping", NS_PING) {
             return match me {
                 Some(o) if o.nick == nick => Ok(None),
@@ -235,7 +235,7 @@ impl Core {
         now: Timestamp,
         room: &RoomName,
         jid: &FullJid,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         if self.pings.in_flight(room, jid) {
             return;
@@ -259,7 +259,7 @@ impl Core {
         id: &str,
         from: Option<Jid>,
         error: Option<StanzaError>,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         let Some(p) = self.pings.answered(id, from.as_ref()) else {
             return;
@@ -280,7 +280,7 @@ impl Core {
     /// Unanswered pings: an occupant that blocks a waiting join (a page reload's old session
     /// that the server has not noticed is dead) is let go; anyone else is given the benefit of
     /// the doubt.
-    pub(super) fn expire_pings(&mut self, now: Timestamp, out: &mut Out) {
+    pub(super) fn expire_pings(&mut self, now: Timestamp, out: &mut Effects) {
         for p in self.pings.expired(now) {
             let blocks_join = self
                 .rooms

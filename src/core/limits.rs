@@ -13,7 +13,7 @@ use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
 use super::stanzas;
-use super::{Core, Out};
+use super::{Core, Effects};
 use crate::time::Timestamp;
 
 pub const NS_LIMITS: &str = "urn:xmpp:frontdesk:limits:0";
@@ -91,7 +91,7 @@ impl Core {
         now: Timestamp,
         s: Stanza,
         limit: String,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         let (from, to) = match &s {
             Stanza::Message(m) => (m.from.clone(), m.to.clone()),

@@ -10,7 +10,7 @@ use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 use super::refusal::Refusal;
 use super::room::post::{kept_payloads, Said};
 use super::room::{Occupant, Room};
-use super::{Core, Out};
+use super::{Core, Effects};
 use crate::address::{sender_full, RoomName, Target};
 use crate::store::{Role, StoreOp};
 use crate::time::Timestamp;
@@ -36,7 +36,7 @@ pub(super) fn means_gone(err: &StanzaError) -> bool {
 }
 
 impl Core {
-    pub(super) fn handle_message(&mut self, now: Timestamp, m: Message, out: &mut Out) {
+    pub(super) fn handle_message(&mut self, now: Timestamp, m: Message, out: &mut Effects) {
         let (Some(to), Some(from)) = (m.to.clone(), m.from.clone()) else {
             return;
         };
@@ -72,7 +72,7 @@ impl Core {
         now: Timestamp,
         name: RoomName,
         m: Message,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         let Some(sender) = sender_full(m.from.as_ref()) else {
             return;
@@ -80,7 +80,7 @@ impl Core {
         let author = self
             .rooms
             .get(&name)
-            .and_then(|r| r.occupant(&sender))
+            .and_then(|r| r.joined_occupant(&sender))
             .cloned();
         let Some(author) = author else {
             let r = Refusal::modify(
@@ -126,7 +126,7 @@ impl Core {
         name: &RoomName,
         author: &Occupant,
         payloads: &[Element],
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         let l = self.config.limits;
         let Some(room) = self.rooms.get_mut(name) else {
@@ -148,7 +148,7 @@ impl Core {
     /// A message from an occupant (joined, or one-to-one staff): committed, then reflected to
     /// the joined occupants and copied one-to-one where staff need it. The sender hears if it
     /// could not be saved.
-    pub(super) fn post_message(&mut self, now: Timestamp, name: &RoomName, said: Said, out: &mut Out) {
+    pub(super) fn post_message(&mut self, now: Timestamp, name: &RoomName, said: Said, out: &mut Effects) {
         let Some(ctx) = self.config.ctx(now, name) else {
             return;
         };
@@ -172,7 +172,7 @@ impl Core {
         to: &Jid,
         from: &Jid,
         payloads: &[Element],
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         let name = match Target::of(to, &self.config.component) {
             Target::Room(n) | Target::Occupant(n, _) => n,

@@ -4,7 +4,7 @@
 //!
 //! Each kind of stanza has its own handler module, in the manner of Prosody's mod_muc:
 //! [`presence`] (joins, leaves, presence updates), [`message`] (groupchat to rooms), [`iq`]
-//! (disco, ping, answers to our own pings). [`Out`] is the one seam everything leaves through.
+//! (disco, ping, answers to our own pings). [`Effects`] is the one seam everything leaves through.
 
 mod availability;
 pub mod commands;
@@ -15,7 +15,7 @@ pub mod nick;
 mod pings;
 mod presence;
 pub mod refusal;
-pub mod room;
+mod room;
 mod rooms;
 pub mod roster;
 mod staff;
@@ -234,12 +234,12 @@ pub enum Output {
 /// The seam every output leaves through, in order; it also notes which rooms changed state,
 /// for what that means to staff (see `after_state_changes`).
 #[derive(Debug, Default)]
-pub struct Out {
+pub struct Effects {
     outputs: Vec<Output>,
     changed: Vec<RoomName>,
 }
 
-impl Out {
+impl Effects {
     pub fn send(&mut self, s: impl Into<Stanza>) {
         self.outputs.push(Output::Send(s.into()));
     }
@@ -302,6 +302,10 @@ pub struct Core {
     connected_at: Option<Timestamp>,
     offenders: limits::Offenders,
 }
+
+/// How many of each open session's latest lines the core wants in the snapshot it resumes
+/// from (what a room replays as history).
+pub const RESUMED_HISTORY: usize = room::HISTORY_MAX;
 
 /// Told to the people of a room whose session could not be stored.
 pub const UNSAVED_TEXT: &str =
@@ -376,7 +380,7 @@ impl Core {
     }
 
     pub fn handle(&mut self, now: Timestamp, input: Input) -> Vec<Output> {
-        let mut out = Out::default();
+        let mut out = Effects::default();
         match input {
             Input::Stanza(s) => match limits::exceeded(&s) {
                 Some(limit) => self.handle_over_limit(now, s, limit, &mut out),
@@ -403,7 +407,7 @@ impl Core {
         out.outputs
     }
 
-    fn handle_stanza(&mut self, now: Timestamp, s: Stanza, out: &mut Out) {
+    fn handle_stanza(&mut self, now: Timestamp, s: Stanza, out: &mut Effects) {
         match s {
             Stanza::Presence(p) => self.handle_presence(now, p, out),
             Stanza::Message(m) => self.handle_message(now, m, out),
@@ -426,7 +430,7 @@ impl Core {
 
     /// A stanza we could not parse: answer `bad-request` when it has a sender and an id, and
     /// is not itself an error or a result (never answer an error with an error).
-    fn handle_invalid(&mut self, bad: InvalidStanza, out: &mut Out) {
+    fn handle_invalid(&mut self, bad: InvalidStanza, out: &mut Effects) {
         let Some(from) = bad.from.as_deref().and_then(|f| Jid::new(f).ok()) else {
             return;
         };
@@ -461,7 +465,7 @@ impl Core {
         }
     }
 
-    fn handle_tick(&mut self, now: Timestamp, out: &mut Out) {
+    fn handle_tick(&mut self, now: Timestamp, out: &mut Effects) {
         self.expire_pings(now, out);
         self.expire_direct_staff(now, out);
         self.roster_tick(now, out);
@@ -480,7 +484,7 @@ impl Core {
     }
 
     /// After (re)connecting we cannot know who is still online: ask everyone.
-    fn handle_connected(&mut self, now: Timestamp, out: &mut Out) {
+    fn handle_connected(&mut self, now: Timestamp, out: &mut Effects) {
         self.pings.clear();
         self.connected_at = Some(now);
         // One-to-one staff are followed through their presence instead.
@@ -510,7 +514,7 @@ impl Core {
 
     /// A new session's row could not be written: rather than a chat that exists only in
     /// memory, the room is closed at once and its people told why.
-    fn unsaved_session(&mut self, now: Timestamp, session_id: i64, out: &mut Out) {
+    fn unsaved_session(&mut self, now: Timestamp, session_id: i64, out: &mut Effects) {
         let Some(name) = self.rooms.by_session(session_id).map(|r| r.name().clone()) else {
             return;
         };
@@ -519,7 +523,7 @@ impl Core {
     }
 
     /// Closes the room's session and forgets the room; the row and transcript stay.
-    fn close_room(&mut self, name: &RoomName, now: Timestamp, out: &mut Out) {
+    fn close_room(&mut self, name: &RoomName, now: Timestamp, out: &mut Effects) {
         let Some(mut room) = self.rooms.remove(name) else {
             return;
         };

@@ -10,7 +10,7 @@ use super::stanzas::NS_MUC;
 use super::room::join::{is_join, JoinDecision};
 use super::room::leave::Departure;
 use super::room::Arrival;
-use super::{nick, Core, Out};
+use super::{nick, Core, Effects};
 use crate::address::{sender_full, RoomName, Target};
 use crate::store::Role;
 use crate::time::Timestamp;
@@ -19,7 +19,7 @@ use crate::token;
 const NO_SUCH_ROOM: &str = "No such room: visitor rooms are named <visitor>_<site>.";
 
 impl Core {
-    pub(super) fn handle_presence(&mut self, now: Timestamp, p: Presence, out: &mut Out) {
+    pub(super) fn handle_presence(&mut self, now: Timestamp, p: Presence, out: &mut Effects) {
         let Some(to) = p.to.clone() else { return };
         let target = Target::of(&to, &self.config.component);
         if matches!(target, Target::Domain | Target::Room(_))
@@ -53,7 +53,7 @@ impl Core {
         now: Timestamp,
         name: RoomName,
         a: Arrival,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         match a.presence.type_ {
             PresenceType::None => {}
@@ -68,7 +68,7 @@ impl Core {
         let Some(room) = self.rooms.get_mut(&name) else {
             return self.handle_join(now, name, a, out);
         };
-        let current = room.occupant(&a.jid).map(|o| o.nick.clone());
+        let current = room.joined_occupant(&a.jid).map(|o| o.nick.clone());
         match current {
             None => self.handle_join(now, name, a, out),
             Some(n) if n == a.nick && is_join(&a.presence) => {
@@ -87,7 +87,7 @@ impl Core {
 
     // ---- joining ---------------------------------------------------------------------------
 
-    pub(super) fn handle_join(&mut self, now: Timestamp, name: RoomName, a: Arrival, out: &mut Out) {
+    pub(super) fn handle_join(&mut self, now: Timestamp, name: RoomName, a: Arrival, out: &mut Effects) {
         match self.decide_join(now, &name, &a) {
             JoinDecision::Refuse(r) => {
                 tracing::debug!(room = %name, jid = %a.jid, reason = %r.text, "join refused");
@@ -215,7 +215,7 @@ impl Core {
     }
 
     /// Parks a join by a second would-be visitor and pings the one the room is bound to.
-    fn defer_join(&mut self, now: Timestamp, name: &RoomName, a: Arrival, out: &mut Out) {
+    fn defer_join(&mut self, now: Timestamp, name: &RoomName, a: Arrival, out: &mut Effects) {
         let Some(room) = self.rooms.get_mut(name) else {
             return;
         };
@@ -226,7 +226,7 @@ impl Core {
 
     // ---- leaving ---------------------------------------------------------------------------
 
-    fn handle_leave(&mut self, now: Timestamp, name: &RoomName, from: &FullJid, out: &mut Out) {
+    fn handle_leave(&mut self, now: Timestamp, name: &RoomName, from: &FullJid, out: &mut Effects) {
         let Some(ctx) = self.config.ctx(now, name) else {
             return;
         };
@@ -244,7 +244,7 @@ impl Core {
         now: Timestamp,
         name: &RoomName,
         jid: &FullJid,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         let Some(ctx) = self.config.ctx(now, name) else {
             return;
@@ -259,7 +259,7 @@ impl Core {
 
     /// A visitor who reloaded the page was waiting for exactly this departure: their join goes
     /// in first, then the room settles.
-    fn after_departure(&mut self, now: Timestamp, name: &RoomName, mut d: Departure, out: &mut Out) {
+    fn after_departure(&mut self, now: Timestamp, name: &RoomName, mut d: Departure, out: &mut Effects) {
         for a in std::mem::take(&mut d.waiting) {
             self.handle_join(now, name.clone(), a, out);
         }

@@ -13,7 +13,7 @@ use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::presence::Type as PresenceType;
 
 use super::stanzas;
-use super::{Core, Out};
+use super::{Core, Effects};
 use crate::config::RosterMode;
 use crate::store::StoreOp;
 use crate::time::Timestamp;
@@ -70,6 +70,87 @@ impl RosterOp {
     fn contact(&self) -> &BareJid {
         match self {
             RosterOp::Add { contact, .. } | RosterOp::Remove { contact, .. } => contact,
+        }
+    }
+}
+
+impl RosterOp {
+    /// The XEP-0356 roster set that makes this change, from the component.
+    fn privileged_set(&self, desk: &BareJid, id: String) -> xmpp_parsers::iq::Iq {
+        let (contact, name, group, remove) = match self {
+            RosterOp::Add {
+                contact,
+                name,
+                group,
+                ..
+            } => (contact, Some(name.as_str()), group.as_deref(), false),
+            RosterOp::Remove { contact, .. } => (contact, None, None, true),
+        };
+        stanzas::roster_set(
+            Jid::from(desk.clone()),
+            Jid::from(self.staff().clone()),
+            id,
+            contact,
+            name,
+            group,
+            remove,
+        )
+    }
+
+    /// The admin API call that makes this change.
+    fn api_call(&self, id: String) -> ApiCall {
+        let local = |j: &BareJid| j.node().map(|n| n.to_string()).unwrap_or_default();
+        let (staff, contact) = (self.staff(), self.contact());
+        let mut args = vec![
+            ("localuser", local(staff)),
+            ("localhost", staff.domain().to_string()),
+            ("user", local(contact)),
+            ("host", contact.domain().to_string()),
+        ];
+        let command = match self {
+            RosterOp::Add { name, group, .. } => {
+                args.push(("nick", name.clone()));
+                args.push(("group", group.clone().unwrap_or_default()));
+                args.push(("subs", "both".to_string()));
+                "add_rosteritem"
+            }
+            RosterOp::Remove { .. } => "delete_rosteritem",
+        };
+        ApiCall { id, command, args }
+    }
+
+    /// Without a way to write rosters: a subscription request the staff member approves, or
+    /// the subscription cancelled both ways.
+    fn subscription(&self, desk: &BareJid) -> Vec<xmpp_parsers::presence::Presence> {
+        match self {
+            RosterOp::Add {
+                staff,
+                contact,
+                name,
+                ..
+            } => {
+                let status = if contact == desk {
+                    "frontdesk: accept this contact to receive chat requests and send commands (!help).".to_string()
+                } else {
+                    format!("frontdesk: website visitor {name}. Accept to see their state and chat with them.")
+                };
+                vec![stanzas::subscribe_request(
+                    Jid::from(contact.clone()),
+                    Jid::from(staff.clone()),
+                    name,
+                    &status,
+                )]
+            }
+            RosterOp::Remove { staff, contact } => [PresenceType::Unsubscribe, PresenceType::Unsubscribed]
+                .into_iter()
+                .map(|t| {
+                    stanzas::presence_of_type(
+                        Jid::from(contact.clone()),
+                        Jid::from(staff.clone()),
+                        t,
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -231,7 +312,7 @@ impl Core {
         now: Timestamp,
         server: String,
         advert: Advert,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         tracing::info!(server = %server, ns = %advert.ns, perms = ?advert.perms, "privileges advertised");
         self.roster.adverts.insert(server, advert);
@@ -242,7 +323,7 @@ impl Core {
 
     /// After the handshake: choose at once where the config says how, else listen a moment
     /// for the privilege advertisement.
-    pub(super) fn roster_connected(&mut self, now: Timestamp, out: &mut Out) {
+    pub(super) fn roster_connected(&mut self, now: Timestamp, out: &mut Effects) {
         // Privileged IQs sent on the old link will never be answered: redo them.
         let lost: Vec<String> = self
             .roster
@@ -268,7 +349,7 @@ impl Core {
         }
     }
 
-    pub(super) fn roster_tick(&mut self, now: Timestamp, out: &mut Out) {
+    pub(super) fn roster_tick(&mut self, now: Timestamp, out: &mut Effects) {
         if self.roster.rung.is_none() && self.roster.detect_until.is_some_and(|t| t <= now) {
             self.choose_rung(now, out);
         }
@@ -290,7 +371,7 @@ impl Core {
         }
     }
 
-    fn choose_rung(&mut self, now: Timestamp, out: &mut Out) {
+    fn choose_rung(&mut self, now: Timestamp, out: &mut Effects) {
         self.roster.detect_until = None;
         let advert = self
             .roster
@@ -319,7 +400,7 @@ impl Core {
     /// Puts the front desk into every staff roster, every open visitor into their site's
     /// staff rosters, and schedules the removal of items whose chat is over (e.g. closed while
     /// we were down).
-    fn roster_sync(&mut self, now: Timestamp, out: &mut Out) {
+    fn roster_sync(&mut self, now: Timestamp, out: &mut Effects) {
         let desk = self.config.component.clone();
         for staff in self.config.all_staff() {
             self.roster_apply(
@@ -364,7 +445,7 @@ impl Core {
         &mut self,
         now: Timestamp,
         name: &crate::address::RoomName,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         let Some(room) = self.rooms.get(name) else {
             return;
@@ -411,103 +492,34 @@ impl Core {
     }
 
     /// Carries out one roster change on the current rung (or queues it while choosing).
-    pub(super) fn roster_apply(&mut self, now: Timestamp, op: RosterOp, out: &mut Out) {
+    pub(super) fn roster_apply(&mut self, now: Timestamp, op: RosterOp, out: &mut Effects) {
         let Some(rung) = self.roster.rung.clone() else {
             self.roster.queue.push(op);
             return;
         };
-        match (&rung, &op) {
-            (Rung::Off, _) => {}
-            (Rung::Privilege(_), _) => {
+        let desk = &self.config.component;
+        match &rung {
+            Rung::Off => {}
+            Rung::Privilege(_) => {
                 let id = self.ids.iq("roster");
-                let (contact, name, group, remove) = match &op {
-                    RosterOp::Add {
-                        contact,
-                        name,
-                        group,
-                        ..
-                    } => (contact, Some(name.as_str()), group.as_deref(), false),
-                    RosterOp::Remove { contact, .. } => (contact, None, None, true),
-                };
-                out.send(stanzas::roster_set(
-                    Jid::from(self.config.component.clone()),
-                    Jid::from(op.staff().clone()),
-                    id.clone(),
-                    contact,
-                    name,
-                    group,
-                    remove,
-                ));
+                out.send(op.privileged_set(desk, id.clone()));
                 self.roster.inflight.insert(id, (op, rung));
             }
-            (Rung::EjabberdApi, _) => {
+            Rung::EjabberdApi => {
                 let id = self.ids.iq("api");
-                let staff = op.staff();
-                let contact = op.contact();
-                let mut args = vec![
-                    (
-                        "localuser",
-                        staff.node().map(|n| n.to_string()).unwrap_or_default(),
-                    ),
-                    ("localhost", staff.domain().to_string()),
-                    (
-                        "user",
-                        contact.node().map(|n| n.to_string()).unwrap_or_default(),
-                    ),
-                    ("host", contact.domain().to_string()),
-                ];
-                let command = match &op {
-                    RosterOp::Add { name, group, .. } => {
-                        args.push(("nick", name.clone()));
-                        args.push(("group", group.clone().unwrap_or_default()));
-                        args.push(("subs", "both".to_string()));
-                        "add_rosteritem"
-                    }
-                    RosterOp::Remove { .. } => "delete_rosteritem",
-                };
-                out.api(ApiCall {
-                    id: id.clone(),
-                    command,
-                    args,
-                });
+                out.api(op.api_call(id.clone()));
                 self.roster.inflight.insert(id, (op, rung));
             }
-            (
-                Rung::Subscribe,
-                RosterOp::Add {
-                    staff,
-                    contact,
-                    name,
-                    ..
-                },
-            ) => {
-                let status = if *contact == self.config.component {
-                    "frontdesk: accept this contact to receive chat requests and send commands (!help).".to_string()
-                } else {
-                    format!("frontdesk: website visitor {name}. Accept to see their state and chat with them.")
-                };
-                out.send(stanzas::subscribe_request(
-                    Jid::from(contact.clone()),
-                    Jid::from(staff.clone()),
-                    name,
-                    &status,
-                ));
-                self.roster_done(now, op, out);
-            }
-            (Rung::Subscribe, RosterOp::Remove { staff, contact }) => {
-                for t in [PresenceType::Unsubscribe, PresenceType::Unsubscribed] {
-                    out.send(stanzas::presence_of_type(
-                        Jid::from(contact.clone()),
-                        Jid::from(staff.clone()),
-                        t,
-                    ));
+            Rung::Subscribe => {
+                for p in op.subscription(desk) {
+                    out.send(p);
                 }
                 self.roster_done(now, op, out);
             }
         }
     }
 
-    fn roster_done(&mut self, now: Timestamp, op: RosterOp, out: &mut Out) {
+    fn roster_done(&mut self, now: Timestamp, op: RosterOp, out: &mut Effects) {
         self.roster.done += 1;
         match op {
             RosterOp::Add { staff, contact, .. } => {
@@ -547,7 +559,7 @@ impl Core {
         now: Timestamp,
         id: &str,
         error: Option<String>,
-        out: &mut Out,
+        out: &mut Effects,
     ) -> bool {
         let Some((op, rung)) = self.roster.inflight.remove(id) else {
             return false;

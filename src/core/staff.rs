@@ -10,7 +10,7 @@ use xmpp_parsers::stanza_error::DefinedCondition;
 use super::refusal::Refusal;
 use super::room::post::{kept_payloads, Said};
 use super::stanzas;
-use super::{Core, Out, REJOIN_GRACE_MS};
+use super::{Core, Effects, REJOIN_GRACE_MS};
 use crate::address::{RoomName, SiteId, Target};
 use crate::store::SessionState;
 use crate::time::Timestamp;
@@ -42,7 +42,7 @@ impl Core {
     }
 
     /// A line from the front desk contact to a staff member.
-    pub(super) fn desk_says(&self, to: &BareJid, body: &str, out: &mut Out) {
+    pub(super) fn desk_says(&self, to: &BareJid, body: &str, out: &mut Effects) {
         out.send(stanzas::chat(self.desk(), Jid::from(to.clone()), body));
     }
 
@@ -54,7 +54,7 @@ impl Core {
         &mut self,
         now: Timestamp,
         p: &Presence,
-        out: &mut Out,
+        out: &mut Effects,
     ) -> bool {
         let (Some(from), Some(to)) = (p.from.clone(), p.to.clone()) else {
             return true;
@@ -82,28 +82,9 @@ impl Core {
         match p.type_ {
             PresenceType::None => self.staff_online(&from, p.show.clone(), out),
             PresenceType::Unavailable => self.staff_offline(now, &from),
-            PresenceType::Probe if allowed => {
-                let to_bare = to.to_bare();
-                self.send_contact_presence_to(&to_bare, &bare, out);
+            PresenceType::Probe | PresenceType::Subscribe => {
+                self.answer_staff_subscription(p.type_.clone(), to, bare, allowed, out)
             }
-            PresenceType::Probe => out.send(stanzas::presence_of_type(
-                to,
-                Jid::from(bare),
-                PresenceType::Unavailable,
-            )),
-            PresenceType::Subscribe if allowed => {
-                out.send(stanzas::presence_of_type(
-                    to.clone(),
-                    Jid::from(bare.clone()),
-                    PresenceType::Subscribed,
-                ));
-                self.send_contact_presence_to(&to.to_bare(), &bare, out);
-            }
-            PresenceType::Subscribe => out.send(stanzas::presence_of_type(
-                to,
-                Jid::from(bare),
-                PresenceType::Unsubscribed,
-            )),
             _ => {
                 tracing::debug!(from = %from, to = %to, kind = ?p.type_, "subscription traffic noted")
             }
@@ -111,7 +92,29 @@ impl Core {
         true
     }
 
-    fn staff_online(&mut self, from: &Jid, show: Option<Show>, out: &mut Out) {
+    /// A probe or a subscription request from staff to the desk or a contact: answered with
+    /// the contact's presence where they are `allowed` (their site's), refused elsewhere.
+    fn answer_staff_subscription(
+        &mut self,
+        kind: PresenceType,
+        to: Jid,
+        staff: BareJid,
+        allowed: bool,
+        out: &mut Effects,
+    ) {
+        let reply = |t| stanzas::presence_of_type(to.clone(), Jid::from(staff.clone()), t);
+        match (kind, allowed) {
+            (PresenceType::Subscribe, true) => {
+                out.send(reply(PresenceType::Subscribed));
+                self.send_contact_presence_to(&to.to_bare(), &staff, out);
+            }
+            (PresenceType::Subscribe, false) => out.send(reply(PresenceType::Unsubscribed)),
+            (_, true) => self.send_contact_presence_to(&to.to_bare(), &staff, out),
+            (_, false) => out.send(reply(PresenceType::Unavailable)),
+        }
+    }
+
+    fn staff_online(&mut self, from: &Jid, show: Option<Show>, out: &mut Effects) {
         if self.staff.online(from, show) {
             let bare = from.to_bare();
             tracing::info!(staff = %bare, "staff available");
@@ -130,7 +133,7 @@ impl Core {
         &self,
         contact: &BareJid,
         staff: &BareJid,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         let to = Jid::from(staff.clone());
         if *contact == self.config.component {
@@ -165,7 +168,7 @@ impl Core {
     }
 
     /// Sends the room's contact presence to its site's staff if it changed since last time.
-    pub(super) fn announce_contact(&mut self, name: &RoomName, out: &mut Out) {
+    pub(super) fn announce_contact(&mut self, name: &RoomName, out: &mut Effects) {
         let Some(site) = self.config.sites.get(name.site()) else {
             return;
         };
@@ -186,7 +189,7 @@ impl Core {
     }
 
     /// After (re)connecting: ask staff for their presence and tell them ours.
-    pub(super) fn staff_connected(&mut self, out: &mut Out) {
+    pub(super) fn staff_connected(&mut self, out: &mut Effects) {
         self.staff.clear();
         for s in self.config.all_staff() {
             out.send(stanzas::presence_of_type(
@@ -206,7 +209,7 @@ impl Core {
 
     /// What a state change means for staff: the contact's presence, who hears that the chat
     /// was taken, and offers when a chat waits again.
-    pub(super) fn after_state_changes(&mut self, out: &mut Out) {
+    pub(super) fn after_state_changes(&mut self, out: &mut Effects) {
         for name in out.take_changed() {
             self.announce_contact(&name, out);
             let Some(room) = self.rooms.get_mut(&name) else {
@@ -249,7 +252,7 @@ impl Core {
     // ---- offers ---------------------------------------------------------------------------
 
     /// A staff member just became available: every chat waiting on their sites is offered.
-    fn offer_waiting_to(&mut self, staff: &BareJid, out: &mut Out) {
+    fn offer_waiting_to(&mut self, staff: &BareJid, out: &mut Effects) {
         let sites = self.staff_sites(staff);
         let mut waiting: Vec<(i64, RoomName)> = self
             .rooms
@@ -268,7 +271,7 @@ impl Core {
     }
 
     /// Replays what the visitor wrote so far, from the contact, then the desk's note.
-    fn offer_room_to(&mut self, name: &RoomName, staff: &BareJid, out: &mut Out) {
+    fn offer_room_to(&mut self, name: &RoomName, staff: &BareJid, out: &mut Effects) {
         let desk = self.desk();
         let Some(site) = self.config.sites.get(name.site()) else {
             return;
@@ -288,7 +291,7 @@ impl Core {
         now: Timestamp,
         name: RoomName,
         m: Message,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         let (Some(to), Some(from)) = (m.to.clone(), m.from.clone()) else {
             return;
@@ -380,7 +383,7 @@ impl Core {
         now: Timestamp,
         name: &RoomName,
         staff: &FullJid,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         let Some(ctx) = self.config.ctx(now, name) else {
             return;
@@ -399,7 +402,7 @@ impl Core {
         now: Timestamp,
         name: &RoomName,
         before: Option<&str>,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         let Some(ctx) = self.config.ctx(now, name) else {
             return;
@@ -413,7 +416,7 @@ impl Core {
 
     /// One-to-one staff whose every resource has been offline longer than the grace period
     /// give the chat back: it waits (ACTIVE) and is offered again.
-    pub(super) fn expire_direct_staff(&mut self, now: Timestamp, out: &mut Out) {
+    pub(super) fn expire_direct_staff(&mut self, now: Timestamp, out: &mut Effects) {
         let gone: Vec<(RoomName, FullJid)> = self
             .rooms
             .values()

@@ -10,22 +10,24 @@ use xmpp_parsers::delay::Delay;
 use xmpp_parsers::disco::{DiscoInfoResult, Identity};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::{BareJid, FullJid, Jid};
-use xmpp_parsers::message::{Id, Lang, Message, MessageType};
+use xmpp_parsers::message::{Id, Lang, Message};
 use xmpp_parsers::muc::Muc;
 use xmpp_parsers::presence::{Presence, Show, Type as PresenceType};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xmpp_parsers::ns;
 use xmpp_parsers::stanza_id::StanzaId;
 
 use crate::store::Role;
 use crate::time::Timestamp;
 
-pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
-pub const NS_CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
-pub const NS_SID: &str = "urn:xmpp:sid:0";
-pub const NS_PING: &str = "urn:xmpp:ping";
-pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
-pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
-pub const NS_VERSION: &str = "jabber:iq:version";
+/// Namespaces the core writes, from xmpp_parsers where it has them.
+pub const NS_MUC: &str = ns::MUC;
+pub const NS_CHATSTATES: &str = ns::CHATSTATES;
+pub const NS_SID: &str = ns::SID;
+pub const NS_PING: &str = ns::PING;
+pub const NS_DISCO_INFO: &str = ns::DISCO_INFO;
+pub const NS_DISCO_ITEMS: &str = ns::DISCO_ITEMS;
+pub const NS_VERSION: &str = ns::VERSION;
 
 pub fn error(type_: ErrorType, cond: DefinedCondition, text: &str) -> StanzaError {
     StanzaError::new(type_, cond, "en", text)
@@ -78,7 +80,7 @@ pub fn ping(from: Jid, to: Jid, id: String) -> Iq {
     }
 }
 
-pub const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+pub const NS_MUC_USER: &str = ns::MUC_USER;
 
 /// The `<x xmlns='…muc#user'>` of an occupant presence. Built by hand because xmpp-parsers
 /// leaves out default values (`affiliation='none'`, `role='none'`) that clients look for.
@@ -224,7 +226,7 @@ pub fn groupchat_text(g: GroupchatText<'_>) -> Message {
             .into(),
         );
     }
-    // Built directly: `StanzaId::into` goes through xso and cost ~5,500 instructions per copy.
+    // Built directly: `StanzaId::into` goes through xso, which is slow per copy.
     m.payloads.push(
         attr(
             attr(Element::builder("stanza-id", NS_SID), "id", g.stanza_id),
@@ -263,14 +265,9 @@ pub fn disco_info(identity_name: &str, features: &[&str]) -> Element {
     .into()
 }
 
-pub fn is_type(m: &Message, t: MessageType) -> bool {
-    m.type_ == t
-}
-
-pub const NS_NICK: &str = "http://jabber.org/protocol/nick";
-pub const NS_ROSTER: &str = "jabber:iq:roster";
+pub const NS_NICK: &str = ns::NICK;
+pub const NS_ROSTER: &str = ns::ROSTER;
 pub const NS_COMMANDS: &str = "http://jabber.org/protocol/commands";
-pub const NS_DATA: &str = "jabber:x:data";
 
 /// A one-to-one `type='chat'` message (offers, the front desk's answers, relays to staff who
 /// took a chat from their roster).

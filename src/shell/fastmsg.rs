@@ -1,7 +1,7 @@
 //! The fast path for most of the traffic: a `<message/>` with attributes, at most one body and
 //! childless extension elements (chat states, receipts, origin-id…), built straight into
-//! xmpp-parsers' `Message` from the frame's bytes. rxml and xso cost ~45,000 of the ~135,000
-//! instructions frontdesk spent per reflected message.
+//! xmpp-parsers' `Message` from the frame's bytes: the general parser (rxml and xso) was the
+//! largest part of what a reflected message cost (docs/benchmark-notes.md, round 4).
 //!
 //! It accepts a strict subset of XML that it checks completely, and answers `None` ("not
 //! mine") for anything else: other stanzas, prefixes, subjects, threads, nested payloads, text

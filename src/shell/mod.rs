@@ -23,12 +23,11 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use xmpp_parsers::jid::{BareJid, Jid};
 
 use crate::config::{Config, Secret};
-use crate::core::room::HISTORY_MAX;
 use crate::core::{stanzas, Core, CoreConfig, Input};
 use crate::store::{InstanceLock, Store, StoreError, Writer, WriterConfig};
 use crate::time::Timestamp;
 use outbox::LinkWriter;
-use sender::{Feedback, Out};
+use sender::{Feedback, Delivery};
 
 pub use link::LinkError;
 pub use reader::Event;
@@ -80,7 +79,7 @@ pub async fn run(config: Config, secret: Secret) -> Result<(), ShellError> {
     let path = config.store.path.clone();
     let _lock = InstanceLock::acquire(&path)?;
     let store = Store::open_with(&path, config.store.synchronous)?;
-    let snapshot = store.snapshot(HISTORY_MAX)?;
+    let snapshot = store.snapshot(crate::core::RESUMED_HISTORY)?;
     tracing::info!(
         db = %path.display(),
         open_sessions = snapshot.sessions.len(),
@@ -144,7 +143,7 @@ async fn serve(
                 // that keeps refusing us.
                 backoff = BACKOFF_START;
                 generation += 1;
-                writer.item(Out::Attach { socket, generation });
+                writer.item(Delivery::Attach { socket, generation });
                 let link = Link {
                     reader: &mut reader,
                     generation,
@@ -152,7 +151,7 @@ async fn serve(
                 match session(config, link, core, writer, feedback, signals, helpers).await {
                     SessionEnd::Shutdown => return Ok(()),
                     SessionEnd::Lost(why) => {
-                        writer.item(Out::Detach);
+                        writer.item(Delivery::Detach);
                         let mut ob = outbox::Outbox::default();
                         ob.push(core.handle(Timestamp::now(), Input::Disconnected), writer);
                         helpers.dispatch(&mut ob);
@@ -232,7 +231,7 @@ async fn session(
                     keepalive_to.clone(),
                     format!("fd-keepalive-{keepalives}"),
                 );
-                writer.item(Out::Send(vec![ping.into()]));
+                writer.item(Delivery::Send(vec![ping.into()]));
             }
             Wake::Read(reader::Event::Ignored(what)) => {
                 tracing::debug!(what = %what, "ignored from the stream")
@@ -338,7 +337,7 @@ impl Helpers {
 /// time for it.
 async fn drain(writer: &LinkWriter) {
     let (done, closed) = tokio::sync::oneshot::channel();
-    writer.item(Out::Close(done));
+    writer.item(Delivery::Close(done));
     if tokio::time::timeout(DRAIN_LIMIT, closed).await.is_err() {
         tracing::warn!("gave up waiting for the store while stopping");
     }

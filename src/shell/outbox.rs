@@ -5,7 +5,7 @@
 
 use xmpp_parsers::stanza::Stanza;
 
-use super::sender::{Out, Sender};
+use super::sender::{Delivery, Sender};
 use crate::core::Output;
 use crate::store::Writer;
 
@@ -30,7 +30,7 @@ impl Outbox {
         let mut sends: Vec<Stanza> = Vec::new();
         let flush = |sends: &mut Vec<Stanza>| {
             if !sends.is_empty() {
-                writer.item(Out::Send(std::mem::take(sends)));
+                writer.item(Delivery::Send(std::mem::take(sends)));
             }
         };
         for o in outputs {
@@ -42,7 +42,7 @@ impl Outbox {
                 }
                 Output::Persist { op, then, or_else } => {
                     flush(&mut sends);
-                    writer.write(op, Some(Out::AfterWrite { then, or_else }));
+                    writer.write(op, Some(Delivery::AfterWrite { then, or_else }));
                 }
                 Output::Api(call) => self.jobs.push(Job::Api(call)),
                 Output::Query(q) => self.jobs.push(Job::Query(q)),

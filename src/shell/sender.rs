@@ -20,7 +20,7 @@ use crate::store::writer::{Deliver, Outcome};
 const WRITE_STALL: Duration = Duration::from_secs(30);
 
 /// What the session loop hands the store thread, in order with the writes.
-pub enum Out {
+pub enum Delivery {
     /// Stanzas that depend on no write.
     Send(Vec<Stanza>),
     /// Rides with a write: `then` if it was stored, else `or_else`, and the core is told what
@@ -99,13 +99,13 @@ impl Sender {
 }
 
 impl Deliver for Sender {
-    type Item = Out;
+    type Item = Delivery;
 
-    fn deliver(&mut self, items: Vec<(Out, Outcome)>) {
+    fn deliver(&mut self, items: Vec<(Delivery, Outcome)>) {
         for (item, outcome) in items {
             match item {
-                Out::Send(stanzas) => self.queue(stanzas),
-                Out::AfterWrite { then, or_else } => match outcome {
+                Delivery::Send(stanzas) => self.queue(stanzas),
+                Delivery::AfterWrite { then, or_else } => match outcome {
                     Outcome::Failed(e) => {
                         tracing::error!(error = %e, "a message could not be stored; the sender is told and nobody else sees it");
                         let _ = self.feedback.send(Feedback::NotStored(or_else.not_stored()));
@@ -113,7 +113,7 @@ impl Deliver for Sender {
                     }
                     Outcome::Stored | Outcome::NoWrite => self.queue(then),
                 },
-                Out::Attach { socket, generation } => {
+                Delivery::Attach { socket, generation } => {
                     self.flush();
                     if self.dropped > 0 {
                         tracing::warn!(
@@ -124,11 +124,11 @@ impl Deliver for Sender {
                     }
                     self.link = Some((socket, generation));
                 }
-                Out::Detach => {
+                Delivery::Detach => {
                     self.flush();
                     self.link = None;
                 }
-                Out::Close(done) => {
+                Delivery::Close(done) => {
                     if self.link.is_some() {
                         self.buf.extend_from_slice(wire::STREAM_FOOTER);
                     }
@@ -240,22 +240,22 @@ mod tests {
         let (ours, mut theirs) = pair();
         s.deliver(vec![
             (
-                Out::Attach {
+                Delivery::Attach {
                     socket: ours,
                     generation: 1,
                 },
                 Outcome::NoWrite,
             ),
-            (Out::Send(vec![stanza(1)]), Outcome::NoWrite),
+            (Delivery::Send(vec![stanza(1)]), Outcome::NoWrite),
             (
-                Out::AfterWrite {
+                Delivery::AfterWrite {
                     then: vec![stanza(2)],
                     or_else: refusal("q90", "s1"),
                 },
                 Outcome::Stored,
             ),
             (
-                Out::AfterWrite {
+                Delivery::AfterWrite {
                     then: vec![stanza(91)],
                     or_else: refusal("q3", "s2"),
                 },
@@ -286,20 +286,20 @@ mod tests {
     fn without_a_link_stanzas_are_dropped_and_close_ends_the_stream() {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let mut s = Sender::new(tx);
-        s.deliver(vec![(Out::Send(vec![stanza(1)]), Outcome::NoWrite)]);
+        s.deliver(vec![(Delivery::Send(vec![stanza(1)]), Outcome::NoWrite)]);
         assert_eq!(s.dropped, 1);
         let (ours, mut theirs) = pair();
         let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
         s.deliver(vec![
             (
-                Out::Attach {
+                Delivery::Attach {
                     socket: ours,
                     generation: 2,
                 },
                 Outcome::NoWrite,
             ),
-            (Out::Send(vec![stanza(2)]), Outcome::NoWrite),
-            (Out::Close(done_tx), Outcome::NoWrite),
+            (Delivery::Send(vec![stanza(2)]), Outcome::NoWrite),
+            (Delivery::Close(done_tx), Outcome::NoWrite),
         ]);
         assert_eq!(s.dropped, 0);
         let text = read_until(&mut theirs, "</stream:stream>");
@@ -320,7 +320,7 @@ mod tests {
         let (ours, theirs) = pair();
         drop(theirs);
         s.deliver(vec![(
-            Out::Attach {
+            Delivery::Attach {
                 socket: ours,
                 generation: 5,
             },
@@ -332,7 +332,7 @@ mod tests {
                 break;
             }
             s.deliver(vec![(
-                Out::Send((0..2000).map(stanza).collect()),
+                Delivery::Send((0..2000).map(stanza).collect()),
                 Outcome::NoWrite,
             )]);
         }

@@ -1,7 +1,7 @@
 //! Stanzas to bytes for the component link. Messages and presences are written directly rather
-//! than through xso's serialiser, which cost ~100,000 instructions per reflected message
-//! (callgrind, docs/benchmark.md), most of it moving its iterator state around; this writes the
-//! same XML for a few thousand. IQs are rare and take the general path.
+//! than through xso's serialiser, which cost more than the rest of a reflected message (most
+//! of it moving its iterator state around; docs/benchmark-notes.md); this writes the same XML
+//! directly. IQs are rare and take the general path.
 //!
 //! Output is a stanza at depth 1 of the component stream, whose default namespace is
 //! `jabber:component:accept`, so the stanza itself carries no `xmlns`.

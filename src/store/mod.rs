@@ -140,8 +140,8 @@ impl Store {
 
     /// For the writer's own connection: skip the schema's CHECK constraints. They guard the
     /// database against other writers (web apps); ours writes roles and states from Rust enums,
-    /// and SQLite evaluates `role IN (...)` with a temporary table on every insert (~9,000
-    /// instructions per message, callgrind).
+    /// and SQLite evaluates `role IN (...)` with a temporary table on every insert (measured
+    /// in docs/benchmark-notes.md).
     pub fn trust_own_writes(&self) -> Result<(), StoreError> {
         self.conn
             .pragma_update(None, "ignore_check_constraints", true)?;

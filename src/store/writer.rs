@@ -96,20 +96,19 @@ pub struct Writer<D: Deliver> {
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// WAL length (frames of one page) at which the writer finishes a checkpoint so that the WAL
 /// starts over: ~32 MB with 4 KiB pages. The checkpointer has usually copied most of it by
-/// then. Each time costs the writer an fsync (a few ms); at 2,000 frames that happened often
-/// enough under load to show in p99.
+/// then. Each time costs the writer an fsync; smaller values showed in p99 under load
+/// (docs/benchmark-notes.md).
 const RESTART_WAL_FRAMES: i64 = 8000;
-/// Writes per second above which commits are paced (see [`Pace`]). Measured at 5,000 msg/s
-/// before pacing: 1.7 writes per commit, the commit ~40% of frontdesk's CPU. Below this rate a
-/// write is committed the moment it comes, as at 1,000 msg/s (where waiting whenever two writes
-/// shared a batch put 1 ms on p99).
+/// Writes per second above which commits are paced (see [`Pace`]). Below it a write is
+/// committed the moment it comes, so that low load pays no wait; the measurements behind the
+/// figure are in docs/benchmark-notes.md (round 5).
 const BUSY_RATE: u64 = 3_000;
 /// How long the write rate is measured over before pacing is switched on or off.
 const RATE_WINDOW: Duration = Duration::from_millis(10);
 
 /// When the next commit may start. A commit has a fixed cost (BEGIN and COMMIT, the WAL's
-/// header and locks: ~15 of the ~19 µs a one-line commit takes, benches/store.rs) that only
-/// more writes per commit spread. So while writes come faster than [`BUSY_RATE`], commits
+/// header and locks: most of a one-line commit, benches/store.rs) that only more writes per
+/// commit spread. So while writes come faster than [`BUSY_RATE`], commits
 /// start at least `interval` apart and each carries what arrived meanwhile; otherwise nobody
 /// waits. Keeps its own clock readings out: the caller passes `now`.
 #[derive(Debug)]
@@ -289,7 +288,7 @@ fn run<D: Deliver>(
         drain(&rx, &mut batch, cfg.max_batch);
         // Under load, let more arrive before committing (see `Pace`). A plain sleep, not a
         // wait on the channel: that woke this thread for every write that came in (a context
-        // switch per message, the largest cost in the profile at 3,500 msg/s).
+        // switch per message, which profiles showed to be the largest cost under load).
         let wait = pace.wait(Instant::now());
         if !wait.is_zero() && batch.len() < cfg.max_batch {
             std::thread::sleep(wait);
@@ -308,8 +307,8 @@ fn run<D: Deliver>(
 
 /// Lets the WAL start over from its beginning. Under steady load the checkpointer's passive
 /// checkpoints never catch up with the last commit, and SQLite only rewinds the WAL when one
-/// has; measured: the WAL grew by ~20 MB/s at 3,500 msg/s, every write then went to new file
-/// space (the kernel zeroing pages for it was the largest cost in the store thread). Done
+/// has, so the WAL grew without bound and every write went to new file space (the kernel
+/// zeroing pages for it showed as the largest cost in the store thread). Done
 /// here, between batches, nothing is committed while it runs, so it copies the few frames
 /// since the checkpointer's last pass and the next commit rewinds the WAL.
 fn finish_checkpoint(store: &Store) {

@@ -9,7 +9,7 @@ use xmpp_parsers::stanza::Stanza;
 use super::{Ctx, Occupant, Room};
 use crate::core::availability::Availability;
 use crate::core::stanzas::{self, Shown};
-use crate::core::Out;
+use crate::core::Effects;
 use crate::store::{Role, SessionState, StoreOp};
 
 /// How much of the visitor's first message the ACTIVE status shows.
@@ -76,7 +76,7 @@ impl Room {
 
     /// Offers the chat to `staff`: what the visitor wrote so far, from the contact, then the
     /// desk's `note`.
-    pub fn offer_to(&mut self, desk: &Jid, staff: &BareJid, note: &str, out: &mut Out) {
+    pub fn offer_to(&mut self, desk: &Jid, staff: &BareJid, note: &str, out: &mut Effects) {
         self.offered.insert(staff.clone());
         let from = Jid::from(self.jid.clone());
         for h in self.visitor_lines() {
@@ -158,7 +158,7 @@ impl Room {
     }
 
     /// The staff member takes the chat one-to-one: the visitor sees them join.
-    pub fn claim_direct(&mut self, ctx: &Ctx, staff: &FullJid, out: &mut Out) {
+    pub fn claim_direct(&mut self, ctx: &Ctx, staff: &FullJid, out: &mut Effects) {
         let nick = self.direct_nick(&staff.to_bare());
         let occ = Occupant::new(staff.clone(), nick.clone(), Role::Staff, Shown::default(), true);
         out.store(StoreOp::OccupantJoined(occ.row(self.session.id, ctx.now)));

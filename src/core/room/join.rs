@@ -11,7 +11,7 @@ use xmpp_parsers::stanza_error::DefinedCondition;
 use super::{leave, Arrival, Ctx, HistoryItem, Occupant, Room};
 use crate::core::refusal::Refusal;
 use crate::core::stanzas::{self, Shown, NS_MUC};
-use crate::core::{OrElse, Out};
+use crate::core::{OrElse, Effects};
 use crate::store::{Role, StoreOp};
 use crate::time::Timestamp;
 
@@ -113,7 +113,7 @@ impl Room {
     /// Lets `a` in as `role`. A new session's row is written first: everything the room sends
     /// from now on waits for it, and a chat that cannot be saved is closed again (see
     /// `Input::NotStored`) rather than held in memory only.
-    pub fn admit(&mut self, ctx: &Ctx, a: Arrival, role: Role, created: bool, out: &mut Out) {
+    pub fn admit(&mut self, ctx: &Ctx, a: Arrival, role: Role, created: bool, out: &mut Effects) {
         if created {
             let undo = OrElse::SessionNotSaved {
                 session_id: self.session.id,
@@ -163,7 +163,7 @@ impl Room {
 
     /// Staff who took the chat one-to-one and now join the room: the joined occupant replaces
     /// the one-to-one one.
-    fn drop_direct_staff(&mut self, staff: &FullJid, out: &mut Out) {
+    fn drop_direct_staff(&mut self, staff: &FullJid, out: &mut Effects) {
         let Some(d) = self
             .direct_staff()
             .filter(|d| d.jid.to_bare() == staff.to_bare())
@@ -193,16 +193,16 @@ impl Room {
 
     /// Someone already in the room sent a join again (e.g. their client reconnected with the
     /// same address): give them the room again without announcing a new arrival.
-    pub fn rejoin(&mut self, ctx: &Ctx, from: &FullJid, p: &Presence, out: &mut Out) {
-        if let Some(o) = self.occupant_mut(from) {
+    pub fn rejoin(&mut self, ctx: &Ctx, from: &FullJid, p: &Presence, out: &mut Effects) {
+        if let Some(o) = self.joined_occupant_mut(from) {
             o.shown = Shown::of(p);
         }
         self.welcome(ctx, from, Welcome::Again, history_request(p).as_ref(), out);
     }
 
     /// An occupant's new availability or status, shown to everyone joined.
-    pub fn update_presence(&mut self, from: &FullJid, p: &Presence, out: &mut Out) {
-        let Some(o) = self.occupant_mut(from) else {
+    pub fn update_presence(&mut self, from: &FullJid, p: &Presence, out: &mut Effects) {
+        let Some(o) = self.joined_occupant_mut(from) else {
             return;
         };
         o.shown = Shown::of(p);
@@ -234,7 +234,7 @@ impl Room {
     }
 
     /// The bound visitor answered: they are here, so waiting joins are refused.
-    pub fn refuse_pending(&mut self, out: &mut Out) {
+    pub fn refuse_pending(&mut self, out: &mut Effects) {
         let r = Refusal::auth(
             DefinedCondition::Forbidden,
             "This visitor's chat is already open elsewhere.",
@@ -246,7 +246,7 @@ impl Room {
 
     /// A page reload with a valid token: the old address leaves the room at once, told why,
     /// and the others see it go.
-    pub fn replace_visitor(&mut self, old: &FullJid, out: &mut Out) {
+    pub fn replace_visitor(&mut self, old: &FullJid, out: &mut Effects) {
         let Some(gone) = self.remove_any(old) else {
             return;
         };
@@ -270,9 +270,9 @@ impl Room {
         joiner: &FullJid,
         welcome: Welcome,
         history: Option<&History>,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
-        let Some(me) = self.occupant(joiner) else {
+        let Some(me) = self.joined_occupant(joiner) else {
             return;
         };
         let Some(me_jid) = self.occupant_jid(&me.nick) else {
@@ -317,7 +317,7 @@ impl Room {
         joiner: &FullJid,
         req: Option<&History>,
         now: Timestamp,
-        out: &mut Out,
+        out: &mut Effects,
     ) {
         for item in self.history_to_send(req, now) {
             let Some(from) = self.occupant_jid(&item.nick) else {

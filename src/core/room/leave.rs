@@ -5,7 +5,7 @@ use xmpp_parsers::jid::{FullJid, Jid};
 
 use super::{Arrival, Ctx, Emptied, Occupant, Room};
 use crate::core::stanzas;
-use crate::core::Out;
+use crate::core::Effects;
 use crate::store::{MessageRow, Role, StoreOp};
 
 /// The line every occupant gets when a chat is closed.
@@ -21,13 +21,13 @@ pub struct Departure {
 
 impl Room {
     /// `from` sent unavailable. A join that was waiting is simply withdrawn.
-    pub fn leave(&mut self, ctx: &Ctx, from: &FullJid, out: &mut Out) -> Option<Departure> {
+    pub fn leave(&mut self, ctx: &Ctx, from: &FullJid, out: &mut Effects) -> Option<Departure> {
         let waiting = self.pending_joins.len();
         self.pending_joins.retain(|j| &j.jid != from);
         if self.pending_joins.len() != waiting {
             return None;
         }
-        self.occupant(from)?;
+        self.joined_occupant(from)?;
         let gone = self.remove_any(from)?;
         announce_departure(self, &gone, true, out);
         Some(self.departed(ctx, gone, true, out))
@@ -35,14 +35,14 @@ impl Room {
 
     /// An occupant whose client is gone without saying so (bounced stanzas, failed ping,
     /// one-to-one staff offline too long).
-    pub fn lose(&mut self, ctx: &Ctx, jid: &FullJid, out: &mut Out) -> Option<Departure> {
+    pub fn lose(&mut self, ctx: &Ctx, jid: &FullJid, out: &mut Effects) -> Option<Departure> {
         let gone = self.remove_any(jid)?;
         tracing::info!(session = self.session.id, room = %self.jid, jid = %jid, "occupant is gone (lost link)");
         announce_departure(self, &gone, false, out);
         Some(self.departed(ctx, gone, false, out))
     }
 
-    fn departed(&mut self, ctx: &Ctx, gone: Occupant, voluntary: bool, out: &mut Out) -> Departure {
+    fn departed(&mut self, ctx: &Ctx, gone: Occupant, voluntary: bool, out: &mut Effects) -> Departure {
         out.store(StoreOp::OccupantLeft {
             session_id: self.session.id,
             jid: gone.jid.to_string(),
@@ -66,7 +66,7 @@ impl Room {
     /// What a departure does to the session, once the joins that waited for it are in. An
     /// emptied room keeps its session as it is until [`Emptied::closes_at`]: briefly when
     /// people left, longer when the link was lost.
-    pub fn settle_after(&mut self, ctx: &Ctx, d: &Departure, out: &mut Out) {
+    pub fn settle_after(&mut self, ctx: &Ctx, d: &Departure, out: &mut Effects) {
         // A one-to-one staff member cannot see the room: tell them the visitor went (they may
         // come back, e.g. after a reload; the chat stays theirs until they finish it).
         if d.gone.role == Role::Visitor && self.visitor().is_none() {
@@ -96,7 +96,7 @@ impl Room {
 
     /// `!finish` and `!cancel`: everyone is told, and the room empties at once. `before` is
     /// said to the visitor before the closing line. The caller then closes the session.
-    pub fn empty_for_close(&mut self, ctx: &Ctx, before: Option<&str>, out: &mut Out) {
+    pub fn empty_for_close(&mut self, ctx: &Ctx, before: Option<&str>, out: &mut Effects) {
         for line in before.into_iter().chain(std::iter::once(CLOSED_TEXT)) {
             self.say_to_all(ctx, line, out);
         }
@@ -127,7 +127,7 @@ impl Room {
 
     /// A line from the room to everyone in it (one-to-one staff as `type='chat'`), kept in the
     /// transcript.
-    fn say_to_all(&mut self, ctx: &Ctx, line: &str, out: &mut Out) {
+    fn say_to_all(&mut self, ctx: &Ctx, line: &str, out: &mut Effects) {
         let sid = self.next_stanza_id();
         for o in self.joined() {
             out.send(stanzas::room_notice(&self.jid, o.jid.clone(), line, &sid));
@@ -152,7 +152,7 @@ impl Room {
     }
 
     /// Joins still waiting when the session closes are told to join again.
-    pub fn refuse_pending_closed(&mut self, out: &mut Out) {
+    pub fn refuse_pending_closed(&mut self, out: &mut Effects) {
         let r = crate::core::refusal::Refusal::wait(
             xmpp_parsers::stanza_error::DefinedCondition::ServiceUnavailable,
             "The chat closed; please join again.",
@@ -169,7 +169,7 @@ impl Room {
 
 /// Tells everyone still in the room (and the leaver, when they left themselves) that an
 /// occupant is gone. A lost occupant is announced with status 333.
-pub fn announce_departure(room: &Room, gone: &Occupant, voluntary: bool, out: &mut Out) {
+pub fn announce_departure(room: &Room, gone: &Occupant, voluntary: bool, out: &mut Effects) {
     let Some(gone_jid) = room.occupant_jid(&gone.nick) else {
         return;
     };

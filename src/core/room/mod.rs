@@ -6,7 +6,7 @@
 //! [`join`] (admitting, rejoins, presence updates, waiting joins), [`leave`] (departures and
 //! what they do to the session), [`post`] (messages and chat states), [`desk`] (what staff
 //! see of the room: its contact presence, offers, one-to-one claims, closing). The core finds
-//! the room once and calls them; everything leaves through [`Out`].
+//! the room once and calls them; everything leaves through [`Effects`].
 
 pub mod desk;
 pub mod join;
@@ -20,7 +20,7 @@ use xmpp_parsers::message::{Id, Lang};
 
 use super::nick;
 use super::stanzas::Shown;
-use super::{Out, SiteInfo};
+use super::{Effects, SiteInfo};
 use crate::config::Limits;
 use crate::address::RoomName;
 use crate::store::{MessageRow, OccupantRow, Role, SessionRow, SessionState, StoreOp};
@@ -98,7 +98,6 @@ pub struct HistoryItem {
     pub at: Timestamp,
     pub nick: String,
     pub role: Role,
-    pub from: FullJid,
     pub body: String,
     pub lang: Lang,
     pub id: Option<Id>,
@@ -107,8 +106,9 @@ pub struct HistoryItem {
 
 impl HistoryItem {
     fn of_row(m: MessageRow) -> Option<HistoryItem> {
+        // A line whose sender is not a full JID was not written by us: leave it out.
+        FullJid::new(&m.from_jid).ok()?;
         Some(HistoryItem {
-            from: FullJid::new(&m.from_jid).ok()?,
             at: m.at,
             nick: m.nick,
             role: m.role,
@@ -373,6 +373,7 @@ impl Room {
     // ---- who is here ----------------------------------------------------------------------
 
     /// Everyone present, joined or one-to-one.
+    #[cfg(test)]
     pub fn occupants(&self) -> impl Iterator<Item = &Occupant> {
         self.occupants.iter()
     }
@@ -412,11 +413,11 @@ impl Room {
     }
 
     /// The joined occupant with this real JID (one-to-one staff are not joined).
-    pub fn occupant(&self, jid: &FullJid) -> Option<&Occupant> {
+    pub fn joined_occupant(&self, jid: &FullJid) -> Option<&Occupant> {
         self.occupants.iter().find(|o| &o.jid == jid && !o.direct)
     }
 
-    fn occupant_mut(&mut self, jid: &FullJid) -> Option<&mut Occupant> {
+    fn joined_occupant_mut(&mut self, jid: &FullJid) -> Option<&mut Occupant> {
         self.occupants
             .iter_mut()
             .find(|o| &o.jid == jid && !o.direct)
@@ -475,10 +476,6 @@ impl Room {
         self.history.iter().filter(|h| h.role == Role::Visitor)
     }
 
-    pub fn history(&self) -> impl Iterator<Item = &HistoryItem> {
-        self.history.iter()
-    }
-
     fn next_stanza_id(&mut self) -> String {
         let id = format!("{}-{}", self.session.id, self.seq);
         self.seq = self.seq.saturating_add(1);
@@ -498,7 +495,7 @@ impl Room {
     }
 
     /// A transcript-only line (not sent to the room) for events such as staff joining.
-    fn system_line(&mut self, component: &BareJid, now: Timestamp, body: String, out: &mut Out) {
+    fn system_line(&mut self, component: &BareJid, now: Timestamp, body: String, out: &mut Effects) {
         let stanza_id = self.next_stanza_id();
         out.store(StoreOp::AppendMessage(MessageRow {
             session_id: self.session.id,
@@ -528,14 +525,14 @@ impl Room {
 
     /// Moves the session to the state its occupants and messages say, and writes the row if
     /// that changed anything.
-    fn settle_state(&mut self, now: Timestamp, out: &mut Out) {
+    fn settle_state(&mut self, now: Timestamp, out: &mut Effects) {
         let state = self.derived_state();
         if self.set_state(state, now) {
             self.write_session(out);
         }
     }
 
-    fn write_session(&self, out: &mut Out) {
+    fn write_session(&self, out: &mut Effects) {
         out.store(StoreOp::UpdateSession(self.row()));
         out.changed(&self.name);
     }
@@ -567,7 +564,7 @@ impl Room {
 
     /// The session is over: CLOSED, written if it was not already. Returns the staff who were
     /// offered the chat and must hear that it closed (not the one who had it).
-    pub fn close(&mut self, now: Timestamp, out: &mut Out) -> Vec<BareJid> {
+    pub fn close(&mut self, now: Timestamp, out: &mut Effects) -> Vec<BareJid> {
         if self.set_state(SessionState::Closed, now) {
             tracing::info!(session = self.session.id, room = %self.jid, "session closed");
             out.store(StoreOp::UpdateSession(self.row()));

@@ -12,7 +12,7 @@ use crate::core::availability::Availability;
 use crate::core::refusal::Refusal;
 use crate::core::stanzas::{self, NS_CHATSTATES, NS_SID};
 use crate::core::OrElse;
-use crate::core::Out;
+use crate::core::Effects;
 use crate::store::{MessageRow, Role};
 use crate::time::Timestamp;
 
@@ -56,7 +56,7 @@ impl Room {
         per_minute: u32,
         burst: u32,
     ) -> bool {
-        let Some(o) = self.occupant_mut(author) else {
+        let Some(o) = self.joined_occupant_mut(author) else {
             return false;
         };
         let bucket = if typing { &mut o.typing } else { &mut o.bucket };
@@ -79,7 +79,7 @@ impl Room {
         ctx: &Ctx,
         staff: &Availability,
         said: Said,
-        out: &mut Out,
+        out: &mut Effects,
     ) -> Option<Posted> {
         let now = ctx.now;
         let from_nick = self.occupant_jid(&said.author.nick)?;
@@ -92,32 +92,14 @@ impl Room {
             tracing::info!(session = self.session.id, room = %self.jid, state = %self.session.state, "state changed");
             self.write_session(out);
         }
+        let mut reflections = self.reflections(&from_nick, &stanza_id, &said);
         let author = &said.author;
-        let mut reflections: Vec<Stanza> = self
-            .joined()
-            .filter(|o| !(author.direct && o.jid.to_bare() == author.jid.to_bare()))
-            .map(|o| {
-                stanzas::groupchat_text(stanzas::GroupchatText {
-                    from: from_nick.clone(),
-                    to: o.jid.clone(),
-                    id: said.id.clone(),
-                    body: &said.body,
-                    lang: said.lang.clone(),
-                    stanza_id: &stanza_id,
-                    room: &self.jid,
-                    kept: said.kept.clone(),
-                    delayed: None,
-                })
-                .into()
-            })
-            .collect();
         tracing::debug!(session = self.session.id, room = %self.jid, role = author.role.as_str(), stanza_id = %stanza_id, "message");
         tracing::trace!(body = %said.body, "message body");
         self.remember(HistoryItem {
             at: now,
             nick: author.nick.clone(),
             role: author.role,
-            from: author.jid.clone(),
             body: said.body.clone(),
             lang: said.lang,
             id: said.id.clone(),
@@ -151,9 +133,31 @@ impl Room {
         })
     }
 
+    /// The message as each joined occupant gets it (one-to-one staff do not see their own).
+    fn reflections(&self, from_nick: &FullJid, stanza_id: &str, said: &Said) -> Vec<Stanza> {
+        let author = &said.author;
+        self.joined()
+            .filter(|o| !(author.direct && o.jid.to_bare() == author.jid.to_bare()))
+            .map(|o| {
+                stanzas::groupchat_text(stanzas::GroupchatText {
+                    from: from_nick.clone(),
+                    to: o.jid.clone(),
+                    id: said.id.clone(),
+                    body: &said.body,
+                    lang: said.lang.clone(),
+                    stanza_id,
+                    room: &self.jid,
+                    kept: said.kept.clone(),
+                    delayed: None,
+                })
+                .into()
+            })
+            .collect()
+    }
+
     /// Chat states and the like from `author`: reflected to the others, not stored. A
     /// one-to-one staff member gets the visitor's as `type='chat'`.
-    pub fn relay_chat_state(&self, author: &Occupant, payloads: &[Element], out: &mut Out) {
+    pub fn relay_chat_state(&self, author: &Occupant, payloads: &[Element], out: &mut Effects) {
         let kept = kept_payloads(payloads);
         if kept.is_empty() {
             return;
