@@ -1,6 +1,22 @@
-//! Staff availability: which staff members are online, with which resources, and whether
-//! they take new chats. Learned from the presence staff send to the front desk and to
-//! visitor contacts.
+//! Staff availability: which staff members are online, with which resources, and whether they
+//! take new chats. A model of its own, fed by every presence the server routes to the
+//! component from staff, and corrected by asking the server rather than by guessing.
+//!
+//! - An available presence from a staff resource, to the front desk or to any visitor contact,
+//!   means that resource is online with that `<show>` and priority.
+//! - An unavailable presence to the front desk from a resource means that resource went
+//!   offline; from the bare JID (the server answering a probe for an account with no
+//!   session) it means every resource did.
+//! - An unavailable presence to a *visitor* contact proves nothing: the server sends one when
+//!   that contact's roster item is removed or added while the staff member stays online. It
+//!   only makes the model unsure.
+//! - When unsure (that, a reconnect, a roster change, and every [`SWEEP_MS`] for whoever seems
+//!   online) the core probes the staff member from the front desk. The server answers for
+//!   each online resource; resources that have not answered within [`PROBE_WAIT_MS`] are
+//!   taken to be gone.
+//!
+//! A staff member is available while at least one resource is online with no `<show>` or
+//! `chat` and a priority of 0 or more (messages to their bare JID reach it).
 
 use std::collections::BTreeMap;
 
@@ -9,21 +25,64 @@ use xmpp_parsers::presence::Show;
 
 use crate::time::Timestamp;
 
+/// How long the server has to answer a probe for each online resource.
+pub const PROBE_WAIT_MS: i64 = 5_000;
+/// How often whoever seems online is checked with a probe, so a session the server ended
+/// without telling us (its presence never reached the component) is noticed.
+pub const SWEEP_MS: i64 = 60_000;
+
+#[derive(Debug, Clone)]
+struct Resource {
+    show: Option<Show>,
+    priority: i8,
+    /// Which of the staff member's presences last said this resource is online (a count, so
+    /// that "after the probe" is exact even within one millisecond).
+    heard: u64,
+}
+
+impl Resource {
+    fn takes_chats(&self) -> bool {
+        self.priority >= 0 && matches!(self.show, None | Some(Show::Chat))
+    }
+}
+
 /// One staff member's connected resources and what they show.
 #[derive(Debug, Default)]
 struct StaffPresence {
-    resources: BTreeMap<String, Option<Show>>,
+    resources: BTreeMap<String, Resource>,
     /// When the last resource went offline.
     offline_since: Option<Timestamp>,
+    /// Presences heard from this staff member so far.
+    heard: u64,
+    /// A probe in flight (when, and how many presences had been heard then): resources not
+    /// heard from since are gone once it times out.
+    probed: Option<(Timestamp, u64)>,
+    /// When the last probe was sent (for the sweep).
+    last_probe: Option<Timestamp>,
 }
 
 impl StaffPresence {
-    /// Online with no `<show>` or `chat`: away, xa and dnd get no offers.
     fn available(&self) -> bool {
-        self.resources
-            .values()
-            .any(|s| matches!(s, None | Some(Show::Chat)))
+        self.resources.values().any(Resource::takes_chats)
     }
+
+    fn went_offline(&mut self, now: Timestamp) -> bool {
+        if self.resources.is_empty() && self.offline_since.is_none() {
+            self.offline_since = Some(now);
+            return true;
+        }
+        false
+    }
+}
+
+/// What a presence did to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The staff member now takes new chats (and did not before).
+    BecameAvailable,
+    /// Their last resource went offline.
+    WentOffline,
+    Nothing,
 }
 
 #[derive(Debug, Default)]
@@ -32,33 +91,107 @@ pub struct Availability {
 }
 
 impl Availability {
-    /// A resource of a staff member is online with `show`. True if that made them available.
-    pub fn online(&mut self, from: &Jid, show: Option<Show>) -> bool {
+    /// A resource of a staff member said it is online.
+    pub fn online(&mut self, from: &Jid, show: Option<Show>, priority: i8) -> Change {
         let st = self.by_staff.entry(from.to_bare()).or_default();
         let was = st.available();
         let resource = from.resource().map(|r| r.to_string()).unwrap_or_default();
-        st.resources.insert(resource, show);
+        st.heard = st.heard.saturating_add(1);
+        let heard = st.heard;
+        st.resources.insert(
+            resource,
+            Resource {
+                show,
+                priority,
+                heard,
+            },
+        );
         st.offline_since = None;
-        !was && st.available()
+        if !was && st.available() {
+            Change::BecameAvailable
+        } else {
+            Change::Nothing
+        }
     }
 
-    /// A resource (or, from the bare JID, every resource) went offline. True if that was the
-    /// staff member's last one.
-    pub fn offline(&mut self, from: &Jid, now: Timestamp) -> bool {
+    /// The server says a resource (or, from the bare JID, every resource) went offline.
+    pub fn offline(&mut self, from: &Jid, now: Timestamp) -> Change {
         let Some(st) = self.by_staff.get_mut(&from.to_bare()) else {
-            return false;
+            return Change::Nothing;
         };
         match from.resource() {
             Some(r) => {
                 st.resources.remove(r.as_str());
             }
-            None => st.resources.clear(),
+            None => {
+                st.resources.clear();
+                st.probed = None;
+            }
         }
-        if st.resources.is_empty() && st.offline_since.is_none() {
-            st.offline_since = Some(now);
-            return true;
+        if st.went_offline(now) {
+            Change::WentOffline
+        } else {
+            Change::Nothing
         }
-        false
+    }
+
+    /// Starts a probe round for `staff` unless one is in flight. True if the caller should
+    /// send the probe now.
+    pub fn probe(&mut self, staff: &BareJid, now: Timestamp) -> bool {
+        let st = self.by_staff.entry(staff.clone()).or_default();
+        if st.probed.is_some() {
+            return false;
+        }
+        st.probed = Some((now, st.heard));
+        st.last_probe = Some(now);
+        true
+    }
+
+    /// Drops the probe round in flight, if any, so a new one can start.
+    pub fn forget_probe(&mut self, staff: &BareJid) {
+        if let Some(st) = self.by_staff.get_mut(staff) {
+            st.probed = None;
+        }
+    }
+
+    /// Probe rounds that timed out: resources that did not answer are gone. Returns the staff
+    /// whose last resource went with them.
+    pub fn expire_probes(&mut self, now: Timestamp) -> Vec<BareJid> {
+        let mut gone = Vec::new();
+        for (jid, st) in &mut self.by_staff {
+            let Some((sent, heard)) = st.probed else {
+                continue;
+            };
+            if now.millis().saturating_sub(sent.millis()) < PROBE_WAIT_MS {
+                continue;
+            }
+            st.probed = None;
+            let before = st.resources.len();
+            st.resources.retain(|_, r| r.heard > heard);
+            // Gone since we asked, not since we gave up waiting.
+            if st.resources.len() != before && st.went_offline(sent) {
+                gone.push(jid.clone());
+            }
+        }
+        gone
+    }
+
+    /// Whoever seems online and has not been checked for [`SWEEP_MS`].
+    pub fn due_for_sweep(&self, now: Timestamp) -> Vec<BareJid> {
+        self.by_staff
+            .iter()
+            .filter(|(_, st)| !st.resources.is_empty() && st.probed.is_none())
+            .filter(|(_, st)| {
+                st.last_probe
+                    .is_none_or(|t| now.millis().saturating_sub(t.millis()) >= SWEEP_MS)
+            })
+            .map(|(jid, _)| jid.clone())
+            .collect()
+    }
+
+    /// Does the model have `staff` online with any resource?
+    pub fn seems_online(&self, staff: &BareJid) -> bool {
+        self.by_staff.get(staff).is_some_and(|p| !p.resources.is_empty())
     }
 
     pub fn is_available(&self, staff: &BareJid) -> bool {

@@ -467,6 +467,7 @@ impl Core {
 
     fn handle_tick(&mut self, now: Timestamp, out: &mut Effects) {
         self.expire_pings(now, out);
+        self.check_staff(now, out);
         self.expire_direct_staff(now, out);
         self.roster_tick(now, out);
         for name in self.rooms.names_where(|r| r.due_to_close(now)) {
@@ -496,7 +497,7 @@ impl Core {
         for (room, jid) in targets {
             self.ping_occupant(now, &room, &jid, out);
         }
-        self.staff_connected(out);
+        self.staff_connected(now, out);
         self.roster_connected(now, out);
     }
 

@@ -533,13 +533,10 @@ impl Core {
                 // The item may have arrived after the contact's presence: send it again.
                 self.send_contact_presence_to(&contact, &staff, out);
                 // A staff member who logged in before the front desk was in their roster never
-                // sent us their presence: ask for it now that the subscription exists.
+                // sent us their presence: ask for it now that the subscription exists (a probe
+                // sent before it may have gone unanswered).
                 if contact == self.config.component {
-                    out.send(stanzas::presence_of_type(
-                        Jid::from(contact.clone()),
-                        Jid::from(staff.clone()),
-                        PresenceType::Probe,
-                    ));
+                    self.reprobe_staff(now, &staff, out);
                 }
             }
             RosterOp::Remove { staff, contact } => {
@@ -549,6 +546,9 @@ impl Core {
                         contact: contact.to_string(),
                     });
                 }
+                // The removal made the server send presence traffic about the staff member:
+                // make sure of where they are.
+                self.verify_staff(now, &staff, out);
             }
         }
     }

@@ -4,10 +4,12 @@
 
 use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::message::Message;
-use xmpp_parsers::presence::{Presence, Show, Type as PresenceType};
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::stanza_error::DefinedCondition;
 
+use super::availability::Change;
 use super::refusal::Refusal;
+use super::room::join::is_join;
 use super::room::post::{kept_payloads, Said};
 use super::stanzas;
 use super::{Core, Effects, REJOIN_GRACE_MS};
@@ -63,6 +65,8 @@ impl Core {
         let target = Target::of(&to, &self.config.component);
         let contact_site = match &target {
             Target::Domain => None,
+            // A MUC join without a nick is a join gone wrong, not roster presence.
+            Target::Room(_) if is_join(p) => return false,
             Target::Room(name) => Some(name.site().clone()),
             _ => return false,
         };
@@ -80,8 +84,11 @@ impl Core {
         }
         let allowed = contact_site.as_ref().is_none_or(|s| sites.contains(s));
         match p.type_ {
-            PresenceType::None => self.staff_online(&from, p.show.clone(), out),
-            PresenceType::Unavailable => self.staff_offline(now, &from),
+            PresenceType::None => self.staff_online(&from, p, out),
+            PresenceType::Unavailable if contact_site.is_none() => self.staff_offline(now, &from),
+            // Servers send this to a visitor contact when its roster item comes or goes while
+            // the staff member stays online, as well as on logout: not proof, so ask.
+            PresenceType::Unavailable => self.verify_staff(now, &bare, out),
             PresenceType::Probe | PresenceType::Subscribe => {
                 self.answer_staff_subscription(p.type_.clone(), to, bare, allowed, out)
             }
@@ -114,17 +121,55 @@ impl Core {
         }
     }
 
-    fn staff_online(&mut self, from: &Jid, show: Option<Show>, out: &mut Effects) {
-        if self.staff.online(from, show) {
+    fn staff_online(&mut self, from: &Jid, p: &Presence, out: &mut Effects) {
+        if self.staff.online(from, p.show.clone(), p.priority.0) == Change::BecameAvailable {
             let bare = from.to_bare();
-            tracing::info!(staff = %bare, "staff available");
+            tracing::info!(staff = %bare, resource = ?from.resource(), "staff available");
             self.offer_waiting_to(&bare, out);
         }
     }
 
     fn staff_offline(&mut self, now: Timestamp, from: &Jid) {
-        if self.staff.offline(from, now) {
+        if self.staff.offline(from, now) == Change::WentOffline {
             tracing::info!(staff = %from.to_bare(), "staff offline");
+        }
+    }
+
+    /// Asks the server for the staff member's presence (one probe at a time each): every
+    /// online resource answers, and those that do not are gone (see `availability`).
+    pub(super) fn probe_staff(&mut self, now: Timestamp, staff: &BareJid, out: &mut Effects) {
+        if self.staff.probe(staff, now) {
+            tracing::debug!(staff = %staff, "probing staff presence");
+            out.send(stanzas::presence_of_type(
+                self.desk(),
+                Jid::from(staff.clone()),
+                PresenceType::Probe,
+            ));
+        }
+    }
+
+    /// Makes sure a staff member the model has online still is (a probe); nothing to check
+    /// for one it has offline.
+    pub(super) fn verify_staff(&mut self, now: Timestamp, staff: &BareJid, out: &mut Effects) {
+        if self.staff.seems_online(staff) {
+            self.probe_staff(now, staff, out);
+        }
+    }
+
+    /// A new probe round for `staff` even if one is in flight (it may have been sent before
+    /// the server would answer it).
+    pub(super) fn reprobe_staff(&mut self, now: Timestamp, staff: &BareJid, out: &mut Effects) {
+        self.staff.forget_probe(staff);
+        self.probe_staff(now, staff, out);
+    }
+
+    /// Probes that went unanswered, and the periodic check of whoever seems online.
+    pub(super) fn check_staff(&mut self, now: Timestamp, out: &mut Effects) {
+        for staff in self.staff.expire_probes(now) {
+            tracing::info!(staff = %staff, "staff offline (the server answered a probe for no resource)");
+        }
+        for staff in self.staff.due_for_sweep(now) {
+            self.probe_staff(now, &staff, out);
         }
     }
 
@@ -189,14 +234,10 @@ impl Core {
     }
 
     /// After (re)connecting: ask staff for their presence and tell them ours.
-    pub(super) fn staff_connected(&mut self, out: &mut Effects) {
+    pub(super) fn staff_connected(&mut self, now: Timestamp, out: &mut Effects) {
         self.staff.clear();
         for s in self.config.all_staff() {
-            out.send(stanzas::presence_of_type(
-                self.desk(),
-                Jid::from(s.clone()),
-                PresenceType::Probe,
-            ));
+            self.probe_staff(now, &s, out);
             self.send_contact_presence_to(&self.config.component.clone(), &s, out);
         }
         for n in self.rooms.names_where(|_| true) {

@@ -65,6 +65,9 @@ pub(super) struct Scenario {
     pub(super) stored: Vec<StoreOp>,
     /// Stanzas that were waiting for a commit (to test the failure path).
     or_else: Vec<Element>,
+    /// The server's view of staff sessions, as it answers the front desk's probes: for each
+    /// bare JID, the last presence each resource sent to the front desk.
+    pub(super) server: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Element>>,
 }
 
 pub(super) fn parse(xml: &str) -> Element {
@@ -143,13 +146,21 @@ impl Scenario {
             jobs: Vec::new(),
             stored: Vec::new(),
             or_else: Vec::new(),
+            server: Default::default(),
         }
     }
 
     pub(super) fn feed(&mut self, input: Input) {
+        let mut probed = Vec::new();
         for o in self.core.handle(self.now, input) {
             match o {
-                Output::Send(s) => self.route(to_element(&s)),
+                Output::Send(s) => {
+                    let e = to_element(&s);
+                    if e.name() == "presence" && e.attr("type") == Some("probe") {
+                        probed.extend(e.attr("to").map(str::to_string));
+                    }
+                    self.route(e)
+                }
                 Output::Store(op) => self.stored.push(op),
                 Output::Persist { op, then, or_else } => {
                     self.stored.push(op);
@@ -161,6 +172,55 @@ impl Scenario {
                 }
                 job @ (Output::Api(_) | Output::Query(_)) => self.jobs.push(job),
             }
+        }
+        self.answer_probes(probed);
+    }
+
+    /// The server answers a probe from the front desk: each resource's last presence, or
+    /// unavailable from the bare JID when none is online.
+    fn answer_probes(&mut self, probed: Vec<String>) {
+        for bare in probed {
+            let answers: Vec<Element> = match self.server.get(&bare) {
+                Some(sessions) if !sessions.is_empty() => sessions.values().cloned().collect(),
+                _ => vec![parse(&format!(
+                    "<presence type='unavailable' from='{bare}' to='{COMPONENT}'/>"
+                ))],
+            };
+            for a in answers {
+                if let Ok(stanza) = xso::transform(&a) {
+                    self.feed(Input::Stanza(stanza));
+                }
+            }
+        }
+    }
+
+    /// A staff session ends on the server without the component hearing of it (its presence
+    /// never reached us): only a probe shows it.
+    pub(super) fn server_forgets(&mut self, full: &str) {
+        let bare = full.split('/').next().unwrap_or(full).to_string();
+        if let Some(sessions) = self.server.get_mut(&bare) {
+            sessions.remove(full);
+        }
+    }
+
+    /// What the server learns from a presence a client sends to the front desk.
+    fn note_session(&mut self, el: &Element) {
+        let (Some(from), Some(to)) = (el.attr("from"), el.attr("to")) else {
+            return;
+        };
+        if el.name() != "presence" || to != COMPONENT || !from.contains('/') {
+            return;
+        }
+        let bare = from.split('/').next().unwrap_or(from).to_string();
+        let sessions = self.server.entry(bare).or_default();
+        match el.attr("type") {
+            None => {
+                sessions.insert(from.to_string(), el.clone());
+            }
+            Some("unavailable") => {
+                sessions.remove(from);
+            }
+            _ => {}
         }
     }
 
@@ -176,6 +236,7 @@ impl Scenario {
     /// Someone sends this stanza to the component.
     pub(super) fn sends(&mut self, xml: &str) {
         let el = parse(xml);
+        self.note_session(&el);
         let stanza: Stanza = xso::transform(&el)
             .unwrap_or_else(|e| panic!("test stanza does not parse: {e}: {xml}"));
         self.feed(Input::Stanza(stanza));

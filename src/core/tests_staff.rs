@@ -368,6 +368,8 @@ fn one_to_one_staff_offline_too_long_give_the_chat_back() {
     ));
     s.drain();
     s.staff_inbox.clear();
+    // Alice's session ends; of her logout's presences only the one to the contact arrives.
+    s.server_forgets(ALICE);
     s.sends(&format!(
         "<presence from='{ALICE}' to='{ROOM}' type='unavailable'/>"
     ));
@@ -928,4 +930,116 @@ fn after_a_restart_stanza_ids_never_repeat_and_a_crafted_one_cannot_overflow() {
         .stored
         .iter()
         .any(|op| matches!(op, StoreOp::AppendMessage(m) if m.body == "and now?")));
+}
+
+// ---- staff availability -------------------------------------------------------------------------
+
+/// Did `staff` get any message (an offer, the visitor's words) so far?
+fn offered(s: &Scenario, staff: &str) -> bool {
+    s.staff_inbox
+        .iter()
+        .any(|e| e.name() == "message" && e.attr("to") == Some(staff))
+}
+
+/// The server removing a closed visitor's roster item sends an unavailable presence from each
+/// of the staff member's resources to that contact. Alice stays online all the while.
+#[test]
+fn a_removed_visitor_item_does_not_make_staff_offline() {
+    let mut s = with_roster(RosterMode::Subscribe);
+    s.online(ALICE, None);
+    s.visitor_joins();
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"
+    ));
+    s.after_secs(6);
+    assert_eq!(s.state("v1_acme"), None, "the chat closed");
+    s.after_secs(61);
+    // The item is removed; the server tells the contact Alice is gone, as ejabberd does.
+    s.sends(&format!(
+        "<presence from='{ALICE}' to='{ROOM}' type='unavailable'/>"
+    ));
+    s.sends(&format!(
+        "<presence from='{ALICE}' to='{ROOM}' type='unsubscribe'/>"
+    ));
+    s.after_secs(10);
+    s.drain();
+    s.staff_inbox.clear();
+    // The next visitor is offered to Alice and is not told that nobody is there.
+    let room2 = format!("v2_acme@{COMPONENT}");
+    s.sends(&format!("<presence from='{V2}' to='{room2}/Bo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.sends(&format!("<message from='{V2}' to='{room2}' type='groupchat'><body>Hi there</body></message>"));
+    s.staff_gets(&format!("<message type='chat' from='{room2}' to='{ALICE_BARE}'><body>Hi there</body></message>"));
+    assert!(
+        !s.drain().iter().any(|e| show(e).contains("No one is available")),
+        "the visitor was told nobody is there"
+    );
+    s.staff_inbox.clear();
+    s.desk_command(ALICE, "!diag");
+    let diag = s.staff_gets(&format!("<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"));
+    assert!(show(&diag).contains("staff online: 1, available: 1"), "{}", show(&diag));
+}
+
+/// A staff session the server ended without the component hearing of it (its presence never
+/// reached the front desk) is found out by the periodic probe.
+#[test]
+fn staff_who_left_unnoticed_are_found_out_by_a_probe() {
+    let mut s = with_roster(RosterMode::Off);
+    s.online(ALICE, None);
+    s.server_forgets(ALICE);
+    s.after_secs(61); // the sweep's probe goes out; the server has no session to answer with
+    s.after_secs(6);
+    s.staff_inbox.clear();
+    s.desk_command(BOB, "!diag");
+    let diag = s.staff_gets(&format!("<message from='{COMPONENT}' to='{BOB_BARE}' type='chat'/>"));
+    assert!(show(&diag).contains("staff online: 0, available: 0"), "{}", show(&diag));
+    s.visitor_joins();
+    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat'><body>Anyone?</body></message>"));
+    assert!(
+        s.drain().iter().any(|e| show(e).contains("No one is available")),
+        "the visitor must hear that nobody is there"
+    );
+    assert!(!offered(&s, ALICE_BARE));
+}
+
+#[test]
+fn a_probe_answer_keeps_the_resources_that_answer_and_drops_the_rest() {
+    let mut s = with_roster(RosterMode::Off);
+    let laptop = "alice_acme@example.com/laptop";
+    s.online(ALICE, Some("away"));
+    s.online(laptop, None);
+    // The laptop's session ends unseen; the desk resource stays (away).
+    s.server_forgets(laptop);
+    s.after_secs(61);
+    s.after_secs(6);
+    s.staff_inbox.clear();
+    s.desk_command(BOB, "!diag");
+    let diag = s.staff_gets(&format!("<message from='{COMPONENT}' to='{BOB_BARE}' type='chat'/>"));
+    assert!(show(&diag).contains("staff online: 1, available: 0"), "{}", show(&diag));
+}
+
+#[test]
+fn negative_priority_or_busy_resources_get_no_offers() {
+    let mut s = with_roster(RosterMode::Off);
+    s.sends(&format!("<presence from='{ALICE}' to='{COMPONENT}'><priority>-1</priority></presence>"));
+    s.online(BOB, Some("dnd"));
+    s.visitor_joins();
+    s.visitor_says("Hello?");
+    assert!(!offered(&s, ALICE_BARE) && !offered(&s, BOB_BARE));
+    // Bob's other resource is free: he gets it.
+    s.online("bob_acme@example.com/phone", Some("chat"));
+    s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{BOB_BARE}'><body>Visitor Ann on ACME Inc. wants to chat (#1). Reply to them, or send !accept 1.</body></message>"));
+}
+
+#[test]
+fn a_reconnect_rebuilds_availability_from_the_servers_answers() {
+    let mut s = with_roster(RosterMode::Off);
+    s.online(ALICE, None);
+    s.online(BOB, None);
+    s.feed(Input::Disconnected);
+    s.server_forgets(BOB); // Bob logged out while the link was down
+    s.feed(Input::Connected);
+    s.staff_inbox.clear();
+    s.desk_command(ALICE, "!diag");
+    let diag = s.staff_gets(&format!("<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"));
+    assert!(show(&diag).contains("staff online: 1, available: 1"), "{}", show(&diag));
 }
