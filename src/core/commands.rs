@@ -466,7 +466,7 @@ impl Core {
                 r.visitor_nick(),
                 site,
                 r.state(),
-                ago(now, r.created_at()),
+                ago(now, r.waiting_since()),
                 first
             ));
         }

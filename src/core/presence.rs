@@ -57,7 +57,7 @@ impl Core {
     ) {
         match a.presence.type_ {
             PresenceType::None => {}
-            PresenceType::Unavailable => return self.handle_leave(now, &name, &a.jid, out),
+            PresenceType::Unavailable => return self.handle_leave(now, &name, &a, out),
             // A presence error from an occupant means our presences bounce: they are gone.
             PresenceType::Error => return self.occupant_lost(now, &name, &a.jid, out),
             _ => return,
@@ -68,20 +68,28 @@ impl Core {
         let Some(room) = self.rooms.get_mut(&name) else {
             return self.handle_join(now, name, a, out);
         };
-        let current = room.joined_occupant(&a.jid).map(|o| o.nick.clone());
+        let current = room.joined_occupant(&a.jid).map(|o| (o.nick.clone(), o.role));
         match current {
             None => self.handle_join(now, name, a, out),
-            Some(n) if n == a.nick && is_join(&a.presence) => {
+            Some((n, _)) if n == a.nick && is_join(&a.presence) => {
                 room.rejoin(&ctx, &a.jid, &a.presence, out)
             }
-            Some(n) if n == a.nick => room.update_presence(&a.jid, &a.presence, out),
-            Some(_) => out.send(
-                Refusal::cancel(
-                    DefinedCondition::NotAcceptable,
-                    "Changing your nickname is not supported in this room.",
-                )
-                .presence(room.about(&a.nick), Jid::from(a.jid), a.presence.id),
-            ),
+            Some((n, _)) if n == a.nick => room.update_presence(&a.jid, &a.presence, out),
+            Some((_, role)) => self.change_nick(&name, role, a, out),
+        }
+    }
+
+    /// XEP-0045 §7.6: the same rules for the new nick as for a join's, then the room's.
+    fn change_nick(&mut self, name: &RoomName, role: Role, a: Arrival, out: &mut Effects) {
+        let mut result = check_nick(&a.nick, self.config.limits.nick_chars);
+        if role == Role::Visitor && result.is_ok() {
+            result = self.check_not_a_staff_name(name, &a.nick);
+        }
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        if let Err(r) = result.and_then(|()| room.change_nick(&a.jid, &a.nick, &a.presence, out)) {
+            out.send(r.presence(room.about(&a.nick), Jid::from(a.jid), a.presence.id));
         }
     }
 
@@ -226,14 +234,14 @@ impl Core {
 
     // ---- leaving ---------------------------------------------------------------------------
 
-    fn handle_leave(&mut self, now: Timestamp, name: &RoomName, from: &FullJid, out: &mut Effects) {
+    fn handle_leave(&mut self, now: Timestamp, name: &RoomName, a: &Arrival, out: &mut Effects) {
         let Some(ctx) = self.config.ctx(now, name) else {
             return;
         };
         let Some(room) = self.rooms.get_mut(name) else {
             return;
         };
-        if let Some(d) = room.leave(&ctx, from, out) {
+        if let Some(d) = room.leave(&ctx, &a.jid, &a.presence, out) {
             self.after_departure(now, name, d, out);
         }
     }

@@ -86,6 +86,17 @@ pub const NS_MUC_USER: &str = ns::MUC_USER;
 /// leaves out default values (`affiliation='none'`, `role='none'`) that clients look for.
 /// Staff are admins and moderators, the visitor a participant; a departure has role none.
 fn muc_user(role: Role, present: bool, real_jid: Option<&FullJid>, statuses: &[u16]) -> Element {
+    muc_user_renamed(role, present, real_jid, None, statuses)
+}
+
+/// The same, with the new nick of an occupant changing it (XEP-0045 §7.6).
+fn muc_user_renamed(
+    role: Role,
+    present: bool,
+    real_jid: Option<&FullJid>,
+    new_nick: Option<&str>,
+    statuses: &[u16],
+) -> Element {
     let (affiliation, muc_role) = match role {
         Role::Staff => ("admin", "moderator"),
         _ => ("none", "participant"),
@@ -95,6 +106,9 @@ fn muc_user(role: Role, present: bool, real_jid: Option<&FullJid>, statuses: &[u
     item = attr(item, "role", if present { muc_role } else { "none" });
     if let Some(j) = real_jid {
         item = attr(item, "jid", j.as_str());
+    }
+    if let Some(n) = new_nick {
+        item = attr(item, "nick", n);
     }
     let mut x = Element::builder("x", NS_MUC_USER).append(item.build());
     for code in statuses {
@@ -164,6 +178,27 @@ pub fn occupant_unavailable(
     let mut p = Presence::unavailable().with_from(from).with_to(to);
     p.payloads
         .push(muc_user(role, false, reveal_jid.then_some(real), statuses));
+    p
+}
+
+/// An occupant's old address going away because they took `new_nick` (status 303).
+pub fn occupant_renamed(
+    from: FullJid,
+    to: FullJid,
+    real: &FullJid,
+    reveal_jid: bool,
+    role: Role,
+    new_nick: &str,
+    statuses: &[u16],
+) -> Presence {
+    let mut p = Presence::unavailable().with_from(from).with_to(to);
+    p.payloads.push(muc_user_renamed(
+        role,
+        true,
+        reveal_jid.then_some(real),
+        Some(new_nick),
+        statuses,
+    ));
     p
 }
 

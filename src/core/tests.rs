@@ -571,9 +571,36 @@ fn nick_rules() {
     s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Al\u{3164}ice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.receives("<presence type='error'><error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>");
     s.receives_nothing();
-    // Changing nick once in is refused rather than half-supported.
+    // Changing nick once in (XEP-0045 §7.6): the old address leaves with 303 and the new nick.
     s.sends(&format!("<presence from='{V1}' to='{ROOM}/Annie'/>"));
-    s.receives("<presence type='error'><error type='cancel'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>");
+    s.receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{V1}'><x xmlns='{MUC_USER}'><item nick='Annie'/><status code='303'/><status code='110'/></x></presence>"));
+    s.receives(&format!("<presence from='{ROOM}/Annie' to='{V1}'><x xmlns='{MUC_USER}'><status code='110'/></x></presence>"));
+    s.receives_nothing();
+    // The same rules as for joining: not a staff member's name, not an invalid one.
+    s.sends(&format!("<presence from='{V1}' to='{ROOM}/alice_acme'/>"));
+    s.receives(&format!("<presence type='error' from='{ROOM}/alice_acme' to='{V1}'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
+    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Al\u{3164}ice'/>"));
+    s.receives("<presence type='error'><error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>");
+    s.receives_nothing();
+}
+
+#[test]
+fn a_nick_change_is_seen_by_staff_and_taken_by_nobody_else() {
+    let mut s = Scenario::new();
+    s.visitor_joins();
+    s.visitor_says("Hello?");
+    s.alice_joins();
+    s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Ann'/>"));
+    s.receives(&format!("<presence type='error' from='{ROOM}/Ann' to='{ALICE}'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
+    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Annie'><status>brb</status></presence>"));
+    s.receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{V1}'><x xmlns='{MUC_USER}'><item nick='Annie'/><status code='303'/></x></presence>"));
+    s.receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{ALICE}'><x xmlns='{MUC_USER}'><item nick='Annie' jid='{V1}'/><status code='303'/></x></presence>"));
+    s.receives(&format!("<presence from='{ROOM}/Annie' to='{V1}'><status>brb</status></presence>"));
+    s.receives(&format!("<presence from='{ROOM}/Annie' to='{ALICE}'><status>brb</status><x xmlns='{MUC_USER}'><item jid='{V1}'/></x></presence>"));
+    s.receives_nothing();
+    // Staff see the new name in what they are offered and in the transcript from now on.
+    s.visitor_says("Me again");
+    assert!(s.messages_stored().iter().any(|(_, nick, body)| nick == "Annie" && body == "Me again"));
 }
 
 #[test]
@@ -1125,3 +1152,26 @@ fn a_server_shutdown_that_sends_everyones_leave_first_does_not_end_the_chat() {
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
     assert_eq!(s.last_session_row().id, 1);
 }
+
+#[test]
+fn a_leave_keeps_its_status_text_for_the_others() {
+    let mut s = Scenario::new();
+    s.visitor_joins();
+    s.visitor_says("Hello?");
+    s.alice_joins();
+    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'><status>Thanks, bye!</status></presence>"));
+    s.receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{ALICE}'><status>Thanks, bye!</status></presence>"));
+    s.receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{V1}'><status>Thanks, bye!</status><x xmlns='{MUC_USER}'><status code='110'/></x></presence>"));
+}
+
+#[test]
+fn a_join_to_the_bare_room_is_jid_malformed_for_staff_too() {
+    let mut s = Scenario::new();
+    s.visitor_joins();
+    for who in [ALICE, V2] {
+        s.sends(&format!("<presence from='{who}' to='{ROOM}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+        s.receives(&format!("<presence type='error' from='{ROOM}' to='{who}'><error type='modify'><jid-malformed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
+    }
+    s.receives_nothing();
+}
+

@@ -807,6 +807,10 @@ fn a_one_to_one_staff_member_hears_when_the_visitor_leaves_and_keeps_the_chat() 
     s.receives(&format!("<presence from='{ROOM}/alice_acme' to='{V2}'/>"));
     s.eventually_receives(&format!("<presence from='{ROOM}/Ann' to='{V2}'><x xmlns='http://jabber.org/protocol/muc#user'><status code='110'/></x></presence>"));
     assert_eq!(s.last_session_row().id, 1);
+    // Alice, who heard the visitor left, hears they are back.
+    s.staff_gets(&format!(
+        "<message type='chat' from='{ROOM}' to='{ALICE_BARE}'><body>Ann is back in the chat (#1).</body></message>"
+    ));
 }
 
 #[test]
@@ -1043,3 +1047,17 @@ fn a_reconnect_rebuilds_availability_from_the_servers_answers() {
     let diag = s.staff_gets(&format!("<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"));
     assert!(show(&diag).contains("staff online: 1, available: 1"), "{}", show(&diag));
 }
+
+#[test]
+fn waiting_counts_from_the_visitors_first_message() {
+    let mut s = with_roster(RosterMode::Off);
+    s.visitor_joins();
+    s.after_secs(600);
+    s.visitor_says("Now I have a question");
+    s.after_secs(30);
+    s.staff_inbox.clear();
+    s.desk_command(ALICE, "!waiting");
+    let reply = s.staff_gets(&format!("<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"));
+    assert!(show(&reply).contains("ACTIVE for 30 s"), "{}", show(&reply));
+}
+

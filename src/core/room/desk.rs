@@ -8,7 +8,7 @@ use xmpp_parsers::stanza::Stanza;
 
 use super::{Ctx, Occupant, Room};
 use crate::core::availability::Availability;
-use crate::core::stanzas::{self, Shown};
+use crate::core::stanzas;
 use crate::core::Effects;
 use crate::store::{Role, SessionState, StoreOp};
 
@@ -24,8 +24,7 @@ impl Room {
             SessionState::Inactive => (Some(Show::Away), "INACTIVE — browsing".to_string()),
             SessionState::Active => {
                 let preview: String = self
-                    .first_message
-                    .as_deref()
+                    .first_message()
                     .unwrap_or("")
                     .chars()
                     .take(STATUS_PREVIEW_CHARS)
@@ -160,8 +159,8 @@ impl Room {
     /// The staff member takes the chat one-to-one: the visitor sees them join.
     pub fn claim_direct(&mut self, ctx: &Ctx, staff: &FullJid, out: &mut Effects) {
         let nick = self.direct_nick(&staff.to_bare());
-        let occ = Occupant::new(staff.clone(), nick.clone(), Role::Staff, Shown::default(), true);
-        out.store(StoreOp::OccupantJoined(occ.row(self.session.id, ctx.now)));
+        let occ = Occupant::direct(staff.clone(), nick.clone(), ctx.now);
+        out.store(StoreOp::OccupantJoined(occ.row(self.session.id)));
         if let Some(me) = self.occupant_jid(&nick) {
             for o in self.joined() {
                 out.send(stanzas::occupant_presence(

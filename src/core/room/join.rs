@@ -129,11 +129,9 @@ impl Room {
             a.nick.clone(),
             role,
             Shown::of(&a.presence),
-            false,
+            ctx.now,
         );
-        out.store(StoreOp::OccupantJoined(
-            occupant.row(self.session.id, ctx.now),
-        ));
+        out.store(StoreOp::OccupantJoined(occupant.row(self.session.id)));
         self.occupants.push(occupant);
         let mut changed = false;
         if role == Role::Visitor && self.session.visitor_jid.as_ref() != Some(&a.jid) {
@@ -158,6 +156,23 @@ impl Room {
         self.welcome(ctx, &a.jid, welcome, history_request(&a.presence).as_ref(), out);
         if role == Role::Staff {
             self.system_line(ctx.component, ctx.now, format!("{} joined the chat", a.nick), out);
+        }
+        if role == Role::Visitor && self.told_left {
+            self.tell_direct_staff_back(&a.nick, out);
+        }
+    }
+
+    /// The one-to-one staff member heard the visitor left: now they hear they are back (a
+    /// page reload, usually).
+    fn tell_direct_staff_back(&mut self, nick: &str, out: &mut Effects) {
+        self.told_left = false;
+        if let Some(d) = self.direct_staff() {
+            let text = format!("{nick} is back in the chat (#{}).", self.session.id);
+            out.send(stanzas::chat(
+                Jid::from(self.jid.clone()),
+                Jid::from(d.jid.to_bare()),
+                &text,
+            ));
         }
     }
 
@@ -222,6 +237,43 @@ impl Room {
                 statuses,
             ));
         }
+    }
+
+    /// XEP-0045 §7.6: an occupant takes another nick (the service's nick rules were checked
+    /// by the caller; whether it is free is the room's). Everyone joined sees the old address
+    /// leave with status 303 and the new nick, then the new address arrive.
+    pub fn change_nick(
+        &mut self,
+        from: &FullJid,
+        new: &str,
+        p: &Presence,
+        out: &mut Effects,
+    ) -> Result<(), Refusal> {
+        self.check_nick_free(new, from)?;
+        let not_valid = || Refusal::modify(DefinedCondition::JidMalformed, "That nickname is not valid here.");
+        self.occupant_jid(new).ok_or_else(not_valid)?;
+        let Some(me) = self.joined_occupant(from).cloned() else {
+            return Err(not_valid());
+        };
+        let old_jid = self.occupant_jid(&me.nick).ok_or_else(not_valid)?;
+        for o in self.joined() {
+            let own = o.jid == me.jid;
+            let codes: &[u16] = if own { &[303, 110] } else { &[303] };
+            let reveal = own || o.role == Role::Staff;
+            out.send(stanzas::occupant_renamed(
+                old_jid.clone(), o.jid.clone(), &me.jid, reveal, me.role, new, codes,
+            ));
+        }
+        tracing::info!(session = self.session.id, room = %self.jid, old = %me.nick, new = %new, "nick changed");
+        if let Some(o) = self.joined_occupant_mut(from) {
+            o.nick = new.to_string();
+            o.shown = Shown::of(p);
+        }
+        if let Some(o) = self.joined_occupant(from) {
+            out.store(StoreOp::OccupantJoined(o.row(self.session.id)));
+        }
+        self.update_presence(from, p, out);
+        Ok(())
     }
 
     /// Parks a join by a second would-be visitor. Returns the bound visitor to ping.

@@ -2,9 +2,10 @@
 //! to the session; and emptying the room when a chat is closed.
 
 use xmpp_parsers::jid::{FullJid, Jid};
+use xmpp_parsers::presence::Presence;
 
 use super::{Arrival, Ctx, Emptied, Occupant, Room};
-use crate::core::stanzas;
+use crate::core::stanzas::{self, Shown};
 use crate::core::Effects;
 use crate::store::{MessageRow, Role, StoreOp};
 
@@ -20,15 +21,23 @@ pub struct Departure {
 }
 
 impl Room {
-    /// `from` sent unavailable. A join that was waiting is simply withdrawn.
-    pub fn leave(&mut self, ctx: &Ctx, from: &FullJid, out: &mut Effects) -> Option<Departure> {
+    /// `from` sent unavailable (`p`, whose status text the others see). A join that was
+    /// waiting is simply withdrawn.
+    pub fn leave(
+        &mut self,
+        ctx: &Ctx,
+        from: &FullJid,
+        p: &Presence,
+        out: &mut Effects,
+    ) -> Option<Departure> {
         let waiting = self.pending_joins.len();
         self.pending_joins.retain(|j| &j.jid != from);
         if self.pending_joins.len() != waiting {
             return None;
         }
         self.joined_occupant(from)?;
-        let gone = self.remove_any(from)?;
+        let mut gone = self.remove_any(from)?;
+        gone.shown = Shown::of(p);
         announce_departure(self, &gone, true, out);
         Some(self.departed(ctx, gone, true, out))
     }
@@ -81,6 +90,7 @@ impl Room {
                     Jid::from(staff.jid.to_bare()),
                     &text,
                 ));
+                self.told_left = true;
             }
         }
         if self.occupants.is_empty() {
@@ -174,24 +184,31 @@ pub fn announce_departure(room: &Room, gone: &Occupant, voluntary: bool, out: &m
         return;
     };
     let codes: &[u16] = if voluntary { &[] } else { &[333] };
+    // Someone who leaves says why in their own words; a lost occupant said nothing.
+    let with_status = |mut p: xmpp_parsers::presence::Presence| {
+        if voluntary {
+            p.statuses = gone.shown.statuses.clone();
+        }
+        p
+    };
     for o in room.joined() {
-        out.send(stanzas::occupant_unavailable(
+        out.send(with_status(stanzas::occupant_unavailable(
             gone_jid.clone(),
             o.jid.clone(),
             &gone.jid,
             o.role == Role::Staff,
             gone.role,
             codes,
-        ));
+        )));
     }
     if voluntary {
-        out.send(stanzas::occupant_unavailable(
+        out.send(with_status(stanzas::occupant_unavailable(
             gone_jid,
             gone.jid.clone(),
             &gone.jid,
             true,
             gone.role,
             &[110],
-        ));
+        )));
     }
 }

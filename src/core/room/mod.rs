@@ -38,31 +38,42 @@ pub struct Occupant {
     /// Staff who took the chat one-to-one from their roster: they are not joined, so they get
     /// the visitor's messages as `type='chat'` from the room's bare JID, at their bare JID.
     pub direct: bool,
+    pub joined_at: Timestamp,
     pub bucket: Bucket,
     /// Chat states (typing notifications) have their own, larger bucket: a few per message.
     pub typing: Bucket,
 }
 
 impl Occupant {
-    pub fn new(jid: FullJid, nick: String, role: Role, shown: Shown, direct: bool) -> Occupant {
+    /// Someone joining the room (XEP-0045).
+    pub fn new(jid: FullJid, nick: String, role: Role, shown: Shown, now: Timestamp) -> Occupant {
         Occupant {
             jid,
             nick,
             role,
             shown,
-            direct,
+            direct: false,
+            joined_at: now,
             bucket: Bucket::default(),
             typing: Bucket::default(),
         }
     }
 
-    fn row(&self, session_id: i64, now: Timestamp) -> OccupantRow {
+    /// A staff member taking the chat one-to-one from their roster.
+    pub fn direct(jid: FullJid, nick: String, now: Timestamp) -> Occupant {
+        Occupant {
+            direct: true,
+            ..Occupant::new(jid, nick, Role::Staff, Shown::default(), now)
+        }
+    }
+
+    fn row(&self, session_id: i64) -> OccupantRow {
         OccupantRow {
             session_id,
             jid: self.jid.to_string(),
             nick: self.nick.clone(),
             role: self.role,
-            joined_at: now,
+            joined_at: self.joined_at,
             direct: self.direct,
         }
     }
@@ -208,9 +219,11 @@ pub struct Room {
     offered: BTreeSet<BareJid>,
     /// The visitor was told that nobody is available (once per session).
     told_nobody: bool,
+    /// The one-to-one staff member was told the visitor left; they hear when they are back.
+    told_left: bool,
     /// The visitor's first message: set means the visitor wrote. The ACTIVE status and
     /// `!waiting` show its start.
-    first_message: Option<String>,
+    first_message: Option<(String, Timestamp)>,
     /// The visitor contact's presence status last sent to staff, so unchanged states are not
     /// sent again.
     announced: Option<String>,
@@ -235,6 +248,7 @@ impl Room {
             last_staff: None,
             offered: BTreeSet::new(),
             told_nobody: false,
+            told_left: false,
             first_message: None,
             announced: None,
         }
@@ -281,10 +295,10 @@ impl Room {
             .filter_map(seq_of)
             .max();
         room.seq = last_seq.map_or(1, |s| s.saturating_add(1));
-        room.first_message = kept.first_visitor_line.map(|m| m.body);
+        room.first_message = kept.first_visitor_line.map(|m| (m.body, m.at));
         if room.first_message.is_none() && row.state == SessionState::Active {
             // ACTIVE means the visitor wrote, even if the line itself is not to be found.
-            room.first_message = Some(String::new());
+            room.first_message = Some((String::new(), row.updated_at));
         }
         for item in kept.history.into_iter().filter_map(HistoryItem::of_row) {
             room.remember(item);
@@ -293,8 +307,12 @@ impl Room {
             let Ok(jid) = FullJid::new(&o.jid) else {
                 continue;
             };
-            room.occupants
-                .push(Occupant::new(jid, o.nick, o.role, Shown::default(), o.direct));
+            let occupant = if o.direct {
+                Occupant::direct(jid, o.nick, o.joined_at)
+            } else {
+                Occupant::new(jid, o.nick, o.role, Shown::default(), o.joined_at)
+            };
+            room.occupants.push(occupant);
         }
         if room.occupants.is_empty() {
             room.emptied = Some(Emptied::Lost(now));
@@ -320,17 +338,20 @@ impl Room {
         self.session.state
     }
 
-    pub fn created_at(&self) -> Timestamp {
-        self.session.created_at
-    }
-
     pub fn updated_at(&self) -> Timestamp {
         self.session.updated_at
     }
 
     /// The visitor's first message, if they wrote.
     pub fn first_message(&self) -> Option<&str> {
-        self.first_message.as_deref()
+        self.first_message.as_ref().map(|(text, _)| text.as_str())
+    }
+
+    /// Since when the visitor has been waiting: their first message, else their arrival.
+    pub fn waiting_since(&self) -> Timestamp {
+        self.first_message
+            .as_ref()
+            .map_or(self.session.created_at, |(_, at)| *at)
     }
 
     pub fn was_offered_to(&self, staff: &BareJid) -> bool {

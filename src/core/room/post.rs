@@ -85,7 +85,7 @@ impl Room {
         let from_nick = self.occupant_jid(&said.author.nick)?;
         let stanza_id = self.next_stanza_id();
         if said.author.role == Role::Visitor && self.first_message.is_none() {
-            self.first_message = Some(said.body.clone());
+            self.first_message = Some((said.body.clone(), now));
         }
         let state = self.derived_state();
         if self.set_state(state, now) {

@@ -1,0 +1,142 @@
+"""Staff availability against the real ejabberd 23.01: frontdesk's idea of who is online must
+match the server's sessions, and offers must reach exactly the staff who are there.
+
+The two bugs this guards against: a closed visitor's roster item being removed made ejabberd
+send the staff member's unavailable presence to that contact, which frontdesk took as the
+staff member going offline; and staff sessions that ended without frontdesk hearing of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+from helpers import attr, body, groupchat_from, kind, poll
+from test_staff import (chat_from, contact_presence, desk, roster_item, room_of, session_when,
+                        until_desk_says)
+
+
+def staff_sessions(ejabberd) -> set[str]:
+    """The staff accounts with a session on the server (`ejabberdctl connected_users`)."""
+    out = ejabberd.ctl("connected_users").stdout
+    return {line.split("/")[0] for line in out.splitlines()
+            if line.split("@")[0] in ("alice_acme", "bob_acme", "carol_globex")}
+
+
+async def diag_matches_server(observer, ejabberd, timeout: float = 20) -> str:
+    """`!diag`'s staff count agrees with the server's sessions (the observer included)."""
+    component = ejabberd.component_jid
+
+    async def ask():
+        return body(await desk(observer, component, "!diag", "staff online:"))
+
+    def agrees(text):
+        return f"staff online: {len(staff_sessions(ejabberd))}," in (text or "")
+
+    answer = ""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        answer = await ask()
+        if agrees(answer):
+            return answer
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"!diag never matched the server's sessions {sorted(staff_sessions(ejabberd))}: "
+                         f"{answer!r}")
+
+
+async def test_a_removed_visitor_item_leaves_staff_available(frontdesk, clients, ejabberd):
+    component = ejabberd.component_jid
+    alice = await clients.staff("alice_acme")
+    await poll(lambda: roster_item(alice, component), lambda i: i is not None, 15, "the front desk in alice's roster")
+    await until_desk_says(alice, component, "!status", "available for new chats")
+
+    # A visitor comes and goes; a few seconds later (remove_after_secs) the item is removed,
+    # and ejabberd sends alice's unavailable presence to that contact.
+    first = room_of("v40")
+    v1 = await clients.visitor()
+    await v1.join(first, "Ann")
+    await poll(lambda: roster_item(alice, first), lambda i: i is not None, 15, "the visitor in alice's roster")
+    await v1.leave(first, "Ann")
+    await session_when(frontdesk, first, lambda s: s["state"] == "CLOSED", "CLOSED")
+    await poll(lambda: roster_item(alice, first), lambda i: i is None, 20, "the item removed from alice's roster")
+    await poll(frontdesk.log_text, lambda t: "kind=Unsubscribe" in t or "subscription traffic noted" in t,
+               10, "the removal's presence traffic reaching frontdesk")
+
+    # Alice never left: she is still offered the next visitor, who is not told nobody is there.
+    answer = await desk(alice, component, "!status", "You ")
+    assert "available for new chats" in body(answer), body(answer)
+    second = room_of("v41")
+    v2 = await clients.visitor()
+    await v2.join(second, "Bea")
+    await v2.say(second, "Is anyone there?")
+    await alice.expect(chat_from(second, body_is="Is anyone there?"), what="the offer to alice")
+    await alice.expect(chat_from(component, contains="wants to chat"), what="the desk's note")
+    await v2.expect_none(lambda st: groupchat_from(second)(st) and attr(st, "from") == second
+                         and "No one is available" in (body(st) or ""), within=1.0,
+                         what="a 'no one is available' notice")
+    await diag_matches_server(alice, ejabberd)
+
+
+KILLABLE_CLIENT = textwrap.dedent("""
+    import asyncio, sys
+    sys.path.insert(0, sys.argv[4])
+    from helpers import Client
+
+    async def main():
+        c = Client(sys.argv[1], sys.argv[2], port=int(sys.argv[3]), name="killable")
+        await c.start(roster=True)
+        print("online", flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+""")
+
+
+
+async def test_staff_sessions_ending_every_way_match_the_server(frontdesk, clients, ejabberd):
+    component = ejabberd.component_jid
+    bob = await clients.staff("bob_acme")
+    await poll(lambda: roster_item(bob, component), lambda i: i is not None, 15, "the front desk in bob's roster")
+    await until_desk_says(bob, component, "!status", "available for new chats")
+
+    # Alice logs in and quits cleanly.
+    alice = await clients.staff("alice_acme", resource="one")
+    await until_desk_says(alice, component, "!status", "available for new chats")
+    await diag_matches_server(bob, ejabberd)
+    await alice.stop()
+    await poll(lambda: staff_sessions(ejabberd), lambda s: "alice_acme@localhost" not in s, 10, "alice's session gone")
+    await diag_matches_server(bob, ejabberd)
+
+    # Alice's client is killed (kill -9): the server closes the session.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE_CLIENT, f"alice_acme@{ejabberd.staff_host}/killed",
+         ejabberd.passwords["alice_acme"], str(ejabberd.c2s_port), os.path.dirname(__file__)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
+        assert line.strip() == "online", (line, proc.stderr.read() if proc.poll() is not None else "")
+        await diag_matches_server(bob, ejabberd)
+        assert "alice_acme@localhost" in staff_sessions(ejabberd)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    await poll(lambda: staff_sessions(ejabberd), lambda s: "alice_acme@localhost" not in s, 30,
+               "the killed client's session gone")
+    await diag_matches_server(bob, ejabberd)
+
+    # She comes back with another resource: available again, and offered a visitor.
+    alice2 = await clients.staff("alice_acme", resource="two")
+    await until_desk_says(alice2, component, "!status", "available for new chats")
+    await diag_matches_server(bob, ejabberd)
+    room = room_of("v42")
+    v = await clients.visitor()
+    await v.join(room, "Cy")
+    await v.say(room, "Hello")
+    await alice2.expect(chat_from(room, body_is="Hello"), what="the offer to alice's new resource")
+    await alice2.expect(contact_presence(room, "chat", "ACTIVE — Hello"), what="the ACTIVE presence")
+    assert kind(await bob.expect(chat_from(room, body_is="Hello"), what="the offer to bob")) == "message"
