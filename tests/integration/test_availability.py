@@ -16,6 +16,7 @@ import sys
 import textwrap
 
 from helpers import attr, body, groupchat_from, kind, poll
+from test_prosody import on_prosody, prosody  # noqa: F401 (fixtures)
 from test_staff import (chat_from, contact_presence, desk, roster_item, room_of, session_when,
                         until_desk_says)
 
@@ -140,3 +141,49 @@ async def test_staff_sessions_ending_every_way_match_the_server(frontdesk, clien
     await alice2.expect(chat_from(room, body_is="Hello"), what="the offer to alice's new resource")
     await alice2.expect(contact_presence(room, "chat", "ACTIVE — Hello"), what="the ACTIVE presence")
     assert kind(await bob.expect(chat_from(room, body_is="Hello"), what="the offer to bob")) == "message"
+
+
+# ---- the same on Prosody 0.12 (privileged roster sets) ------------------------------------------
+
+async def test_on_prosody_a_removed_item_leaves_staff_available_and_quits_are_seen(on_prosody, prosody):
+    fd, clients = on_prosody
+    component = prosody.component_jid
+    alice = await clients.staff("alice_acme")
+    bob = await clients.staff("bob_acme")
+    for c in (alice, bob):
+        await poll(lambda c=c: roster_item(c, component), lambda i: i is not None, 15, "the front desk in the roster")
+        await until_desk_says(c, component, "!status", "available for new chats")
+
+    first = room_of("v50")
+    v1 = await clients.visitor()
+    await v1.join(first, "Ann")
+    await poll(lambda: roster_item(alice, first), lambda i: i is not None, 15, "the visitor in alice's roster")
+    await v1.leave(first, "Ann")
+    await poll(lambda: roster_item(alice, first), lambda i: i is None, 20, "the item removed from alice's roster")
+
+    answer = await desk(alice, component, "!status", "You ")
+    assert "available for new chats" in body(answer), body(answer)
+    second = room_of("v51")
+    v2 = await clients.visitor()
+    await v2.join(second, "Bea")
+    await v2.say(second, "Is anyone there?")
+    await alice.expect(chat_from(second, body_is="Is anyone there?"), what="the offer to alice")
+    await bob.expect(chat_from(second, body_is="Is anyone there?"), what="the offer to bob")
+
+    # Bob quits: only alice is online, as the server knows.
+    await bob.stop()
+    await until_desk_says(alice, component, "!diag", "staff online: 1, available: 1")
+    # Alice's client is killed: the server ends her session; bob, back, sees nobody else.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE_CLIENT, f"alice_acme@{prosody.staff_host}/killed",
+         prosody.passwords["alice_acme"], str(prosody.c2s_port), os.path.dirname(__file__)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
+        assert line.strip() == "online", line
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    await alice.stop()
+    bob2 = await clients.staff("bob_acme", resource="again")
+    await until_desk_says(bob2, component, "!diag", "staff online: 1, available: 1", timeout=30)
