@@ -15,7 +15,9 @@ import subprocess
 import sys
 import textwrap
 
-from helpers import attr, body, groupchat_from, kind, poll
+import pytest
+
+from helpers import attr, body, groupchat_from, kind, poll, wait_component
 from test_prosody import on_prosody, prosody  # noqa: F401 (fixtures)
 from test_staff import (chat_from, contact_presence, desk, roster_item, room_of, session_when,
                         until_desk_says)
@@ -187,3 +189,30 @@ async def test_on_prosody_a_removed_item_leaves_staff_available_and_quits_are_se
     await alice.stop()
     bob2 = await clients.staff("bob_acme", resource="again")
     await until_desk_says(bob2, component, "!diag", "staff online: 1, available: 1", timeout=30)
+
+
+@pytest.mark.restarts_server
+async def test_a_server_restart_rebuilds_who_is_online(ejabberd, frontdesk, clients):
+    component = ejabberd.component_jid
+    alice = await clients.staff("alice_acme")
+    bob = await clients.staff("bob_acme")
+    for c in (alice, bob):
+        await poll(lambda c=c: roster_item(c, component), lambda i: i is not None, 15, "the front desk in the roster")
+        await until_desk_says(c, component, "!status", "available for new chats")
+    await diag_matches_server(bob, ejabberd)
+
+    await asyncio.to_thread(ejabberd.restart)
+    for c in (alice, bob):  # their connections died with the server
+        c.online = False
+        c.abort()
+    v = await clients.visitor("after the restart")
+    await wait_component(v, component, timeout=40, is_alive=frontdesk.running)
+    # Only bob comes back: frontdesk must not still count alice.
+    bob2 = await clients.staff("bob_acme")
+    await until_desk_says(bob2, component, "!status", "available for new chats", timeout=30)
+    answer = await diag_matches_server(bob2, ejabberd)
+    assert "staff online: 1, available: 1" in answer, answer
+    room = room_of("v43")
+    await v.join(room, "Di")
+    await v.say(room, "Hello after the restart")
+    await bob2.expect(chat_from(room, body_is="Hello after the restart"), what="the offer to bob")
