@@ -512,13 +512,14 @@ impl Core {
         let count = |s: SessionState| self.rooms.values().filter(|r| r.state() == s).count();
         let (online, available) = self.staff.counts();
         format!(
-            "frontdesk {}\n{}\nconnected for: {uptime}\nopen sessions: {} (INACTIVE {}, ACTIVE {}, CHATTING {})\nstaff online: {online}, available: {available}",
+            "frontdesk {}\n{}\nconnected for: {uptime}\nopen sessions: {} (INACTIVE {}, ACTIVE {}, CHATTING {})\nstaff online: {online}, available: {available}\nunasked answers dropped: {}",
             env!("CARGO_PKG_VERSION"),
             self.roster.diag(),
             self.rooms.len(),
             count(SessionState::Inactive),
             count(SessionState::Active),
             count(SessionState::Chatting),
+            self.unmatched,
         )
     }
 

@@ -86,8 +86,10 @@ impl Core {
                 payload,
             } => (false, from, to, id, payload),
             Iq::Result { from, id, .. } => {
-                if !self.roster_answered(now, &id, None, out) {
-                    self.ping_answered(now, &id, from, None, out)
+                if !self.roster_iq_answered(now, &id, from.as_ref(), None, out)
+                    && !self.ping_answered(now, &id, from.as_ref(), None, out)
+                {
+                    self.unmatched_answer(now, &id, from.as_ref());
                 }
                 return;
             }
@@ -99,8 +101,10 @@ impl Core {
                     error.defined_condition,
                     error.texts.values().next().cloned().unwrap_or_default()
                 );
-                if !self.roster_answered(now, &id, Some(text), out) {
-                    self.ping_answered(now, &id, from, Some(error), out)
+                if !self.roster_iq_answered(now, &id, from.as_ref(), Some(text), out)
+                    && !self.ping_answered(now, &id, from.as_ref(), Some(error), out)
+                {
+                    self.unmatched_answer(now, &id, from.as_ref());
                 }
                 return;
             }
@@ -253,16 +257,17 @@ impl Core {
         );
     }
 
+    /// Returns false if this was not the answer to one of our pings.
     fn ping_answered(
         &mut self,
         now: Timestamp,
         id: &str,
-        from: Option<Jid>,
+        from: Option<&Jid>,
         error: Option<StanzaError>,
         out: &mut Effects,
-    ) {
-        let Some(p) = self.pings.answered(id, from.as_ref()) else {
-            return;
+    ) -> bool {
+        let Some(p) = self.pings.answered(id, from) else {
+            return false;
         };
         // A client that does not implement ping is still a client that answered.
         match error {
@@ -274,6 +279,17 @@ impl Core {
                     }
                 }
             }
+        }
+        true
+    }
+
+    /// A result or error nobody here asked for, or from an address it was not asked of:
+    /// dropped, counted, and its sender logged (once a minute each).
+    fn unmatched_answer(&mut self, now: Timestamp, id: &str, from: Option<&Jid>) {
+        self.unmatched = self.unmatched.saturating_add(1);
+        let Some(from) = from else { return };
+        if self.offenders.should_log(&from.to_bare(), now) {
+            tracing::warn!(from = %from, id = %id.chars().take(64).collect::<String>(), "an IQ answer that matches nothing we asked of that address; dropped (logged once a minute per sender)");
         }
     }
 

@@ -274,21 +274,40 @@ impl Effects {
     }
 }
 
-/// The numbers in the ids of our own IQs and store reads: one counter for all of them.
+/// The ids of our own IQs and store reads: one counter for all of them. IQ ids are keyed
+/// (HMAC of the counter), so that whoever sees one cannot guess the next: answers are matched
+/// by id and by the address asked, and neither is enough alone.
 #[derive(Debug)]
-struct Ids(u64);
+struct Ids {
+    next: u64,
+    key: [u8; 32],
+}
 
 impl Ids {
     fn next(&mut self) -> u64 {
-        let n = self.0;
-        self.0 = self.0.saturating_add(1);
+        let n = self.next;
+        self.next = self.next.saturating_add(1);
         n
     }
 
-    /// An IQ id such as `fd-ping-7`.
+    /// An IQ id such as `fd-ping-3f9a0c…`.
     fn iq(&mut self, kind: &str) -> String {
-        format!("fd-{kind}-{}", self.next())
+        let n = self.next();
+        keyed_id(&self.key, kind, n)
     }
+}
+
+/// The `n`th IQ id of this kind under `key`.
+fn keyed_id(key: &[u8; 32], kind: &str, n: u64) -> String {
+    use hmac::Mac;
+    let mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
+        .map(|mut m| {
+            m.update(&n.to_be_bytes());
+            m.finalize().into_bytes()
+        })
+        .unwrap_or_default();
+    let hex: String = mac[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("fd-{kind}-{hex}")
 }
 
 pub struct Core {
@@ -299,6 +318,8 @@ pub struct Core {
     roster: roster::RosterState,
     queries: commands::Queries,
     ids: Ids,
+    /// IQ answers dropped because they matched nothing we asked of their sender.
+    unmatched: u64,
     connected_at: Option<Timestamp>,
     offenders: limits::Offenders,
 }
@@ -327,7 +348,11 @@ impl Core {
             staff: Availability::default(),
             roster,
             queries: commands::Queries::default(),
-            ids: Ids(1),
+            ids: Ids {
+                next: 1,
+                key: [0; 32],
+            },
+            unmatched: 0,
             connected_at: None,
             offenders: limits::Offenders::default(),
             config,
@@ -391,7 +416,7 @@ impl Core {
             Input::Connected => self.handle_connected(now, &mut out),
             Input::Disconnected => self.handle_disconnected(now),
             Input::ApiDone { id, result } => {
-                self.roster_answered(now, &id, result.err(), &mut out);
+                self.api_answered(now, &id, result.err(), &mut out);
             }
             Input::QueryDone { id, result } => self.transcript_ready(id, result, &mut out),
             Input::NotStored {
@@ -413,6 +438,13 @@ impl Core {
             Stanza::Message(m) => self.handle_message(now, m, out),
             Stanza::Iq(iq) => self.handle_iq(now, iq, out),
         }
+    }
+
+    /// The key our IQ ids are made with: random per process in production (the shell's), so
+    /// that ids cannot be guessed; fixed in tests, so that outputs are reproducible.
+    pub fn with_id_key(mut self, key: [u8; 32]) -> Core {
+        self.ids.key = key;
+        self
     }
 
     pub fn component(&self) -> &BareJid {

@@ -553,8 +553,42 @@ impl Core {
         }
     }
 
-    /// The answer to a privileged roster IQ or an API call. Returns false if the id was not ours.
-    pub(super) fn roster_answered(
+    /// An IQ answer to a privileged roster set: ours only if it has the id we gave it and comes
+    /// from the address we sent it to (the staff member's bare JID, answered by their server).
+    /// An admin API call is never answered by a stanza. Returns false if it was not ours.
+    pub(super) fn roster_iq_answered(
+        &mut self,
+        now: Timestamp,
+        id: &str,
+        from: Option<&Jid>,
+        error: Option<String>,
+        out: &mut Effects,
+    ) -> bool {
+        let asked = match self.roster.inflight.get(id) {
+            Some((op, Rung::Privilege(_))) => Jid::from(op.staff().clone()),
+            _ => return false,
+        };
+        if from != Some(&asked) {
+            return false;
+        }
+        self.roster_answered(now, id, error, out)
+    }
+
+    /// The shell's report on an admin API call.
+    pub(super) fn api_answered(
+        &mut self,
+        now: Timestamp,
+        id: &str,
+        error: Option<String>,
+        out: &mut Effects,
+    ) {
+        if matches!(self.roster.inflight.get(id), Some((_, Rung::EjabberdApi))) {
+            self.roster_answered(now, id, error, out);
+        }
+    }
+
+    /// What an answer to a roster change means: done, or (in auto mode) the rung failed.
+    fn roster_answered(
         &mut self,
         now: Timestamp,
         id: &str,

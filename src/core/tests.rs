@@ -88,6 +88,11 @@ pub(super) fn parse(xml: &str) -> Element {
         .unwrap_or_else(|e| panic!("bad test XML {xml}: {e}"))
 }
 
+/// The id of the core's `n`th IQ of this kind (the tests' cores use the all-zero key).
+pub(super) fn iq_id(kind: &str, n: u64) -> String {
+    keyed_id(&[0; 32], kind, n)
+}
+
 pub(super) fn to_element(s: &Stanza) -> Element {
     xso::transform(s).unwrap()
 }
@@ -731,12 +736,12 @@ fn a_second_visitor_jid_waits_for_the_bound_one_to_answer_a_ping() {
     s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann2' id='j2'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     // The component asks the bound visitor whether it is still there.
     s.receives(&format!(
-        "<iq type='get' from='{ROOM}' to='{V1}' id='fd-ping-1'><ping xmlns='urn:xmpp:ping'/></iq>"
+        "<iq type='get' from='{ROOM}' to='{V1}' id='{p1}'><ping xmlns='urn:xmpp:ping'/></iq>", p1 = iq_id("ping", 1)
     ));
     s.receives_nothing();
     // It is: the newcomer is refused.
     s.sends(&format!(
-        "<iq type='result' from='{V1}' to='{ROOM}' id='fd-ping-1'/>"
+        "<iq type='result' from='{V1}' to='{ROOM}' id='{p1}'/>", p1 = iq_id("ping", 1)
     ));
     s.receives(&format!("<presence type='error' from='{ROOM}/Ann2' to='{V2}' id='j2'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
     s.receives_nothing();
@@ -748,12 +753,12 @@ fn a_second_visitor_jid_replaces_a_bound_one_that_is_gone() {
     s.visitor_joins();
     s.alice_joins();
     s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann' id='j2'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-    s.receives(&format!("<iq type='get' to='{V1}' id='fd-ping-1'/>"));
+    s.receives(&format!("<iq type='get' to='{V1}' id='{p1}'/>", p1 = iq_id("ping", 1)));
     // A stranger cannot answer for V1.
-    s.sends(&format!("<iq type='error' from='{V2}' to='{ROOM}' id='fd-ping-1'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
+    s.sends(&format!("<iq type='error' from='{V2}' to='{ROOM}' id='{p1}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", p1 = iq_id("ping", 1)));
     s.receives_nothing();
     // The server answers for the dead session.
-    s.sends(&format!("<iq type='error' from='{V1}' to='{ROOM}' id='fd-ping-1'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
+    s.sends(&format!("<iq type='error' from='{V1}' to='{ROOM}' id='{p1}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", p1 = iq_id("ping", 1)));
     // Alice sees the old visitor removed (333), then the new one arrive.
     s.receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{ALICE}'><x xmlns='{MUC_USER}'><status code='333'/></x></presence>"));
     s.receives(&format!("<presence from='{ROOM}/Alice' to='{V2}'/>"));
@@ -786,15 +791,15 @@ fn after_reconnecting_occupants_are_pinged_and_the_gone_ones_removed() {
     s.alice_joins();
     s.feed(Input::Connected);
     s.receives(&format!(
-        "<iq type='get' from='{ROOM}' to='{V1}' id='fd-ping-1'><ping xmlns='urn:xmpp:ping'/></iq>"
+        "<iq type='get' from='{ROOM}' to='{V1}' id='{p1}'><ping xmlns='urn:xmpp:ping'/></iq>", p1 = iq_id("ping", 1)
     ));
-    s.receives(&format!("<iq type='get' from='{ROOM}' to='{ALICE}' id='fd-ping-2'><ping xmlns='urn:xmpp:ping'/></iq>"));
+    s.receives(&format!("<iq type='get' from='{ROOM}' to='{ALICE}' id='{p2}'><ping xmlns='urn:xmpp:ping'/></iq>", p2 = iq_id("ping", 2)));
     s.receives_nothing();
     // Alice is still there; the visitor's old session is gone.
     s.sends(&format!(
-        "<iq type='result' from='{ALICE}' to='{ROOM}' id='fd-ping-2'/>"
+        "<iq type='result' from='{ALICE}' to='{ROOM}' id='{p2}'/>", p2 = iq_id("ping", 2)
     ));
-    s.sends(&format!("<iq type='error' from='{V1}' to='{ROOM}' id='fd-ping-1'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
+    s.sends(&format!("<iq type='error' from='{V1}' to='{ROOM}' id='{p1}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", p1 = iq_id("ping", 1)));
     s.receives(&format!(
         "<presence type='unavailable' from='{ROOM}/Ann' to='{ALICE}'/>"
     ));
@@ -809,7 +814,7 @@ fn a_room_emptied_by_a_lost_link_waits_for_its_people_then_closes() {
     s.visitor_says("Hello?");
     s.feed(Input::Connected);
     s.drain();
-    s.sends(&format!("<iq type='error' from='{V1}' to='{ROOM}' id='fd-ping-1'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
+    s.sends(&format!("<iq type='error' from='{V1}' to='{ROOM}' id='{p1}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", p1 = iq_id("ping", 1)));
     assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
     s.after_secs(60);
     // The visitor comes back within the grace period: same session, with history.
@@ -822,7 +827,7 @@ fn a_room_emptied_by_a_lost_link_waits_for_its_people_then_closes() {
     // Lost again, and this time nobody returns.
     s.feed(Input::Connected);
     s.drain();
-    s.sends(&format!("<iq type='error' from='{V2}' to='{ROOM}' id='fd-ping-2'><error type='cancel'><recipient-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
+    s.sends(&format!("<iq type='error' from='{V2}' to='{ROOM}' id='{p2}'><error type='cancel'><recipient-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", p2 = iq_id("ping", 2)));
     s.after_secs(119);
     assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
     s.after_secs(1);

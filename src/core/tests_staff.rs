@@ -1061,3 +1061,81 @@ fn waiting_counts_from_the_visitors_first_message() {
     assert!(show(&reply).contains("ACTIVE for 30 s"), "{}", show(&reply));
 }
 
+
+// ---- answers are matched by id and by the address asked ------------------------------------------
+
+#[test]
+fn forged_answers_to_our_roster_calls_change_nothing() {
+    let mut s = with_roster(RosterMode::Auto);
+    s.feed(Input::Connected);
+    s.after_secs(2); // no advertisement: the admin API rung
+    s.online(ALICE, None);
+    let desk_calls = s.api_calls();
+    assert!(!desk_calls.is_empty());
+    s.visitor_joins();
+    let calls = s.api_calls();
+    assert!(!calls.is_empty(), "the visitor's roster items go through the API");
+    // The visitor, and staff of another site, forge errors for every id they could know.
+    for c in desk_calls.iter().chain(&calls) {
+        for from in [V1, CAROL, CAROL_BARE, ALICE_BARE] {
+            s.sends(&format!(
+                "<iq type='error' from='{from}' to='{COMPONENT}' id='{}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+                c.id
+            ));
+        }
+    }
+    s.drain();
+    s.staff_inbox.clear();
+    // Nothing fell back: the next visitor still goes through the API, and no subscription
+    // request went out.
+    let room2 = format!("v2_acme@{COMPONENT}");
+    s.sends(&format!("<presence from='{V2}' to='{room2}/Bo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    assert!(s.api_calls().iter().any(|c| c.command == "add_rosteritem"));
+    assert!(!s.staff_inbox.iter().any(|e| e.attr("type") == Some("subscribe")));
+    s.staff_inbox.clear();
+    s.desk_command(ALICE, "!diag");
+    let diag = s.staff_gets(&format!("<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"));
+    assert!(show(&diag).contains("roster: ejabberd-api"), "{}", show(&diag));
+}
+
+#[test]
+fn a_privileged_roster_answer_counts_only_from_the_staff_member_asked() {
+    let mut s = with_roster(RosterMode::Privilege);
+    s.feed(Input::Connected);
+    s.sends(&format!(
+        "<message from='example.com' to='{COMPONENT}'><privilege xmlns='urn:xmpp:privilege:2'><perm access='roster' type='both'/></privilege></message>"
+    ));
+    let iq = s.staff_gets(&format!("<iq type='set' from='{COMPONENT}' to='{ALICE_BARE}'/>"));
+    let id = iq.attr("id").unwrap().to_string();
+    assert!(!id.contains("-1") && id.len() > 20, "ids must not be guessable: {id}");
+    s.stored.clear();
+    // Bob's and Carol's servers cannot answer for Alice's roster.
+    for from in [BOB_BARE, CAROL_BARE, ALICE] {
+        s.sends(&format!("<iq type='result' from='{from}' to='{COMPONENT}' id='{id}'/>"));
+    }
+    assert!(!s.stored.iter().any(|op| matches!(op, StoreOp::RosterAdded { .. })));
+    s.sends(&format!("<iq type='result' from='{ALICE_BARE}' to='{COMPONENT}' id='{id}'/>"));
+    assert!(s.stored.iter().any(|op| matches!(op, StoreOp::RosterAdded { staff, .. } if staff == ALICE_BARE)));
+}
+
+#[test]
+fn iq_ids_depend_on_the_key_and_do_not_count_up_visibly() {
+    let now = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
+    let ids = |key: [u8; 32]| -> Vec<String> {
+        let mut c = Core::new(config(), Snapshot::default(), now).with_id_key(key);
+        let mut s = Scenario::new();
+        std::mem::swap(&mut s.core, &mut c);
+        s.visitor_joins();
+        s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+        s.feed(Input::Connected);
+        s.drain()
+            .iter()
+            .filter(|e| e.name() == "iq")
+            .filter_map(|e| e.attr("id").map(str::to_string))
+            .collect()
+    };
+    let (a, b) = (ids([1; 32]), ids([2; 32]));
+    assert!(a.len() >= 2, "{a:?}");
+    assert!(a.iter().all(|id| !b.contains(id)), "{a:?} {b:?}");
+    assert!(a.iter().all(|id| id.len() == "fd-ping-".len() + 24), "{a:?}");
+}

@@ -45,6 +45,8 @@ pub enum ShellError {
     Link(#[from] LinkError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("cannot read /dev/urandom (needed for IQ ids nobody can guess): {0}")]
+    Random(std::io::Error),
 }
 
 /// Why a connected session ended.
@@ -92,7 +94,8 @@ pub async fn run(config: Config, secret: Secret) -> Result<(), ShellError> {
         WriterConfig::default(),
         sender::Sender::new(feedback_tx),
     )?;
-    let mut core = Core::new(CoreConfig::from_config(&config), snapshot, Timestamp::now());
+    let mut core = Core::new(CoreConfig::from_config(&config), snapshot, Timestamp::now())
+        .with_id_key(random_key()?);
     let mut signals = Signals::new()?;
     let mut helpers = Helpers::start(&config);
     let result = serve(
@@ -355,6 +358,16 @@ fn keepalive_target(component: &BareJid) -> Jid {
         .and_then(|(_, parent)| BareJid::new(parent).ok())
         .map(Jid::from)
         .unwrap_or_else(|| Jid::from(component.clone()))
+}
+
+/// 32 bytes from the kernel's random source, for the core's IQ ids.
+fn random_key() -> Result<[u8; 32], ShellError> {
+    use std::io::Read;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .map_err(ShellError::Random)?;
+    Ok(key)
 }
 
 #[cfg(test)]
