@@ -34,6 +34,7 @@ fn config() -> CoreConfig {
             mode: RosterMode::Off,
             ..Default::default()
         },
+        admins: Default::default(),
         limits: Limits {
             messages_per_minute: 1_000_000,
             message_burst: 1_000_000,

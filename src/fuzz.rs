@@ -65,6 +65,7 @@ fn config() -> Option<CoreConfig> {
             mode: RosterMode::Subscribe,
             ..Default::default()
         },
+        admins: Default::default(),
         // Small limits, so that the fuzzer reaches them.
         limits: Limits {
             stanza_bytes: 4096,

@@ -61,13 +61,14 @@ impl Checker {
         self.unknown_keys(
             root,
             "",
-            &["component", "store", "roster", "limits", "sites"],
+            &["component", "store", "roster", "limits", "sites", "admins"],
         );
         let component = self.component(root, base);
         let store = self.store(root, base);
         let roster = self.roster(root);
         let limits = self.limits(root);
         let sites = self.sites(root, base, component.as_ref().map(|c| &c.jid));
+        let admins = self.accounts(root, "", "admins", component.as_ref().map(|c| &c.jid));
         Some(Config {
             path: path.to_path_buf(),
             component: component?,
@@ -75,6 +76,7 @@ impl Checker {
             roster: roster?,
             limits: limits?,
             sites: sites?,
+            admins: admins?,
         })
     }
 

@@ -38,6 +38,8 @@ pub struct Config {
     pub roster: RosterConfig,
     pub limits: Limits,
     pub sites: Vec<Site>,
+    /// Accounts that see every site in the front desk's answers (`!diag`), not only their own.
+    pub admins: Vec<BareJid>,
 }
 
 /// `[limits]`: what one stanza, one visitor and the whole service may use. Everything a

@@ -85,7 +85,7 @@ impl Checker {
             }
         });
         let name = self.string(t, prefix, "name", false);
-        let staff = self.staff(t, prefix, component);
+        let staff = self.accounts(t, prefix, "staff", component);
         let id = id?;
         Some(Site {
             name: name.unwrap_or_else(|| id.as_str().to_string()),
@@ -97,14 +97,20 @@ impl Checker {
 
     /// `staff`: bare JIDs of accounts on the XMPP server, none twice. A bad entry is reported
     /// and left out; only a `staff` that is not an array makes the site unusable.
-    fn staff(
+    /// A list of accounts (bare JIDs) under `key`: a site's staff, or the admins.
+    pub(super) fn accounts(
         &mut self,
         t: &Table,
         prefix: &str,
+        key: &str,
         component: Option<&BareJid>,
     ) -> Option<Vec<BareJid>> {
-        let staff_key = format!("{prefix}.staff");
-        let a = match t.get("staff") {
+        let staff_key = if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        let a = match t.get(key) {
             None => return Some(Vec::new()),
             Some(Value::Array(a)) => a,
             Some(_) => {

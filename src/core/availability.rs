@@ -223,14 +223,16 @@ impl Availability {
         self.by_staff.len()
     }
 
-    /// (online, available), for `!diag`.
-    pub fn counts(&self) -> (usize, usize) {
-        let online = self
-            .by_staff
-            .values()
-            .filter(|p| !p.resources.is_empty())
-            .count();
-        let available = self.by_staff.values().filter(|p| p.available()).count();
+    /// Of these staff, how many are online and how many available, for `!diag`.
+    pub fn counts_of(&self, staff: &std::collections::BTreeSet<BareJid>) -> (usize, usize) {
+        let of = || {
+            self.by_staff
+                .iter()
+                .filter(|(jid, _)| staff.contains(*jid))
+                .map(|(_, p)| p)
+        };
+        let online = of().filter(|p| !p.resources.is_empty()).count();
+        let available = of().filter(|p| p.available()).count();
         (online, available)
     }
 }

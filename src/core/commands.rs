@@ -252,7 +252,7 @@ impl Core {
         if body.is_empty() {
             return; // chat states to the desk
         }
-        if self.staff_sites(&bare).is_empty() {
+        if !self.may_command(&bare) {
             out.send(stanzas::message_error(
                 Jid::from(self.config.component.clone()),
                 from,
@@ -317,7 +317,7 @@ impl Core {
             Command::Help => HELP.to_string(),
             Command::Waiting => self.waiting_text(now, &staff),
             Command::Status => self.status_text(now, &staff),
-            Command::Diag => self.diag_text(now),
+            Command::Diag => self.diag_text(now, &staff),
             Command::Accept(n) => match self.room_for(n, &staff) {
                 Err(e) => e,
                 Ok(name) => self.accept(now, &name, sender, out),
@@ -504,18 +504,45 @@ impl Core {
         lines.join("\n")
     }
 
-    pub(super) fn diag_text(&self, now: Timestamp) -> String {
+    /// Staff of any site, and the configured admins, may use the front desk.
+    fn may_command(&self, jid: &BareJid) -> bool {
+        !self.staff_sites(jid).is_empty() || self.config.admins.contains(jid)
+    }
+
+    /// What the front desk sees, of the sender's own sites (an admin's: of all).
+    pub(super) fn diag_text(&self, now: Timestamp, sender: &BareJid) -> String {
         let uptime = self
             .connected_at
             .map(|t| ago(now, t))
             .unwrap_or_else(|| "not connected".into());
-        let count = |s: SessionState| self.rooms.values().filter(|r| r.state() == s).count();
-        let (online, available) = self.staff.counts();
+        let all = self.config.admins.contains(sender);
+        let sites = self.staff_sites(sender);
+        let mine = |site: &crate::address::SiteId| all || sites.contains(site);
+        let count = |s: SessionState| {
+            self.rooms
+                .values()
+                .filter(|r| mine(r.name().site()) && r.state() == s)
+                .count()
+        };
+        let open = self.rooms.values().filter(|r| mine(r.name().site())).count();
+        let staff: std::collections::BTreeSet<BareJid> = self
+            .config
+            .sites
+            .iter()
+            .filter(|(id, _)| mine(id))
+            .flat_map(|(_, s)| s.staff.iter().cloned())
+            .collect();
+        let (online, available) = self.staff.counts_of(&staff);
+        let scope = if all {
+            "all sites".to_string()
+        } else {
+            let names: Vec<&str> = sites.iter().map(|s| s.as_str()).collect();
+            format!("your sites: {}", names.join(", "))
+        };
         format!(
-            "frontdesk {}\n{}\nconnected for: {uptime}\nopen sessions: {} (INACTIVE {}, ACTIVE {}, CHATTING {})\nstaff online: {online}, available: {available}\nunasked answers dropped: {}",
+            "frontdesk {}\n{}\nconnected for: {uptime}\n{scope}\nopen sessions: {open} (INACTIVE {}, ACTIVE {}, CHATTING {})\nstaff online: {online}, available: {available}\nunasked answers dropped: {}",
             env!("CARGO_PKG_VERSION"),
             self.roster.diag(),
-            self.rooms.len(),
             count(SessionState::Inactive),
             count(SessionState::Active),
             count(SessionState::Chatting),
@@ -579,7 +606,7 @@ impl Core {
 
     /// disco#items on the commands node: the menu, for staff only.
     pub(super) fn adhoc_items(&self, from: &Jid) -> Element {
-        let items = if self.staff_sites(&from.to_bare()).is_empty() {
+        let items = if !self.may_command(&from.to_bare()) {
             Vec::new()
         } else {
             COMMANDS
@@ -629,7 +656,7 @@ impl Core {
 
     /// What an ad-hoc request comes to.
     fn adhoc_step(&self, from: &Jid, node: &str, cmd: &Element) -> Result<Step, StanzaError> {
-        if self.staff_sites(&from.to_bare()).is_empty() {
+        if !self.may_command(&from.to_bare()) {
             return Err(stanzas::error(
                 ErrorType::Auth,
                 DefinedCondition::Forbidden,

@@ -52,6 +52,8 @@ pub struct CoreConfig {
     pub sites: BTreeMap<SiteId, SiteInfo>,
     pub roster: RosterConfig,
     pub limits: Limits,
+    /// Who sees every site in `!diag`; staff see their own sites only.
+    pub admins: BTreeSet<BareJid>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +85,7 @@ impl CoreConfig {
                 .collect(),
             roster: c.roster.clone(),
             limits: c.limits,
+            admins: c.admins.iter().cloned().collect(),
         }
     }
 

@@ -50,6 +50,7 @@ pub(super) fn config() -> CoreConfig {
             ..Default::default()
         },
         limits: crate::config::Limits::default(),
+        admins: Default::default(),
     }
 }
 

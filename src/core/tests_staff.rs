@@ -144,9 +144,9 @@ fn auto_picks_privilege_when_advertised_and_falls_back_to_the_api_when_it_fails(
     assert_eq!(arg(&calls[0], "nick"), "Ann (ACME Inc.)");
     assert_eq!(arg(&calls[0], "group"), "ACME Inc. visitors");
     assert!(
-        s.core.diag_text(s.now).contains("roster: ejabberd-api"),
+        s.core.diag_text(s.now, &BareJid::new(ALICE_BARE).unwrap()).contains("roster: ejabberd-api"),
         "{}",
-        s.core.diag_text(s.now)
+        s.core.diag_text(s.now, &BareJid::new(ALICE_BARE).unwrap())
     );
 }
 
@@ -1138,4 +1138,30 @@ fn iq_ids_depend_on_the_key_and_do_not_count_up_visibly() {
     assert!(a.len() >= 2, "{a:?}");
     assert!(a.iter().all(|id| !b.contains(id)), "{a:?} {b:?}");
     assert!(a.iter().all(|id| id.len() == "fd-ping-".len() + 24), "{a:?}");
+}
+
+#[test]
+fn diag_shows_only_the_senders_sites_unless_they_are_an_admin() {
+    let mut c = config();
+    c.admins = [BareJid::new("boss@example.com").unwrap()].into_iter().collect();
+    let mut s = Scenario::with_config(c);
+    s.online(ALICE, None);
+    s.online(CAROL, None);
+    s.visitor_joins();
+    s.visitor_says("Hello?");
+    let globex = format!("v9_globex@{COMPONENT}");
+    s.sends(&format!("<presence from='{V2}' to='{globex}/Gus'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.staff_inbox.clear();
+    s.desk_command(CAROL, "!diag");
+    let diag = s.staff_gets(&format!("<message from='{COMPONENT}' to='{CAROL_BARE}' type='chat'/>"));
+    let text = show(&diag);
+    assert!(text.contains("your sites: globex"), "{text}");
+    assert!(text.contains("open sessions: 1 (INACTIVE 1, ACTIVE 0, CHATTING 0)"), "{text}");
+    assert!(text.contains("staff online: 1, available: 1"), "{text}");
+    // The configured admin (not staff anywhere) sees both sites.
+    s.sends(&format!(
+        "<message from='boss@example.com/pc' to='{COMPONENT}' type='chat'><body>!diag</body></message>"
+    ));
+    let all = s.staff_inbox.iter().map(show).collect::<Vec<_>>().join("\n");
+    assert!(all.contains("all sites") && all.contains("open sessions: 2"), "{all}");
 }
