@@ -8,6 +8,7 @@ use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 
 use super::refusal::Refusal;
+use super::stanzas;
 use super::room::post::{kept_payloads, Said};
 use super::room::{Occupant, Room};
 use super::{Core, Effects};
@@ -55,6 +56,13 @@ impl Core {
             Target::Room(name) => return self.handle_chat_to_room(now, name, m, out),
             Target::Domain => return self.handle_message_to_desk(now, m, out),
             Target::Elsewhere => return,
+            // A reply to the full JID the contact's presence came from (resource-locking
+            // clients): the same as a reply to the contact.
+            Target::Occupant(name, res)
+                if res == stanzas::CONTACT_RESOURCE && m.type_ != MessageType::Groupchat =>
+            {
+                return self.handle_chat_to_room(now, name, m, out)
+            }
             Target::Occupant(..) => Refusal::modify(
                 DefinedCondition::NotAcceptable,
                 "Private messages are not available in this room; write to the room instead.",

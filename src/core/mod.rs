@@ -569,7 +569,7 @@ impl Core {
         if let Some(site) = self.config.sites.get(name.site()) {
             for s in &site.staff {
                 out.send(stanzas::presence_of_type(
-                    Jid::from(room.jid().clone()),
+                    stanzas::contact_full(&Jid::from(room.jid().clone())),
                     Jid::from(s.clone()),
                     xmpp_parsers::presence::Type::Unavailable,
                 ));

@@ -281,6 +281,13 @@ impl Core {
 }
 
 fn check_nick(nick: &str, max_chars: usize) -> Result<(), Refusal> {
+    // `room/frontdesk` is where the visitor contact's presence comes from (see stanzas).
+    if nick::fold(nick) == nick::fold(super::stanzas::CONTACT_RESOURCE) {
+        return Err(Refusal::cancel(
+            DefinedCondition::Conflict,
+            "That nickname is reserved; please choose another.",
+        ));
+    }
     nick::check(nick, max_chars).map_err(|e| {
         let cond = match e {
             nick::NickError::Empty => DefinedCondition::JidMalformed,

@@ -117,7 +117,11 @@ impl Core {
             }
             (PresenceType::Subscribe, false) => out.send(reply(PresenceType::Unsubscribed)),
             (_, true) => self.send_contact_presence_to(&to.to_bare(), &staff, out),
-            (_, false) => out.send(reply(PresenceType::Unavailable)),
+            (_, false) => out.send(stanzas::presence_of_type(
+                stanzas::contact_full(&to),
+                Jid::from(staff.clone()),
+                PresenceType::Unavailable,
+            )),
         }
     }
 
@@ -205,7 +209,7 @@ impl Core {
                 ));
             }
             _ => out.send(stanzas::presence_of_type(
-                Jid::from(contact.clone()),
+                stanzas::contact_full(&Jid::from(contact.clone())),
                 to,
                 PresenceType::Unavailable,
             )),

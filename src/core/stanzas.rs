@@ -336,9 +336,25 @@ pub fn room_notice(room: &BareJid, to: FullJid, body: &str, stanza_id: &str) -> 
     })
 }
 
-/// The visitor contact's (or the front desk's) presence as a staff member's roster shows it.
+/// The resource the roster contacts (the desk, each visitor) send their availability from.
+/// Gajim 1.7 keeps presence per resource and ignores available presence from a bare JID
+/// (BareContact.update_presence only updates resources it already has): with a bare `from`
+/// the contact stays offline there.
+pub const CONTACT_RESOURCE: &str = "frontdesk";
+
+/// `contact/frontdesk`: where a roster contact's availability comes from.
+pub fn contact_full(contact: &Jid) -> Jid {
+    contact
+        .to_bare()
+        .with_resource_str(CONTACT_RESOURCE)
+        .map(Jid::from)
+        .unwrap_or_else(|_| contact.clone())
+}
+
+/// The visitor contact's (or the front desk's) presence as a staff member's roster shows it,
+/// from `contact/frontdesk`.
 pub fn contact_presence(from: Jid, to: Jid, show: Option<Show>, status: &str) -> Presence {
-    let mut p = Presence::available().with_from(from).with_to(to);
+    let mut p = Presence::available().with_from(contact_full(&from)).with_to(to);
     p.show = show;
     p.statuses.insert(Lang::default(), status.to_string());
     p

@@ -46,7 +46,10 @@ impl Scenario {
     #[track_caller]
     fn staff_nothing_to(&self, to: &str) {
         let about_visitor =
-            |e: &&Element| e.attr("to") == Some(to) && e.attr("from") != Some(COMPONENT);
+            |e: &&Element| {
+                e.attr("to") == Some(to)
+                    && e.attr("from").and_then(|f| f.split('/').next()) != Some(COMPONENT)
+            };
         if let Some(e) = self.staff_inbox.iter().find(about_visitor) {
             panic!("{to} got\n  {}", show(e));
         }
@@ -197,7 +200,7 @@ fn a_closed_visitor_leaves_staff_rosters_after_the_grace_period() {
     s.after_secs(6); // the linger after everyone left
     assert_eq!(s.state("v1_acme"), None);
     s.staff_gets(&format!(
-        "<presence type='unavailable' from='{ROOM}' to='{ALICE_BARE}'/>"
+        "<presence type='unavailable' from='{ROOM}/frontdesk' to='{ALICE_BARE}'/>"
     ));
     assert!(s.api_calls().is_empty());
     s.after_secs(61);
@@ -221,26 +224,26 @@ fn a_closed_visitor_leaves_staff_rosters_after_the_grace_period() {
 fn the_contact_presence_follows_the_state_and_reaches_only_same_site_staff() {
     let mut s = with_roster(RosterMode::Off);
     s.visitor_joins();
-    s.staff_gets(&format!("<presence from='{ROOM}' to='{ALICE_BARE}'><show>away</show><status>INACTIVE — browsing</status></presence>"));
+    s.staff_gets(&format!("<presence from='{ROOM}/frontdesk' to='{ALICE_BARE}'><show>away</show><status>INACTIVE — browsing</status></presence>"));
     s.staff_gets(&format!(
-        "<presence from='{ROOM}' to='{BOB_BARE}'><show>away</show></presence>"
+        "<presence from='{ROOM}/frontdesk' to='{BOB_BARE}'><show>away</show></presence>"
     ));
     s.staff_nothing_to(CAROL_BARE);
     s.visitor_says("Where is my parcel?");
-    s.staff_gets(&format!("<presence from='{ROOM}' to='{ALICE_BARE}'><show>chat</show><status>ACTIVE — Where is my parcel?</status></presence>"));
+    s.staff_gets(&format!("<presence from='{ROOM}/frontdesk' to='{ALICE_BARE}'><show>chat</show><status>ACTIVE — Where is my parcel?</status></presence>"));
     s.alice_joins();
-    s.staff_gets(&format!("<presence from='{ROOM}' to='{BOB_BARE}'><show>dnd</show><status>CHATTING with Alice</status></presence>"));
+    s.staff_gets(&format!("<presence from='{ROOM}/frontdesk' to='{BOB_BARE}'><show>dnd</show><status>CHATTING with Alice</status></presence>"));
     // A probe gets the current state; a probe from another site's staff gets nothing useful.
     s.staff_inbox.clear();
     s.sends(&format!(
         "<presence type='probe' from='{BOB_BARE}' to='{ROOM}'/>"
     ));
-    s.staff_gets(&format!("<presence from='{ROOM}' to='{BOB_BARE}'><show>dnd</show><status>CHATTING with Alice</status></presence>"));
+    s.staff_gets(&format!("<presence from='{ROOM}/frontdesk' to='{BOB_BARE}'><show>dnd</show><status>CHATTING with Alice</status></presence>"));
     s.sends(&format!(
         "<presence type='probe' from='{CAROL_BARE}' to='{ROOM}'/>"
     ));
     s.staff_gets(&format!(
-        "<presence type='unavailable' from='{ROOM}' to='{CAROL_BARE}'/>"
+        "<presence type='unavailable' from='{ROOM}/frontdesk' to='{CAROL_BARE}'/>"
     ));
 }
 
@@ -276,7 +279,7 @@ fn offers_go_to_available_staff_and_the_first_reply_wins() {
     assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
     assert_eq!(s.last_session_row().staff.as_deref(), Some(BOB_BARE));
     s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>#1 is now handled by bob_acme.</body></message>"));
-    s.staff_gets(&format!("<presence from='{ROOM}' to='{ALICE_BARE}'><show>dnd</show><status>CHATTING with bob_acme</status></presence>"));
+    s.staff_gets(&format!("<presence from='{ROOM}/frontdesk' to='{ALICE_BARE}'><show>dnd</show><status>CHATTING with bob_acme</status></presence>"));
     // Alice is too late.
     s.sends(&format!(
         "<message from='{ALICE}' to='{ROOM}' type='chat' id='a1'><body>Hello!</body></message>"
@@ -876,7 +879,7 @@ fn after_a_restart_an_active_chat_still_shows_the_visitors_first_line() {
     assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
     s.feed(Input::Connected);
     s.staff_gets(&format!(
-        "<presence from='{ROOM}' to='alice_acme@example.com'><show>chat</show><status>ACTIVE — My order 42 never arrived</status></presence>"
+        "<presence from='{ROOM}/frontdesk' to='alice_acme@example.com'><show>chat</show><status>ACTIVE — My order 42 never arrived</status></presence>"
     ));
     s.staff_inbox.clear();
     s.desk_command(ALICE, "!waiting");
@@ -1164,4 +1167,27 @@ fn diag_shows_only_the_senders_sites_unless_they_are_an_admin() {
     ));
     let all = s.staff_inbox.iter().map(show).collect::<Vec<_>>().join("\n");
     assert!(all.contains("all sites") && all.contains("open sessions: 2"), "{all}");
+}
+
+// ---- the contact's own address (Gajim keeps presence per resource) -------------------------------
+
+#[test]
+fn the_contact_speaks_from_its_own_resource_and_a_reply_there_claims_the_chat() {
+    let mut s = with_roster(RosterMode::Off);
+    s.online(ALICE, None);
+    s.visitor_joins();
+    s.staff_gets(&format!("<presence from='{ROOM}/frontdesk' to='{ALICE_BARE}'><show>away</show></presence>"));
+    s.visitor_says("Hello?");
+    // Offers and the visitor's words still come from the contact's bare JID.
+    s.staff_gets(&format!("<message type='chat' from='{ROOM}' to='{ALICE_BARE}'><body>Hello?</body></message>"));
+    // A client that answers the full JID the presence came from claims the chat all the same.
+    s.sends(&format!("<message from='{ALICE}' to='{ROOM}/frontdesk' type='chat'><body>Hi, Alice here</body></message>"));
+    s.eventually_receives(&format!("<message from='{ROOM}/alice_acme' to='{V1}' type='groupchat'><body>Hi, Alice here</body></message>"));
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
+    // Nobody can take the contact's resource as a nick.
+    s.sends(&format!("<presence from='{V2}' to='v2_acme@{COMPONENT}/FrontDesk'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.receives(&format!("<presence type='error' to='{V2}'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
+    // And a groupchat message to it is still refused as a private message.
+    s.sends(&format!("<message from='{V1}' to='{ROOM}/frontdesk' type='groupchat' id='g'><body>x</body></message>"));
+    s.receives(&format!("<message type='error' from='{ROOM}/frontdesk' to='{V1}' id='g'/>"));
 }

@@ -30,9 +30,15 @@ def chat_from(jid: str, body_is: str | None = None, contains: str | None = None)
     return p
 
 
+def contact(room: str) -> str:
+    """Where a roster contact's (a visitor's, the desk's) presence comes from: its own resource,
+    since Gajim keeps presence per resource and drops it from a bare JID."""
+    return f"{room}/frontdesk"
+
+
 def contact_presence(room: str, show_is: str | None, status_starts: str):
     def p(st):
-        if kind(st) != "presence" or attr(st, "from") != room or attr(st, "type") not in ("", "available"):
+        if kind(st) != "presence" or attr(st, "from") != contact(room) or attr(st, "type") not in ("", "available"):
             return False
         sh = child(st, "jabber:client", "show")
         status = child(st, "jabber:client", "status")
@@ -109,7 +115,7 @@ async def test_visitors_enter_and_leave_staff_rosters_through_the_admin_api(fron
 
     # CLOSED: the contact goes unavailable, and leaves the roster after remove_after_secs (3).
     await v.leave(room, "Ann")
-    await alice.expect(lambda st: kind(st) == "presence" and attr(st, "from") == room
+    await alice.expect(lambda st: kind(st) == "presence" and attr(st, "from") == contact(room)
                        and attr(st, "type") == "unavailable", timeout=15, what="the contact going offline")
     await session_when(frontdesk, room, lambda s: s["state"] == "CLOSED", "CLOSED")
     await poll(lambda: roster_item(alice, room), lambda i: i is None, 20, "the visitor gone from alice's roster")
