@@ -134,7 +134,7 @@ fn auto_picks_privilege_when_advertised_and_falls_back_to_the_api_when_it_fails(
         id: calls[0].id.clone(),
         result: Ok(()),
     });
-    assert!(s.stored.iter().any(|op| matches!(op, StoreOp::RosterAdded { staff, contact, .. } if staff == ALICE_BARE && contact == COMPONENT)));
+    assert!(s.stored.iter().any(|op| matches!(op, StoreOp::RosterAdded { staff, contact, .. } if staff.as_str() == ALICE_BARE && contact.as_str() == COMPONENT)));
     // From now on the API rung is used directly: a visitor's join goes there.
     s.visitor_joins();
     let calls = s.api_calls();

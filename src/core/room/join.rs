@@ -12,7 +12,8 @@ use super::{leave, Arrival, Ctx, HistoryItem, Occupant, Room};
 use crate::core::refusal::Refusal;
 use crate::core::stanzas::{self, Shown, NS_MUC};
 use crate::core::{OrElse, Effects};
-use crate::store::{Role, StoreOp};
+use crate::core::session::Role;
+use crate::store::StoreOp;
 use crate::time::Timestamp;
 
 /// What a join turned out to be once the rules were applied.
@@ -118,7 +119,7 @@ impl Room {
             let undo = OrElse::SessionNotSaved {
                 session_id: self.session.id,
             };
-            out.persist(StoreOp::OpenSession(self.row()), vec![], undo);
+            out.persist(StoreOp::OpenSession(self.record()), vec![], undo);
         }
         self.emptied = None;
         if role == Role::Staff {
@@ -132,7 +133,7 @@ impl Room {
             false,
         );
         out.store(StoreOp::OccupantJoined(
-            occupant.row(self.session.id, ctx.now),
+            occupant.record(self.session.id, ctx.now),
         ));
         self.occupants.push(occupant);
         let mut changed = false;
@@ -174,7 +175,7 @@ impl Room {
         self.remove_any(&d.jid);
         out.store(StoreOp::OccupantLeft {
             session_id: self.session.id,
-            jid: d.jid.to_string(),
+            jid: d.jid.clone(),
         });
         let Some(dj) = self.occupant_jid(&d.nick) else {
             return;
@@ -256,7 +257,7 @@ impl Room {
         }
         out.store(StoreOp::OccupantLeft {
             session_id: self.session.id,
-            jid: gone.jid.to_string(),
+            jid: gone.jid.clone(),
         });
         tracing::info!(session = self.session.id, room = %self.jid, old = %gone.jid, "visitor replaced by a new connection with a valid token");
     }

@@ -6,7 +6,8 @@ use xmpp_parsers::jid::{FullJid, Jid};
 use super::{Arrival, Ctx, Emptied, Occupant, Room};
 use crate::core::stanzas;
 use crate::core::Effects;
-use crate::store::{MessageRow, Role, StoreOp};
+use crate::core::session::{MessageRecord, Role};
+use crate::store::StoreOp;
 
 /// The line every occupant gets when a chat is closed.
 pub const CLOSED_TEXT: &str = "The chat is now closed.";
@@ -45,7 +46,7 @@ impl Room {
     fn departed(&mut self, ctx: &Ctx, gone: Occupant, voluntary: bool, out: &mut Effects) -> Departure {
         out.store(StoreOp::OccupantLeft {
             session_id: self.session.id,
-            jid: gone.jid.to_string(),
+            jid: gone.jid.clone(),
         });
         tracing::info!(session = self.session.id, room = %self.jid, jid = %gone.jid, role = gone.role.as_str(), "left");
         let waiting = if gone.role == Role::Visitor {
@@ -120,7 +121,7 @@ impl Room {
         for o in std::mem::take(&mut self.occupants) {
             out.store(StoreOp::OccupantLeft {
                 session_id: self.session.id,
-                jid: o.jid.to_string(),
+                jid: o.jid,
             });
         }
     }
@@ -139,11 +140,11 @@ impl Room {
                 line,
             ));
         }
-        out.store(StoreOp::AppendMessage(MessageRow {
+        out.store(StoreOp::AppendMessage(MessageRecord {
             session_id: self.session.id,
             at: ctx.now,
             role: Role::System,
-            from_jid: ctx.component.to_string(),
+            from_jid: Jid::from(ctx.component.clone()),
             nick: String::new(),
             body: line.to_string(),
             stanza_id: sid,
