@@ -7,8 +7,10 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 
-use frontdesk::store::{MessageRow, Role, SessionRow, SessionState, Store, StoreOp};
+use frontdesk::address::SiteId;
+use frontdesk::store::{MessageRecord, Role, SessionRecord, SessionState, Store, StoreOp};
 use frontdesk::time::Timestamp;
 
 const SESSIONS: i64 = 50;
@@ -20,14 +22,16 @@ fn open(dir: &tempfile::TempDir) -> Store {
     let at = Timestamp(1_795_000_000_000);
     let sessions: Vec<StoreOp> = (1..=SESSIONS)
         .map(|id| {
-            StoreOp::OpenSession(SessionRow {
+            StoreOp::OpenSession(SessionRecord {
                 id,
-                room: format!("v{id}_acme"),
-                site: "acme".into(),
+                room: BareJid::new(&format!("v{id}_acme")).expect("a room"),
+                site: SiteId::new("acme").expect("a site"),
                 visitor: format!("v{id}"),
                 state: SessionState::Chatting,
-                staff: Some("alice_acme@example.com".into()),
-                visitor_jid: Some(format!("{id}@anon.example.com/web")),
+                staff: Some(BareJid::new("alice_acme@example.com").expect("a JID")),
+                visitor_jid: Some(
+                    FullJid::new(&format!("{id}@anon.example.com/web")).expect("a JID"),
+                ),
                 created_at: at,
                 updated_at: at,
                 closed_at: None,
@@ -40,11 +44,11 @@ fn open(dir: &tempfile::TempDir) -> Store {
 
 fn line(n: u64) -> StoreOp {
     let session_id = (n as i64 % SESSIONS) + 1;
-    StoreOp::AppendMessage(MessageRow {
+    StoreOp::AppendMessage(MessageRecord {
         session_id,
         at: Timestamp(1_795_000_000_000 + n as i64),
         role: Role::Visitor,
-        from_jid: format!("v{session_id}_acme@chat.example.com/visitor"),
+        from_jid: Jid::new(&format!("v{session_id}_acme@chat.example.com/visitor")).expect("a JID"),
         nick: "visitor".into(),
         body: "Hello, I have a question about my order from last week.".into(),
         stanza_id: format!("6f1c2a3b-{n:012x}"),

@@ -8,8 +8,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use frontdesk::store::{InstanceLock, MessageRow, Role, SessionRow, SessionState, Store, StoreOp};
+use frontdesk::address::SiteId;
+use frontdesk::store::{
+    InstanceLock, MessageRecord, Role, SessionRecord, SessionState, Store, StoreOp,
+};
 use frontdesk::time::Timestamp;
+use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 
 const BIN: &str = env!("CARGO_BIN_EXE_frontdesk");
 
@@ -92,28 +96,29 @@ fn sessions_without_a_database_explains_itself() {
 
 fn seed(db: &Path) {
     let t = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
-    let session = |id: i64, visitor: &str, state, staff: Option<&str>| SessionRow {
+    let session = |id: i64, visitor: &str, state, staff: Option<&str>| SessionRecord {
         id,
-        room: format!("{visitor}_acme@chat.localhost"),
-        site: "acme".into(),
+        room: BareJid::new(&format!("{visitor}_acme@chat.localhost")).unwrap(),
+        site: SiteId::new("acme").unwrap(),
         visitor: visitor.into(),
         state,
-        staff: staff.map(String::from),
-        visitor_jid: Some("x@anon.localhost/r".into()),
+        staff: staff.map(|s| BareJid::new(s).unwrap()),
+        visitor_jid: Some(FullJid::new("x@anon.localhost/r").unwrap()),
         created_at: t,
         updated_at: t.plus_millis(5000),
         closed_at: (state == SessionState::Closed).then_some(t.plus_millis(9000)),
     };
     let line = |role, nick: &str, body: &str, n: i64| {
-        StoreOp::AppendMessage(MessageRow {
+        StoreOp::AppendMessage(MessageRecord {
             session_id: 1,
             at: t.plus_millis(n * 1000),
             role,
-            from_jid: if role == Role::Staff {
-                "alice_acme@localhost/desk".into()
+            from_jid: Jid::new(if role == Role::Staff {
+                "alice_acme@localhost/desk"
             } else {
-                "x@anon.localhost/r".into()
-            },
+                "x@anon.localhost/r"
+            })
+            .unwrap(),
             nick: nick.into(),
             body: body.into(),
             stanza_id: format!("1-{n}"),
@@ -208,6 +213,48 @@ fn sessions_and_transcript_as_json() {
     let o = frontdesk(&["transcript", "99", "--config", c]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no session #99"));
+}
+
+/// Rows whose addresses do not parse (put in by hand, or by another writer) are left out when
+/// `run` resumes, but the listings still show them as they are.
+#[test]
+fn sessions_and_transcript_show_rows_that_do_not_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let db = dir.path().join("data/frontdesk.db");
+    seed(&db);
+    Store::open(&db)
+        .unwrap()
+        .conn()
+        .execute_batch(
+            "UPDATE sessions SET room = '@chat.localhost', staff = '@x' WHERE id = 1;
+             UPDATE messages SET from_jid = '@anon.localhost/r' WHERE stanza_id = '1-1';",
+        )
+        .unwrap();
+    let c = cfg.to_str().unwrap();
+
+    let o = frontdesk(&["sessions", "--config", c, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["room"], "@chat.localhost");
+    assert_eq!(rows[0]["staff"], "@x");
+    let o = frontdesk(&["sessions", "--config", c]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("@chat.localhost"));
+
+    let o = frontdesk(&["transcript", "1", "--config", c, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let lines = v.as_array().unwrap();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["from"], "@anon.localhost/r");
+    let o = frontdesk(&["transcript", "1", "--config", c]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("@chat.localhost") && text.contains("with @x"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -13,10 +13,12 @@ use xmpp_parsers::ns;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use super::roster::parse_advert;
+use super::session::{Role, SessionState};
 use super::stanzas::{self, NS_COMMANDS};
 use super::{Core, Effects};
 use crate::address::RoomName;
-use crate::store::{MessageRow, Role, SessionRow, SessionState};
+// `!transcript` shows the rows as the file has them, as `frontdesk transcript` does.
+use crate::store::{MessageRow, SessionRow};
 use crate::time::Timestamp;
 
 /// Longest transcript `!transcript` sends in one message, in lines (the newest are kept).

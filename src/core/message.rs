@@ -13,7 +13,8 @@ use super::room::post::{kept_payloads, Said};
 use super::room::{Occupant, Room};
 use super::{Core, Effects};
 use crate::address::{sender_full, RoomName, Target};
-use crate::store::{Role, StoreOp};
+use crate::core::session::Role;
+use crate::store::StoreOp;
 use crate::time::Timestamp;
 
 /// Error conditions that mean "this address is gone", after Prosody's mod_muc: a stanza to an
@@ -168,7 +169,7 @@ impl Core {
             return;
         }
         if let Some(posted) = room.post(&ctx, &self.staff, said, out) {
-            out.persist(StoreOp::AppendMessage(posted.row), posted.reflections, posted.or_else);
+            out.persist(StoreOp::AppendMessage(posted.record), posted.reflections, posted.or_else);
         }
     }
 

@@ -18,6 +18,7 @@ pub mod refusal;
 mod room;
 mod rooms;
 pub mod roster;
+pub mod session;
 mod staff;
 pub mod stanzas;
 
@@ -29,7 +30,7 @@ use xmpp_parsers::stanza_error::DefinedCondition;
 
 use crate::address::{RoomName, SiteId};
 use crate::config::{Config, Limits, RosterConfig};
-use crate::store::{OccupantRow, SessionState, Snapshot, StoreOp};
+use crate::store::{Snapshot, StoreOp};
 use crate::time::Timestamp;
 
 use availability::Availability;
@@ -38,6 +39,7 @@ use pings::Pings;
 use refusal::Refusal;
 use room::{Ctx, Kept, Room};
 use rooms::Rooms;
+use session::{OccupantRecord, SessionState};
 
 /// How long a room emptied by a lost link (server restart, dead client) keeps its session open
 /// for the people in it to come back.
@@ -376,15 +378,15 @@ impl Core {
         for (id, sid) in snapshot.last_stanza_ids {
             kept.entry(id).or_default().last_stanza_id = Some(sid);
         }
-        let mut occupants: BTreeMap<i64, Vec<OccupantRow>> = BTreeMap::new();
+        let mut occupants: BTreeMap<i64, Vec<OccupantRecord>> = BTreeMap::new();
         for o in snapshot.occupants {
             occupants.entry(o.session_id).or_default().push(o);
         }
         for session in snapshot.sessions {
-            let Some(name) = Jid::new(&session.room)
-                .ok()
-                .and_then(|j| j.node().map(|n| n.as_str().to_string()))
-                .and_then(|n| RoomName::parse(&n).ok())
+            let Some(name) = session
+                .room
+                .node()
+                .and_then(|n| RoomName::parse(n.as_str()).ok())
             else {
                 tracing::warn!(session = session.id, room = %session.room, "stored session has an unusable room name; skipping it");
                 continue;

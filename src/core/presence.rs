@@ -12,7 +12,7 @@ use super::room::leave::Departure;
 use super::room::Arrival;
 use super::{nick, Core, Effects};
 use crate::address::{sender_full, RoomName, Target};
-use crate::store::Role;
+use crate::core::session::Role;
 use crate::time::Timestamp;
 use crate::token;
 

@@ -208,7 +208,7 @@ impl RosterState {
         mode: RosterMode,
         api_configured: bool,
         remove_after_ms: i64,
-        items: &[(String, String)],
+        items: &[(BareJid, BareJid)],
     ) -> RosterState {
         let rung = match mode {
             RosterMode::Off => Some(Rung::Off),
@@ -227,10 +227,7 @@ impl RosterState {
             queue: Vec::new(),
             inflight: BTreeMap::new(),
             removals: BTreeMap::new(),
-            items: items
-                .iter()
-                .filter_map(|(s, c)| Some((BareJid::new(s).ok()?, BareJid::new(c).ok()?)))
-                .collect(),
+            items: items.iter().cloned().collect(),
             done: 0,
             failed: 0,
         }
@@ -525,8 +522,8 @@ impl Core {
             RosterOp::Add { staff, contact, .. } => {
                 if self.roster.items.insert((staff.clone(), contact.clone())) {
                     out.store(StoreOp::RosterAdded {
-                        staff: staff.to_string(),
-                        contact: contact.to_string(),
+                        staff: staff.clone(),
+                        contact: contact.clone(),
                         at: now,
                     });
                 }
@@ -542,8 +539,8 @@ impl Core {
             RosterOp::Remove { staff, contact } => {
                 if self.roster.items.remove(&(staff.clone(), contact.clone())) {
                     out.store(StoreOp::RosterRemoved {
-                        staff: staff.to_string(),
-                        contact: contact.to_string(),
+                        staff: staff.clone(),
+                        contact: contact.clone(),
                     });
                 }
                 // The removal made the server send presence traffic about the staff member:

@@ -14,7 +14,7 @@ use super::room::post::{kept_payloads, Said};
 use super::stanzas;
 use super::{Core, Effects, REJOIN_GRACE_MS};
 use crate::address::{RoomName, SiteId, Target};
-use crate::store::SessionState;
+use crate::core::session::SessionState;
 use crate::time::Timestamp;
 
 

@@ -17,7 +17,7 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use xmpp_parsers::ns;
 use xmpp_parsers::stanza_id::StanzaId;
 
-use crate::store::Role;
+use crate::core::session::Role;
 use crate::time::Timestamp;
 
 /// Namespaces the core writes, from xmpp_parsers where it has them.

@@ -11,7 +11,8 @@ use xmpp_parsers::stanza::Stanza;
 
 use super::*;
 use crate::address::RoomName;
-use crate::store::{MessageRow, OccupantRow, Role, SessionRow, SessionState, Snapshot, StoreOp};
+use crate::core::session::{MessageRecord, OccupantRecord, Role, SessionRecord, SessionState};
+use crate::store::{SessionRow, Snapshot, StoreOp};
 
 pub(super) const COMPONENT: &str = "chat.example.com";
 pub(super) const V1: &str = "anon1@anon.example.com/r1";
@@ -296,18 +297,19 @@ impl Scenario {
         self.core.room_state(&RoomName::parse(room).unwrap())
     }
 
-    pub(super) fn sessions_written(&self) -> Vec<&SessionRow> {
+    /// The sessions written, as the text the store writes them as.
+    pub(super) fn sessions_written(&self) -> Vec<SessionRow> {
         self.stored
             .iter()
             .filter_map(|op| match op {
-                StoreOp::OpenSession(r) | StoreOp::UpdateSession(r) => Some(r),
+                StoreOp::OpenSession(r) | StoreOp::UpdateSession(r) => Some(SessionRow::from(r)),
                 _ => None,
             })
             .collect()
     }
 
     pub(super) fn last_session_row(&self) -> SessionRow {
-        (*self.sessions_written().last().expect("no session written")).clone()
+        self.sessions_written().pop().expect("no session written")
     }
 
     pub(super) fn messages_stored(&self) -> Vec<(Role, String, String)> {
@@ -370,7 +372,7 @@ fn visitor_joins_a_new_room() {
     );
     assert_eq!(row.visitor_jid.as_deref(), Some(V1));
     assert!(
-        matches!(&s.stored[1], StoreOp::OccupantJoined(o) if o.jid == V1 && o.role == Role::Visitor)
+        matches!(&s.stored[1], StoreOp::OccupantJoined(o) if o.jid.as_str() == V1 && o.role == Role::Visitor)
     );
 }
 
@@ -395,7 +397,7 @@ fn visitor_message_is_stored_then_reflected_and_makes_the_session_active() {
     // The session row is written before the message, and the message carries its stanza-id.
     assert!(matches!(&s.stored[0], StoreOp::UpdateSession(r) if r.state == SessionState::Active));
     assert!(
-        matches!(&s.stored[1], StoreOp::AppendMessage(m) if m.stanza_id == "1-1" && m.origin_id.as_deref() == Some("abc") && m.from_jid == V1)
+        matches!(&s.stored[1], StoreOp::AppendMessage(m) if m.stanza_id == "1-1" && m.origin_id.as_deref() == Some("abc") && m.from_jid.as_str() == V1)
     );
     // The forged stanza-id and the XHTML did not survive reflection.
     let reflected = s.core.handle(s.now, Input::Tick);
@@ -1042,31 +1044,31 @@ fn a_rejoin_from_the_same_address_replays_the_room_without_a_new_arrival() {
 #[test]
 fn resuming_from_the_store_keeps_sessions_history_and_checks_occupants() {
     let t = Timestamp::parse_rfc3339("2026-11-22T09:00:00Z").unwrap();
-    let session = SessionRow {
+    let session = SessionRecord {
         id: 7,
-        room: ROOM.into(),
-        site: "acme".into(),
+        room: BareJid::new(ROOM).unwrap(),
+        site: SiteId::new("acme").unwrap(),
         visitor: "v1".into(),
         state: SessionState::Chatting,
-        staff: Some("alice_acme@example.com".into()),
-        visitor_jid: Some(V1.into()),
+        staff: Some(BareJid::new("alice_acme@example.com").unwrap()),
+        visitor_jid: Some(FullJid::new(V1).unwrap()),
         created_at: t,
         updated_at: t,
         closed_at: None,
     };
-    let occ = |jid: &str, nick: &str, role| OccupantRow {
+    let occ = |jid: &str, nick: &str, role| OccupantRecord {
         session_id: 7,
-        jid: jid.into(),
+        jid: FullJid::new(jid).unwrap(),
         nick: nick.into(),
         role,
         joined_at: t,
         direct: false,
     };
-    let msg = MessageRow {
+    let msg = MessageRecord {
         session_id: 7,
         at: t,
         role: Role::Visitor,
-        from_jid: V1.into(),
+        from_jid: Jid::new(V1).unwrap(),
         nick: "Ann".into(),
         body: "before the restart".into(),
         stanza_id: "7-4".into(),
@@ -1103,6 +1105,33 @@ fn resuming_from_the_store_keeps_sessions_history_and_checks_occupants() {
     // New sessions continue the numbering.
     s.sends(&format!("<presence from='{V2}' to='v2_acme@{COMPONENT}/Bo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     assert_eq!(s.last_session_row().id, 8);
+}
+
+/// A database edited by hand: a room that is not a JID and one that is not a visitor room
+/// are left out when resuming (each with a warning), and the other rooms come back.
+#[test]
+fn resuming_leaves_out_stored_rooms_that_do_not_parse_and_keeps_the_rest() {
+    let mut s = Scenario::new();
+    s.visitor_joins();
+    s.visitor_says("Hello?");
+    for (n, v) in [(2, V2), (3, "anon3@anon.example.com/r3")] {
+        s.sends(&format!("<presence from='{v}' to='v{n}_acme@{COMPONENT}/V{n}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    }
+    s.drain();
+    let mut store = crate::store::Store::open_in_memory().unwrap();
+    store.apply(&s.stored).unwrap();
+    store
+        .conn()
+        .execute_batch(
+            "UPDATE sessions SET room = '@chat.example.com' WHERE id = 2;
+             UPDATE sessions SET room = 'lobby@chat.example.com' WHERE id = 3;",
+        )
+        .unwrap();
+    let s = Scenario::resume(store.snapshot(100).unwrap());
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
+    assert_eq!(s.state("v2_acme"), None);
+    assert_eq!(s.state("v3_acme"), None);
+    assert_eq!(s.core.open_rooms(), 1);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use super::tests::{config, to_element, COMPONENT};
 use super::*;
-use crate::store::{OccupantRow, Role, SessionRow};
+use crate::core::session::{OccupantRecord, Role, SessionRecord};
 
 const ROOMS: i64 = 24;
 
@@ -18,23 +18,23 @@ fn snapshot(reversed: bool) -> Snapshot {
         } else {
             SessionState::Inactive
         };
-        sessions.push(SessionRow {
+        sessions.push(SessionRecord {
             id: i,
-            room: format!("v{i}_acme@{COMPONENT}"),
-            site: "acme".into(),
+            room: BareJid::new(&format!("v{i}_acme@{COMPONENT}")).unwrap(),
+            site: SiteId::new("acme").unwrap(),
             visitor: format!("v{i}"),
             state,
             staff: None,
-            visitor_jid: Some(format!("anon{i}@anon.example.com/r")),
+            visitor_jid: Some(FullJid::new(&format!("anon{i}@anon.example.com/r")).unwrap()),
             created_at: t,
             updated_at: t,
             closed_at: None,
         });
         // Every third room comes back empty; the others with their visitor.
         if i % 3 != 0 {
-            occupants.push(OccupantRow {
+            occupants.push(OccupantRecord {
                 session_id: i,
-                jid: format!("anon{i}@anon.example.com/r"),
+                jid: FullJid::new(&format!("anon{i}@anon.example.com/r")).unwrap(),
                 nick: format!("V{i}"),
                 role: Role::Visitor,
                 joined_at: t,

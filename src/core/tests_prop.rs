@@ -14,7 +14,7 @@ use xmpp_parsers::stanza::Stanza;
 use super::tests::{config, to_element, COMPONENT};
 use super::*;
 use crate::config::{HttpUrl, RosterConfig, RosterMode};
-use crate::store::Role;
+use crate::core::session::Role;
 
 const VISITORS: [&str; 3] = [
     "anon1@anon.example.com/r1",

@@ -1,11 +1,14 @@
 //! SQL for the `messages` table: every line of every transcript, in the order it was said.
+//! Writes take the core's typed lines; reads give text rows for transcripts and typed lines
+//! for resuming.
 
 use rusqlite::{params, Connection, Row};
 
+use super::addresses::{self, Unusable};
 use super::{parse_time, StoreError};
-use crate::store::MessageRow;
+use crate::store::{MessageRecord, MessageRow, Role};
 
-pub fn insert(conn: &Connection, m: &MessageRow) -> Result<(), StoreError> {
+pub fn insert(conn: &Connection, m: &MessageRecord) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO messages (session_id, at, role, from_jid, nick, body, stanza_id, origin_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -14,7 +17,7 @@ pub fn insert(conn: &Connection, m: &MessageRow) -> Result<(), StoreError> {
         m.session_id,
         m.at.to_rfc3339(),
         m.role.as_str(),
-        m.from_jid,
+        m.from_jid.as_str(),
         m.nick,
         m.body,
         m.stanza_id,
@@ -53,13 +56,41 @@ fn check(
     Ok(MessageRow {
         session_id,
         at: parse_time(&at)?,
-        role: role.parse().map_err(StoreError::Corrupt)?,
+        role: role
+            .parse::<Role>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         from_jid,
         nick,
         body,
         stanza_id,
         origin_id,
     })
+}
+
+/// The line as the core resumes it: unusable if its sender is not a JID.
+pub fn record(m: MessageRow) -> Result<MessageRecord, Unusable> {
+    Ok(MessageRecord {
+        from_jid: addresses::jid("from_jid", &m.from_jid)?,
+        session_id: m.session_id,
+        at: m.at,
+        role: m.role,
+        nick: m.nick,
+        body: m.body,
+        stanza_id: m.stanza_id,
+        origin_id: m.origin_id,
+    })
+}
+
+/// The lines that parse, for resuming; each one that does not is logged and left out.
+fn resumable(rows: Vec<MessageRow>) -> Vec<MessageRecord> {
+    rows.into_iter()
+        .filter_map(|m| {
+            let (session, stanza_id) = (m.session_id, m.stanza_id.clone());
+            record(m)
+                .map_err(|e| tracing::warn!(session, stanza_id, error = %e, "stored line does not parse; not resuming it"))
+                .ok()
+        })
+        .collect()
 }
 
 const COLUMNS: &str = "session_id, at, role, from_jid, nick, body, stanza_id, origin_id";
@@ -74,11 +105,12 @@ pub fn of_session(conn: &Connection, session_id: i64) -> Result<Vec<MessageRow>,
 }
 
 /// The latest `limit` visitor and staff lines of a session, oldest first: its history on join.
+/// Lines that do not parse are left out (after the limit, so fewer may come back).
 pub fn latest_said(
     conn: &Connection,
     session_id: i64,
     limit: usize,
-) -> Result<Vec<MessageRow>, StoreError> {
+) -> Result<Vec<MessageRecord>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM (SELECT id, {COLUMNS} FROM messages
            WHERE session_id = ?1 AND role != 'system' ORDER BY id DESC LIMIT ?2)
@@ -86,23 +118,27 @@ pub fn latest_said(
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![session_id, limit as i64], raw)?;
-    rows.map(|r| r.map_err(StoreError::from).and_then(check))
-        .collect()
+    let rows = rows
+        .map(|r| r.map_err(StoreError::from).and_then(check))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(resumable(rows))
 }
 
-/// The visitor's first message in a session, if they wrote.
+/// The visitor's first message in a session, if they wrote (and it parses).
 pub fn first_of_visitor(
     conn: &Connection,
     session_id: i64,
-) -> Result<Option<MessageRow>, StoreError> {
+) -> Result<Option<MessageRecord>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM messages WHERE session_id = ?1 AND role = 'visitor' ORDER BY id LIMIT 1"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query_map(params![session_id], raw)?;
-    rows.next()
+    let first = rows
+        .next()
         .map(|r| r.map_err(StoreError::from).and_then(check))
-        .transpose()
+        .transpose()?;
+    Ok(resumable(first.into_iter().collect()).pop())
 }
 
 /// The stanza-id of a session's latest line of any kind.

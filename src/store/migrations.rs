@@ -86,7 +86,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{messages, occupants, roster_items, sessions, MessageRow, OccupantRow};
+    use xmpp_parsers::jid::{BareJid, FullJid};
+
+    use crate::store::{messages, occupants, roster_items, sessions, MessageRow, OccupantRecord};
     use crate::store::{Role, SessionRow, SessionState};
     use crate::time::Timestamp;
 
@@ -109,6 +111,10 @@ mod tests {
 
     fn at(s: &str) -> Timestamp {
         Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    fn bare(s: &str) -> BareJid {
+        BareJid::new(s).unwrap()
     }
 
     /// A database as a frontdesk of schema `version` left it: that version's migrations, run
@@ -201,10 +207,10 @@ mod tests {
         }
     }
 
-    fn occupant(session_id: i64, jid: &str, nick: &str, role: Role, when: &str) -> OccupantRow {
-        OccupantRow {
+    fn occupant(session_id: i64, jid: &str, nick: &str, role: Role, when: &str) -> OccupantRecord {
+        OccupantRecord {
             session_id,
-            jid: jid.into(),
+            jid: FullJid::new(jid).unwrap(),
             nick: nick.into(),
             role,
             joined_at: at(when),
@@ -303,7 +309,7 @@ mod tests {
 
             // Version 2's `direct` is 0 (in the room, not one-to-one) for the occupants a
             // version-1 database had.
-            let alice = OccupantRow {
+            let alice = OccupantRecord {
                 direct: from >= 2,
                 ..occupant(1, "alice@example.com/pc", "Alice", Role::Staff, alice_since)
             };
@@ -321,14 +327,14 @@ mod tests {
             // Version 2's roster_items starts empty on a version-1 database.
             let mut roster = Vec::new();
             if from >= 2 {
-                roster.push(("alice@example.com".to_string(), sessions_v1[2].room.clone()));
+                roster.push((bare("alice@example.com"), bare(&sessions_v1[2].room)));
             }
             assert_eq!(roster_items::all(&conn).unwrap(), roster, "from {from}");
 
             // The upgraded tables take the new values, and writes go on as before.
             occupants::upsert(
                 &conn,
-                &OccupantRow {
+                &OccupantRecord {
                     direct: true,
                     ..alice.clone()
                 },
@@ -341,15 +347,12 @@ mod tests {
             );
             roster_items::insert(
                 &conn,
-                "alice@example.com",
-                &sessions_v1[0].room,
+                &bare("alice@example.com"),
+                &bare(&sessions_v1[0].room),
                 at(alice_since),
             )
             .unwrap();
-            roster.insert(
-                0,
-                ("alice@example.com".to_string(), sessions_v1[0].room.clone()),
-            );
+            roster.insert(0, (bare("alice@example.com"), bare(&sessions_v1[0].room)));
             assert_eq!(roster_items::all(&conn).unwrap(), roster, "from {from}");
             let more = line(
                 1,
@@ -358,7 +361,7 @@ mod tests {
                 ann,
                 ("1-4", None),
             );
-            messages::insert(&conn, &more).unwrap();
+            messages::insert(&conn, &messages::record(more.clone()).unwrap()).unwrap();
             assert_eq!(messages::of_session(&conn, 1).unwrap().last(), Some(&more));
         }
     }

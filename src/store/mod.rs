@@ -1,7 +1,9 @@
 //! SQLite storage: the schema and its migrations, one module of SQL per table, the writer
 //! thread that commits the core's writes in small batches, and the one-instance lock.
-//! The schema is a documented interface for web apps: docs/storage.md.
+//! The schema is a documented interface for web apps: docs/storage.md. The core's records
+//! carry typed addresses; the table modules turn them into text and back (`addresses`).
 
+pub mod addresses;
 pub mod lock;
 pub mod messages;
 pub mod migrations;
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use addresses::Unusable;
 pub use lock::InstanceLock;
 pub use types::*;
 pub use writer::{Ack, Writer, WriterConfig, WriterStats};
@@ -268,37 +271,36 @@ fn apply_one(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use xmpp_parsers::jid::{BareJid, FullJid, Jid};
+
     use super::*;
+    use crate::address::SiteId;
 
     pub(crate) fn t(s: i64) -> Timestamp {
         Timestamp(1_795_000_000_000 + s * 1000)
     }
 
-    pub(crate) fn session(id: i64, state: SessionState) -> SessionRow {
-        SessionRow {
+    pub(crate) fn session(id: i64, state: SessionState) -> SessionRecord {
+        SessionRecord {
             id,
-            room: format!("v{id}_acme@chat.example.com"),
-            site: if id % 2 == 0 {
-                "globex".into()
-            } else {
-                "acme".into()
-            },
+            room: BareJid::new(&format!("v{id}_acme@chat.example.com")).unwrap(),
+            site: SiteId::new(if id % 2 == 0 { "globex" } else { "acme" }).unwrap(),
             visitor: format!("v{id}"),
             state,
             staff: None,
-            visitor_jid: Some("a@anon/r".into()),
+            visitor_jid: Some(FullJid::new("a@anon/r").unwrap()),
             created_at: t(0),
             updated_at: t(0),
             closed_at: None,
         }
     }
 
-    pub(crate) fn message(session_id: i64, n: i64, role: Role) -> MessageRow {
-        MessageRow {
+    pub(crate) fn message(session_id: i64, n: i64, role: Role) -> MessageRecord {
+        MessageRecord {
             session_id,
             at: t(n),
             role,
-            from_jid: "a@anon/r".into(),
+            from_jid: Jid::new("a@anon/r").unwrap(),
             nick: "Ann".into(),
             body: format!("line {n}"),
             stanza_id: format!("{session_id}-{n}"),
@@ -306,10 +308,10 @@ mod tests {
         }
     }
 
-    fn occupant(session_id: i64, jid: &str) -> OccupantRow {
-        OccupantRow {
+    fn occupant(session_id: i64, jid: &str) -> OccupantRecord {
+        OccupantRecord {
             session_id,
-            jid: jid.into(),
+            jid: FullJid::new(jid).unwrap(),
             nick: jid.into(),
             role: Role::Visitor,
             joined_at: t(1),
@@ -339,7 +341,7 @@ mod tests {
             vec![1]
         );
         assert_eq!(snap.occupants.len(), 1);
-        assert_eq!(snap.occupants[0].jid, "a@anon/r");
+        assert_eq!(snap.occupants[0].jid.as_str(), "a@anon/r");
         let bodies: Vec<_> = snap.messages.iter().map(|m| m.body.as_str()).collect();
         assert_eq!(bodies, vec!["line 3", "line 4", "line 5"]);
         // The system line is in the transcript, not in the history.
@@ -358,11 +360,11 @@ mod tests {
             .unwrap();
         let mut closed = session(1, SessionState::Closed);
         closed.closed_at = Some(t(9));
-        closed.staff = Some("alice@x".into());
+        closed.staff = Some(BareJid::new("alice@x").unwrap());
         store
             .apply(&[StoreOp::UpdateSession(closed.clone())])
             .unwrap();
-        assert_eq!(store.session(1).unwrap(), Some(closed));
+        assert_eq!(store.session(1).unwrap(), Some(SessionRow::from(&closed)));
         let n: i64 = store
             .conn()
             .query_row("SELECT count(*) FROM occupants", [], |r| r.get(0))
@@ -375,7 +377,7 @@ mod tests {
                 StoreOp::OccupantJoined(occupant(3, "x@y/z")),
                 StoreOp::OccupantLeft {
                     session_id: 3,
-                    jid: "x@y/z".into(),
+                    jid: FullJid::new("x@y/z").unwrap(),
                 },
             ])
             .unwrap();
@@ -470,5 +472,104 @@ mod tests {
             .unwrap();
         assert!(matches!(store.session(1), Err(StoreError::Corrupt(_))));
         assert!(matches!(store.snapshot(10), Err(StoreError::Corrupt(_))));
+    }
+
+    /// Open sessions 1, 3 and 5 with lines, occupants and roster items, then values no
+    /// frontdesk writes put in by hand: session 3's room and 5's staff, one of 1's lines and
+    /// occupants, one roster item.
+    fn store_with_rows_that_do_not_parse() -> Store {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut ops = vec![
+            StoreOp::OpenSession(session(1, SessionState::Active)),
+            StoreOp::OpenSession(session(3, SessionState::Active)),
+            StoreOp::OpenSession(session(5, SessionState::Chatting)),
+            StoreOp::OccupantJoined(occupant(1, "a@anon/r")),
+            StoreOp::OccupantJoined(occupant(1, "b@anon/r")),
+        ];
+        for n in 1..=3 {
+            ops.push(StoreOp::AppendMessage(message(1, n, Role::Visitor)));
+            ops.push(StoreOp::AppendMessage(message(3, n, Role::Visitor)));
+        }
+        let alice = BareJid::new("alice@x").unwrap();
+        for contact in ["v1_acme@chat.example.com", "v3_acme@chat.example.com"] {
+            ops.push(StoreOp::RosterAdded {
+                staff: alice.clone(),
+                contact: BareJid::new(contact).unwrap(),
+                at: t(1),
+            });
+        }
+        store.apply(&ops).unwrap();
+        store
+            .conn()
+            .execute_batch(
+                "UPDATE sessions SET room = '@chat.example.com' WHERE id = 3;
+                 UPDATE sessions SET staff = '@x' WHERE id = 5;
+                 UPDATE messages SET from_jid = '@anon/r' WHERE stanza_id = '1-2';
+                 UPDATE occupants SET jid = '@anon/r' WHERE jid = 'b@anon/r';
+                 UPDATE roster_items SET contact = '@chat.example.com'
+                   WHERE contact = 'v3_acme@chat.example.com';",
+            )
+            .unwrap();
+        store
+    }
+
+    #[test]
+    fn a_row_that_does_not_parse_is_left_out_of_the_snapshot_and_the_rest_resumed() {
+        let store = store_with_rows_that_do_not_parse();
+        let snap = store.snapshot(10).unwrap();
+        let ids: Vec<i64> = snap.sessions.iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![1, 5], "session 3's room is not a JID");
+        // A staff address that does not parse is dropped; the session goes on without it.
+        assert_eq!(snap.sessions[1].staff, None);
+        assert_eq!(
+            snap.sessions[1].visitor_jid.as_ref().map(|j| j.as_str()),
+            Some("a@anon/r")
+        );
+        let bodies: Vec<_> = snap.messages.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(
+            bodies,
+            vec!["line 1", "line 3"],
+            "session 3's lines are not asked for"
+        );
+        let occupants: Vec<_> = snap.occupants.iter().map(|o| o.jid.as_str()).collect();
+        assert_eq!(occupants, vec!["a@anon/r"]);
+        let roster: Vec<_> = snap
+            .roster_items
+            .iter()
+            .map(|(s, c)| (s.as_str(), c.as_str()))
+            .collect();
+        assert_eq!(roster, vec![("alice@x", "v1_acme@chat.example.com")]);
+        assert_eq!(snap.next_session_id, 6);
+    }
+
+    #[test]
+    fn listings_show_rows_that_do_not_parse_as_they_are() {
+        let store = store_with_rows_that_do_not_parse();
+        let rooms: Vec<_> = store
+            .list_sessions(None, None)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.room)
+            .collect();
+        assert_eq!(
+            rooms,
+            vec![
+                "v1_acme@chat.example.com",
+                "@chat.example.com",
+                "v5_acme@chat.example.com"
+            ]
+        );
+        assert_eq!(
+            store.session(5).unwrap().unwrap().staff.as_deref(),
+            Some("@x")
+        );
+        assert_eq!(store.transcript(3).unwrap().len(), 3);
+        let from: Vec<_> = store
+            .transcript(1)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.from_jid)
+            .collect();
+        assert_eq!(from, vec!["a@anon/r", "@anon/r", "a@anon/r"]);
     }
 }

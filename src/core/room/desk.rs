@@ -10,7 +10,8 @@ use super::{Ctx, Occupant, Room};
 use crate::core::availability::Availability;
 use crate::core::stanzas;
 use crate::core::Effects;
-use crate::store::{Role, SessionState, StoreOp};
+use crate::core::session::{Role, SessionState};
+use crate::store::StoreOp;
 
 /// How much of the visitor's first message the ACTIVE status shows.
 const STATUS_PREVIEW_CHARS: usize = 80;
@@ -160,7 +161,7 @@ impl Room {
     pub fn claim_direct(&mut self, ctx: &Ctx, staff: &FullJid, out: &mut Effects) {
         let nick = self.direct_nick(&staff.to_bare());
         let occ = Occupant::direct(staff.clone(), nick.clone(), ctx.now);
-        out.store(StoreOp::OccupantJoined(occ.row(self.session.id)));
+        out.store(StoreOp::OccupantJoined(occ.record(self.session.id)));
         if let Some(me) = self.occupant_jid(&nick) {
             for o in self.joined() {
                 out.send(stanzas::occupant_presence(

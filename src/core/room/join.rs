@@ -12,7 +12,8 @@ use super::{leave, Arrival, Ctx, HistoryItem, Occupant, Room};
 use crate::core::refusal::Refusal;
 use crate::core::stanzas::{self, Shown, NS_MUC};
 use crate::core::{OrElse, Effects};
-use crate::store::{Role, StoreOp};
+use crate::core::session::Role;
+use crate::store::StoreOp;
 use crate::time::Timestamp;
 
 /// What a join turned out to be once the rules were applied.
@@ -118,7 +119,7 @@ impl Room {
             let undo = OrElse::SessionNotSaved {
                 session_id: self.session.id,
             };
-            out.persist(StoreOp::OpenSession(self.row()), vec![], undo);
+            out.persist(StoreOp::OpenSession(self.record()), vec![], undo);
         }
         self.emptied = None;
         if role == Role::Staff {
@@ -131,7 +132,7 @@ impl Room {
             Shown::of(&a.presence),
             ctx.now,
         );
-        out.store(StoreOp::OccupantJoined(occupant.row(self.session.id)));
+        out.store(StoreOp::OccupantJoined(occupant.record(self.session.id)));
         self.occupants.push(occupant);
         let mut changed = false;
         if role == Role::Visitor && self.session.visitor_jid.as_ref() != Some(&a.jid) {
@@ -189,7 +190,7 @@ impl Room {
         self.remove_any(&d.jid);
         out.store(StoreOp::OccupantLeft {
             session_id: self.session.id,
-            jid: d.jid.to_string(),
+            jid: d.jid.clone(),
         });
         let Some(dj) = self.occupant_jid(&d.nick) else {
             return;
@@ -270,7 +271,7 @@ impl Room {
             o.shown = Shown::of(p);
         }
         if let Some(o) = self.joined_occupant(from) {
-            out.store(StoreOp::OccupantJoined(o.row(self.session.id)));
+            out.store(StoreOp::OccupantJoined(o.record(self.session.id)));
         }
         self.update_presence(from, p, out);
         Ok(())
@@ -308,7 +309,7 @@ impl Room {
         }
         out.store(StoreOp::OccupantLeft {
             session_id: self.session.id,
-            jid: gone.jid.to_string(),
+            jid: gone.jid.clone(),
         });
         tracing::info!(session = self.session.id, room = %self.jid, old = %gone.jid, "visitor replaced by a new connection with a valid token");
     }

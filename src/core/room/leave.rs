@@ -7,7 +7,8 @@ use xmpp_parsers::presence::Presence;
 use super::{Arrival, Ctx, Emptied, Occupant, Room};
 use crate::core::stanzas::{self, Shown};
 use crate::core::Effects;
-use crate::store::{MessageRow, Role, StoreOp};
+use crate::core::session::{MessageRecord, Role};
+use crate::store::StoreOp;
 
 /// The line every occupant gets when a chat is closed.
 pub const CLOSED_TEXT: &str = "The chat is now closed.";
@@ -54,7 +55,7 @@ impl Room {
     fn departed(&mut self, ctx: &Ctx, gone: Occupant, voluntary: bool, out: &mut Effects) -> Departure {
         out.store(StoreOp::OccupantLeft {
             session_id: self.session.id,
-            jid: gone.jid.to_string(),
+            jid: gone.jid.clone(),
         });
         tracing::info!(session = self.session.id, room = %self.jid, jid = %gone.jid, role = gone.role.as_str(), "left");
         let waiting = if gone.role == Role::Visitor {
@@ -130,7 +131,7 @@ impl Room {
         for o in std::mem::take(&mut self.occupants) {
             out.store(StoreOp::OccupantLeft {
                 session_id: self.session.id,
-                jid: o.jid.to_string(),
+                jid: o.jid,
             });
         }
     }
@@ -149,11 +150,11 @@ impl Room {
                 line,
             ));
         }
-        out.store(StoreOp::AppendMessage(MessageRow {
+        out.store(StoreOp::AppendMessage(MessageRecord {
             session_id: self.session.id,
             at: ctx.now,
             role: Role::System,
-            from_jid: ctx.component.to_string(),
+            from_jid: Jid::from(ctx.component.clone()),
             nick: String::new(),
             body: line.to_string(),
             stanza_id: sid,

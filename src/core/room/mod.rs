@@ -21,9 +21,10 @@ use xmpp_parsers::message::{Id, Lang};
 use super::nick;
 use super::stanzas::Shown;
 use super::{Effects, SiteInfo};
-use crate::config::Limits;
+use super::session::{MessageRecord, OccupantRecord, Role, SessionRecord, SessionState};
 use crate::address::RoomName;
-use crate::store::{MessageRow, OccupantRow, Role, SessionRow, SessionState, StoreOp};
+use crate::config::Limits;
+use crate::store::StoreOp;
 use crate::time::Timestamp;
 
 /// Messages kept per room for history on join (the store keeps everything).
@@ -67,10 +68,10 @@ impl Occupant {
         }
     }
 
-    fn row(&self, session_id: i64) -> OccupantRow {
-        OccupantRow {
+    fn record(&self, session_id: i64) -> OccupantRecord {
+        OccupantRecord {
             session_id,
-            jid: self.jid.to_string(),
+            jid: self.jid.clone(),
             nick: self.nick.clone(),
             role: self.role,
             joined_at: self.joined_at,
@@ -116,9 +117,11 @@ pub struct HistoryItem {
 }
 
 impl HistoryItem {
-    fn of_row(m: MessageRow) -> Option<HistoryItem> {
+    fn of_record(m: MessageRecord) -> Option<HistoryItem> {
         // A line whose sender is not a full JID was not written by us: leave it out.
-        FullJid::new(&m.from_jid).ok()?;
+        if !m.from_jid.is_full() {
+            return None;
+        }
         Some(HistoryItem {
             at: m.at,
             nick: m.nick,
@@ -177,7 +180,7 @@ impl Emptied {
 }
 
 /// A session as the core keeps it. Who has it is not here: it is derived from who is present
-/// (CHATTING) or who last had it (CLOSED), see [`Room::row`].
+/// (CHATTING) or who last had it (CLOSED), see [`Room::record`].
 #[derive(Debug, Clone)]
 struct Session {
     id: i64,
@@ -193,9 +196,9 @@ struct Session {
 #[derive(Debug, Default)]
 pub struct Kept {
     /// The latest messages people said, oldest first.
-    pub history: Vec<MessageRow>,
+    pub history: Vec<MessageRecord>,
     /// The visitor's first message, however long ago.
-    pub first_visitor_line: Option<MessageRow>,
+    pub first_visitor_line: Option<MessageRecord>,
     /// The stanza-id of the session's latest line of any kind.
     pub last_stanza_id: Option<String>,
 }
@@ -272,21 +275,21 @@ impl Room {
     pub fn resume(
         name: RoomName,
         jid: BareJid,
-        row: SessionRow,
+        record: SessionRecord,
         kept: Kept,
-        occupants: Vec<OccupantRow>,
+        occupants: Vec<OccupantRecord>,
         now: Timestamp,
     ) -> Room {
         let session = Session {
-            id: row.id,
-            state: row.state,
-            visitor_jid: row.visitor_jid.and_then(|j| FullJid::new(&j).ok()),
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            closed_at: row.closed_at,
+            id: record.id,
+            state: record.state,
+            visitor_jid: record.visitor_jid,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            closed_at: record.closed_at,
         };
         let mut room = Room::new(name, jid, session);
-        room.last_staff = row.staff.and_then(|s| BareJid::new(&s).ok());
+        room.last_staff = record.staff;
         let last_seq = kept
             .history
             .iter()
@@ -296,21 +299,18 @@ impl Room {
             .max();
         room.seq = last_seq.map_or(1, |s| s.saturating_add(1));
         room.first_message = kept.first_visitor_line.map(|m| (m.body, m.at));
-        if room.first_message.is_none() && row.state == SessionState::Active {
+        if room.first_message.is_none() && record.state == SessionState::Active {
             // ACTIVE means the visitor wrote, even if the line itself is not to be found.
-            room.first_message = Some((String::new(), row.updated_at));
+            room.first_message = Some((String::new(), record.updated_at));
         }
-        for item in kept.history.into_iter().filter_map(HistoryItem::of_row) {
+        for item in kept.history.into_iter().filter_map(HistoryItem::of_record) {
             room.remember(item);
         }
         for o in occupants {
-            let Ok(jid) = FullJid::new(&o.jid) else {
-                continue;
-            };
             let occupant = if o.direct {
-                Occupant::direct(jid, o.nick, o.joined_at)
+                Occupant::direct(o.jid, o.nick, o.joined_at)
             } else {
-                Occupant::new(jid, o.nick, o.role, Shown::default(), o.joined_at)
+                Occupant::new(o.jid, o.nick, o.role, Shown::default(), o.joined_at)
             };
             room.occupants.push(occupant);
         }
@@ -359,19 +359,19 @@ impl Room {
     }
 
     /// The session as the store keeps it.
-    pub fn row(&self) -> SessionRow {
+    pub fn record(&self) -> SessionRecord {
         let staff = match self.session.state {
             SessionState::Chatting | SessionState::Closed => self.last_staff.as_ref(),
             SessionState::Active | SessionState::Inactive => None,
         };
-        SessionRow {
+        SessionRecord {
             id: self.session.id,
-            room: self.jid.to_string(),
-            site: self.name.site().to_string(),
+            room: self.jid.clone(),
+            site: self.name.site().clone(),
             visitor: self.name.visitor().to_string(),
             state: self.session.state,
-            staff: staff.map(|s| s.to_string()),
-            visitor_jid: self.session.visitor_jid.as_ref().map(|j| j.to_string()),
+            staff: staff.cloned(),
+            visitor_jid: self.session.visitor_jid.clone(),
             created_at: self.session.created_at,
             updated_at: self.session.updated_at,
             closed_at: self.session.closed_at,
@@ -518,11 +518,11 @@ impl Room {
     /// A transcript-only line (not sent to the room) for events such as staff joining.
     fn system_line(&mut self, component: &BareJid, now: Timestamp, body: String, out: &mut Effects) {
         let stanza_id = self.next_stanza_id();
-        out.store(StoreOp::AppendMessage(MessageRow {
+        out.store(StoreOp::AppendMessage(MessageRecord {
             session_id: self.session.id,
             at: now,
             role: Role::System,
-            from_jid: component.to_string(),
+            from_jid: Jid::from(component.clone()),
             nick: String::new(),
             body,
             stanza_id,
@@ -554,7 +554,7 @@ impl Room {
     }
 
     fn write_session(&self, out: &mut Effects) {
-        out.store(StoreOp::UpdateSession(self.row()));
+        out.store(StoreOp::UpdateSession(self.record()));
         out.changed(&self.name);
     }
 
@@ -588,7 +588,7 @@ impl Room {
     pub fn close(&mut self, now: Timestamp, out: &mut Effects) -> Vec<BareJid> {
         if self.set_state(SessionState::Closed, now) {
             tracing::info!(session = self.session.id, room = %self.jid, "session closed");
-            out.store(StoreOp::UpdateSession(self.row()));
+            out.store(StoreOp::UpdateSession(self.record()));
         }
         let last = self.last_staff.clone();
         std::mem::take(&mut self.offered)

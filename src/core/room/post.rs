@@ -13,7 +13,7 @@ use crate::core::refusal::Refusal;
 use crate::core::stanzas::{self, NS_CHATSTATES, NS_SID};
 use crate::core::OrElse;
 use crate::core::Effects;
-use crate::store::{MessageRow, Role};
+use crate::core::session::{MessageRecord, Role};
 use crate::time::Timestamp;
 
 /// The payloads a reflected message keeps: chat states and the sender's origin-id. Anything
@@ -38,9 +38,9 @@ pub struct Said {
     pub reply_to: Jid,
 }
 
-/// A message ready to be committed: the row, and the stanzas that wait for the commit.
+/// A message ready to be committed: its record, and the stanzas that wait for the commit.
 pub struct Posted {
-    pub row: MessageRow,
+    pub record: MessageRecord,
     pub reflections: Vec<Stanza>,
     pub or_else: OrElse,
 }
@@ -116,18 +116,18 @@ impl Room {
             let copies = self.copies_of_visitor_message(ctx, staff, &said.body, &said.kept);
             reflections.extend(copies);
         }
-        let row = MessageRow {
+        let record = MessageRecord {
             session_id: self.session.id,
             at: now,
             role: said.author.role,
-            from_jid: said.author.jid.to_string(),
+            from_jid: Jid::from(said.author.jid),
             nick: said.author.nick,
             body: said.body,
             stanza_id,
             origin_id: said.id.map(|i| i.0),
         };
         Some(Posted {
-            row,
+            record,
             reflections,
             or_else,
         })
