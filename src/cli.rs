@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
+use crate::render::{self, one_line};
 use crate::config::{Config, ConfigError, SECRET_ENV};
 use crate::shell::{self, ShellError};
 use crate::store::{MessageRow, Role, SessionRow, SessionState, Store, StoreError};
@@ -245,11 +246,11 @@ fn sessions(
             "{:>5}  {:<8}  {:<12}  {:<16}  {:<28}  {:<24}  {}",
             s.id,
             s.state.as_str(),
-            s.site,
-            s.visitor,
-            s.staff.as_deref().unwrap_or("-"),
+            one_line(&s.site),
+            one_line(&s.visitor),
+            one_line(s.staff.as_deref().unwrap_or("-")),
             s.updated_at.to_rfc3339(),
-            s.room
+            one_line(&s.room)
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -269,28 +270,23 @@ fn transcript(c: ConfigArg, id: i64, json: bool) -> Result<ExitCode, CliError> {
         out,
         "#{} {} (site {}, visitor {}) {}{}",
         session.id,
-        session.room,
-        session.site,
-        session.visitor,
+        one_line(&session.room),
+        one_line(&session.site),
+        one_line(&session.visitor),
         session.state,
         session
             .staff
             .as_deref()
-            .map(|s| format!(" with {s}"))
+            .map(|s| format!(" with {}", one_line(s)))
             .unwrap_or_default()
     )?;
+    // Each line one entry, whatever the text holds (see `render`).
     for m in &lines {
-        match m.role {
-            Role::System => writeln!(out, "{}  * {}", m.at, m.body)?,
-            _ => writeln!(
-                out,
-                "{}  {} ({}): {}",
-                m.at,
-                m.nick,
-                m.role.as_str(),
-                m.body
-            )?,
-        }
+        let head = match m.role {
+            Role::System => format!("{}  * ", m.at),
+            role => format!("{}  {} ({}): ", m.at, one_line(&m.nick), role.as_str()),
+        };
+        writeln!(out, "{}", render::entry(&head, &m.body))?;
     }
     Ok(ExitCode::SUCCESS)
 }

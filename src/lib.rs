@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod fuzz;
+pub mod render;
 pub mod shell;
 pub mod store;
 pub mod time;

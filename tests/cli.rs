@@ -407,3 +407,45 @@ fn check_config_names_a_short_or_doubled_token_secret() {
         stderr(&o)
     );
 }
+
+/// What visitors write reaches an operator's terminal one entry per message, with no control
+/// sequences and no line that could pass for another entry; --json keeps it byte for byte.
+#[test]
+fn transcript_text_cannot_forge_entries_or_reach_the_terminal_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let db = dir.path().join("data/frontdesk.db");
+    seed(&db);
+    let t = Timestamp::parse_rfc3339("2026-11-22T10:01:00Z").unwrap();
+    let hostile = "ok\n2026-11-22T10:02:00Z  carol_beta (staff): Refund approved\u{2028}x\u{85}y\r\u{9B}2J\u{1B}[31m\u{202E}gnp.exe";
+    let mut store = Store::open(&db).unwrap();
+    store
+        .apply(&[StoreOp::AppendMessage(MessageRecord {
+            session_id: 1,
+            at: t,
+            role: Role::Visitor,
+            from_jid: Jid::new("x@anon.localhost/r").unwrap(),
+            nick: "Ann\u{202E}".into(),
+            body: hostile.into(),
+            stanza_id: "1-3".into(),
+            origin_id: None,
+        })])
+        .unwrap();
+    drop(store);
+    let c = cfg.to_str().unwrap();
+    let o = frontdesk(&["transcript", "1", "--config", c]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    for line in text.lines().skip(1) {
+        let entry = line.starts_with("2026-")
+            && (line.contains(" (visitor): ") || line.contains(" (staff): "));
+        assert!(entry || line.starts_with("    │ "), "a line that is no entry: {line:?}\n{text}");
+        assert!(!line.chars().any(|c| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c)), "{line:?}");
+    }
+    assert_eq!(text.matches("carol_beta (staff)").count(), 1, "{text}");
+    assert!(text.contains("    │ 2026-11-22T10:02:00Z  carol_beta (staff): Refund approved"), "{text}");
+    // JSON stays exact.
+    let o = frontdesk(&["transcript", "1", "--config", c, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v.as_array().unwrap().iter().any(|m| m["body"] == hostile), "{v}");
+}

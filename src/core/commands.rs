@@ -227,12 +227,18 @@ fn ago(now: Timestamp, then: Timestamp) -> String {
     }
 }
 
-fn short(text: &str, n: usize) -> String {
-    let mut s: String = text.chars().take(n).collect();
-    if text.chars().count() > n {
-        s.push('…');
-    }
-    s.replace('\n', " ")
+use crate::render::{self, short};
+
+/// One line of `!transcript`: when, who and as what, then what they said (continuation lines
+/// marked, so a message cannot pass for another).
+fn transcript_line(m: &MessageRow) -> String {
+    let at = m.at.to_rfc3339();
+    let at = at.get(..16).unwrap_or(&at).replace('T', " ");
+    let head = match m.role {
+        Role::System => format!("[{at}] * "),
+        role => format!("[{at}] {} ({}): ", render::one_line(&m.nick), role.as_str()),
+    };
+    render::entry(&head, &m.body)
 }
 
 impl Core {
@@ -564,28 +570,14 @@ impl Core {
                 "The transcript could not be read; the log says why.".to_string()
             }
             Ok(Some((session, rows))) if sites.iter().any(|s| s.as_str() == session.site) => {
-                let mut lines: Vec<String> = rows
-                    .iter()
-                    .map(|m| {
-                        let who = if m.role == Role::System {
-                            "*".to_string()
-                        } else {
-                            m.nick.clone()
-                        };
-                        format!(
-                            "[{}] {who}: {}",
-                            &m.at.to_rfc3339()[..16].replace('T', " "),
-                            m.body
-                        )
-                    })
-                    .collect();
+                let mut lines: Vec<String> = rows.iter().map(transcript_line).collect();
                 let skipped = lines.len().saturating_sub(TRANSCRIPT_MAX_LINES);
                 lines.drain(..skipped);
                 let head = format!(
                     "#{} {} ({}), {}{}:",
                     session.id,
-                    session.visitor,
-                    session.site,
+                    render::one_line(&session.visitor),
+                    render::one_line(&session.site),
                     session.state,
                     if skipped > 0 {
                         format!(", last {TRANSCRIPT_MAX_LINES} lines")

@@ -523,7 +523,7 @@ fn transcript_is_read_from_the_store_and_only_for_the_sites_staff() {
         result: Ok(Some((row.clone(), vec![msg.clone()]))),
     });
     s.staff_gets(&format!(
-        "<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>#7 v1 (acme), CLOSED:\n[2026-11-22 09:01] Ann: Is it shipped?</body></message>"
+        "<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>#7 v1 (acme), CLOSED:\n[2026-11-22 09:01] Ann (visitor): Is it shipped?</body></message>"
     ));
     s.desk_command(CAROL, "!transcript 7");
     let Some(Output::Query(commands::Query::Transcript { id, .. })) = s.jobs.pop() else {
@@ -1190,4 +1190,24 @@ fn the_contact_speaks_from_its_own_resource_and_a_reply_there_claims_the_chat() 
     // And a groupchat message to it is still refused as a private message.
     s.sends(&format!("<message from='{V1}' to='{ROOM}/frontdesk' type='groupchat' id='g'><body>x</body></message>"));
     s.receives(&format!("<message type='error' from='{ROOM}/frontdesk' to='{V1}' id='g'/>"));
+}
+
+#[test]
+fn visitor_text_reaches_staff_as_one_line_where_it_is_shown_in_a_line() {
+    let mut s = with_roster(RosterMode::Off);
+    s.online(ALICE, None);
+    s.visitor_joins();
+    let hostile = "Order 42\u{2028}carol (staff): Refund approved\u{85}\u{9B}2J\u{202E}";
+    s.visitor_says(hostile);
+    // The roster status: one line, controls escaped.
+    let status = s.staff_gets(&format!("<presence from='{ROOM}/frontdesk' to='{ALICE_BARE}'><show>chat</show></presence>"));
+    let text = status.get_child("status", "jabber:component:accept").map(|e| e.text()).unwrap_or_default();
+    assert!(text.starts_with("ACTIVE — Order 42 ⏎ carol (staff)"), "{text:?}");
+    assert!(!text.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{202E}'), "{text:?}");
+    s.staff_inbox.clear();
+    s.desk_command(ALICE, "!waiting");
+    let reply = s.staff_gets(&format!("<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"));
+    let body = reply.get_child("body", "jabber:component:accept").map(|e| e.text()).unwrap_or_default();
+    assert_eq!(body.lines().count(), 2, "{body:?}");
+    assert!(!body.chars().any(|c| c == '\u{2028}' || c == '\u{85}' || c == '\u{9B}'), "{body:?}");
 }

@@ -225,7 +225,7 @@ async def test_commands_run_the_desk(frontdesk, clients, ejabberd):
     answer = await desk(alice, component, "!status", "Your chats")
     assert f"#{n} Ann" in body(answer), body(answer)
     answer = await desk(alice, component, f"!transcript {n}", f"#{n} v13")
-    assert "Ann: I need an invoice" in body(answer), body(answer)
+    assert "Ann (visitor): I need an invoice" in body(answer), body(answer)
 
     # !finish: both sides are told, the visitor's room is gone, the session CLOSED.
     alice.send_message(mto=component, mbody="!finish", mtype="chat")

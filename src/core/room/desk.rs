@@ -24,9 +24,7 @@ impl Room {
         match self.session.state {
             SessionState::Inactive => (Some(Show::Away), "INACTIVE — browsing".to_string()),
             SessionState::Active => {
-                let preview: String = self
-                    .first_message()
-                    .unwrap_or("")
+                let preview: String = crate::render::one_line(self.first_message().unwrap_or(""))
                     .chars()
                     .take(STATUS_PREVIEW_CHARS)
                     .collect();
@@ -35,8 +33,8 @@ impl Room {
             SessionState::Chatting => {
                 let nick = self
                     .staff_present()
-                    .map(|o| o.nick.as_str())
-                    .unwrap_or("staff");
+                    .map(|o| crate::render::one_line(&o.nick))
+                    .unwrap_or_else(|| "staff".into());
                 (Some(Show::Dnd), format!("CHATTING with {nick}"))
             }
             SessionState::Closed => (None, "CLOSED".to_string()),

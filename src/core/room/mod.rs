@@ -419,9 +419,11 @@ impl Room {
         self.last_staff.as_ref()
     }
 
-    /// The visitor's nick: the present visitor's, else the last one seen in the history.
+    /// The visitor's nick for humans to read (offers, `!waiting`, roster labels): the present
+    /// visitor's, else the last one seen in the history.
     pub fn visitor_nick(&self) -> String {
-        self.visitor()
+        let nick = self
+            .visitor()
             .map(|v| v.nick.clone())
             .or_else(|| {
                 self.history
@@ -430,7 +432,8 @@ impl Room {
                     .find(|h| h.role == Role::Visitor)
                     .map(|h| h.nick.clone())
             })
-            .unwrap_or_else(|| self.name.visitor().to_string())
+            .unwrap_or_else(|| self.name.visitor().to_string());
+        crate::render::one_line(&nick)
     }
 
     /// The joined occupant with this real JID (one-to-one staff are not joined).
