@@ -78,6 +78,7 @@ fn config() -> Option<CoreConfig> {
             sessions_per_site: 4,
             messages_per_minute: 30,
             message_burst: 5,
+            ..Limits::default()
         },
     })
 }

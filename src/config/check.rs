@@ -50,6 +50,12 @@ static LIMIT_KEYS: &[LimitKey] = &[
     limit!(sessions_per_site, 1..=U32_MAX),
     limit!(messages_per_minute, 1..=U32_MAX),
     limit!(message_burst, 1..=U32_MAX),
+    limit!(joins_per_minute, 1..=U32_MAX),
+    limit!(join_burst, 1..=U32_MAX),
+    limit!(presence_per_minute, 1..=U32_MAX),
+    limit!(presence_burst, 1..=U32_MAX),
+    limit!(status_chars, 1..=U32_MAX),
+    limit!(history_bytes, 1..=U32_MAX),
 ];
 
 /// Smallest `[limits] stanza_bytes`: joins and ordinary messages need that much.
@@ -280,6 +286,12 @@ mod tests {
             sessions_per_site,
             messages_per_minute,
             message_burst,
+            joins_per_minute,
+            join_burst,
+            presence_per_minute,
+            presence_burst,
+            status_chars,
+            history_bytes,
         } = l;
         let mut fields = vec![
             stanza_bytes,
@@ -292,6 +304,12 @@ mod tests {
             sessions_per_site,
             messages_per_minute as usize,
             message_burst as usize,
+            joins_per_minute as usize,
+            join_burst as usize,
+            presence_per_minute as usize,
+            presence_burst as usize,
+            status_chars,
+            history_bytes,
         ];
         fields.sort_unstable();
         let want: Vec<usize> = (0..LIMIT_KEYS.len()).map(|i| value(i) as usize).collect();
@@ -319,6 +337,12 @@ mod tests {
             sessions_per_site: 8,
             messages_per_minute: 9,
             message_burst: 10,
+            joins_per_minute: 11,
+            join_burst: 12,
+            presence_per_minute: 13,
+            presence_burst: 14,
+            status_chars: 15,
+            history_bytes: 16,
         };
         assert_eq!(l, want);
     }

@@ -65,6 +65,17 @@ pub struct Limits {
     /// A visitor's messages: a token bucket refilled at this rate, holding at most `message_burst`.
     pub messages_per_minute: u32,
     pub message_burst: u32,
+    /// Joins by one address (staff are not limited), across leaving and joining again.
+    pub joins_per_minute: u32,
+    pub join_burst: u32,
+    /// Presence updates (status changes) from one address in rooms.
+    pub presence_per_minute: u32,
+    pub presence_burst: u32,
+    /// Characters of a presence status text shown to others (longer ones are cut).
+    pub status_chars: usize,
+    /// Bytes of message text one room keeps in memory for history on join (the newest; the
+    /// store keeps everything).
+    pub history_bytes: usize,
 }
 
 impl Default for Limits {
@@ -80,6 +91,12 @@ impl Default for Limits {
             sessions_per_site: 20_000,
             messages_per_minute: 60,
             message_burst: 10,
+            joins_per_minute: 20,
+            join_burst: 10,
+            presence_per_minute: 30,
+            presence_burst: 10,
+            status_chars: 500,
+            history_bytes: 65_536,
         }
     }
 }

@@ -7,6 +7,7 @@ use xmpp_parsers::jid::{FullJid, Jid};
 use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 
+use super::limits::{Rate, Rates};
 use super::refusal::Refusal;
 use super::stanzas;
 use super::room::post::{kept_payloads, Said};
@@ -137,21 +138,18 @@ impl Core {
         payloads: &[Element],
         out: &mut Effects,
     ) {
-        let l = self.config.limits;
-        let Some(room) = self.rooms.get_mut(name) else {
-            return;
-        };
         if author.role == Role::Visitor {
-            let per_minute = l.messages_per_minute.saturating_mul(3);
-            let burst = l.message_burst.saturating_mul(3);
-            if !room.take_token(&author.jid, true, now, per_minute, burst) {
-                if self.offenders.should_log(&author.jid.to_bare(), now) {
+            let who = author.jid.to_bare();
+            if !self.rates.take(Rate::ChatState, &who, Some(name), now, &self.config.limits) {
+                if self.offenders.should_log(&who, now) {
                     tracing::warn!(from = %author.jid, room = %name, "visitor over the typing-notification rate; dropping them (logged once a minute per sender)");
                 }
                 return;
             }
         }
-        room.relay_chat_state(author, payloads, out);
+        if let Some(room) = self.rooms.get(name) {
+            room.relay_chat_state(author, payloads, out);
+        }
     }
 
     /// A message from an occupant (joined, or one-to-one staff): committed, then reflected to
@@ -164,7 +162,7 @@ impl Core {
         let Some(room) = self.rooms.get_mut(name) else {
             return;
         };
-        if let Err(r) = check_message(&ctx, room, &mut self.offenders, &said) {
+        if let Err(r) = check_message(&ctx, name, &mut self.rates, &mut self.offenders, &said) {
             out.send(r.message(Jid::from(room.jid().clone()), said.reply_to, said.id));
             return;
         }
@@ -201,10 +199,12 @@ impl Core {
     }
 }
 
-/// A message must fit the body limit, and a visitor must be within their rate.
+/// A message must fit the body limit, and a visitor must be within their rate in this room
+/// (which leaving and joining again does not refill).
 fn check_message(
     ctx: &super::room::Ctx,
-    room: &mut Room,
+    room: &RoomName,
+    rates: &mut Rates,
     offenders: &mut super::limits::Offenders,
     said: &Said,
 ) -> Result<(), Refusal> {
@@ -216,11 +216,10 @@ fn check_message(
         ));
     }
     let author = &said.author;
-    if author.role == Role::Visitor
-        && !room.take_token(&author.jid, false, ctx.now, l.messages_per_minute, l.message_burst)
-    {
-        if offenders.should_log(&author.jid.to_bare(), ctx.now) {
-            tracing::warn!(from = %author.jid, room = %room.name(), "visitor over the message rate; refused (logged once a minute per sender)");
+    let who = author.jid.to_bare();
+    if author.role == Role::Visitor && !rates.take(Rate::Message, &who, Some(room), ctx.now, &l) {
+        if offenders.should_log(&who, ctx.now) {
+            tracing::warn!(from = %author.jid, room = %room, "visitor over the message rate; refused (logged once a minute per sender)");
         }
         return Err(Room::too_fast());
     }

@@ -327,6 +327,7 @@ pub struct Core {
     unmatched: u64,
     connected_at: Option<Timestamp>,
     offenders: limits::Offenders,
+    rates: limits::Rates,
 }
 
 /// How many of each open session's latest lines the core wants in the snapshot it resumes
@@ -360,6 +361,7 @@ impl Core {
             unmatched: 0,
             connected_at: None,
             offenders: limits::Offenders::default(),
+            rates: limits::Rates::default(),
             config,
         };
         core.resume_rooms(snapshot, now);
@@ -405,6 +407,8 @@ impl Core {
                 occupants.remove(&id).unwrap_or_default(),
                 now,
             );
+            let mut room = room;
+            room.trim_history(self.config.limits.history_bytes);
             self.rooms.restore(room);
         }
     }
@@ -504,6 +508,7 @@ impl Core {
 
     fn handle_tick(&mut self, now: Timestamp, out: &mut Effects) {
         self.expire_pings(now, out);
+        self.rates.prune(now, &self.config.limits);
         self.check_staff(now, out);
         self.expire_direct_staff(now, out);
         self.roster_tick(now, out);

@@ -5,6 +5,7 @@ use xmpp_parsers::jid::{FullJid, Jid};
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::stanza_error::DefinedCondition;
 
+use super::limits::Rate;
 use super::refusal::Refusal;
 use super::stanzas::NS_MUC;
 use super::room::join::{is_join, JoinDecision};
@@ -52,7 +53,7 @@ impl Core {
         &mut self,
         now: Timestamp,
         name: RoomName,
-        a: Arrival,
+        mut a: Arrival,
         out: &mut Effects,
     ) {
         match a.presence.type_ {
@@ -62,21 +63,62 @@ impl Core {
             PresenceType::Error => return self.occupant_lost(now, &name, &a.jid, out),
             _ => return,
         }
+        cut_statuses(&mut a.presence, self.config.limits.status_chars);
+        let current = self
+            .rooms
+            .get(&name)
+            .and_then(|r| r.joined_occupant(&a.jid))
+            .map(|o| (o.nick.clone(), o.role));
+        let Some((nick, role)) = current else {
+            return self.join_attempt(now, name, a, out);
+        };
+        // Presence updates, rejoins and nick changes count against one rate per address, which
+        // leaving and joining again does not refill.
+        if !self.within_rate(Rate::Presence, &a.jid, now) {
+            return;
+        }
         let Some(ctx) = self.config.ctx(now, &name) else {
-            return self.handle_join(now, name, a, out);
+            return;
         };
         let Some(room) = self.rooms.get_mut(&name) else {
-            return self.handle_join(now, name, a, out);
+            return;
         };
-        let current = room.joined_occupant(&a.jid).map(|o| (o.nick.clone(), o.role));
-        match current {
-            None => self.handle_join(now, name, a, out),
-            Some((n, _)) if n == a.nick && is_join(&a.presence) => {
-                room.rejoin(&ctx, &a.jid, &a.presence, out)
-            }
-            Some((n, _)) if n == a.nick => room.update_presence(&a.jid, &a.presence, out),
-            Some((_, role)) => self.change_nick(&name, role, a, out),
+        match nick == a.nick {
+            true if is_join(&a.presence) => room.rejoin(&ctx, &a.jid, &a.presence, out),
+            true => room.update_presence(&a.jid, &a.presence, out),
+            false => self.change_nick(&name, role, a, out),
         }
+    }
+
+    /// A join by someone not yet in the room: staff come in freely, anyone else within the
+    /// join rate.
+    fn join_attempt(&mut self, now: Timestamp, name: RoomName, a: Arrival, out: &mut Effects) {
+        let staff = self.config.sites.values().any(|s| s.staff.contains(&a.jid.to_bare()));
+        if !staff && !self.within_rate(Rate::Join, &a.jid, now) {
+            let r = Refusal::wait(
+                DefinedCondition::ResourceConstraint,
+                "You are joining too often; wait a minute and try again.",
+            );
+            let room_jid = name.jid(&self.config.component);
+            let about = room_jid
+                .with_resource_str(&a.nick)
+                .map(Jid::from)
+                .unwrap_or_else(|_| Jid::from(room_jid));
+            return out.send(r.presence(about, Jid::from(a.jid), a.presence.id));
+        }
+        self.handle_join(now, name, a, out)
+    }
+
+    /// Takes a token of `rate` for the sender; an offender is logged, not each offence.
+    fn within_rate(&mut self, rate: Rate, from: &FullJid, now: Timestamp) -> bool {
+        let who = from.to_bare();
+        if self.rates.take(rate, &who, None, now, &self.config.limits) {
+            return true;
+        }
+        if self.offenders.should_log(&who, now) {
+            tracing::warn!(from = %from, rate = ?rate, "over a rate; dropped or refused (logged once a minute per sender)");
+        }
+        false
     }
 
     /// XEP-0045 §7.6: the same rules for the new nick as for a join's, then the room's.
@@ -276,6 +318,15 @@ impl Core {
         };
         if let Some(room) = self.rooms.get_mut(name) {
             room.settle_after(&ctx, &d, out);
+        }
+    }
+}
+
+/// A status text others see is cut to `max` characters.
+fn cut_statuses(p: &mut Presence, max: usize) {
+    for text in p.statuses.values_mut() {
+        if text.chars().count() > max {
+            *text = text.chars().take(max).collect();
         }
     }
 }

@@ -40,9 +40,6 @@ pub struct Occupant {
     /// the visitor's messages as `type='chat'` from the room's bare JID, at their bare JID.
     pub direct: bool,
     pub joined_at: Timestamp,
-    pub bucket: Bucket,
-    /// Chat states (typing notifications) have their own, larger bucket: a few per message.
-    pub typing: Bucket,
 }
 
 impl Occupant {
@@ -55,8 +52,6 @@ impl Occupant {
             shown,
             direct: false,
             joined_at: now,
-            bucket: Bucket::default(),
-            typing: Bucket::default(),
         }
     }
 
@@ -77,31 +72,6 @@ impl Occupant {
             joined_at: self.joined_at,
             direct: self.direct,
         }
-    }
-}
-
-/// A token bucket for an occupant's messages: full when they join.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Bucket {
-    /// Tokens used up (0 = full), so a new bucket needs no configuration.
-    used: f64,
-    last: Option<Timestamp>,
-}
-
-impl Bucket {
-    /// Takes one token if there is one.
-    pub fn take(&mut self, now: Timestamp, per_minute: u32, burst: u32) -> bool {
-        let refill = match self.last {
-            Some(t) => (now.millis() - t.millis()).max(0) as f64 * f64::from(per_minute) / 60_000.0,
-            None => 0.0,
-        };
-        self.last = Some(now);
-        self.used = (self.used - refill).max(0.0);
-        if self.used + 1.0 > f64::from(burst.max(1)) {
-            return false;
-        }
-        self.used += 1.0;
-        true
     }
 }
 
@@ -210,6 +180,8 @@ pub struct Room {
     session: Session,
     occupants: Vec<Occupant>,
     history: VecDeque<HistoryItem>,
+    /// Bytes of the bodies in `history`.
+    history_bytes: usize,
     /// Next sequence number for stanza-ids in this session.
     seq: u64,
     /// Set while nobody is in the room; the session closes when it runs out.
@@ -245,6 +217,7 @@ impl Room {
             session,
             occupants: Vec::new(),
             history: VecDeque::new(),
+            history_bytes: 0,
             seq: 1,
             emptied: None,
             pending_joins: Vec::new(),
@@ -304,7 +277,7 @@ impl Room {
             room.first_message = Some((String::new(), record.updated_at));
         }
         for item in kept.history.into_iter().filter_map(HistoryItem::of_record) {
-            room.remember(item);
+            room.remember(item, usize::MAX);
         }
         for o in occupants {
             let occupant = if o.direct {
@@ -506,16 +479,39 @@ impl Room {
         id
     }
 
-    fn remember(&mut self, item: HistoryItem) {
-        if self.history.len() == HISTORY_MAX {
-            self.history.pop_front();
-        }
+    /// Keeps a line for history on join: at most [`HISTORY_MAX`] lines and `max_bytes` of
+    /// text, the newest always (the store keeps everything; memory must stay bounded whatever
+    /// visitors send).
+    fn remember(&mut self, item: HistoryItem, max_bytes: usize) {
+        self.history_bytes = self.history_bytes.saturating_add(item.body.len());
         self.history.push_back(item);
+        while self.history.len() > 1
+            && (self.history.len() > HISTORY_MAX || self.history_bytes > max_bytes)
+        {
+            if let Some(old) = self.history.pop_front() {
+                self.history_bytes = self.history_bytes.saturating_sub(old.body.len());
+            }
+        }
+    }
+
+    /// Holds the history to `max_bytes` (after a resume, which kept what the store gave).
+    pub fn trim_history(&mut self, max_bytes: usize) {
+        if let Some(last) = self.history.pop_back() {
+            self.history_bytes = self.history_bytes.saturating_sub(last.body.len());
+            self.remember(last, max_bytes);
+        }
+    }
+
+    /// Bytes of message text kept in memory for history.
+    #[cfg(test)]
+    pub fn history_bytes(&self) -> usize {
+        self.history_bytes
     }
 
     /// A message whose write failed must not come back later in someone's history.
     pub fn forget(&mut self, stanza_id: &str) {
         self.history.retain(|h| h.stanza_id != stanza_id);
+        self.history_bytes = self.history.iter().map(|h| h.body.len()).sum();
     }
 
     /// A transcript-only line (not sent to the room) for events such as staff joining.

@@ -14,7 +14,6 @@ use crate::core::stanzas::{self, NS_CHATSTATES, NS_SID};
 use crate::core::OrElse;
 use crate::core::Effects;
 use crate::core::session::{MessageRecord, Role};
-use crate::time::Timestamp;
 
 /// The payloads a reflected message keeps: chat states and the sender's origin-id. Anything
 /// else (a forged `<stanza-id>` or `<delay>`, XHTML, unknown extensions) is dropped.
@@ -46,23 +45,6 @@ pub struct Posted {
 }
 
 impl Room {
-    /// The author's rate: visitors write at a bounded rate (a token bucket per address and
-    /// room); `typing` checks the separate, larger bucket for chat states.
-    pub fn take_token(
-        &mut self,
-        author: &FullJid,
-        typing: bool,
-        now: Timestamp,
-        per_minute: u32,
-        burst: u32,
-    ) -> bool {
-        let Some(o) = self.joined_occupant_mut(author) else {
-            return false;
-        };
-        let bucket = if typing { &mut o.typing } else { &mut o.bucket };
-        bucket.take(now, per_minute, burst)
-    }
-
     /// The refusal for a visitor over the message rate.
     pub fn too_fast() -> Refusal {
         Refusal::wait(
@@ -104,7 +86,7 @@ impl Room {
             lang: said.lang,
             id: said.id.clone(),
             stanza_id: stanza_id.clone(),
-        });
+        }, ctx.limits.history_bytes);
         let or_else = OrElse::MessageNotSaved {
             session_id: self.session.id,
             stanza_id: stanza_id.clone(),
