@@ -179,6 +179,12 @@ fn check_config(c: ConfigArg) -> Result<ExitCode, CliError> {
             s.id.as_str()
         );
     }
+    for s in config.sites.iter().filter(|s| s.token_secret.is_none()) {
+        println!(
+            "warning: site {:?} has no token_secret: anyone who guesses a visitor's id can try to join their room, and a page reload waits for the old connection to go; set sites[].token_secret (docs/security.md)",
+            s.id.as_str()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -62,6 +62,12 @@ fn check_config_accepts_a_good_file() {
         out.contains("OK") && out.contains("chat.localhost") && out.contains("1 site"),
         "{out}"
     );
+    // A site without tokens is allowed, with a warning saying what it risks.
+    assert!(out.contains("warning: site \"acme\" has no token_secret"), "{out}");
+    let cfg = write_config(dir.path(), "token_secret = \"0123456789abcdef0123\"\n");
+    let o = frontdesk(&["check-config", "--config", cfg.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && !out.contains("token_secret"), "{out}");
 }
 
 #[test]

@@ -225,6 +225,12 @@
     this.watch(conn);
     conn.addHandler(function (p) { self.onPresence(p); return true; }, null, "presence");
     conn.addHandler(function (m) { self.onMessage(m); return true; }, null, "message");
+    // XEP-0199: answer the room's pings, so that frontdesk knows this page is still here (an
+    // unanswered ping keeps the room for us, but an answer settles it at once).
+    conn.addHandler(function (iq) {
+      conn.send(global.$iq({ type: "result", to: iq.getAttribute("from"), id: iq.getAttribute("id") }));
+      return true;
+    }, "urn:xmpp:ping", "iq", "get");
   };
 
   /** Leaves the room and ends the BOSH session in one beacon: requests a page makes while it

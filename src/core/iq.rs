@@ -94,15 +94,20 @@ impl Core {
                 return;
             }
             Iq::Error {
-                from, id, error, ..
+                from,
+                id,
+                error,
+                payload,
+                ..
             } => {
+                let echoed = payload.as_ref().is_some_and(|p| is(p, "ping", NS_PING));
                 let text = format!(
                     "{:?}: {}",
                     error.defined_condition,
                     error.texts.values().next().cloned().unwrap_or_default()
                 );
                 if !self.roster_iq_answered(now, &id, from.as_ref(), Some(text), out)
-                    && !self.ping_answered(now, &id, from.as_ref(), Some(error), out)
+                    && !self.ping_answered(now, &id, from.as_ref(), Some((error, echoed)), out)
                 {
                     self.unmatched_answer(now, &id, from.as_ref());
                 }
@@ -257,22 +262,37 @@ impl Core {
         );
     }
 
-    /// Returns false if this was not the answer to one of our pings.
+    /// An answer to one of our pings (with, for an error, whether it carries our ping back, as
+    /// a server answering for a session that no longer exists does). Returns false if it was
+    /// not the answer to one of our pings.
+    ///
+    /// An occupant is gone when the answer says so. But when the ping decides whether a second
+    /// address may take a visitor's room, only the server's own answer counts: a client that
+    /// does not implement ping may answer `service-unavailable` itself, and must not lose its
+    /// room to a stranger for it.
     fn ping_answered(
         &mut self,
         now: Timestamp,
         id: &str,
         from: Option<&Jid>,
-        error: Option<StanzaError>,
+        error: Option<(StanzaError, bool)>,
         out: &mut Effects,
     ) -> bool {
         let Some(p) = self.pings.answered(id, from) else {
             return false;
         };
-        // A client that does not implement ping is still a client that answered.
+        let blocks_join = self
+            .rooms
+            .get(&p.room)
+            .is_some_and(|r| r.join_waits_on(&p.jid));
         match error {
-            Some(e) if means_gone(&e) => self.occupant_lost(now, &p.room, &p.jid, out),
+            Some((e, echoed)) if means_gone(&e) && (echoed || !blocks_join) => {
+                self.occupant_lost(now, &p.room, &p.jid, out)
+            }
             _ => {
+                if blocks_join {
+                    tracing::info!(room = %p.room, jid = %p.jid, "the bound visitor's client answered a ping: the waiting join is refused");
+                }
                 if let Some(room) = self.rooms.get_mut(&p.room) {
                     if room.visitor().map(|v| &v.jid) == Some(&p.jid) {
                         room.refuse_pending(out);
@@ -293,18 +313,18 @@ impl Core {
         }
     }
 
-    /// Unanswered pings: an occupant that blocks a waiting join (a page reload's old session
-    /// that the server has not noticed is dead) is let go; anyone else is given the benefit of
-    /// the doubt.
+    /// Unanswered pings: silence from an occupant that blocks a waiting join is not proof
+    /// that anyone is gone (a client whose answer never reaches us, such as
+    /// Strophe.js answering without a `to`): the waiting join is refused, the bound visitor
+    /// keeps the room. The server sends their unavailable presence when their session ends.
     pub(super) fn expire_pings(&mut self, now: Timestamp, out: &mut Effects) {
         for p in self.pings.expired(now) {
-            let blocks_join = self
-                .rooms
-                .get(&p.room)
-                .is_some_and(|r| r.join_waits_on(&p.jid));
-            if blocks_join {
-                tracing::info!(room = %p.room, jid = %p.jid, "bound visitor did not answer a ping; letting the waiting join in");
-                self.occupant_lost(now, &p.room, &p.jid, out);
+            let Some(room) = self.rooms.get_mut(&p.room) else {
+                continue;
+            };
+            if room.join_waits_on(&p.jid) {
+                tracing::info!(room = %p.room, jid = %p.jid, "bound visitor did not answer a ping; the waiting join is refused, the room stays theirs");
+                room.refuse_pending(out);
             }
         }
     }

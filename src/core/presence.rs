@@ -241,6 +241,7 @@ impl Core {
 
     /// One visitor address may be in a few rooms at once, not in thousands.
     fn check_rooms_per_visitor(&self, name: &RoomName, from: &FullJid) -> Result<(), Refusal> {
+        // Rooms it waits to join count too.
         let inside = self.rooms.joined_elsewhere(from, name);
         if inside >= self.config.limits.rooms_per_visitor {
             return Err(Refusal::wait(
@@ -269,8 +270,10 @@ impl Core {
         let Some(room) = self.rooms.get_mut(name) else {
             return;
         };
-        if let Some(bound) = room.defer_join(a) {
-            self.ping_occupant(now, name, &bound, out);
+        match room.defer_join(a) {
+            Ok(Some(bound)) => self.ping_occupant(now, name, &bound, out),
+            Ok(None) => {}
+            Err((r, a)) => out.send(r.presence(room.about(&a.nick), Jid::from(a.jid), a.presence.id)),
         }
     }
 

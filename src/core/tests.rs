@@ -760,8 +760,8 @@ fn a_second_visitor_jid_replaces_a_bound_one_that_is_gone() {
     // A stranger cannot answer for V1.
     s.sends(&format!("<iq type='error' from='{V2}' to='{ROOM}' id='{p1}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", p1 = iq_id("ping", 1)));
     s.receives_nothing();
-    // The server answers for the dead session.
-    s.sends(&format!("<iq type='error' from='{V1}' to='{ROOM}' id='{p1}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", p1 = iq_id("ping", 1)));
+    // The server answers for the dead session (ejabberd gives our ping back with its error).
+    s.sends(&format!("<iq type='error' from='{V1}' to='{ROOM}' id='{p1}'><ping xmlns='urn:xmpp:ping'/><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>User session not found</text></error></iq>", p1 = iq_id("ping", 1)));
     // Alice sees the old visitor removed (333), then the new one arrive.
     s.receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{ALICE}'><x xmlns='{MUC_USER}'><status code='333'/></x></presence>"));
     s.receives(&format!("<presence from='{ROOM}/Alice' to='{V2}'/>"));
@@ -774,16 +774,61 @@ fn a_second_visitor_jid_replaces_a_bound_one_that_is_gone() {
 }
 
 #[test]
-fn an_unanswered_ping_lets_the_waiting_visitor_in() {
+fn an_unanswered_ping_keeps_the_room_for_the_bound_visitor() {
+    // Strophe.js answers a ping it has no handler for without a `to`: the answer never reaches
+    // the room. Silence is no proof the visitor is gone, so a stranger waiting is refused.
     let mut s = Scenario::new();
     s.visitor_joins();
-    s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.visitor_says("Hello?");
+    s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann' id='j2'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.drain();
     s.after_secs(5);
     s.receives_nothing();
     s.after_secs(6);
-    s.eventually_receives(&format!("<presence from='{ROOM}/Ann' to='{V2}'><x xmlns='{MUC_USER}'><status code='110'/></x></presence>"));
-    assert_eq!(s.state("v1_acme"), Some(SessionState::Inactive));
+    s.receives(&format!("<presence type='error' from='{ROOM}/Ann' to='{V2}' id='j2'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
+    s.receives_nothing();
+    assert_eq!(s.last_session_row().visitor_jid.as_deref(), Some(V1));
+    // The visitor still has their room and their history went to nobody else.
+    s.visitor_says("Still here");
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
+}
+
+#[test]
+fn a_clients_own_error_to_a_ping_does_not_give_its_room_away() {
+    // A client without XEP-0199 may answer service-unavailable itself (without our ping).
+    let mut s = Scenario::new();
+    s.visitor_joins();
+    s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann' id='j2'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.receives(&format!("<iq type='get' to='{V1}' id='{p1}'/>", p1 = iq_id("ping", 1)));
+    s.sends(&format!("<iq type='error' from='{V1}' to='{ROOM}' id='{p1}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", p1 = iq_id("ping", 1)));
+    s.receives(&format!("<presence type='error' to='{V2}' id='j2'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
+    s.receives_nothing();
+    assert_eq!(s.last_session_row().visitor_jid.as_deref(), Some(V1));
+}
+
+#[test]
+fn waiting_joins_are_bounded_per_room_and_count_per_address() {
+    let mut s = Scenario::new();
+    s.visitor_joins();
+    s.drain();
+    let mut refused = 0;
+    for i in 0..6 {
+        s.sends(&format!("<presence from='stranger{i}@anon.example.com/r' to='{ROOM}/Ann' id='w{i}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+        refused += s.drain().iter().filter(|e| show(e).contains("Too many are waiting")).count();
+    }
+    assert_eq!(refused, 3);
+    // One address waiting on three rooms' visitors is at its rooms-per-visitor limit.
+    let mut s = Scenario::new();
+    for r in 1..=4 {
+        let who = format!("owner{r}@anon.example.com/r");
+        s.sends(&format!("<presence from='{who}' to='v{r}_acme@{COMPONENT}/O{r}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    }
+    s.drain();
+    for r in 1..=4 {
+        s.sends(&format!("<presence from='{V2}' to='v{r}_acme@{COMPONENT}/O{r}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    }
+    let out = s.drain();
+    assert_eq!(out.iter().filter(|e| show(e).contains("already in 3 chats")).count(), 1, "{:?}", out.iter().map(show).collect::<Vec<_>>());
 }
 
 #[test]

@@ -28,6 +28,9 @@ pub enum JoinDecision {
     Refuse(Refusal),
 }
 
+/// Joins that may wait on one room's bound visitor at once.
+const MAX_WAITING: usize = 3;
+
 /// How much of the join sequence a joiner gets.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Welcome {
@@ -277,13 +280,23 @@ impl Room {
         Ok(())
     }
 
-    /// Parks a join by a second would-be visitor. Returns the bound visitor to ping.
-    pub fn defer_join(&mut self, a: Arrival) -> Option<FullJid> {
-        let bound = self.visitor()?.jid.clone();
+    /// Parks a join by a second would-be visitor. Returns the bound visitor to ping, or the
+    /// refusal when too many already wait.
+    pub fn defer_join(&mut self, a: Arrival) -> Result<Option<FullJid>, (Refusal, Arrival)> {
+        if self.pending_joins.len() >= MAX_WAITING && !self.pending_joins.iter().any(|j| j.jid == a.jid) {
+            let r = Refusal::wait(
+                DefinedCondition::ResourceConstraint,
+                "Too many are waiting to join this chat; try again in a minute.",
+            );
+            return Err((r, a));
+        }
+        let Some(bound) = self.visitor().map(|v| v.jid.clone()) else {
+            return Ok(None);
+        };
         tracing::debug!(room = %self.name, jid = %a.jid, bound = %bound, "join waits: checking whether the bound visitor is still here");
         self.pending_joins.retain(|j| j.jid != a.jid);
         self.pending_joins.push(a);
-        Some(bound)
+        Ok(Some(bound))
     }
 
     /// The bound visitor answered: they are here, so waiting joins are refused.

@@ -438,6 +438,11 @@ impl Room {
         self.occupants.iter().find(|o| o.role == Role::Staff)
     }
 
+    /// Does `jid` wait to join this room?
+    pub fn is_waiting(&self, jid: &FullJid) -> bool {
+        self.pending_joins.iter().any(|j| &j.jid == jid)
+    }
+
     /// Is a join waiting on the bound visitor `jid` (so an unanswered ping lets it in)?
     pub fn join_waits_on(&self, jid: &FullJid) -> bool {
         !self.pending_joins.is_empty() && self.visitor().map(|v| &v.jid) == Some(jid)
