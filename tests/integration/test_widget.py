@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import xmpp_env
-from helpers import body, frontdesk_with_clients, groupchat_from, kind, attr, child, poll, show
+from helpers import JoinRefused, body, frontdesk_with_clients, groupchat_from, kind, attr, child, poll, show
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "examples" / "web"
@@ -358,3 +358,29 @@ async def test_the_widget_reconnects_when_the_server_comes_back(ejabberd, desk, 
         assert not errors, errors
     finally:
         await relay.stop()
+
+
+async def test_a_stranger_cannot_take_a_widget_visitors_room(ejabberd, desk, browser, web_server, shots):
+    """The victim is the real widget (Strophe.js in Chromium) on a site without tokens. A
+    stranger who knows the visitor id joins the same room: frontdesk pings the widget, which
+    answers (XEP-0199), and the stranger is refused, gets no history, and the visitor chats on."""
+    fd, clients = desk
+    room = "w7_globex@chat.localhost"
+    page, errors = await open_widget(browser, page_url(web_server, ejabberd, visitor="w7", nick="Gus",
+                                                       site="globex"))
+    await state_is(page, "waiting", 20)
+    await page.fill("#chat .fd-input", "my card number is in this chat")
+    await page.press("#chat .fd-input", "Enter")
+    await wait_line(page, "my card number is in this chat")
+    stranger = await clients.visitor("stranger")
+    for nick in ("Gus", "Eve"):
+        r = await stranger.try_join(room, nick, timeout=20)
+        assert isinstance(r, JoinRefused), f"the stranger got into the widget visitor's room: {r}"
+    assert not [st for st in stranger.log if "card number" in (body(st) or "")], "history leaked"
+    await page.fill("#chat .fd-input", "still mine")
+    await page.press("#chat .fd-input", "Enter")
+    await wait_line(page, "still mine")
+    said = [t["body"] for t in fd.transcript(fd.session_of(room)["id"]) if t["role"] == "visitor"]
+    assert said == ["my card number is in this chat", "still mine"], said
+    assert "did not answer a ping" not in fd.log.read_text(), "the widget did not answer frontdesk's ping"
+    assert not errors, errors
