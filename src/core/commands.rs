@@ -10,8 +10,9 @@ use xmpp_parsers::disco::{DiscoItemsResult, Item};
 use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::ns;
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xmpp_parsers::stanza_error::DefinedCondition;
 
+use super::refusal::Refusal;
 use super::roster::parse_advert;
 use super::session::{Role, SessionState};
 use super::stanzas::{self, NS_COMMANDS};
@@ -261,16 +262,8 @@ impl Core {
             return; // chat states to the desk
         }
         if !self.may_command(&bare) {
-            out.send(stanzas::message_error(
-                Jid::from(self.config.component.clone()),
-                from,
-                m.id,
-                stanzas::error(
-                    ErrorType::Auth,
-                    DefinedCondition::Forbidden,
-                    "The front desk takes commands from staff only.",
-                ),
-            ));
+            let desk = Jid::from(self.config.component.clone());
+            out.send(staff_only().message(desk, from, m.id));
             return;
         }
         let Ok(sender) = FullJid::try_from(from) else {
@@ -644,18 +637,14 @@ impl Core {
             Ok(Step::Answer(payload)) => {
                 out.send(stanzas::iq_result(desk, from, id, Some(payload)))
             }
-            Err(e) => out.send(stanzas::iq_error(desk, from, id, e)),
+            Err(r) => out.send(r.iq(desk, from, id)),
         }
     }
 
     /// What an ad-hoc request comes to.
-    fn adhoc_step(&self, from: &Jid, node: &str, cmd: &Element) -> Result<Step, StanzaError> {
+    fn adhoc_step(&self, from: &Jid, node: &str, cmd: &Element) -> Result<Step, Refusal> {
         if !self.may_command(&from.to_bare()) {
-            return Err(stanzas::error(
-                ErrorType::Auth,
-                DefinedCondition::Forbidden,
-                "The front desk takes commands from staff only.",
-            ));
+            return Err(staff_only());
         }
         let canceled = Ok(Step::Answer(adhoc_status(node, "canceled")));
         if cmd.attr("action") == Some("cancel") {
@@ -668,13 +657,8 @@ impl Core {
         {
             return canceled;
         }
-        let spec = command_spec(node).ok_or_else(|| {
-            stanzas::error(
-                ErrorType::Cancel,
-                DefinedCondition::ItemNotFound,
-                "No such command.",
-            )
-        })?;
+        let spec = command_spec(node)
+            .ok_or_else(|| Refusal::cancel(DefinedCondition::ItemNotFound, "No such command."))?;
         // A chat is taken by the resource that will talk in it: a bare JID cannot take one.
         let sender = FullJid::try_from(from.clone())
             .map_err(|_| bad_request("Send ad-hoc commands from a full JID (with a resource)."))?;
@@ -746,12 +730,19 @@ enum Step {
     Answer(Element),
 }
 
-fn bad_request(text: &str) -> StanzaError {
-    stanzas::error(ErrorType::Modify, DefinedCondition::BadRequest, text)
+fn bad_request(text: &str) -> Refusal {
+    Refusal::modify(DefinedCondition::BadRequest, text)
+}
+
+fn staff_only() -> Refusal {
+    Refusal::auth(
+        DefinedCondition::Forbidden,
+        "The front desk takes commands from staff only.",
+    )
 }
 
 /// The data form in an ad-hoc request, if there is one.
-fn submitted_form(cmd: &Element) -> Result<Option<DataForm>, StanzaError> {
+fn submitted_form(cmd: &Element) -> Result<Option<DataForm>, Refusal> {
     cmd.get_child("x", ns::DATA_FORMS)
         .map(|x| {
             DataForm::try_from(x.clone()).map_err(|_| bad_request("The form could not be read."))

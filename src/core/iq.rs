@@ -5,12 +5,13 @@
 use minidom::Element;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::{FullJid, Jid};
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 use xmpp_parsers::version::VersionResult;
 
 use super::message::means_gone;
 use super::stanzas::{self, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_SID, NS_VERSION};
 use super::pings::PendingPing;
+use super::refusal::Refusal;
 use super::{Core, Effects};
 use crate::address::{RoomName, Target};
 use crate::time::Timestamp;
@@ -39,18 +40,26 @@ const ROOM_FEATURES: &[&str] = &[
     NS_SID,
 ];
 
-type Answer = Result<Option<Element>, StanzaError>;
+type Answer = Result<Option<Element>, Refusal>;
 
-fn unavailable() -> StanzaError {
-    stanzas::error(
-        ErrorType::Cancel,
+fn unavailable() -> Refusal {
+    Refusal::cancel(
         DefinedCondition::ServiceUnavailable,
         "This request is not supported here.",
     )
 }
 
-fn not_found(text: &str) -> StanzaError {
-    stanzas::error(ErrorType::Cancel, DefinedCondition::ItemNotFound, text)
+fn not_found(text: &str) -> Refusal {
+    Refusal::cancel(DefinedCondition::ItemNotFound, text)
+}
+
+/// An error answer, for the log: its condition and text.
+fn error_text(e: &StanzaError) -> String {
+    format!(
+        "{:?}: {}",
+        e.defined_condition,
+        e.texts.values().next().cloned().unwrap_or_default()
+    )
 }
 
 fn is(payload: &Element, name: &str, ns: &str) -> bool {
@@ -101,11 +110,7 @@ impl Core {
                 ..
             } => {
                 let echoed = payload.as_ref().is_some_and(|p| is(p, "ping", NS_PING));
-                let text = format!(
-                    "{:?}: {}",
-                    error.defined_condition,
-                    error.texts.values().next().cloned().unwrap_or_default()
-                );
+                let text = error_text(&error);
                 if !self.roster_iq_answered(now, &id, from.as_ref(), Some(text), out)
                     && !self.ping_answered(now, &id, from.as_ref(), Some((error, echoed)), out)
                 {
@@ -153,7 +158,7 @@ impl Core {
         };
         match answer {
             Ok(payload) => out.send(stanzas::iq_result(r.to, r.from, r.id, payload)),
-            Err(err) => out.send(stanzas::iq_error(r.to, r.from, r.id, err)),
+            Err(refusal) => out.send(refusal.iq(r.to, r.from, r.id)),
         }
     }
 
@@ -228,8 +233,7 @@ impl Core {
             return match me {
                 Some(o) if o.nick == nick => Ok(None),
                 Some(_) => Err(unavailable()),
-                None => Err(stanzas::error(
-                    ErrorType::Modify,
+                None => Err(Refusal::modify(
                     DefinedCondition::NotAcceptable,
                     "You are not in this room.",
                 )),

@@ -10,9 +10,9 @@ use xmpp_parsers::jid::BareJid;
 use xmpp_parsers::message::MessageType;
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::stanza::Stanza;
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
+use xmpp_parsers::stanza_error::DefinedCondition;
 
-use super::stanzas;
+use super::refusal::Refusal;
 use super::{Core, Effects};
 use crate::time::Timestamp;
 
@@ -208,11 +208,10 @@ pub fn exceeded(s: &Stanza) -> Option<String> {
         .map(|e| e.attr("limit").unwrap_or("").to_string())
 }
 
-fn policy(limit: &str) -> xmpp_parsers::stanza_error::StanzaError {
-    stanzas::error(
-        ErrorType::Modify,
+fn policy(limit: &str) -> Refusal {
+    Refusal::modify(
         DefinedCondition::PolicyViolation,
-        &format!("This stanza is over this service's {limit} limit and was not processed."),
+        format!("This stanza is over this service's {limit} limit and was not processed."),
     )
 }
 
@@ -247,7 +246,7 @@ impl Core {
             Stanza::Message(m)
                 if !matches!(m.type_, MessageType::Error | MessageType::Headline) =>
             {
-                out.send(stanzas::message_error(to, from, m.id, policy(&limit)));
+                out.send(policy(&limit).message(to, from, m.id));
             }
             Stanza::Presence(p) if p.type_ == PresenceType::Unavailable => {
                 let bare = Presence::new(PresenceType::Unavailable)
@@ -256,10 +255,10 @@ impl Core {
                 self.handle_presence(now, bare, out);
             }
             Stanza::Presence(p) if p.type_ != PresenceType::Error => {
-                out.send(stanzas::presence_error(to, from, p.id, policy(&limit)));
+                out.send(policy(&limit).presence(to, from, p.id));
             }
             Stanza::Iq(Iq::Get { id, .. } | Iq::Set { id, .. }) => {
-                out.send(stanzas::iq_error(to, from, id, policy(&limit)));
+                out.send(policy(&limit).iq(to, from, id));
             }
             _ => {}
         }
