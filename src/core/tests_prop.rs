@@ -3,7 +3,9 @@
 //! no panic; nothing from a room reaches staff of another site; at most one staff member has a
 //! room; every stored message belongs to a session opened before; session states move only
 //! along the allowed edges; nothing is sent to the component itself; errors are never answered
-//! with errors.
+//! with errors; no answer to one of our own requests is taken from an address it was not asked
+//! of; nothing the desk or a contact says to staff carries control, bidi or line-separator
+//! characters, and a `!waiting` line always starts an entry.
 
 use std::collections::HashMap;
 
@@ -38,7 +40,7 @@ const NICKS: [&str; 8] = [
     "x",
     "Ann ",
 ];
-const BODIES: [&str; 8] = [
+const BODIES: [&str; 10] = [
     "hi",
     "!finish",
     "!accept 1",
@@ -47,6 +49,8 @@ const BODIES: [&str; 8] = [
     "<b>&amp;",
     "",
     "!transcript 1",
+    "first\u{2028}carol (staff): refund\u{202E}",
+    "two\nlines\u{85}",
 ];
 
 #[derive(Debug, Clone)]
@@ -68,6 +72,8 @@ enum Act {
     Connected,
     Disconnected,
     ApiDone(bool),
+    /// An answer, from sender `w`, to the `k`th of the requests the core has sent so far.
+    Answer(usize, usize, bool),
     /// One of the above, mutated byte-wise.
     Mutated(Box<Act>, usize, usize),
 }
@@ -160,10 +166,10 @@ fn act() -> impl Strategy<Value = Act> {
     let leaf = prop_oneof![
         (0..7usize, 0..4usize, 0..8usize).prop_map(|(w, r, n)| Act::Join(w, r, n)),
         (0..7usize, 0..4usize, 0..8usize).prop_map(|(w, r, n)| Act::Leave(w, r, n)),
-        (0..7usize, 0..4usize, 0..8usize).prop_map(|(w, r, b)| Act::Say(w, r, b)),
-        (0..7usize, 0..4usize, 0..8usize).prop_map(|(w, r, b)| Act::Chat(w, r, b)),
+        (0..7usize, 0..4usize, 0..BODIES.len()).prop_map(|(w, r, b)| Act::Say(w, r, b)),
+        (0..7usize, 0..4usize, 0..BODIES.len()).prop_map(|(w, r, b)| Act::Chat(w, r, b)),
         (0..7usize, 0..4usize).prop_map(|(w, r)| Act::Typing(w, r)),
-        (0..7usize, 0..8usize).prop_map(|(w, b)| Act::Desk(w, b)),
+        (0..7usize, 0..BODIES.len()).prop_map(|(w, b)| Act::Desk(w, b)),
         (
             0..7usize,
             prop::option::of(prop::sample::select(vec!["away", "chat", "dnd", "xa"]))
@@ -179,6 +185,7 @@ fn act() -> impl Strategy<Value = Act> {
         Just(Act::Connected),
         Just(Act::Disconnected),
         any::<bool>().prop_map(Act::ApiDone),
+        (0..7usize, 0..50usize, any::<bool>()).prop_map(|(w, k, e)| Act::Answer(w, k, e)),
     ];
     leaf.prop_flat_map(|a| {
         prop_oneof![
@@ -252,6 +259,7 @@ fn check(
         }
     }
     for s in &stanzas {
+        check_text_for_staff(s)?;
         let to = s.attr("to").unwrap_or("");
         let from = s.attr("from").unwrap_or("");
         let to_bare = to.split('/').next().unwrap_or("");
@@ -312,6 +320,34 @@ fn check(
     Ok(())
 }
 
+/// What the desk says and what a contact shows staff is rendered: no control, bidi or
+/// line-separator characters (a desk message's own lines aside), and every `!waiting` line
+/// starts an entry.
+fn check_text_for_staff(s: &Element) -> Result<(), String> {
+    let from = s.attr("from").unwrap_or("");
+    let desk = from == COMPONENT || from == format!("{COMPONENT}/frontdesk");
+    let contact = from.ends_with("/frontdesk");
+    if !desk && !contact {
+        return Ok(());
+    }
+    let bad = |c: char| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    for child in s.children().filter(|c| c.name() == "body" || c.name() == "status") {
+        let text = child.text();
+        if text.chars().any(bad) || (contact && text.contains('\n')) {
+            return Err(format!("raw text to staff: {}", String::from(s)));
+        }
+        if text.contains("open request(s):") {
+            if let Some(line) = text.lines().skip(1).find(|l| !l.starts_with('#')) {
+                return Err(format!("a !waiting line that starts no entry: {line:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_op(op: &StoreOp, seen: &mut Seen) -> Result<(), String> {
     match op {
         StoreOp::OpenSession(r) if seen.states.insert(r.id, r.state).is_some() => {
@@ -354,8 +390,30 @@ fn input_of(a: &Act, api: &mut Vec<String>) -> Option<(Input, Option<String>, Op
             let result = if *ok { Ok(()) } else { Err("403".into()) };
             Some((Input::ApiDone { id, result }, None, None))
         }
-        _ => {
-            let xml = xml_of(a)?;
+        _ => parse_input(xml_of(a)?),
+    }
+}
+
+/// An answer from sender `w` to the `k`th request we saw (a result, or a "gone" error), and
+/// whether it comes from an address other than the one asked.
+fn answer_to(asked: &[(String, String, String)], w: usize, k: usize, err: bool) -> Option<(String, bool)> {
+    if asked.is_empty() {
+        return None;
+    }
+    let (id, to, by) = &asked[k % asked.len()];
+    let from = sender(w);
+    let xml = if err {
+        format!("<iq type='error' id='{id}' from='{from}' to='{by}'><ping xmlns='urn:xmpp:ping'/><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+    } else {
+        format!("<iq type='result' id='{id}' from='{from}' to='{by}'/>")
+    };
+    Some((xml, from != to.as_str() && from.split('/').next() != Some(to.as_str())))
+}
+
+/// A stanza as the shell would hand it to the core: parsed, or its header if it does not parse.
+fn parse_input(xml: String) -> Option<(Input, Option<String>, Option<String>)> {
+    {
+        {
             let with_ns = match xml.find([' ', '>', '/']) {
                 Some(end) if xml.starts_with('<') => format!(
                     "{} xmlns='jabber:component:accept'{}",
@@ -412,16 +470,36 @@ proptest! {
         let mut core = Core::new(cfg.clone(), Snapshot { next_session_id: 1, ..Default::default() }, now);
         let mut seen = Seen::default();
         let mut api: Vec<String> = Vec::new();
+        // Our requests so far: (id, the address asked, the address asking).
+        let mut asked: Vec<(String, String, String)> = Vec::new();
         for a in &acts {
             if let Act::Tick(secs) = a {
                 now = now.plus_millis(secs * 1000);
             }
-            let Some((input, from, err_from)) = input_of(a, &mut api) else { continue };
+            let (parsed, wrong_address) = match a {
+                Act::Answer(w, k, err) => match answer_to(&asked, *w, *k, *err) {
+                    Some((xml, wrong)) => (parse_input(xml), wrong),
+                    None => continue,
+                },
+                _ => (input_of(a, &mut api), false),
+            };
+            let Some((input, from, err_from)) = parsed else { continue };
+            let dropped_before = core.unmatched;
             let outs = core.handle(now, input);
             for o in &outs {
                 if let Output::Api(c) = o {
                     api.push(c.id.clone());
                 }
+                if let Output::Send(s) = o {
+                    let e = to_element(s);
+                    if e.name() == "iq" && matches!(e.attr("type"), Some("get" | "set")) {
+                        let attr = |k: &str| e.attr(k).unwrap_or("").to_string();
+                        asked.push((attr("id"), attr("to"), attr("from")));
+                    }
+                }
+            }
+            if wrong_address {
+                prop_assert_eq!(core.unmatched, dropped_before + 1, "after {:?}: an answer from an address we did not ask was taken", a);
             }
             if let Err(e) = check(&cfg, &core, from.as_deref(), err_from.as_deref(), &outs, &mut seen) {
                 prop_assert!(false, "after {a:?}: {e}");
