@@ -136,7 +136,8 @@ pub fn feed(data: &[u8]) {
     let Some(config) = config() else { return };
     let mut now = Timestamp(1_795_000_000_000);
     let mut core = Core::new(config, Snapshot::default(), now);
-    let _ = core.handle(now, Input::Connected);
+    let mut asked = Asked::default();
+    asked.note(&core.handle(now, Input::Connected));
     let mut connected = true;
     for record in data.split(|&b| b == 0) {
         let [who, dt, stanza @ ..] = record else {
@@ -149,21 +150,57 @@ pub fn feed(data: &[u8]) {
                 Input::Connected
             };
             connected = !connected;
-            check(core.handle(now, input));
+            check(core.handle(now, input), &mut asked);
             continue;
         }
         if *dt > 1 {
             now = Timestamp(now.0 + (i64::from(*dt) - 1) * 1000);
-            check(core.handle(now, Input::Tick));
+            check(core.handle(now, Input::Tick), &mut asked);
         }
         let from = sender(*who);
         if let Some(input) = to_input(from, stanza) {
-            check(core.handle(now, input));
+            let foreign = asked.answered_by_someone_else(&input);
+            let dropped = core.unasked_answers();
+            check(core.handle(now, input), &mut asked);
+            assert!(
+                !foreign || core.unasked_answers() == dropped + 1,
+                "an answer from an address we did not ask was taken"
+            );
         }
     }
 }
 
-fn check(outputs: Vec<Output>) {
+/// The requests the core sent: id -> the address asked.
+#[derive(Default)]
+struct Asked(BTreeMap<String, String>);
+
+impl Asked {
+    fn note(&mut self, outputs: &[Output]) {
+        for o in outputs {
+            if let Output::Send(xmpp_parsers::stanza::Stanza::Iq(iq)) = o {
+                if let xmpp_parsers::iq::Iq::Get { id, to, .. } | xmpp_parsers::iq::Iq::Set { id, to, .. } = iq {
+                    self.0.insert(id.clone(), to.as_ref().map(|t| t.to_string()).unwrap_or_default());
+                }
+            }
+        }
+    }
+
+    /// Is this an answer to one of our requests, from an address other than the one asked?
+    fn answered_by_someone_else(&self, input: &Input) -> bool {
+        let Input::Stanza(xmpp_parsers::stanza::Stanza::Iq(iq)) = input else {
+            return false;
+        };
+        let (id, from) = match iq {
+            xmpp_parsers::iq::Iq::Result { id, from, .. } | xmpp_parsers::iq::Iq::Error { id, from, .. } => (id, from),
+            _ => return false,
+        };
+        let from = from.as_ref().map(|f| f.to_string()).unwrap_or_default();
+        self.0.get(id).is_some_and(|to| *to != from)
+    }
+}
+
+fn check(outputs: Vec<Output>, asked: &mut Asked) {
+    asked.note(&outputs);
     for o in outputs {
         if let Output::Send(s) = o {
             let el: Element = xso::transform(&s).unwrap_or_else(|e| {
@@ -174,7 +211,25 @@ fn check(outputs: Vec<Output>) {
                 Some("chat.example.com"),
                 "the core sent a stanza to itself: {el:?}"
             );
+            check_text(&el);
         }
+    }
+}
+
+/// What the desk says and contacts show staff is rendered text (see `crate::render`).
+fn check_text(el: &Element) {
+    let from = el.attr("from").unwrap_or("");
+    let desk = from.split('/').next() == Some("chat.example.com");
+    let contact = from.ends_with("/frontdesk");
+    if !desk && !contact {
+        return;
+    }
+    for child in el.children().filter(|c| c.name() == "body" || c.name() == "status") {
+        let text = child.text();
+        assert!(
+            crate::render::is_rendered(&text, desk && child.name() == "body"),
+            "raw text to staff: {el:?}"
+        );
     }
 }
 

@@ -50,6 +50,14 @@ pub fn one_line(text: &str) -> String {
     out
 }
 
+/// Is this text as [`one_line`] or [`entry`] leave it: no hidden characters, and no line
+/// breaks but `\n` where `lines` is true?
+pub fn is_rendered(text: &str, lines: bool) -> bool {
+    !text
+        .chars()
+        .any(|c| is_hidden(c) || (is_break(c) && !(lines && c == '\n')))
+}
+
 /// At most `n` characters of [`one_line`]'s rendering, with `…` when cut.
 pub fn short(text: &str, n: usize) -> String {
     let line = one_line(text);

@@ -465,6 +465,11 @@ impl Core {
         self.rooms.get(room).map(|r| r.state())
     }
 
+    /// IQ answers dropped because they matched nothing we asked of their sender.
+    pub fn unasked_answers(&self) -> u64 {
+        self.unmatched
+    }
+
     pub fn open_rooms(&self) -> usize {
         self.rooms.len()
     }
