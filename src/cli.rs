@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
-use crate::render::{self, one_line};
 use crate::config::{Config, ConfigError, SECRET_ENV};
+use crate::render::{self, one_line};
 use crate::shell::{self, ShellError};
 use crate::store::{MessageRow, Role, SessionRow, SessionState, Store, StoreError};
 

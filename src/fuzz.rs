@@ -177,10 +177,12 @@ struct Asked(BTreeMap<String, String>);
 impl Asked {
     fn note(&mut self, outputs: &[Output]) {
         for o in outputs {
-            if let Output::Send(xmpp_parsers::stanza::Stanza::Iq(iq)) = o {
-                if let xmpp_parsers::iq::Iq::Get { id, to, .. } | xmpp_parsers::iq::Iq::Set { id, to, .. } = iq {
-                    self.0.insert(id.clone(), to.as_ref().map(|t| t.to_string()).unwrap_or_default());
-                }
+            if let Output::Send(xmpp_parsers::stanza::Stanza::Iq(
+                xmpp_parsers::iq::Iq::Get { id, to, .. } | xmpp_parsers::iq::Iq::Set { id, to, .. },
+            )) = o
+            {
+                let to = to.as_ref().map(|t| t.to_string()).unwrap_or_default();
+                self.0.insert(id.clone(), to);
             }
         }
     }
@@ -191,7 +193,8 @@ impl Asked {
             return false;
         };
         let (id, from) = match iq {
-            xmpp_parsers::iq::Iq::Result { id, from, .. } | xmpp_parsers::iq::Iq::Error { id, from, .. } => (id, from),
+            xmpp_parsers::iq::Iq::Result { id, from, .. }
+            | xmpp_parsers::iq::Iq::Error { id, from, .. } => (id, from),
             _ => return false,
         };
         let from = from.as_ref().map(|f| f.to_string()).unwrap_or_default();
@@ -224,7 +227,10 @@ fn check_text(el: &Element) {
     if !desk && !contact {
         return;
     }
-    for child in el.children().filter(|c| c.name() == "body" || c.name() == "status") {
+    for child in el
+        .children()
+        .filter(|c| c.name() == "body" || c.name() == "status")
+    {
         let text = child.text();
         assert!(
             crate::render::is_rendered(&text, desk && child.name() == "body"),

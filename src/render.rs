@@ -103,7 +103,9 @@ mod tests {
 
     #[test]
     fn every_kind_of_line_break_is_shown_not_obeyed() {
-        for br in ["\n", "\r", "\r\n", "\u{85}", "\u{2028}", "\u{2029}", "\u{0B}", "\u{0C}"] {
+        for br in [
+            "\n", "\r", "\r\n", "\u{85}", "\u{2028}", "\u{2029}", "\u{0B}", "\u{0C}",
+        ] {
             let text = format!("hi{br}carol (staff): Refund approved");
             let line = one_line(&text);
             assert!(!line.contains(|c: char| is_break(c)), "{br:?}: {line:?}");

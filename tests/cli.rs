@@ -63,7 +63,10 @@ fn check_config_accepts_a_good_file() {
         "{out}"
     );
     // A site without tokens is allowed, with a warning saying what it risks.
-    assert!(out.contains("warning: site \"acme\" has no token_secret"), "{out}");
+    assert!(
+        out.contains("warning: site \"acme\" has no token_secret"),
+        "{out}"
+    );
     let cfg = write_config(dir.path(), "token_secret = \"0123456789abcdef0123\"\n");
     let o = frontdesk(&["check-config", "--config", cfg.to_str().unwrap()]);
     let out = String::from_utf8_lossy(&o.stdout);
@@ -445,13 +448,27 @@ fn transcript_text_cannot_forge_entries_or_reach_the_terminal_raw() {
     for line in text.lines().skip(1) {
         let entry = line.starts_with("2026-")
             && (line.contains(" (visitor): ") || line.contains(" (staff): "));
-        assert!(entry || line.starts_with("    │ "), "a line that is no entry: {line:?}\n{text}");
-        assert!(!line.chars().any(|c| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c)), "{line:?}");
+        assert!(
+            entry || line.starts_with("    │ "),
+            "a line that is no entry: {line:?}\n{text}"
+        );
+        assert!(
+            !line
+                .chars()
+                .any(|c| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c)),
+            "{line:?}"
+        );
     }
     assert_eq!(text.matches("carol_beta (staff)").count(), 1, "{text}");
-    assert!(text.contains("    │ 2026-11-22T10:02:00Z  carol_beta (staff): Refund approved"), "{text}");
+    assert!(
+        text.contains("    │ 2026-11-22T10:02:00Z  carol_beta (staff): Refund approved"),
+        "{text}"
+    );
     // JSON stays exact.
     let o = frontdesk(&["transcript", "1", "--config", c, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(v.as_array().unwrap().iter().any(|m| m["body"] == hostile), "{v}");
+    assert!(
+        v.as_array().unwrap().iter().any(|m| m["body"] == hostile),
+        "{v}"
+    );
 }

@@ -191,7 +191,9 @@ impl Availability {
 
     /// Does the model have `staff` online with any resource?
     pub fn seems_online(&self, staff: &BareJid) -> bool {
-        self.by_staff.get(staff).is_some_and(|p| !p.resources.is_empty())
+        self.by_staff
+            .get(staff)
+            .is_some_and(|p| !p.resources.is_empty())
     }
 
     pub fn is_available(&self, staff: &BareJid) -> bool {

@@ -383,7 +383,13 @@ impl Core {
         format!("#{n} is yours: write to {contact} to talk to {visitor}; !finish {n} when you are done.")
     }
 
-    fn finish(&mut self, now: Timestamp, staff: &BareJid, n: Option<i64>, out: &mut Effects) -> String {
+    fn finish(
+        &mut self,
+        now: Timestamp,
+        staff: &BareJid,
+        n: Option<i64>,
+        out: &mut Effects,
+    ) -> String {
         let mut mine: Vec<(i64, RoomName)> = self
             .rooms
             .values()
@@ -438,12 +444,7 @@ impl Core {
             .rooms
             .values()
             .filter(|r| sites.contains(r.name().site()))
-            .filter(|r| {
-                matches!(
-                    r.state(),
-                    SessionState::Active | SessionState::Inactive
-                )
-            })
+            .filter(|r| matches!(r.state(), SessionState::Active | SessionState::Inactive))
             .collect();
         rooms.sort_by_key(|r| (r.state() != SessionState::Active, r.session_id()));
         if rooms.is_empty() {
@@ -525,7 +526,11 @@ impl Core {
                 .filter(|r| mine(r.name().site()) && r.state() == s)
                 .count()
         };
-        let open = self.rooms.values().filter(|r| mine(r.name().site())).count();
+        let open = self
+            .rooms
+            .values()
+            .filter(|r| mine(r.name().site()))
+            .count();
         let staff: std::collections::BTreeSet<BareJid> = self
             .config
             .sites
@@ -552,7 +557,12 @@ impl Core {
     }
 
     /// The store answered a `!transcript` read.
-    pub(super) fn transcript_ready(&mut self, id: u64, result: TranscriptResult, out: &mut Effects) {
+    pub(super) fn transcript_ready(
+        &mut self,
+        id: u64,
+        result: TranscriptResult,
+        out: &mut Effects,
+    ) {
         let Some((staff, reply)) = self.queries.answered(id) else {
             return;
         };

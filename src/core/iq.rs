@@ -9,9 +9,9 @@ use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 use xmpp_parsers::version::VersionResult;
 
 use super::message::means_gone;
-use super::stanzas::{self, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_SID, NS_VERSION};
 use super::pings::PendingPing;
 use super::refusal::Refusal;
+use super::stanzas::{self, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_SID, NS_VERSION};
 use super::{Core, Effects};
 use crate::address::{RoomName, Target};
 use crate::time::Timestamp;

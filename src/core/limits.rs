@@ -180,7 +180,6 @@ impl Rates {
         self.buckets
             .retain(|(rate, _, _), b| b.refilled(now, rate.of(limits).0) > 0.0);
     }
-
 }
 
 /// The limit a stand-in says was exceeded, if this is one.

@@ -9,9 +9,9 @@ use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 
 use super::limits::{Rate, Rates};
 use super::refusal::Refusal;
-use super::stanzas;
 use super::room::post::{kept_payloads, Said};
 use super::room::{Occupant, Room};
+use super::stanzas;
 use super::{Core, Effects};
 use crate::address::{sender_full, RoomName, Target};
 use crate::core::session::Role;
@@ -119,7 +119,10 @@ impl Core {
                 self.post_message(now, &name, said, out)
             }
             None if !m.subjects.is_empty() => {
-                let r = Refusal::auth(DefinedCondition::Forbidden, "Only the room sets its subject.");
+                let r = Refusal::auth(
+                    DefinedCondition::Forbidden,
+                    "Only the room sets its subject.",
+                );
                 let room_jid = name.jid(&self.config.component);
                 out.send(r.message(Jid::from(room_jid), reply_to, m.id));
             }
@@ -140,7 +143,10 @@ impl Core {
     ) {
         if author.role == Role::Visitor {
             let who = author.jid.to_bare();
-            if !self.rates.take(Rate::ChatState, &who, Some(name), now, &self.config.limits) {
+            if !self
+                .rates
+                .take(Rate::ChatState, &who, Some(name), now, &self.config.limits)
+            {
                 if self.offenders.should_log(&who, now) {
                     tracing::warn!(from = %author.jid, room = %name, "visitor over the typing-notification rate; dropping them (logged once a minute per sender)");
                 }
@@ -155,7 +161,13 @@ impl Core {
     /// A message from an occupant (joined, or one-to-one staff): committed, then reflected to
     /// the joined occupants and copied one-to-one where staff need it. The sender hears if it
     /// could not be saved.
-    pub(super) fn post_message(&mut self, now: Timestamp, name: &RoomName, said: Said, out: &mut Effects) {
+    pub(super) fn post_message(
+        &mut self,
+        now: Timestamp,
+        name: &RoomName,
+        said: Said,
+        out: &mut Effects,
+    ) {
         let Some(ctx) = self.config.ctx(now, name) else {
             return;
         };
@@ -167,7 +179,11 @@ impl Core {
             return;
         }
         if let Some(posted) = room.post(&ctx, &self.staff, said, out) {
-            out.persist(StoreOp::AppendMessage(posted.record), posted.reflections, posted.or_else);
+            out.persist(
+                StoreOp::AppendMessage(posted.record),
+                posted.reflections,
+                posted.or_else,
+            );
         }
     }
 

@@ -34,8 +34,8 @@ use crate::store::{Snapshot, StoreOp};
 use crate::time::Timestamp;
 
 use availability::Availability;
-pub use pings::PING_TIMEOUT_MS;
 use pings::Pings;
+pub use pings::PING_TIMEOUT_MS;
 use refusal::Refusal;
 use room::{Ctx, Kept, Room};
 use rooms::Rooms;

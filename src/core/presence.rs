@@ -7,10 +7,10 @@ use xmpp_parsers::stanza_error::DefinedCondition;
 
 use super::limits::Rate;
 use super::refusal::Refusal;
-use super::stanzas::NS_MUC;
 use super::room::join::{is_join, JoinDecision};
 use super::room::leave::Departure;
 use super::room::Arrival;
+use super::stanzas::NS_MUC;
 use super::{nick, Core, Effects};
 use crate::address::{sender_full, RoomName, Target};
 use crate::core::session::Role;
@@ -33,7 +33,16 @@ impl Core {
         };
         let refusal = match target {
             Target::Occupant(room, nick) => {
-                return self.handle_presence_to_occupant(now, room, Arrival { jid: from, nick, presence: p }, out)
+                return self.handle_presence_to_occupant(
+                    now,
+                    room,
+                    Arrival {
+                        jid: from,
+                        nick,
+                        presence: p,
+                    },
+                    out,
+                )
             }
             Target::Room(_) if p.type_ == PresenceType::None => Refusal::modify(
                 DefinedCondition::JidMalformed,
@@ -93,7 +102,11 @@ impl Core {
     /// A join by someone not yet in the room: staff come in freely, anyone else within the
     /// join rate.
     fn join_attempt(&mut self, now: Timestamp, name: RoomName, a: Arrival, out: &mut Effects) {
-        let staff = self.config.sites.values().any(|s| s.staff.contains(&a.jid.to_bare()));
+        let staff = self
+            .config
+            .sites
+            .values()
+            .any(|s| s.staff.contains(&a.jid.to_bare()));
         if !staff && !self.within_rate(Rate::Join, &a.jid, now) {
             let r = Refusal::wait(
                 DefinedCondition::ResourceConstraint,
@@ -137,7 +150,13 @@ impl Core {
 
     // ---- joining ---------------------------------------------------------------------------
 
-    pub(super) fn handle_join(&mut self, now: Timestamp, name: RoomName, a: Arrival, out: &mut Effects) {
+    pub(super) fn handle_join(
+        &mut self,
+        now: Timestamp,
+        name: RoomName,
+        a: Arrival,
+        out: &mut Effects,
+    ) {
         match self.decide_join(now, &name, &a) {
             JoinDecision::Refuse(r) => {
                 tracing::debug!(room = %name, jid = %a.jid, reason = %r.text, "join refused");
@@ -273,7 +292,9 @@ impl Core {
         match room.defer_join(a) {
             Ok(Some(bound)) => self.ping_occupant(now, name, &bound, out),
             Ok(None) => {}
-            Err((r, a)) => out.send(r.presence(room.about(&a.nick), Jid::from(a.jid), a.presence.id)),
+            Err((r, a)) => {
+                out.send(r.presence(room.about(&a.nick), Jid::from(a.jid), a.presence.id))
+            }
         }
     }
 
@@ -312,7 +333,13 @@ impl Core {
 
     /// A visitor who reloaded the page was waiting for exactly this departure: their join goes
     /// in first, then the room settles.
-    fn after_departure(&mut self, now: Timestamp, name: &RoomName, mut d: Departure, out: &mut Effects) {
+    fn after_departure(
+        &mut self,
+        now: Timestamp,
+        name: &RoomName,
+        mut d: Departure,
+        out: &mut Effects,
+    ) {
         for a in std::mem::take(&mut d.waiting) {
             self.handle_join(now, name.clone(), a, out);
         }

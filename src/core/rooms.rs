@@ -100,7 +100,9 @@ impl Rooms {
     /// How many rooms other than `except` this address has joined.
     pub fn joined_elsewhere(&self, jid: &FullJid, except: &RoomName) -> usize {
         self.values()
-            .filter(|r| r.name() != except && (r.joined_occupant(jid).is_some() || r.is_waiting(jid)))
+            .filter(|r| {
+                r.name() != except && (r.joined_occupant(jid).is_some() || r.is_waiting(jid))
+            })
             .count()
     }
 

@@ -141,16 +141,18 @@ impl RosterOp {
                     &status,
                 )]
             }
-            RosterOp::Remove { staff, contact } => [PresenceType::Unsubscribe, PresenceType::Unsubscribed]
-                .into_iter()
-                .map(|t| {
-                    stanzas::presence_of_type(
-                        Jid::from(contact.clone()),
-                        Jid::from(staff.clone()),
-                        t,
-                    )
-                })
-                .collect(),
+            RosterOp::Remove { staff, contact } => {
+                [PresenceType::Unsubscribe, PresenceType::Unsubscribed]
+                    .into_iter()
+                    .map(|t| {
+                        stanzas::presence_of_type(
+                            Jid::from(contact.clone()),
+                            Jid::from(staff.clone()),
+                            t,
+                        )
+                    })
+                    .collect()
+            }
         }
     }
 }
@@ -414,11 +416,10 @@ impl Core {
         // Open visitors whose items we know are in place need nothing (a reconnect to a
         // server with many open chats would otherwise redo every item).
         let rooms = self.rooms.names_where(|r| {
-            self.config.sites.get(r.name().site()).is_some_and(|s| {
-                s.staff
-                    .iter()
-                    .any(|st| !self.roster.has_item(st, r.jid()))
-            })
+            self.config
+                .sites
+                .get(r.name().site())
+                .is_some_and(|s| s.staff.iter().any(|st| !self.roster.has_item(st, r.jid())))
         });
         for name in &rooms {
             self.roster_add_room(now, name, out);

@@ -17,7 +17,6 @@ use crate::address::{RoomName, SiteId, Target};
 use crate::core::session::SessionState;
 use crate::time::Timestamp;
 
-
 impl Core {
     pub(super) fn staff_sites(&self, jid: &BareJid) -> Vec<SiteId> {
         self.config
@@ -415,7 +414,9 @@ impl Core {
             )));
         };
         room.check_not_taken(&sender).map_err(Some)?;
-        let has_body = m.get_best_body(vec![]).is_some_and(|(_, b)| !b.trim().is_empty());
+        let has_body = m
+            .get_best_body(vec![])
+            .is_some_and(|(_, b)| !b.trim().is_empty());
         if room.staff_present().is_none() && !has_body {
             return Err(None);
         }

@@ -12,9 +12,9 @@ use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::message::{Id, Lang, Message};
 use xmpp_parsers::muc::Muc;
+use xmpp_parsers::ns;
 use xmpp_parsers::presence::{Presence, Show, Type as PresenceType};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
-use xmpp_parsers::ns;
 use xmpp_parsers::stanza_id::StanzaId;
 
 use crate::core::session::Role;
@@ -354,7 +354,9 @@ pub fn contact_full(contact: &Jid) -> Jid {
 /// The visitor contact's (or the front desk's) presence as a staff member's roster shows it,
 /// from `contact/frontdesk`.
 pub fn contact_presence(from: Jid, to: Jid, show: Option<Show>, status: &str) -> Presence {
-    let mut p = Presence::available().with_from(contact_full(&from)).with_to(to);
+    let mut p = Presence::available()
+        .with_from(contact_full(&from))
+        .with_to(to);
     p.show = show;
     p.statuses.insert(Lang::default(), status.to_string());
     p

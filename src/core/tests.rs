@@ -69,7 +69,8 @@ pub(super) struct Scenario {
     or_else: Vec<Element>,
     /// The server's view of staff sessions, as it answers the front desk's probes: for each
     /// bare JID, the last presence each resource sent to the front desk.
-    pub(super) server: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Element>>,
+    pub(super) server:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, Element>>,
 }
 
 pub(super) fn parse(xml: &str) -> Element {
@@ -587,7 +588,9 @@ fn nick_rules() {
     // The same rules as for joining: not a staff member's name, not an invalid one.
     s.sends(&format!("<presence from='{V1}' to='{ROOM}/alice_acme'/>"));
     s.receives(&format!("<presence type='error' from='{ROOM}/alice_acme' to='{V1}'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
-    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Al\u{3164}ice'/>"));
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Al\u{3164}ice'/>"
+    ));
     s.receives("<presence type='error'><error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>");
     s.receives_nothing();
 }
@@ -600,15 +603,22 @@ fn a_nick_change_is_seen_by_staff_and_taken_by_nobody_else() {
     s.alice_joins();
     s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Ann'/>"));
     s.receives(&format!("<presence type='error' from='{ROOM}/Ann' to='{ALICE}'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
-    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Annie'><status>brb</status></presence>"));
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Annie'><status>brb</status></presence>"
+    ));
     s.receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{V1}'><x xmlns='{MUC_USER}'><item nick='Annie'/><status code='303'/></x></presence>"));
     s.receives(&format!("<presence type='unavailable' from='{ROOM}/Ann' to='{ALICE}'><x xmlns='{MUC_USER}'><item nick='Annie' jid='{V1}'/><status code='303'/></x></presence>"));
-    s.receives(&format!("<presence from='{ROOM}/Annie' to='{V1}'><status>brb</status></presence>"));
+    s.receives(&format!(
+        "<presence from='{ROOM}/Annie' to='{V1}'><status>brb</status></presence>"
+    ));
     s.receives(&format!("<presence from='{ROOM}/Annie' to='{ALICE}'><status>brb</status><x xmlns='{MUC_USER}'><item jid='{V1}'/></x></presence>"));
     s.receives_nothing();
     // Staff see the new name in what they are offered and in the transcript from now on.
     s.visitor_says("Me again");
-    assert!(s.messages_stored().iter().any(|(_, nick, body)| nick == "Annie" && body == "Me again"));
+    assert!(s
+        .messages_stored()
+        .iter()
+        .any(|(_, nick, body)| nick == "Annie" && body == "Me again"));
 }
 
 #[test]
@@ -739,12 +749,14 @@ fn a_second_visitor_jid_waits_for_the_bound_one_to_answer_a_ping() {
     s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann2' id='j2'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     // The component asks the bound visitor whether it is still there.
     s.receives(&format!(
-        "<iq type='get' from='{ROOM}' to='{V1}' id='{p1}'><ping xmlns='urn:xmpp:ping'/></iq>", p1 = iq_id("ping", 1)
+        "<iq type='get' from='{ROOM}' to='{V1}' id='{p1}'><ping xmlns='urn:xmpp:ping'/></iq>",
+        p1 = iq_id("ping", 1)
     ));
     s.receives_nothing();
     // It is: the newcomer is refused.
     s.sends(&format!(
-        "<iq type='result' from='{V1}' to='{ROOM}' id='{p1}'/>", p1 = iq_id("ping", 1)
+        "<iq type='result' from='{V1}' to='{ROOM}' id='{p1}'/>",
+        p1 = iq_id("ping", 1)
     ));
     s.receives(&format!("<presence type='error' from='{ROOM}/Ann2' to='{V2}' id='j2'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
     s.receives_nothing();
@@ -756,7 +768,10 @@ fn a_second_visitor_jid_replaces_a_bound_one_that_is_gone() {
     s.visitor_joins();
     s.alice_joins();
     s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann' id='j2'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-    s.receives(&format!("<iq type='get' to='{V1}' id='{p1}'/>", p1 = iq_id("ping", 1)));
+    s.receives(&format!(
+        "<iq type='get' to='{V1}' id='{p1}'/>",
+        p1 = iq_id("ping", 1)
+    ));
     // A stranger cannot answer for V1.
     s.sends(&format!("<iq type='error' from='{V2}' to='{ROOM}' id='{p1}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", p1 = iq_id("ping", 1)));
     s.receives_nothing();
@@ -799,7 +814,10 @@ fn a_clients_own_error_to_a_ping_does_not_give_its_room_away() {
     let mut s = Scenario::new();
     s.visitor_joins();
     s.sends(&format!("<presence from='{V2}' to='{ROOM}/Ann' id='j2'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-    s.receives(&format!("<iq type='get' to='{V1}' id='{p1}'/>", p1 = iq_id("ping", 1)));
+    s.receives(&format!(
+        "<iq type='get' to='{V1}' id='{p1}'/>",
+        p1 = iq_id("ping", 1)
+    ));
     s.sends(&format!("<iq type='error' from='{V1}' to='{ROOM}' id='{p1}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", p1 = iq_id("ping", 1)));
     s.receives(&format!("<presence type='error' to='{V2}' id='j2'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
     s.receives_nothing();
@@ -814,7 +832,11 @@ fn waiting_joins_are_bounded_per_room_and_count_per_address() {
     let mut refused = 0;
     for i in 0..6 {
         s.sends(&format!("<presence from='stranger{i}@anon.example.com/r' to='{ROOM}/Ann' id='w{i}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-        refused += s.drain().iter().filter(|e| show(e).contains("Too many are waiting")).count();
+        refused += s
+            .drain()
+            .iter()
+            .filter(|e| show(e).contains("Too many are waiting"))
+            .count();
     }
     assert_eq!(refused, 3);
     // One address waiting on three rooms' visitors is at its rooms-per-visitor limit.
@@ -828,7 +850,14 @@ fn waiting_joins_are_bounded_per_room_and_count_per_address() {
         s.sends(&format!("<presence from='{V2}' to='v{r}_acme@{COMPONENT}/O{r}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     }
     let out = s.drain();
-    assert_eq!(out.iter().filter(|e| show(e).contains("already in 3 chats")).count(), 1, "{:?}", out.iter().map(show).collect::<Vec<_>>());
+    assert_eq!(
+        out.iter()
+            .filter(|e| show(e).contains("already in 3 chats"))
+            .count(),
+        1,
+        "{:?}",
+        out.iter().map(show).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -839,13 +868,18 @@ fn after_reconnecting_occupants_are_pinged_and_the_gone_ones_removed() {
     s.alice_joins();
     s.feed(Input::Connected);
     s.receives(&format!(
-        "<iq type='get' from='{ROOM}' to='{V1}' id='{p1}'><ping xmlns='urn:xmpp:ping'/></iq>", p1 = iq_id("ping", 1)
+        "<iq type='get' from='{ROOM}' to='{V1}' id='{p1}'><ping xmlns='urn:xmpp:ping'/></iq>",
+        p1 = iq_id("ping", 1)
     ));
-    s.receives(&format!("<iq type='get' from='{ROOM}' to='{ALICE}' id='{p2}'><ping xmlns='urn:xmpp:ping'/></iq>", p2 = iq_id("ping", 2)));
+    s.receives(&format!(
+        "<iq type='get' from='{ROOM}' to='{ALICE}' id='{p2}'><ping xmlns='urn:xmpp:ping'/></iq>",
+        p2 = iq_id("ping", 2)
+    ));
     s.receives_nothing();
     // Alice is still there; the visitor's old session is gone.
     s.sends(&format!(
-        "<iq type='result' from='{ALICE}' to='{ROOM}' id='{p2}'/>", p2 = iq_id("ping", 2)
+        "<iq type='result' from='{ALICE}' to='{ROOM}' id='{p2}'/>",
+        p2 = iq_id("ping", 2)
     ));
     s.sends(&format!("<iq type='error' from='{V1}' to='{ROOM}' id='{p1}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", p1 = iq_id("ping", 1)));
     s.receives(&format!(
@@ -1254,4 +1288,3 @@ fn a_join_to_the_bare_room_is_jid_malformed_for_staff_too() {
     }
     s.receives_nothing();
 }
-

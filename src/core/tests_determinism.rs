@@ -65,8 +65,18 @@ fn run(core: &mut Core) -> Vec<String> {
     let ns = "xmlns='jabber:component:accept'";
     let inputs = vec![
         (0, Input::Connected),
-        (1, stanza(&format!("<presence {ns} from='alice_acme@example.com/desk' to='{COMPONENT}'/>"))),
-        (2, stanza(&format!("<presence {ns} from='bob_acme@example.com/laptop' to='{COMPONENT}'/>"))),
+        (
+            1,
+            stanza(&format!(
+                "<presence {ns} from='alice_acme@example.com/desk' to='{COMPONENT}'/>"
+            )),
+        ),
+        (
+            2,
+            stanza(&format!(
+                "<presence {ns} from='bob_acme@example.com/laptop' to='{COMPONENT}'/>"
+            )),
+        ),
         (11, Input::Tick),
         (12, Input::Disconnected),
         (13, Input::Connected),

@@ -264,10 +264,14 @@ fn leaving_and_joining_again_does_not_refill_the_message_rate() {
         s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat' id='m{i}'><body>{i}</body></message>"));
     }
     s.drain();
-    s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"));
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"
+    ));
     s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.drain();
-    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat' id='again'><body>more</body></message>"));
+    s.sends(&format!(
+        "<message from='{V1}' to='{ROOM}' type='groupchat' id='again'><body>more</body></message>"
+    ));
     s.receives(&format!("<message type='error' id='again' to='{V1}'><error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"));
 }
 
@@ -278,7 +282,9 @@ fn presence_floods_are_cut_to_the_rate_and_statuses_to_their_length() {
     s.alice_joins();
     let long = "x".repeat(30_000);
     for i in 0..100 {
-        s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann'><status>{i}{long}</status></presence>"));
+        s.sends(&format!(
+            "<presence from='{V1}' to='{ROOM}/Ann'><status>{i}{long}</status></presence>"
+        ));
     }
     let to_alice: Vec<_> = s
         .drain()
@@ -286,14 +292,23 @@ fn presence_floods_are_cut_to_the_rate_and_statuses_to_their_length() {
         .filter(|e| e.name() == "presence" && e.attr("to") == Some(ALICE))
         .collect();
     let l = crate::config::Limits::default();
-    assert_eq!(to_alice.len(), l.presence_burst as usize, "only the burst reaches staff");
+    assert_eq!(
+        to_alice.len(),
+        l.presence_burst as usize,
+        "only the burst reaches staff"
+    );
     for p in &to_alice {
-        let status = p.get_child("status", "jabber:component:accept").map(|e| e.text()).unwrap_or_default();
+        let status = p
+            .get_child("status", "jabber:component:accept")
+            .map(|e| e.text())
+            .unwrap_or_default();
         assert_eq!(status.chars().count(), l.status_chars);
     }
     // An unrelated room is unaffected.
     s.sends(&format!("<presence from='{V2}' to='v2_acme@{COMPONENT}/Bo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-    s.eventually_receives(&format!("<message from='v2_acme@{COMPONENT}' to='{V2}'><subject/></message>"));
+    s.eventually_receives(&format!(
+        "<message from='v2_acme@{COMPONENT}' to='{V2}'><subject/></message>"
+    ));
 }
 
 #[test]
@@ -303,7 +318,9 @@ fn a_join_flood_from_one_address_is_refused_past_the_burst() {
     let mut refused = 0;
     for i in 0..(l.join_burst + 5) {
         s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann{i}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-        s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann{i}' type='unavailable'/>"));
+        s.sends(&format!(
+            "<presence from='{V1}' to='{ROOM}/Ann{i}' type='unavailable'/>"
+        ));
         refused += s
             .drain()
             .iter()
@@ -315,9 +332,14 @@ fn a_join_flood_from_one_address_is_refused_past_the_burst() {
     s.sends(&format!("<presence from='{V2}' to='{ROOM}/Bea'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     for _ in 0..(l.join_burst + 5) {
         s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-        s.sends(&format!("<presence from='{ALICE}' to='{ROOM}/Alice' type='unavailable'/>"));
+        s.sends(&format!(
+            "<presence from='{ALICE}' to='{ROOM}/Alice' type='unavailable'/>"
+        ));
     }
-    assert!(!s.drain().iter().any(|e| show(e).contains("joining too often")));
+    assert!(!s
+        .drain()
+        .iter()
+        .any(|e| show(e).contains("joining too often")));
 }
 
 #[test]
@@ -325,7 +347,12 @@ fn many_offenders_make_a_bounded_number_of_log_lines() {
     let mut o = limits::Offenders::default();
     let now = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
     let logged = (0..1000)
-        .filter(|i| o.should_log(&BareJid::new(&format!("anon{i}@anon.example.com")).unwrap(), now))
+        .filter(|i| {
+            o.should_log(
+                &BareJid::new(&format!("anon{i}@anon.example.com")).unwrap(),
+                now,
+            )
+        })
         .count();
     assert_eq!(logged, 20);
     // The next minute starts a new budget.
@@ -345,7 +372,15 @@ fn a_rooms_history_in_memory_stays_within_its_bytes() {
         s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='groupchat' id='b{i}'><body>{big}</body></message>"));
         s.drain();
     }
-    let room = s.core.rooms.get(&RoomName::parse("v1_acme").unwrap()).unwrap();
-    assert!(room.history_bytes() <= l.history_bytes, "{}", room.history_bytes());
+    let room = s
+        .core
+        .rooms
+        .get(&RoomName::parse("v1_acme").unwrap())
+        .unwrap();
+    assert!(
+        room.history_bytes() <= l.history_bytes,
+        "{}",
+        room.history_bytes()
+    );
     assert!(room.history_bytes() >= big.len(), "the newest is kept");
 }

@@ -312,7 +312,8 @@ fn check(
             {
                 return Err(format!(
                     "{} is staff in {} of another site",
-                    o.jid, room.jid()
+                    o.jid,
+                    room.jid()
                 ));
             }
         }
@@ -334,7 +335,10 @@ fn check_text_for_staff(s: &Element) -> Result<(), String> {
         (c.is_control() && c != '\n')
             || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
     };
-    for child in s.children().filter(|c| c.name() == "body" || c.name() == "status") {
+    for child in s
+        .children()
+        .filter(|c| c.name() == "body" || c.name() == "status")
+    {
         let text = child.text();
         if text.chars().any(bad) || (contact && text.contains('\n')) {
             return Err(format!("raw text to staff: {}", String::from(s)));
@@ -396,7 +400,12 @@ fn input_of(a: &Act, api: &mut Vec<String>) -> Option<(Input, Option<String>, Op
 
 /// An answer from sender `w` to the `k`th request we saw (a result, or a "gone" error), and
 /// whether it comes from an address other than the one asked.
-fn answer_to(asked: &[(String, String, String)], w: usize, k: usize, err: bool) -> Option<(String, bool)> {
+fn answer_to(
+    asked: &[(String, String, String)],
+    w: usize,
+    k: usize,
+    err: bool,
+) -> Option<(String, bool)> {
     if asked.is_empty() {
         return None;
     }
@@ -407,7 +416,10 @@ fn answer_to(asked: &[(String, String, String)], w: usize, k: usize, err: bool) 
     } else {
         format!("<iq type='result' id='{id}' from='{from}' to='{by}'/>")
     };
-    Some((xml, from != to.as_str() && from.split('/').next() != Some(to.as_str())))
+    Some((
+        xml,
+        from != to.as_str() && from.split('/').next() != Some(to.as_str()),
+    ))
 }
 
 /// A stanza as the shell would hand it to the core: parsed, or its header if it does not parse.

@@ -45,11 +45,10 @@ impl Scenario {
     /// Nothing about a visitor (from a room) went to `to` (a bare JID).
     #[track_caller]
     fn staff_nothing_to(&self, to: &str) {
-        let about_visitor =
-            |e: &&Element| {
-                e.attr("to") == Some(to)
-                    && e.attr("from").and_then(|f| f.split('/').next()) != Some(COMPONENT)
-            };
+        let about_visitor = |e: &&Element| {
+            e.attr("to") == Some(to)
+                && e.attr("from").and_then(|f| f.split('/').next()) != Some(COMPONENT)
+        };
         if let Some(e) = self.staff_inbox.iter().find(about_visitor) {
             panic!("{to} got\n  {}", show(e));
         }
@@ -147,7 +146,9 @@ fn auto_picks_privilege_when_advertised_and_falls_back_to_the_api_when_it_fails(
     assert_eq!(arg(&calls[0], "nick"), "Ann (ACME Inc.)");
     assert_eq!(arg(&calls[0], "group"), "ACME Inc. visitors");
     assert!(
-        s.core.diag_text(s.now, &BareJid::new(ALICE_BARE).unwrap()).contains("roster: ejabberd-api"),
+        s.core
+            .diag_text(s.now, &BareJid::new(ALICE_BARE).unwrap())
+            .contains("roster: ejabberd-api"),
         "{}",
         s.core.diag_text(s.now, &BareJid::new(ALICE_BARE).unwrap())
     );
@@ -923,7 +924,10 @@ fn after_a_restart_stanza_ids_never_repeat_and_a_crafted_one_cannot_overflow() {
     s.visitor_says("still there?");
     let after = ids(&s);
     assert_eq!(after.len(), 1);
-    assert!(!before.contains(&after[0]), "{after:?} repeats one of {before:?}");
+    assert!(
+        !before.contains(&after[0]),
+        "{after:?} repeats one of {before:?}"
+    );
 
     // A database edited by hand: the largest sequence number there is.
     store.apply(&s.stored).unwrap();
@@ -974,16 +978,28 @@ fn a_removed_visitor_item_does_not_make_staff_offline() {
     // The next visitor is offered to Alice and is not told that nobody is there.
     let room2 = format!("v2_acme@{COMPONENT}");
     s.sends(&format!("<presence from='{V2}' to='{room2}/Bo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-    s.sends(&format!("<message from='{V2}' to='{room2}' type='groupchat'><body>Hi there</body></message>"));
-    s.staff_gets(&format!("<message type='chat' from='{room2}' to='{ALICE_BARE}'><body>Hi there</body></message>"));
+    s.sends(&format!(
+        "<message from='{V2}' to='{room2}' type='groupchat'><body>Hi there</body></message>"
+    ));
+    s.staff_gets(&format!(
+        "<message type='chat' from='{room2}' to='{ALICE_BARE}'><body>Hi there</body></message>"
+    ));
     assert!(
-        !s.drain().iter().any(|e| show(e).contains("No one is available")),
+        !s.drain()
+            .iter()
+            .any(|e| show(e).contains("No one is available")),
         "the visitor was told nobody is there"
     );
     s.staff_inbox.clear();
     s.desk_command(ALICE, "!diag");
-    let diag = s.staff_gets(&format!("<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"));
-    assert!(show(&diag).contains("staff online: 1, available: 1"), "{}", show(&diag));
+    let diag = s.staff_gets(&format!(
+        "<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"
+    ));
+    assert!(
+        show(&diag).contains("staff online: 1, available: 1"),
+        "{}",
+        show(&diag)
+    );
 }
 
 /// A staff session the server ended without the component hearing of it (its presence never
@@ -997,12 +1013,22 @@ fn staff_who_left_unnoticed_are_found_out_by_a_probe() {
     s.after_secs(6);
     s.staff_inbox.clear();
     s.desk_command(BOB, "!diag");
-    let diag = s.staff_gets(&format!("<message from='{COMPONENT}' to='{BOB_BARE}' type='chat'/>"));
-    assert!(show(&diag).contains("staff online: 0, available: 0"), "{}", show(&diag));
-    s.visitor_joins();
-    s.sends(&format!("<message from='{V1}' to='{ROOM}' type='groupchat'><body>Anyone?</body></message>"));
+    let diag = s.staff_gets(&format!(
+        "<message from='{COMPONENT}' to='{BOB_BARE}' type='chat'/>"
+    ));
     assert!(
-        s.drain().iter().any(|e| show(e).contains("No one is available")),
+        show(&diag).contains("staff online: 0, available: 0"),
+        "{}",
+        show(&diag)
+    );
+    s.visitor_joins();
+    s.sends(&format!(
+        "<message from='{V1}' to='{ROOM}' type='groupchat'><body>Anyone?</body></message>"
+    ));
+    assert!(
+        s.drain()
+            .iter()
+            .any(|e| show(e).contains("No one is available")),
         "the visitor must hear that nobody is there"
     );
     assert!(!offered(&s, ALICE_BARE));
@@ -1020,14 +1046,22 @@ fn a_probe_answer_keeps_the_resources_that_answer_and_drops_the_rest() {
     s.after_secs(6);
     s.staff_inbox.clear();
     s.desk_command(BOB, "!diag");
-    let diag = s.staff_gets(&format!("<message from='{COMPONENT}' to='{BOB_BARE}' type='chat'/>"));
-    assert!(show(&diag).contains("staff online: 1, available: 0"), "{}", show(&diag));
+    let diag = s.staff_gets(&format!(
+        "<message from='{COMPONENT}' to='{BOB_BARE}' type='chat'/>"
+    ));
+    assert!(
+        show(&diag).contains("staff online: 1, available: 0"),
+        "{}",
+        show(&diag)
+    );
 }
 
 #[test]
 fn negative_priority_or_busy_resources_get_no_offers() {
     let mut s = with_roster(RosterMode::Off);
-    s.sends(&format!("<presence from='{ALICE}' to='{COMPONENT}'><priority>-1</priority></presence>"));
+    s.sends(&format!(
+        "<presence from='{ALICE}' to='{COMPONENT}'><priority>-1</priority></presence>"
+    ));
     s.online(BOB, Some("dnd"));
     s.visitor_joins();
     s.visitor_says("Hello?");
@@ -1047,8 +1081,14 @@ fn a_reconnect_rebuilds_availability_from_the_servers_answers() {
     s.feed(Input::Connected);
     s.staff_inbox.clear();
     s.desk_command(ALICE, "!diag");
-    let diag = s.staff_gets(&format!("<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"));
-    assert!(show(&diag).contains("staff online: 1, available: 1"), "{}", show(&diag));
+    let diag = s.staff_gets(&format!(
+        "<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"
+    ));
+    assert!(
+        show(&diag).contains("staff online: 1, available: 1"),
+        "{}",
+        show(&diag)
+    );
 }
 
 #[test]
@@ -1060,10 +1100,11 @@ fn waiting_counts_from_the_visitors_first_message() {
     s.after_secs(30);
     s.staff_inbox.clear();
     s.desk_command(ALICE, "!waiting");
-    let reply = s.staff_gets(&format!("<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"));
+    let reply = s.staff_gets(&format!(
+        "<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"
+    ));
     assert!(show(&reply).contains("ACTIVE for 30 s"), "{}", show(&reply));
 }
-
 
 // ---- answers are matched by id and by the address asked ------------------------------------------
 
@@ -1077,7 +1118,10 @@ fn forged_answers_to_our_roster_calls_change_nothing() {
     assert!(!desk_calls.is_empty());
     s.visitor_joins();
     let calls = s.api_calls();
-    assert!(!calls.is_empty(), "the visitor's roster items go through the API");
+    assert!(
+        !calls.is_empty(),
+        "the visitor's roster items go through the API"
+    );
     // The visitor, and staff of another site, forge errors for every id they could know.
     for c in desk_calls.iter().chain(&calls) {
         for from in [V1, CAROL, CAROL_BARE, ALICE_BARE] {
@@ -1094,11 +1138,20 @@ fn forged_answers_to_our_roster_calls_change_nothing() {
     let room2 = format!("v2_acme@{COMPONENT}");
     s.sends(&format!("<presence from='{V2}' to='{room2}/Bo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     assert!(s.api_calls().iter().any(|c| c.command == "add_rosteritem"));
-    assert!(!s.staff_inbox.iter().any(|e| e.attr("type") == Some("subscribe")));
+    assert!(!s
+        .staff_inbox
+        .iter()
+        .any(|e| e.attr("type") == Some("subscribe")));
     s.staff_inbox.clear();
     s.desk_command(ALICE, "!diag");
-    let diag = s.staff_gets(&format!("<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"));
-    assert!(show(&diag).contains("roster: ejabberd-api"), "{}", show(&diag));
+    let diag = s.staff_gets(&format!(
+        "<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"
+    ));
+    assert!(
+        show(&diag).contains("roster: ejabberd-api"),
+        "{}",
+        show(&diag)
+    );
 }
 
 #[test]
@@ -1108,17 +1161,31 @@ fn a_privileged_roster_answer_counts_only_from_the_staff_member_asked() {
     s.sends(&format!(
         "<message from='example.com' to='{COMPONENT}'><privilege xmlns='urn:xmpp:privilege:2'><perm access='roster' type='both'/></privilege></message>"
     ));
-    let iq = s.staff_gets(&format!("<iq type='set' from='{COMPONENT}' to='{ALICE_BARE}'/>"));
+    let iq = s.staff_gets(&format!(
+        "<iq type='set' from='{COMPONENT}' to='{ALICE_BARE}'/>"
+    ));
     let id = iq.attr("id").unwrap().to_string();
-    assert!(!id.contains("-1") && id.len() > 20, "ids must not be guessable: {id}");
+    assert!(
+        !id.contains("-1") && id.len() > 20,
+        "ids must not be guessable: {id}"
+    );
     s.stored.clear();
     // Bob's and Carol's servers cannot answer for Alice's roster.
     for from in [BOB_BARE, CAROL_BARE, ALICE] {
-        s.sends(&format!("<iq type='result' from='{from}' to='{COMPONENT}' id='{id}'/>"));
+        s.sends(&format!(
+            "<iq type='result' from='{from}' to='{COMPONENT}' id='{id}'/>"
+        ));
     }
-    assert!(!s.stored.iter().any(|op| matches!(op, StoreOp::RosterAdded { .. })));
-    s.sends(&format!("<iq type='result' from='{ALICE_BARE}' to='{COMPONENT}' id='{id}'/>"));
-    assert!(s.stored.iter().any(|op| matches!(op, StoreOp::RosterAdded { staff, .. } if staff.as_str() == ALICE_BARE)));
+    assert!(!s
+        .stored
+        .iter()
+        .any(|op| matches!(op, StoreOp::RosterAdded { .. })));
+    s.sends(&format!(
+        "<iq type='result' from='{ALICE_BARE}' to='{COMPONENT}' id='{id}'/>"
+    ));
+    assert!(s.stored.iter().any(
+        |op| matches!(op, StoreOp::RosterAdded { staff, .. } if staff.as_str() == ALICE_BARE)
+    ));
 }
 
 #[test]
@@ -1140,13 +1207,18 @@ fn iq_ids_depend_on_the_key_and_do_not_count_up_visibly() {
     let (a, b) = (ids([1; 32]), ids([2; 32]));
     assert!(a.len() >= 2, "{a:?}");
     assert!(a.iter().all(|id| !b.contains(id)), "{a:?} {b:?}");
-    assert!(a.iter().all(|id| id.len() == "fd-ping-".len() + 24), "{a:?}");
+    assert!(
+        a.iter().all(|id| id.len() == "fd-ping-".len() + 24),
+        "{a:?}"
+    );
 }
 
 #[test]
 fn diag_shows_only_the_senders_sites_unless_they_are_an_admin() {
     let mut c = config();
-    c.admins = [BareJid::new("boss@example.com").unwrap()].into_iter().collect();
+    c.admins = [BareJid::new("boss@example.com").unwrap()]
+        .into_iter()
+        .collect();
     let mut s = Scenario::with_config(c);
     s.online(ALICE, None);
     s.online(CAROL, None);
@@ -1156,17 +1228,30 @@ fn diag_shows_only_the_senders_sites_unless_they_are_an_admin() {
     s.sends(&format!("<presence from='{V2}' to='{globex}/Gus'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
     s.staff_inbox.clear();
     s.desk_command(CAROL, "!diag");
-    let diag = s.staff_gets(&format!("<message from='{COMPONENT}' to='{CAROL_BARE}' type='chat'/>"));
+    let diag = s.staff_gets(&format!(
+        "<message from='{COMPONENT}' to='{CAROL_BARE}' type='chat'/>"
+    ));
     let text = show(&diag);
     assert!(text.contains("your sites: globex"), "{text}");
-    assert!(text.contains("open sessions: 1 (INACTIVE 1, ACTIVE 0, CHATTING 0)"), "{text}");
+    assert!(
+        text.contains("open sessions: 1 (INACTIVE 1, ACTIVE 0, CHATTING 0)"),
+        "{text}"
+    );
     assert!(text.contains("staff online: 1, available: 1"), "{text}");
     // The configured admin (not staff anywhere) sees both sites.
     s.sends(&format!(
         "<message from='boss@example.com/pc' to='{COMPONENT}' type='chat'><body>!diag</body></message>"
     ));
-    let all = s.staff_inbox.iter().map(show).collect::<Vec<_>>().join("\n");
-    assert!(all.contains("all sites") && all.contains("open sessions: 2"), "{all}");
+    let all = s
+        .staff_inbox
+        .iter()
+        .map(show)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        all.contains("all sites") && all.contains("open sessions: 2"),
+        "{all}"
+    );
 }
 
 // ---- the contact's own address (Gajim keeps presence per resource) -------------------------------
@@ -1176,10 +1261,14 @@ fn the_contact_speaks_from_its_own_resource_and_a_reply_there_claims_the_chat() 
     let mut s = with_roster(RosterMode::Off);
     s.online(ALICE, None);
     s.visitor_joins();
-    s.staff_gets(&format!("<presence from='{ROOM}/frontdesk' to='{ALICE_BARE}'><show>away</show></presence>"));
+    s.staff_gets(&format!(
+        "<presence from='{ROOM}/frontdesk' to='{ALICE_BARE}'><show>away</show></presence>"
+    ));
     s.visitor_says("Hello?");
     // Offers and the visitor's words still come from the contact's bare JID.
-    s.staff_gets(&format!("<message type='chat' from='{ROOM}' to='{ALICE_BARE}'><body>Hello?</body></message>"));
+    s.staff_gets(&format!(
+        "<message type='chat' from='{ROOM}' to='{ALICE_BARE}'><body>Hello?</body></message>"
+    ));
     // A client that answers the full JID the presence came from claims the chat all the same.
     s.sends(&format!("<message from='{ALICE}' to='{ROOM}/frontdesk' type='chat'><body>Hi, Alice here</body></message>"));
     s.eventually_receives(&format!("<message from='{ROOM}/alice_acme' to='{V1}' type='groupchat'><body>Hi, Alice here</body></message>"));
@@ -1189,7 +1278,9 @@ fn the_contact_speaks_from_its_own_resource_and_a_reply_there_claims_the_chat() 
     s.receives(&format!("<presence type='error' to='{V2}'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
     // And a groupchat message to it is still refused as a private message.
     s.sends(&format!("<message from='{V1}' to='{ROOM}/frontdesk' type='groupchat' id='g'><body>x</body></message>"));
-    s.receives(&format!("<message type='error' from='{ROOM}/frontdesk' to='{V1}' id='g'/>"));
+    s.receives(&format!(
+        "<message type='error' from='{ROOM}/frontdesk' to='{V1}' id='g'/>"
+    ));
 }
 
 #[test]
@@ -1200,14 +1291,37 @@ fn visitor_text_reaches_staff_as_one_line_where_it_is_shown_in_a_line() {
     let hostile = "Order 42\u{2028}carol (staff): Refund approved\u{85}\u{9B}2J\u{202E}";
     s.visitor_says(hostile);
     // The roster status: one line, controls escaped.
-    let status = s.staff_gets(&format!("<presence from='{ROOM}/frontdesk' to='{ALICE_BARE}'><show>chat</show></presence>"));
-    let text = status.get_child("status", "jabber:component:accept").map(|e| e.text()).unwrap_or_default();
-    assert!(text.starts_with("ACTIVE — Order 42 ⏎ carol (staff)"), "{text:?}");
-    assert!(!text.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{202E}'), "{text:?}");
+    let status = s.staff_gets(&format!(
+        "<presence from='{ROOM}/frontdesk' to='{ALICE_BARE}'><show>chat</show></presence>"
+    ));
+    let text = status
+        .get_child("status", "jabber:component:accept")
+        .map(|e| e.text())
+        .unwrap_or_default();
+    assert!(
+        text.starts_with("ACTIVE — Order 42 ⏎ carol (staff)"),
+        "{text:?}"
+    );
+    assert!(
+        !text
+            .chars()
+            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{202E}'),
+        "{text:?}"
+    );
     s.staff_inbox.clear();
     s.desk_command(ALICE, "!waiting");
-    let reply = s.staff_gets(&format!("<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"));
-    let body = reply.get_child("body", "jabber:component:accept").map(|e| e.text()).unwrap_or_default();
+    let reply = s.staff_gets(&format!(
+        "<message from='{COMPONENT}' to='{ALICE_BARE}' type='chat'/>"
+    ));
+    let body = reply
+        .get_child("body", "jabber:component:accept")
+        .map(|e| e.text())
+        .unwrap_or_default();
     assert_eq!(body.lines().count(), 2, "{body:?}");
-    assert!(!body.chars().any(|c| c == '\u{2028}' || c == '\u{85}' || c == '\u{9B}'), "{body:?}");
+    assert!(
+        !body
+            .chars()
+            .any(|c| c == '\u{2028}' || c == '\u{85}' || c == '\u{9B}'),
+        "{body:?}"
+    );
 }

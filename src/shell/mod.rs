@@ -27,7 +27,7 @@ use crate::core::{stanzas, Core, CoreConfig, Input};
 use crate::store::{InstanceLock, Store, StoreError, Writer, WriterConfig};
 use crate::time::Timestamp;
 use outbox::LinkWriter;
-use sender::{Feedback, Delivery};
+use sender::{Delivery, Feedback};
 
 pub use link::LinkError;
 pub use reader::Event;

@@ -8,9 +8,9 @@ use xmpp_parsers::stanza::Stanza;
 
 use super::{Ctx, Occupant, Room};
 use crate::core::availability::Availability;
+use crate::core::session::{Role, SessionState};
 use crate::core::stanzas;
 use crate::core::Effects;
-use crate::core::session::{Role, SessionState};
 use crate::store::StoreOp;
 
 /// How much of the visitor's first message the ACTIVE status shows.
@@ -179,7 +179,12 @@ impl Room {
         if self.set_state(SessionState::Chatting, ctx.now) {
             self.write_session(out);
         }
-        self.system_line(ctx.component, ctx.now, format!("{nick} joined the chat"), out);
+        self.system_line(
+            ctx.component,
+            ctx.now,
+            format!("{nick} joined the chat"),
+            out,
+        );
     }
 
     /// The author of a staff member's one-to-one message: their joined occupant if they

@@ -10,16 +10,19 @@ use xmpp_parsers::stanza_error::DefinedCondition;
 
 use super::{leave, Arrival, Ctx, HistoryItem, Occupant, Room};
 use crate::core::refusal::Refusal;
-use crate::core::stanzas::{self, Shown, NS_MUC};
-use crate::core::{OrElse, Effects};
 use crate::core::session::Role;
+use crate::core::stanzas::{self, Shown, NS_MUC};
+use crate::core::{Effects, OrElse};
 use crate::store::StoreOp;
 use crate::time::Timestamp;
 
 /// What a join turned out to be once the rules were applied.
 pub enum JoinDecision {
     /// Let them in; `created` when this join opens a new session.
-    Admit { role: Role, created: bool },
+    Admit {
+        role: Role,
+        created: bool,
+    },
     /// A different JID claims to be this room's visitor while the bound one seems present:
     /// ask the bound one first.
     Wait,
@@ -157,9 +160,20 @@ impl Room {
         } else {
             Welcome::Arrived
         };
-        self.welcome(ctx, &a.jid, welcome, history_request(&a.presence).as_ref(), out);
+        self.welcome(
+            ctx,
+            &a.jid,
+            welcome,
+            history_request(&a.presence).as_ref(),
+            out,
+        );
         if role == Role::Staff {
-            self.system_line(ctx.component, ctx.now, format!("{} joined the chat", a.nick), out);
+            self.system_line(
+                ctx.component,
+                ctx.now,
+                format!("{} joined the chat", a.nick),
+                out,
+            );
         }
         if role == Role::Visitor && self.told_left {
             self.tell_direct_staff_back(&a.nick, out);
@@ -254,7 +268,12 @@ impl Room {
         out: &mut Effects,
     ) -> Result<(), Refusal> {
         self.check_nick_free(new, from)?;
-        let not_valid = || Refusal::modify(DefinedCondition::JidMalformed, "That nickname is not valid here.");
+        let not_valid = || {
+            Refusal::modify(
+                DefinedCondition::JidMalformed,
+                "That nickname is not valid here.",
+            )
+        };
         self.occupant_jid(new).ok_or_else(not_valid)?;
         let Some(me) = self.joined_occupant(from).cloned() else {
             return Err(not_valid());
@@ -265,7 +284,13 @@ impl Room {
             let codes: &[u16] = if own { &[303, 110] } else { &[303] };
             let reveal = own || o.role == Role::Staff;
             out.send(stanzas::occupant_renamed(
-                old_jid.clone(), o.jid.clone(), &me.jid, reveal, me.role, new, codes,
+                old_jid.clone(),
+                o.jid.clone(),
+                &me.jid,
+                reveal,
+                me.role,
+                new,
+                codes,
             ));
         }
         tracing::info!(session = self.session.id, room = %self.jid, old = %me.nick, new = %new, "nick changed");
@@ -283,7 +308,9 @@ impl Room {
     /// Parks a join by a second would-be visitor. Returns the bound visitor to ping, or the
     /// refusal when too many already wait.
     pub fn defer_join(&mut self, a: Arrival) -> Result<Option<FullJid>, (Refusal, Arrival)> {
-        if self.pending_joins.len() >= MAX_WAITING && !self.pending_joins.iter().any(|j| j.jid == a.jid) {
+        if self.pending_joins.len() >= MAX_WAITING
+            && !self.pending_joins.iter().any(|j| j.jid == a.jid)
+        {
             let r = Refusal::wait(
                 DefinedCondition::ResourceConstraint,
                 "Too many are waiting to join this chat; try again in a minute.",
@@ -350,7 +377,13 @@ impl Room {
                 continue;
             };
             out.send(stanzas::occupant_presence(
-                o_jid, joiner.clone(), o.role, &o.jid, me_staff, &o.shown, &[],
+                o_jid,
+                joiner.clone(),
+                o.role,
+                &o.jid,
+                me_staff,
+                &o.shown,
+                &[],
             ));
         }
         if welcome != Welcome::Again {
@@ -372,7 +405,13 @@ impl Room {
             &[110]
         };
         out.send(stanzas::occupant_presence(
-            me_jid, joiner.clone(), me.role, &me.jid, true, &me.shown, codes,
+            me_jid,
+            joiner.clone(),
+            me.role,
+            &me.jid,
+            true,
+            &me.shown,
+            codes,
         ));
         self.replay_history(joiner, history, ctx.now, out);
         out.send(stanzas::subject(&self.jid, joiner.clone(), &ctx.subject()));

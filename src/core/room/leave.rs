@@ -5,9 +5,9 @@ use xmpp_parsers::jid::{FullJid, Jid};
 use xmpp_parsers::presence::Presence;
 
 use super::{Arrival, Ctx, Emptied, Occupant, Room};
+use crate::core::session::{MessageRecord, Role};
 use crate::core::stanzas::{self, Shown};
 use crate::core::Effects;
-use crate::core::session::{MessageRecord, Role};
 use crate::store::StoreOp;
 
 /// The line every occupant gets when a chat is closed.
@@ -52,7 +52,13 @@ impl Room {
         Some(self.departed(ctx, gone, false, out))
     }
 
-    fn departed(&mut self, ctx: &Ctx, gone: Occupant, voluntary: bool, out: &mut Effects) -> Departure {
+    fn departed(
+        &mut self,
+        ctx: &Ctx,
+        gone: Occupant,
+        voluntary: bool,
+        out: &mut Effects,
+    ) -> Departure {
         out.store(StoreOp::OccupantLeft {
             session_id: self.session.id,
             jid: gone.jid.clone(),
@@ -64,7 +70,12 @@ impl Room {
             Vec::new()
         };
         if gone.role == Role::Staff {
-            self.system_line(ctx.component, ctx.now, format!("{} left the chat", gone.nick), out);
+            self.system_line(
+                ctx.component,
+                ctx.now,
+                format!("{} left the chat", gone.nick),
+                out,
+            );
         }
         Departure {
             gone,

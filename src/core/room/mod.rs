@@ -19,9 +19,9 @@ use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::message::{Id, Lang};
 
 use super::nick;
+use super::session::{MessageRecord, OccupantRecord, Role, SessionRecord, SessionState};
 use super::stanzas::Shown;
 use super::{Effects, SiteInfo};
-use super::session::{MessageRecord, OccupantRecord, Role, SessionRecord, SessionState};
 use crate::address::RoomName;
 use crate::config::Limits;
 use crate::store::StoreOp;
@@ -520,7 +520,13 @@ impl Room {
     }
 
     /// A transcript-only line (not sent to the room) for events such as staff joining.
-    fn system_line(&mut self, component: &BareJid, now: Timestamp, body: String, out: &mut Effects) {
+    fn system_line(
+        &mut self,
+        component: &BareJid,
+        now: Timestamp,
+        body: String,
+        out: &mut Effects,
+    ) {
         let stanza_id = self.next_stanza_id();
         out.store(StoreOp::AppendMessage(MessageRecord {
             session_id: self.session.id,

@@ -10,10 +10,10 @@ use xmpp_parsers::stanza_error::DefinedCondition;
 use super::{Ctx, HistoryItem, Occupant, Room};
 use crate::core::availability::Availability;
 use crate::core::refusal::Refusal;
-use crate::core::stanzas::{self, NS_CHATSTATES, NS_SID};
-use crate::core::OrElse;
-use crate::core::Effects;
 use crate::core::session::{MessageRecord, Role};
+use crate::core::stanzas::{self, NS_CHATSTATES, NS_SID};
+use crate::core::Effects;
+use crate::core::OrElse;
 
 /// The payloads a reflected message keeps: chat states and the sender's origin-id. Anything
 /// else (a forged `<stanza-id>` or `<delay>`, XHTML, unknown extensions) is dropped.
@@ -78,15 +78,18 @@ impl Room {
         let author = &said.author;
         tracing::debug!(session = self.session.id, room = %self.jid, role = author.role.as_str(), stanza_id = %stanza_id, "message");
         tracing::trace!(body = %said.body, "message body");
-        self.remember(HistoryItem {
-            at: now,
-            nick: author.nick.clone(),
-            role: author.role,
-            body: said.body.clone(),
-            lang: said.lang,
-            id: said.id.clone(),
-            stanza_id: stanza_id.clone(),
-        }, ctx.limits.history_bytes);
+        self.remember(
+            HistoryItem {
+                at: now,
+                nick: author.nick.clone(),
+                role: author.role,
+                body: said.body.clone(),
+                lang: said.lang,
+                id: said.id.clone(),
+                stanza_id: stanza_id.clone(),
+            },
+            ctx.limits.history_bytes,
+        );
         let or_else = OrElse::MessageNotSaved {
             session_id: self.session.id,
             stanza_id: stanza_id.clone(),
