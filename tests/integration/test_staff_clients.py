@@ -14,6 +14,16 @@ screens as <name>.screen.txt in its tmp_path and adds them to a failure's messag
 own logs (profanity -l DEBUG, poezio -d) are there too.
 
 poezio refuses to run as root: as root it runs as `nobody`, with its HOME under tmp_path.
+
+What the screens show besides the flow, not asserted (see the clients' logs):
+- poezio prints the first message of a new conversation twice: it was received once (asserted
+  from its debug log); the new tab also loads it from poezio's own local log (not with
+  use_log = false). It shows an unavailable presence as "changed: show: available" then
+  "is offline".
+- After !finish, the client's next chat state to the closed contact (poezio: <active/> when
+  its tab is focused; Profanity: <gone/> at /quit) is answered by frontdesk with an
+  item-not-found error, "This chat is closed: the visitor is no longer here.", which poezio
+  prints in the conversation.
 """
 
 from __future__ import annotations
@@ -62,9 +72,10 @@ async def visitor_sees_closed(v, room: str):
 async def desk_settled(t: tui.Terminal, send, prefix: str, timeout: float = 20) -> None:
     """From the front desk's conversation, where `!diag` was just sent: ask again (`send`)
     until the desk has chosen how it writes rosters, then `!status` until it says this staff
-    member is available. Before the roster rung is chosen (about 2 s after frontdesk
-    connects), a visitor's contact presence reaches staff before the roster item does, and
-    poezio 0.14 then never lists that contact: the flow starts once frontdesk is settled."""
+    member is available. Until the roster rung is chosen (about 2 s after frontdesk connects)
+    roster items wait in a queue, so a visitor who joins then reaches staff rosters up to 2 s
+    after the contact's presence: the flow starts once frontdesk is settled, so that each
+    wait below is about its own step."""
     deadline = asyncio.get_running_loop().time() + timeout
     attempt = 1
     while True:
@@ -331,7 +342,10 @@ class Poezio:
             f"password = {server.passwords[user]}\n"
             "custom_host = 127.0.0.1\n"
             f"custom_port = {server.c2s_port}\n"
-            # Plain TCP on loopback: no STARTTLS is offered, and SCRAM may go unencrypted.
+            # Plain TCP on loopback: the private servers offer no STARTTLS, and with
+            # force_encryption off SCRAM may go unencrypted. No certificate is ever presented,
+            # so the certificate options (certificate, ignore_certificate, ca_cert_path) stay
+            # at their defaults.
             "force_encryption = false\n"
             "device_id = fdtest\n")
         self.log = self.home / "debug.log"
