@@ -62,6 +62,18 @@ ensure_chromium() {
     log "chromium installed in $((SECONDS - t0)) s"
 }
 
+# Console XMPP clients for the staff-client tests (tests/integration/test_staff_clients.py):
+# Profanity and poezio, driven in tmux. The tests fail (they do not skip) without them.
+ensure_tui_clients() {
+    if command -v tmux >/dev/null 2>&1 && command -v profanity >/dev/null 2>&1 \
+        && command -v poezio >/dev/null 2>&1; then
+        return 0
+    fi
+    local t0=$SECONDS
+    apt_install tmux profanity poezio
+    log "tmux, profanity, poezio installed in $((SECONDS - t0)) s"
+}
+
 # The widget's npm packages (Strophe.js, pinned with a lock file) in examples/web/node_modules.
 ensure_web() {
     local web="$REPO/examples/web" stamp="$REPO/examples/web/node_modules/.lock.sha256" want
