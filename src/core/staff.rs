@@ -388,6 +388,12 @@ impl Core {
         m: &Message,
     ) -> Result<FullJid, Option<Refusal>> {
         let bare = from.to_bare();
+        let has_body = m
+            .get_best_body(vec![])
+            .is_some_and(|(_, b)| !b.trim().is_empty());
+        if !has_body {
+            return self.chat_state_sender(name, from).ok_or(None);
+        }
         if !self.is_site_staff(&bare, name.site()) {
             return Err(Some(if self.staff_sites(&bare).is_empty() {
                 Refusal::modify(
@@ -414,13 +420,17 @@ impl Core {
             )));
         };
         room.check_not_taken(&sender).map_err(Some)?;
-        let has_body = m
-            .get_best_body(vec![])
-            .is_some_and(|(_, b)| !b.trim().is_empty());
-        if room.staff_present().is_none() && !has_body {
-            return Err(None);
-        }
         Ok(sender)
+    }
+
+    /// Chat states (typing notifications, `active`, `gone`) that clients send by themselves:
+    /// relayed from the staff member who has the chat, and otherwise dropped without a word
+    /// (an error for each would be noise in the client, after the chat closed or while someone
+    /// else has it). They claim nothing.
+    fn chat_state_sender(&self, name: &RoomName, from: &Jid) -> Option<FullJid> {
+        let sender = FullJid::try_from(from.clone()).ok()?;
+        let handler = self.rooms.get(name)?.handler()?;
+        (handler == sender.to_bare()).then_some(sender)
     }
 
     /// The staff member takes the chat one-to-one (`!accept`): the visitor sees them join.

@@ -1325,3 +1325,23 @@ fn visitor_text_reaches_staff_as_one_line_where_it_is_shown_in_a_line() {
         "{body:?}"
     );
 }
+
+#[test]
+fn chat_states_to_a_contact_get_no_error_when_the_chat_is_closed_or_someone_elses() {
+    let mut s = with_roster(RosterMode::Off);
+    s.visitor_joins();
+    s.visitor_says("Hi");
+    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='chat'><body>Hello</body></message>"));
+    s.drain();
+    // Bob's client says it is active in the contact's window: no error for that.
+    s.sends(&format!("<message from='{BOB}' to='{ROOM}' type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>"));
+    s.receives_nothing();
+    // Alice's typing reaches the visitor.
+    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"));
+    s.eventually_receives(&format!("<message from='{ROOM}/alice_acme' to='{V1}' type='groupchat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"));
+    s.desk_command(ALICE, "!finish 1");
+    s.drain();
+    // After the chat closed, the client's `gone` gets no error either.
+    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='chat'><gone xmlns='http://jabber.org/protocol/chatstates'/></message>"));
+    s.receives_nothing();
+}
