@@ -195,7 +195,7 @@ async def profanity_flow(server, fd, clients, tmp_path: Path, visitor: str):
         # 1. Logged in; the front desk in the roster (the panel and /roster); frontdesk settled
         #    and knowing alice is there (!diag and !status from the client say so).
         await t.wait_for(lit(f"{p.jid}/tui logged in successfully"), 20, what="the login")
-        await t.wait_for(r"Front desk is online", 15, what="the front desk's presence in the console")
+        await t.wait_for(r"Front desk \(frontdesk\) is online", 15, what="the front desk's presence in the console")
         p.cmd("/roster")
         await t.wait_for(lit(f"{component} (Front desk) - both"), 10, what="the front desk in /roster")
         p.cmd(f"/msg {component} !diag")
@@ -207,7 +207,7 @@ async def profanity_flow(server, fd, clients, tmp_path: Path, visitor: str):
         await p.win("console", "Profanity.")
         contact = "Ann (ACME Inc.)"
         await t.wait_for(lit(f"Roster item added: {room} ({contact})"), 15, what="the visitor's roster item")
-        await t.wait_for(lit(f'++ {contact} is away, "INACTIVE — browsing"'), 10, what="the INACTIVE presence")
+        await t.wait_for(lit(f'++ {contact} (frontdesk) is away, "INACTIVE — browsing"'), 10, what="the INACTIVE presence")
         p.cmd(f"/status get {room}")
         await t.wait_for(r"^\S+ - " + lit(f'{contact} is away, "INACTIVE — browsing"'), 5,
                          what="/status get: INACTIVE")
@@ -220,7 +220,7 @@ async def profanity_flow(server, fd, clients, tmp_path: Path, visitor: str):
         #    the contact, the desk's note in the front desk's window).
         await v.say(room, FIRST_WORDS)
         await t.wait_for(lit(f"<< chat message: {contact} (win "), 10, what="the offer's window announced")
-        await t.wait_for(lit(f'++ {contact} is chat, "ACTIVE — {FIRST_WORDS}"'), 10, what="the ACTIVE presence")
+        await t.wait_for(lit(f'++ {contact} (frontdesk) is chat, "ACTIVE — {FIRST_WORDS}"'), 10, what="the ACTIVE presence")
         p.cmd(f"/status get {room}")
         await t.wait_for(r"^\S+ - " + lit(f'{contact} is chat, "ACTIVE — {FIRST_WORDS}"'), 5,
                          what="/status get: ACTIVE")
@@ -249,7 +249,7 @@ async def profanity_flow(server, fd, clients, tmp_path: Path, visitor: str):
         await v.say(room, "Order 42")
         await t.wait_for(r"^\S+ - " + lit(f"{contact}: Order 42"), 10, what="the visitor's next message, one-to-one")
         await p.win("console", "Profanity.")
-        await t.wait_for(lit(f'++ {contact} is dnd, "CHATTING with alice_acme"'), 10, what="the CHATTING presence")
+        await t.wait_for(lit(f'++ {contact} (frontdesk) is dnd, "CHATTING with alice_acme"'), 10, what="the CHATTING presence")
 
         # 5. !waiting and !status to the front desk.
         await p.win(component, "Front desk [online]")
@@ -275,7 +275,7 @@ async def profanity_flow(server, fd, clients, tmp_path: Path, visitor: str):
         p.cmd("/form submit")
         await p.win(component, "Front desk [online]")
         await t.wait_for(r"! transcript completed\n\S+ ! " + lit(f"#{n} {visitor} (acme), CHATTING:")
-                         + r"[\s\S]*Ann: " + lit(FIRST_WORDS) + r"[\s\S]*alice_acme: " + lit(REPLY), 10,
+                         + r"[\s\S]*Ann \(visitor\): " + lit(FIRST_WORDS) + r"[\s\S]*alice_acme \(staff\): " + lit(REPLY), 10,
                          what="the transcript by ad-hoc")
 
         # 7. !finish: the visitor is told, the contact goes offline, then leaves the roster.
@@ -287,7 +287,7 @@ async def profanity_flow(server, fd, clients, tmp_path: Path, visitor: str):
         await p.win(room, contact)
         await t.wait_for(r"^\S+ - " + lit(f"{contact}: The chat is now closed."), 10, what="the closing line")
         await p.win("console", "Profanity.")
-        await t.wait_for(lit(f"-- {contact} is offline"), 10, what="the contact offline")
+        await t.wait_for(lit(f"-- {contact} (frontdesk) is offline"), 10, what="the contact offline")
         await t.wait_for(lit(f"Roster item removed: {room}"), 20, what="the contact leaving the roster")
         assert said(fd, n) == [("visitor", "Ann", FIRST_WORDS), ("staff", "alice_acme", REPLY),
                                ("visitor", "Ann", "Order 42")], fd.transcript(n)
@@ -540,7 +540,7 @@ async def poezio_flow(server, fd, clients, tmp_path: Path, visitor: str):
         t.key("C-y")
         t.key("M-0")
         await t.wait_for(r"Adhoc command completed: " + lit(f"#{n} {visitor} (acme), CHATTING:")
-                         + r"[\s\S]*Ann: " + lit(FIRST_WORDS) + r"[\s\S]*alice_acme: " + lit(REPLY), 10,
+                         + r"[\s\S]*Ann \(visitor\): " + lit(FIRST_WORDS) + r"[\s\S]*alice_acme \(staff\): " + lit(REPLY), 10,
                          what="the transcript by ad-hoc, in the roster tab's information buffer")
 
         # 7. !finish: the visitor is told, the contact goes offline.
