@@ -296,11 +296,15 @@ class Client(slixmpp.ClientXMPP):
         subj = await self.expect(is_subject, timeout, what=f"the subject of {room}")
         subj_i = next(i for i in range(start, len(self.log)) if self.log[i] is subj)
         pres_i = next(i for i in range(start, len(self.log)) if self.log[i] is pres)
-        # The room's bare JID also speaks one-to-one to staff (roster presence, offers): those
-        # are not part of the MUC join.
+        # The room's bare JID also speaks one-to-one to staff (offers), and the visitor contact's
+        # roster presence comes from room/frontdesk: those are not part of the MUC join. An
+        # occupant's presence always carries the muc#user <x/> (XEP-0045).
         def muc(st):
-            return bare(attr(st, "from")) == room and (
-                "/" in attr(st, "from") or attr(st, "type") in ("groupchat", "error"))
+            if bare(attr(st, "from")) != room:
+                return False
+            if kind(st) == "presence":
+                return child(st, "http://jabber.org/protocol/muc#user", "x") is not None or attr(st, "type") == "error"
+            return "/" in attr(st, "from") or attr(st, "type") in ("groupchat", "error")
 
         from_room = [st for st in self.log[start:subj_i + 1] if muc(st)]
         j = Joined(room=room, nick=nick, self_presence=pres, subject=subj, stanzas=from_room)
