@@ -76,8 +76,12 @@ fn rooms_full_of_the_largest_messages_stay_within_the_history_bound() {
     let said_kib = (ROOMS * MESSAGES * body.len() / 1024) as u64;
     // The history bound for all these rooms, plus room for the allocator's slack and the
     // rooms themselves; unbounded history would keep everything said (~200 MB).
-    let bound_kib = (ROOMS * Limits::default().history_bytes.min(1 << 20) / 1024) as u64 + 24 * 1024;
+    let bound_kib =
+        (ROOMS * Limits::default().history_bytes.min(1 << 20) / 1024) as u64 + 24 * 1024;
     eprintln!("said {said_kib} KiB in {ROOMS} rooms; resident memory grew {grown_kib} KiB (bound {bound_kib} KiB)");
-    assert!(grown_kib < bound_kib, "resident memory grew {grown_kib} KiB (bound {bound_kib} KiB)");
+    assert!(
+        grown_kib < bound_kib,
+        "resident memory grew {grown_kib} KiB (bound {bound_kib} KiB)"
+    );
     assert_eq!(core.open_rooms(), ROOMS);
 }

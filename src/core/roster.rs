@@ -235,6 +235,17 @@ impl RosterState {
         }
     }
 
+    /// Is the item still being written? Its contact's presence waits for it: a presence
+    /// that arrives before the roster item is lost on some clients (poezio 0.14 does not
+    /// redraw its roster for the later push). `roster_done` sends the presence then.
+    pub fn item_pending(&self, staff: &BareJid, contact: &BareJid) -> bool {
+        let writes_items = matches!(
+            self.rung,
+            None | Some(Rung::Privilege(_) | Rung::EjabberdApi)
+        );
+        writes_items && !self.has_item(staff, contact)
+    }
+
     /// Does the item exist in the staff member's roster, as far as we know?
     pub fn has_item(&self, staff: &BareJid, contact: &BareJid) -> bool {
         self.items.contains(&(staff.clone(), contact.clone()))

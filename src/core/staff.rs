@@ -227,6 +227,9 @@ impl Core {
             return;
         };
         for s in &site.staff {
+            if self.roster.item_pending(s, room.jid()) {
+                continue;
+            }
             out.send(stanzas::contact_presence(
                 Jid::from(room.jid().clone()),
                 Jid::from(s.clone()),

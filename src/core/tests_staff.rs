@@ -1331,7 +1331,9 @@ fn chat_states_to_a_contact_get_no_error_when_the_chat_is_closed_or_someone_else
     let mut s = with_roster(RosterMode::Off);
     s.visitor_joins();
     s.visitor_says("Hi");
-    s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='chat'><body>Hello</body></message>"));
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{ROOM}' type='chat'><body>Hello</body></message>"
+    ));
     s.drain();
     // Bob's client says it is active in the contact's window: no error for that.
     s.sends(&format!("<message from='{BOB}' to='{ROOM}' type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>"));
@@ -1344,4 +1346,33 @@ fn chat_states_to_a_contact_get_no_error_when_the_chat_is_closed_or_someone_else
     // After the chat closed, the client's `gone` gets no error either.
     s.sends(&format!("<message from='{ALICE}' to='{ROOM}' type='chat'><gone xmlns='http://jabber.org/protocol/chatstates'/></message>"));
     s.receives_nothing();
+}
+
+#[test]
+fn a_contacts_presence_waits_for_its_roster_item() {
+    let mut s = with_roster(RosterMode::EjabberdApi);
+    s.feed(Input::Connected);
+    for c in s.api_calls() {
+        s.feed(Input::ApiDone {
+            id: c.id,
+            result: Ok(()),
+        });
+    }
+    s.staff_inbox.clear();
+    s.visitor_joins();
+    assert!(
+        !s.staff_inbox.iter().any(|e| e.name() == "presence" && e.attr("from") == Some(&format!("{ROOM}/frontdesk"))),
+        "the contact's presence went out before its roster item"
+    );
+    let calls = s.api_calls();
+    let alice = calls
+        .iter()
+        .find(|c| arg(c, "localuser") == "alice_acme")
+        .unwrap();
+    s.feed(Input::ApiDone {
+        id: alice.id.clone(),
+        result: Ok(()),
+    });
+    s.staff_gets(&format!("<presence from='{ROOM}/frontdesk' to='{ALICE_BARE}'><show>away</show><status>INACTIVE — browsing</status></presence>"));
+    s.staff_nothing_to(BOB_BARE);
 }
