@@ -75,29 +75,17 @@ impl Room {
             self.write_session(out);
         }
         let mut reflections = self.reflections(&from_nick, &stanza_id, &said);
-        let author = &said.author;
-        tracing::debug!(session = self.session.id, room = %self.jid, role = author.role.as_str(), stanza_id = %stanza_id, "message");
+        tracing::debug!(session = self.session.id, room = %self.jid, role = said.author.role.as_str(), stanza_id = %stanza_id, "message");
         tracing::trace!(body = %said.body, "message body");
-        self.remember(
-            HistoryItem {
-                at: now,
-                nick: author.nick.clone(),
-                role: author.role,
-                body: said.body.clone(),
-                lang: said.lang,
-                id: said.id.clone(),
-                stanza_id: stanza_id.clone(),
-            },
-            ctx.limits.history_bytes,
-        );
+        self.remember_said(&said, &stanza_id, ctx);
         let or_else = OrElse::MessageNotSaved {
             session_id: self.session.id,
             stanza_id: stanza_id.clone(),
             room: Jid::from(self.jid.clone()),
-            to: said.reply_to,
+            to: said.reply_to.clone(),
             id: said.id.clone(),
         };
-        if author.role == Role::Visitor {
+        if said.author.role == Role::Visitor {
             let copies = self.copies_of_visitor_message(ctx, staff, &said.body, &said.kept);
             reflections.extend(copies);
         }
@@ -116,6 +104,20 @@ impl Room {
             reflections,
             or_else,
         })
+    }
+
+    /// Keeps the message for history on join.
+    fn remember_said(&mut self, said: &Said, stanza_id: &str, ctx: &Ctx) {
+        let item = HistoryItem {
+            at: ctx.now,
+            nick: said.author.nick.clone(),
+            role: said.author.role,
+            body: said.body.clone(),
+            lang: said.lang.clone(),
+            id: said.id.clone(),
+            stanza_id: stanza_id.to_string(),
+        };
+        self.remember(item, ctx.limits.history_bytes);
     }
 
     /// The message as each joined occupant gets it (one-to-one staff do not see their own).
