@@ -161,8 +161,10 @@ class Profanity:
             "invite=false\n"
             "sub=false\n")
         self.log = data / "logs" / "profanity.log"
+        # Tall: /roster lists every item, and in the full suite alice's roster still holds
+        # visitors of earlier tests (each test's frontdesk starts with a new database).
         self.term = tui.Terminal("profanity", workdir, ["profanity", "-a", "alice", "-l", "DEBUG"],
-                                 home=self.home)
+                                 home=self.home, height=150)
         self.term.quit = self.quit
 
     async def quit(self) -> None:
