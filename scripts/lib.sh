@@ -90,6 +90,38 @@ ensure_web() {
     log "examples/web npm ci in $((SECONDS - t0)) s"
 }
 
+# Real staff clients for tests/integration/test_gajim.py and test_psi.py, run headless on Xvfb
+# with a private dbus-daemon and photographed with ImageMagick's `import`; gdbus
+# (libglib2.0-bin) drives them over D-Bus. Neither runs as root (Gajim refuses to), so the
+# tests run them as an unprivileged system user without a home (each test gives it its own).
+GUI_USER="${FRONTDESK_GUI_USER:-frontdesk-gui}"
+ensure_cmds() {   # ensure_cmds COMMAND:PACKAGE...: apt-get install the packages of missing commands
+    local pkgs=() pair
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || pkgs+=("${pair#*:}")
+    done
+    if [ "${#pkgs[@]}" -gt 0 ]; then
+        local t0=$SECONDS
+        apt_install "${pkgs[@]}"
+        log "${pkgs[*]} installed in $((SECONDS - t0)) s"
+    fi
+}
+
+# Debian's Gajim 1.7, the headless desktop, and the user.
+ensure_gajim() {
+    ensure_cmds gajim:gajim Xvfb:xvfb import:imagemagick dbus-daemon:dbus-daemon gdbus:libglib2.0-bin
+    if ! id -u "$GUI_USER" >/dev/null 2>&1; then
+        log "useradd $GUI_USER (the unprivileged user the GUI client tests run as)"
+        as_root useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$GUI_USER"
+    fi
+}
+
+# Debian's Psi+ 1.4, and xdotool to press its Return key (after ensure_gajim: same desktop).
+ensure_psi() {
+    ensure_gajim
+    ensure_cmds psi-plus:psi-plus xdotool:xdotool
+}
+
 # A virtualenv with the pinned packages of tests/integration/requirements.txt. Rebuilt only
 # when the requirements change (a stamp file holds their checksum).
 ensure_pyenv() {

@@ -20,6 +20,8 @@ from helpers import Clients, wait_component  # noqa: E402
 
 STAFF = {"alice_acme": "localhost", "bob_acme": "localhost", "carol_globex": "localhost"}
 TIMINGS: dict[str, list[float]] = {}
+# Files a test wants a reader to look at (screenshots...), listed at the end of the run.
+ARTEFACTS: list[str] = []
 
 
 def pytest_collection_modifyitems(config, items):
@@ -109,6 +111,10 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if ARTEFACTS:
+        terminalreporter.section("artefacts")
+        for line in ARTEFACTS:
+            terminalreporter.write_line(line)
     if not TIMINGS:
         return
     terminalreporter.section("timings (seconds)")
