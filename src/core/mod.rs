@@ -438,7 +438,31 @@ impl Core {
             } => self.unsaved_session(now, session_id, &mut out),
         }
         self.after_state_changes(&mut out);
-        out.outputs
+        let mut outputs = out.outputs;
+        self.give_ids(&mut outputs);
+        outputs
+    }
+
+    /// One-to-one messages from the desk and the contacts (offers, notes, copies, answers) get
+    /// an id: clients send receipts and read markers that name it (Gajim sent `id="None"`).
+    fn give_ids(&mut self, outputs: &mut [Output]) {
+        let mut give = |s: &mut Stanza| {
+            if let Stanza::Message(m) = s {
+                if m.id.is_none() && m.type_ == xmpp_parsers::message::MessageType::Chat {
+                    m.id = Some(xmpp_parsers::message::Id(format!(
+                        "fd-m{}",
+                        self.ids.next()
+                    )));
+                }
+            }
+        };
+        for o in outputs.iter_mut() {
+            match o {
+                Output::Send(s) => give(s),
+                Output::Persist { then, .. } => then.iter_mut().for_each(&mut give),
+                _ => {}
+            }
+        }
     }
 
     fn handle_stanza(&mut self, now: Timestamp, s: Stanza, out: &mut Effects) {

@@ -1376,3 +1376,21 @@ fn a_contacts_presence_waits_for_its_roster_item() {
     s.staff_gets(&format!("<presence from='{ROOM}/frontdesk' to='{ALICE_BARE}'><show>away</show><status>INACTIVE — browsing</status></presence>"));
     s.staff_nothing_to(BOB_BARE);
 }
+
+#[test]
+fn one_to_one_messages_to_staff_carry_distinct_ids() {
+    let mut s = with_roster(RosterMode::Off);
+    s.online(ALICE, None);
+    s.visitor_joins();
+    s.visitor_says("Hello?");
+    let ids: Vec<String> = s
+        .staff_inbox
+        .iter()
+        .filter(|e| e.name() == "message" && e.attr("type") == Some("chat"))
+        .map(|e| e.attr("id").unwrap_or("").to_string())
+        .collect();
+    assert!(ids.len() >= 2, "{ids:?}");
+    assert!(ids.iter().all(|id| !id.is_empty()), "{ids:?}");
+    let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+}
