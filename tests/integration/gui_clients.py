@@ -700,9 +700,20 @@ class PsiPlus(Desktop):
         # Larger than its default 300x200, for readable screenshots.
         await self.run("xdotool", "getwindowfocus", "windowsize", "640", "400")
         await self._settle(None, timeout, "opening the chat")
-        r = await self.run("xdotool", "key", "Return")
-        if r.returncode != 0:
-            raise ClientError(f"xdotool key Return failed: {r.stdout}{r.stderr}")
+        # Under load the first Return can reach the window before its input holds the text;
+        # Return on an empty input sends nothing, so pressing again until Psi+ has logged the
+        # message as sent is safe. Bounded: three presses, `timeout` each.
+        for _ in range(3):
+            r = await self.run("xdotool", "key", "Return")
+            if r.returncode != 0:
+                raise ClientError(f"xdotool key Return failed: {r.stdout}{r.stderr}")
+            try:
+                await poll(self.history, lambda rows: any(d == 1 and t == text for *_, d, t in rows),
+                           timeout, "the reply in Psi+'s history as sent")
+                return
+            except AssertionError:
+                continue
+        raise ClientError(f"Psi+ did not send {text!r} after three presses of Return")
 
     def describe(self) -> str:
         try:
