@@ -29,8 +29,14 @@ macro_rules! limit {
         LimitKey {
             key: stringify!($field),
             range: $range,
-            get: |l| i64::try_from(l.$field).expect("a limit fits in i64"),
-            set: |l, n| l.$field = n.try_into().expect("a limit's range fits its field"),
+            get: |l| i64::try_from(l.$field).unwrap_or(i64::MAX),
+            // The value was checked against the key's range, which fits the field; a value
+            // that did not fit would leave the default rather than panic on a file's contents.
+            set: |l, n| {
+                if let Ok(v) = n.try_into() {
+                    l.$field = v;
+                }
+            },
         }
     };
 }
