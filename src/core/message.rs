@@ -9,7 +9,7 @@ use xmpp_parsers::stanza_error::{DefinedCondition, StanzaError};
 
 use super::limits::{Rate, Rates};
 use super::refusal::Refusal;
-use super::room::post::{kept_payloads, Said};
+use super::room::post::Said;
 use super::room::{Occupant, Room};
 use super::stanzas;
 use super::{Core, Effects};
@@ -101,23 +101,9 @@ impl Core {
             out.send(r.message(Jid::from(room_jid), Jid::from(sender), m.id));
             return;
         };
-        let body = m
-            .get_best_body(vec![])
-            .filter(|(_, b)| !b.trim().is_empty())
-            .map(|(l, b)| (l, b.clone()));
         let reply_to = Jid::from(sender);
-        match body {
-            Some((lang, body)) => {
-                let said = Said {
-                    author,
-                    body,
-                    lang,
-                    id: m.id,
-                    kept: kept_payloads(&m.payloads),
-                    reply_to,
-                };
-                self.post_message(now, &name, said, out)
-            }
+        match Said::of(&author, &m, reply_to.clone()) {
+            Some(said) => self.post_message(now, &name, said, out),
             None if !m.subjects.is_empty() => {
                 let r = Refusal::auth(
                     DefinedCondition::Forbidden,

@@ -10,7 +10,7 @@ use xmpp_parsers::stanza_error::DefinedCondition;
 use super::availability::Change;
 use super::refusal::Refusal;
 use super::room::join::is_join;
-use super::room::post::{kept_payloads, Said};
+use super::room::post::Said;
 use super::stanzas;
 use super::{Core, Effects, REJOIN_GRACE_MS};
 use crate::address::{RoomName, SiteId, Target};
@@ -361,22 +361,8 @@ impl Core {
         let Some(author) = room.staff_author(&bare) else {
             return;
         };
-        let body = m
-            .get_best_body(vec![])
-            .filter(|(_, b)| !b.trim().is_empty())
-            .map(|(l, b)| (l, b.clone()));
-        match body {
-            Some((lang, body)) => {
-                let said = Said {
-                    author,
-                    body,
-                    lang,
-                    id: m.id,
-                    kept: kept_payloads(&m.payloads),
-                    reply_to: Jid::from(sender),
-                };
-                self.post_message(now, &name, said, out)
-            }
+        match Said::of(&author, &m, Jid::from(sender)) {
+            Some(said) => self.post_message(now, &name, said, out),
             None => self.chat_state_to_room(now, &name, &author, &m.payloads, out),
         }
     }

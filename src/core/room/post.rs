@@ -37,6 +37,27 @@ pub struct Said {
     pub reply_to: Jid,
 }
 
+impl Said {
+    /// What `author` said in `m`, if it has a body that is not blank.
+    pub fn of(
+        author: &Occupant,
+        m: &xmpp_parsers::message::Message,
+        reply_to: Jid,
+    ) -> Option<Said> {
+        let (lang, body) = m
+            .get_best_body(vec![])
+            .filter(|(_, b)| !b.trim().is_empty())?;
+        Some(Said {
+            author: author.clone(),
+            body: body.clone(),
+            lang,
+            id: m.id.clone(),
+            kept: kept_payloads(&m.payloads),
+            reply_to,
+        })
+    }
+}
+
 /// A message ready to be committed: its record, and the stanzas that wait for the commit.
 pub struct Posted {
     pub record: MessageRecord,
