@@ -214,6 +214,11 @@ impl Availability {
         self.by_staff.get(staff)?.offline_since
     }
 
+    /// No longer staff anywhere: nothing about them is kept.
+    pub fn forget(&mut self, staff: &BareJid) {
+        self.by_staff.remove(staff);
+    }
+
     /// After a reconnect nothing is known until staff answer our probes.
     pub fn clear(&mut self) {
         self.by_staff.clear();

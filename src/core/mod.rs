@@ -11,9 +11,11 @@ pub mod commands;
 mod iq;
 pub mod limits;
 mod message;
+pub mod metrics;
 pub mod nick;
 mod pings;
 mod presence;
+mod reconfigure;
 pub mod refusal;
 mod room;
 mod rooms;
@@ -48,7 +50,7 @@ pub const REJOIN_GRACE_MS: i64 = 120_000;
 pub const CLOSE_LINGER_MS: i64 = 5_000;
 
 /// The part of the config the core needs, indexed for lookups.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CoreConfig {
     pub component: BareJid,
     pub sites: BTreeMap<SiteId, SiteInfo>,
@@ -58,7 +60,7 @@ pub struct CoreConfig {
     pub admins: BTreeSet<BareJid>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SiteInfo {
     pub name: String,
     /// Ordered, so that what the core sends is the same on every run.
@@ -147,6 +149,8 @@ pub enum Input {
         id: u64,
         result: commands::TranscriptResult,
     },
+    /// A reloaded config (SIGHUP), already checked; its component address is the running one.
+    Reconfigure(Box<CoreConfig>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +246,7 @@ pub enum Output {
 pub struct Effects {
     outputs: Vec<Output>,
     changed: Vec<RoomName>,
+    counted: Vec<metrics::Counted>,
 }
 
 impl Effects {
@@ -263,6 +268,11 @@ impl Effects {
 
     pub fn query(&mut self, q: commands::Query) {
         self.outputs.push(Output::Query(q));
+    }
+
+    /// An event for the monitoring counters.
+    pub fn count(&mut self, c: metrics::Counted) {
+        self.counted.push(c);
     }
 
     /// The room's session changed state (or was opened).
@@ -328,6 +338,7 @@ pub struct Core {
     connected_at: Option<Timestamp>,
     offenders: limits::Offenders,
     rates: limits::Rates,
+    counters: metrics::Counters,
 }
 
 /// How many of each open session's latest lines the core wants in the snapshot it resumes
@@ -362,6 +373,7 @@ impl Core {
             connected_at: None,
             offenders: limits::Offenders::default(),
             rates: limits::Rates::default(),
+            counters: metrics::Counters::default(),
             config,
         };
         core.resume_rooms(snapshot, now);
@@ -428,6 +440,7 @@ impl Core {
                 self.api_answered(now, &id, result.err(), &mut out);
             }
             Input::QueryDone { id, result } => self.transcript_ready(id, result, &mut out),
+            Input::Reconfigure(c) => self.reconfigure(now, *c, &mut out),
             Input::NotStored {
                 session_id,
                 stanza_id: Some(stanza_id),
@@ -438,6 +451,9 @@ impl Core {
             } => self.unsaved_session(now, session_id, &mut out),
         }
         self.after_state_changes(&mut out);
+        for c in std::mem::take(&mut out.counted) {
+            self.counters.add(c);
+        }
         let mut outputs = out.outputs;
         self.give_ids(&mut outputs);
         outputs
@@ -445,8 +461,11 @@ impl Core {
 
     /// One-to-one messages from the desk and the contacts (offers, notes, copies, answers) get
     /// an id: clients send receipts and read markers that name it (Gajim sent `id="None"`).
+    /// The same walk counts the refusals.
     fn give_ids(&mut self, outputs: &mut [Output]) {
+        let counters = &mut self.counters;
         let mut give = |s: &mut Stanza| {
+            counters.note_sent(s);
             if let Stanza::Message(m) = s {
                 if m.id.is_none() && m.type_ == xmpp_parsers::message::MessageType::Chat {
                     m.id = Some(xmpp_parsers::message::Id(format!(
@@ -496,6 +515,29 @@ impl Core {
 
     pub fn open_rooms(&self) -> usize {
         self.rooms.len()
+    }
+
+    /// The monitoring counters (totals since start).
+    pub fn counters(&self) -> &metrics::Counters {
+        &self.counters
+    }
+
+    /// Open sessions by site and state, and available staff by site; every configured site
+    /// and state appears, with 0 if need be, so that alert rules can compare them.
+    pub fn gauges(&self) -> metrics::Gauges {
+        let mut g = metrics::Gauges::default();
+        for (id, site) in &self.config.sites {
+            for st in [SessionState::Inactive, SessionState::Active, SessionState::Chatting] {
+                g.sessions.insert((id.clone(), st.as_str()), 0);
+            }
+            let n = self.staff.available_of(&site.staff).len() as u64;
+            g.staff_available.insert(id.clone(), n);
+        }
+        for r in self.rooms.values() {
+            let key = (r.name().site().clone(), r.state().as_str());
+            *g.sessions.entry(key).or_default() += 1;
+        }
+        g
     }
 
     /// A stanza we could not parse: answer `bad-request` when it has a sender and an id, and
@@ -630,3 +672,5 @@ mod tests_prop;
 mod tests_staff;
 #[cfg(test)]
 mod tests_token;
+#[cfg(test)]
+mod tests_reload;

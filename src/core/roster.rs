@@ -13,6 +13,7 @@ use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::presence::Type as PresenceType;
 
 use super::stanzas;
+use super::metrics::Counted;
 use super::{Core, Effects};
 use crate::config::RosterMode;
 use crate::store::StoreOp;
@@ -32,6 +33,18 @@ pub enum Rung {
     EjabberdApi,
     Subscribe,
     Off,
+}
+
+impl Rung {
+    /// The rung's name as a metrics label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Rung::Privilege(_) => "privilege",
+            Rung::EjabberdApi => "ejabberd-api",
+            Rung::Subscribe => "subscribe",
+            Rung::Off => "off",
+        }
+    }
 }
 
 impl fmt::Display for Rung {
@@ -235,6 +248,28 @@ impl RosterState {
         }
     }
 
+    /// New roster settings from a reloaded config. A new mode starts over the choice of rung
+    /// (with the server's adverts already heard); items in place stay.
+    pub fn reconfigure(
+        &mut self,
+        mode: RosterMode,
+        api_configured: bool,
+        remove_after_ms: i64,
+        now: Timestamp,
+    ) {
+        self.api_configured = api_configured;
+        self.remove_after_ms = remove_after_ms;
+        if mode == self.mode {
+            return;
+        }
+        let fresh = RosterState::new(mode, api_configured, remove_after_ms, &[]);
+        self.mode = mode;
+        self.rung = fresh.rung;
+        if self.rung.is_none() {
+            self.detect_until = Some(now);
+        }
+    }
+
     /// Is the item still being written? Its contact's presence waits for it: a presence
     /// that arrives before the roster item is lost on some clients (poezio 0.14 does not
     /// redraw its roster for the later push). `roster_done` sends the presence then.
@@ -411,8 +446,40 @@ impl Core {
     /// staff rosters, and schedules the removal of items whose chat is over (e.g. closed while
     /// we were down).
     fn roster_sync(&mut self, now: Timestamp, out: &mut Effects) {
+        self.roster_sync_items(now, out, false);
+    }
+
+    /// After a reload: new staff get the front desk and the open visitors of their sites
+    /// (once a rung is chosen; until then `choose_rung` does this).
+    pub(super) fn roster_resync(&mut self, now: Timestamp, out: &mut Effects) {
+        if self.roster.rung.is_some() {
+            self.roster_sync_items(now, out, true);
+        }
+    }
+
+    /// One item to leave one staff roster after the grace period.
+    pub(super) fn roster_schedule_removal_for(
+        &mut self,
+        now: Timestamp,
+        staff: &BareJid,
+        contact: &BareJid,
+    ) {
+        if self.roster.has_item(staff, contact) {
+            let due = now.plus_millis(self.roster.remove_after_ms);
+            self.roster
+                .removals
+                .insert((staff.clone(), contact.clone()), due);
+        }
+    }
+
+    /// `missing_only`: the front desk goes only to rosters known to lack it (a reload),
+    /// rather than to every one again (a reconnect, when a roster may have lost it).
+    fn roster_sync_items(&mut self, now: Timestamp, out: &mut Effects, missing_only: bool) {
         let desk = self.config.component.clone();
         for staff in self.config.all_staff() {
+            if missing_only && self.roster.has_item(&staff, &desk) {
+                continue;
+            }
             self.roster_apply(
                 now,
                 RosterOp::Add {
@@ -523,6 +590,10 @@ impl Core {
                 for p in op.subscription(desk) {
                     out.send(p);
                 }
+                out.count(Counted::Roster {
+                    rung: rung.label(),
+                    ok: true,
+                });
                 self.roster_done(now, op, out);
             }
         }
@@ -607,6 +678,10 @@ impl Core {
         let Some((op, rung)) = self.roster.inflight.remove(id) else {
             return false;
         };
+        out.count(Counted::Roster {
+            rung: rung.label(),
+            ok: error.is_none(),
+        });
         match error {
             None => self.roster_done(now, op, out),
             Some(e) => {

@@ -10,6 +10,7 @@ use super::{Ctx, Occupant, Room};
 use crate::core::availability::Availability;
 use crate::core::session::{Role, SessionState};
 use crate::core::stanzas;
+use crate::core::metrics::Counted;
 use crate::core::Effects;
 use crate::store::StoreOp;
 
@@ -75,7 +76,9 @@ impl Room {
     /// Offers the chat to `staff`: what the visitor wrote so far, from the contact, then the
     /// desk's `note`.
     pub fn offer_to(&mut self, desk: &Jid, staff: &BareJid, note: &str, out: &mut Effects) {
-        self.offered.insert(staff.clone());
+        if self.offered.insert(staff.clone()) {
+            out.count(Counted::Offer(self.name().site().clone()));
+        }
         let from = Jid::from(self.jid.clone());
         for h in self.visitor_lines() {
             out.send(stanzas::chat_delayed(
@@ -106,6 +109,7 @@ impl Room {
         staff: &Availability,
         body: &str,
         kept: &[minidom::Element],
+        out: &mut Effects,
     ) -> Vec<Stanza> {
         let from = Jid::from(self.jid.clone());
         match self.session.state {
@@ -129,6 +133,7 @@ impl Room {
         for s in &available {
             copies.push(stanzas::chat(from.clone(), Jid::from(s.clone()), body).into());
             if self.offered.insert(s.clone()) {
+                out.count(Counted::Offer(self.name().site().clone()));
                 copies.push(stanzas::chat(desk.clone(), Jid::from(s.clone()), &note).into());
             }
         }
@@ -175,6 +180,7 @@ impl Room {
         }
         self.occupants.push(occ);
         self.emptied = None;
+        out.count(Counted::Claim(self.name().site().clone()));
         tracing::info!(session = self.session.id, room = %self.jid, staff = %staff, "chat taken one-to-one");
         if self.set_state(SessionState::Chatting, ctx.now) {
             self.write_session(out);

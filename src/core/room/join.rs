@@ -12,6 +12,7 @@ use super::{leave, Arrival, Ctx, HistoryItem, Occupant, Room};
 use crate::core::refusal::Refusal;
 use crate::core::session::Role;
 use crate::core::stanzas::{self, Shown, NS_MUC};
+use crate::core::metrics::Counted;
 use crate::core::{Effects, OrElse};
 use crate::store::StoreOp;
 use crate::time::Timestamp;
@@ -128,6 +129,7 @@ impl Room {
             out.persist(StoreOp::OpenSession(self.record()), vec![], undo);
         }
         self.emptied = None;
+        out.count(Counted::Join(self.name().site().clone()));
         if role == Role::Staff {
             self.drop_direct_staff(&a.jid, out);
         }

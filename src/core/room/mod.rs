@@ -367,7 +367,6 @@ impl Room {
     // ---- who is here ----------------------------------------------------------------------
 
     /// Everyone present, joined or one-to-one.
-    #[cfg(test)]
     pub fn occupants(&self) -> impl Iterator<Item = &Occupant> {
         self.occupants.iter()
     }

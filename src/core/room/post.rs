@@ -107,7 +107,8 @@ impl Room {
             id: said.id.clone(),
         };
         if said.author.role == Role::Visitor {
-            let copies = self.copies_of_visitor_message(ctx, staff, &said.body, &said.kept);
+            let copies =
+                self.copies_of_visitor_message(ctx, staff, &said.body, &said.kept, out);
             reflections.extend(copies);
         }
         let record = MessageRecord {
