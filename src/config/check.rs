@@ -9,8 +9,8 @@ use xmpp_parsers::jid::BareJid;
 
 use super::read::{Checker, InlineOrFile};
 use super::{
-    ComponentConfig, Config, HttpUrl, Limits, RosterConfig, RosterMode, SecretSource, StoreConfig,
-    DEFAULT_REMOVE_AFTER_SECS,
+    ComponentConfig, Config, HttpUrl, Limits, MetricsConfig, RosterConfig, RosterMode,
+    SecretSource, StoreConfig, DEFAULT_REMOVE_AFTER_SECS,
 };
 use crate::store::Durability;
 
@@ -73,7 +73,15 @@ impl Checker {
         self.unknown_keys(
             root,
             "",
-            &["component", "store", "roster", "limits", "sites", "admins"],
+            &[
+                "component",
+                "store",
+                "roster",
+                "limits",
+                "sites",
+                "admins",
+                "metrics",
+            ],
         );
         let component = self.component(root, base);
         let store = self.store(root, base);
@@ -81,6 +89,7 @@ impl Checker {
         let limits = self.limits(root);
         let sites = self.sites(root, base, component.as_ref().map(|c| &c.jid));
         let admins = self.accounts(root, "", "admins", component.as_ref().map(|c| &c.jid));
+        let metrics = self.metrics(root);
         Some(Config {
             path: path.to_path_buf(),
             component: component?,
@@ -89,6 +98,7 @@ impl Checker {
             limits: limits?,
             sites: sites?,
             admins: admins?,
+            metrics: metrics?,
         })
     }
 
@@ -216,6 +226,26 @@ impl Checker {
             ok = false;
         }
         ok.then_some(r)
+    }
+
+    fn metrics(&mut self, root: &Table) -> Option<MetricsConfig> {
+        let Some(t) = self.optional_table(root, "metrics")? else {
+            return Some(MetricsConfig::default());
+        };
+        self.unknown_keys(t, "metrics", &["listen"]);
+        let Some(s) = self.string(t, "metrics", "listen", false) else {
+            return Some(MetricsConfig::default());
+        };
+        match s.parse::<std::net::SocketAddr>() {
+            Ok(a) if a.port() != 0 => Some(MetricsConfig { listen: Some(a) }),
+            _ => {
+                self.problem(
+                    "metrics.listen",
+                    format!("{s:?} must be an IP address and port, e.g. \"127.0.0.1:9105\" (keep it on loopback or a private network: the endpoint has no authentication)"),
+                );
+                None
+            }
+        }
     }
 
     fn limits(&mut self, root: &Table) -> Option<Limits> {

@@ -40,6 +40,13 @@ pub struct Config {
     pub sites: Vec<Site>,
     /// Accounts that see every site in the front desk's answers (`!diag`), not only their own.
     pub admins: Vec<BareJid>,
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: the Prometheus endpoint (`/metrics`, `/healthz`), off unless `listen` is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `[limits]`: what one stanza, one visitor and the whole service may use. Everything a

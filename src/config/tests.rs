@@ -167,3 +167,28 @@ fn syntax_error_names_the_file() {
     let e = Config::parse("[component\n", Path::new("bad.toml")).unwrap_err();
     assert!(e.to_string().contains("bad.toml"));
 }
+
+#[test]
+fn metrics_listen() {
+    let c = Config::parse(GOOD, Path::new("/f.toml")).unwrap();
+    assert_eq!(c.metrics.listen, None);
+    let c = Config::parse(
+        &format!("{GOOD}\n[metrics]\nlisten = \"127.0.0.1:9105\"\n"),
+        Path::new("/f.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:9105".parse().unwrap()));
+    for bad in [
+        "\"localhost:9105\"",
+        "\"127.0.0.1\"",
+        "\"127.0.0.1:0\"",
+        "9105",
+    ] {
+        let text = format!("{GOOD}\n[metrics]\nlisten = {bad}\n");
+        assert_eq!(keys(&text), vec!["metrics.listen"], "{bad}");
+    }
+    assert_eq!(
+        keys(&format!("{GOOD}\n[metrics]\nport = 1\n")),
+        vec!["metrics.port"]
+    );
+}

@@ -527,7 +527,11 @@ impl Core {
     pub fn gauges(&self) -> metrics::Gauges {
         let mut g = metrics::Gauges::default();
         for (id, site) in &self.config.sites {
-            for st in [SessionState::Inactive, SessionState::Active, SessionState::Chatting] {
+            for st in [
+                SessionState::Inactive,
+                SessionState::Active,
+                SessionState::Chatting,
+            ] {
                 g.sessions.insert((id.clone(), st.as_str()), 0);
             }
             let n = self.staff.available_of(&site.staff).len() as u64;
@@ -669,8 +673,8 @@ mod tests_limits;
 #[cfg(test)]
 mod tests_prop;
 #[cfg(test)]
+mod tests_reload;
+#[cfg(test)]
 mod tests_staff;
 #[cfg(test)]
 mod tests_token;
-#[cfg(test)]
-mod tests_reload;

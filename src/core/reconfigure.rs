@@ -75,7 +75,13 @@ impl Core {
 
     /// The staff member is no longer staff of `site`: the chats they hold there go back to
     /// the queue, and its visitor contacts leave their roster after the grace period.
-    fn staff_leaves_site(&mut self, now: Timestamp, site: &SiteId, staff: &BareJid, out: &mut Effects) {
+    fn staff_leaves_site(
+        &mut self,
+        now: Timestamp,
+        site: &SiteId,
+        staff: &BareJid,
+        out: &mut Effects,
+    ) {
         let held: Vec<(RoomName, FullJid)> = self
             .rooms
             .values()

@@ -12,8 +12,8 @@ use minidom::Element;
 use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::presence::Type as PresenceType;
 
-use super::stanzas;
 use super::metrics::Counted;
+use super::stanzas;
 use super::{Core, Effects};
 use crate::config::RosterMode;
 use crate::store::StoreOp;

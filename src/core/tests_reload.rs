@@ -33,11 +33,9 @@ fn online(s: &mut Scenario, full: &str) {
 
 /// Did `to` get a message whose body contains `text`?
 fn got_text(s: &Scenario, to: &str, text: &str) -> bool {
-    s.staff_inbox.iter().any(|e| {
-        e.name() == "message"
-            && e.attr("to") == Some(to)
-            && body(e).contains(text)
-    })
+    s.staff_inbox
+        .iter()
+        .any(|e| e.name() == "message" && e.attr("to") == Some(to) && body(e).contains(text))
 }
 
 fn body(e: &minidom::Element) -> String {
@@ -61,11 +59,16 @@ fn a_staff_member_added_by_reload_gets_the_desk_and_the_waiting_chat() {
             .insert(BareJid::new(DAVE_BARE).unwrap());
     });
     // Dave is asked for his presence and gets the front desk and the visitor in his roster.
-    assert!(s.staff_inbox.iter().any(|e| e.attr("type") == Some("probe")
-        && e.attr("to") == Some(DAVE_BARE)));
-    assert!(s.staff_inbox.iter().any(|e| e.attr("type") == Some("subscribe")
-        && e.attr("to") == Some(DAVE_BARE)
-        && e.attr("from") == Some(ROOM)));
+    assert!(s
+        .staff_inbox
+        .iter()
+        .any(|e| e.attr("type") == Some("probe") && e.attr("to") == Some(DAVE_BARE)));
+    assert!(s
+        .staff_inbox
+        .iter()
+        .any(|e| e.attr("type") == Some("subscribe")
+            && e.attr("to") == Some(DAVE_BARE)
+            && e.attr("from") == Some(ROOM)));
     // The chat goes on: nothing reached the visitor, and its state is the same.
     s.receives_nothing();
     assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
@@ -102,9 +105,12 @@ fn a_staff_member_removed_by_reload_gives_the_chat_back_to_the_queue() {
     assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
     assert!(got_text(&s, "alice_acme@example.com", "wants to chat (#1)"));
     // Bob is staff nowhere now: the front desk leaves his roster.
-    assert!(s.staff_inbox.iter().any(|e| e.attr("type") == Some("unsubscribed")
-        && e.attr("to") == Some(BOB_BARE)
-        && e.attr("from") == Some(COMPONENT)));
+    assert!(s
+        .staff_inbox
+        .iter()
+        .any(|e| e.attr("type") == Some("unsubscribed")
+            && e.attr("to") == Some(BOB_BARE)
+            && e.attr("from") == Some(COMPONENT)));
     // And his replies are no longer taken as staff's.
     s.sends(&format!(
         "<message from='{BOB}' to='{ROOM}' type='chat' id='b2'><body>Still me.</body></message>"
@@ -127,13 +133,22 @@ fn a_site_removed_by_reload_closes_its_chats_and_the_others_go_on() {
     });
     assert_eq!(s.state("v1_acme"), None);
     let told: Vec<_> = s.drain();
-    assert!(told.iter().any(|e| e.attr("to") == Some(V1)
-        && body(e) == reconfigure::SITE_REMOVED_TEXT));
-    assert!(s.sessions_written().iter().any(|r| r.state == SessionState::Closed));
-    assert!(s.state("v2_globex").is_some(), "the other site's chat goes on");
+    assert!(told
+        .iter()
+        .any(|e| e.attr("to") == Some(V1) && body(e) == reconfigure::SITE_REMOVED_TEXT));
+    assert!(s
+        .sessions_written()
+        .iter()
+        .any(|r| r.state == SessionState::Closed));
+    assert!(
+        s.state("v2_globex").is_some(),
+        "the other site's chat goes on"
+    );
     // Joining the removed site is refused from now on.
     s.sends(&format!("<presence from='{V1}' to='{ROOM}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-    s.receives(&format!("<presence type='error' from='{ROOM}/Ann' to='{V1}'/>"));
+    s.receives(&format!(
+        "<presence type='error' from='{ROOM}/Ann' to='{V1}'/>"
+    ));
 }
 
 #[test]
@@ -144,7 +159,9 @@ fn new_limits_apply_from_the_reload_on() {
     s.sends(&format!(
         "<message from='{V1}' to='{ROOM}' type='groupchat' id='long'><body>too long</body></message>"
     ));
-    s.receives(&format!("<message type='error' from='{ROOM}' to='{V1}' id='long'/>"));
+    s.receives(&format!(
+        "<message type='error' from='{ROOM}' to='{V1}' id='long'/>"
+    ));
 }
 
 #[test]

@@ -11,11 +11,14 @@ pub mod fastmsg;
 pub mod guard;
 pub mod http;
 mod link;
+pub mod metrics;
 mod outbox;
 pub mod reader;
+pub mod reload;
 mod sender;
 pub mod wire;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -47,6 +50,8 @@ pub enum ShellError {
     Signals(std::io::Error),
     #[error("cannot read /dev/urandom (needed for IQ ids nobody can guess): {0}")]
     Random(std::io::Error),
+    #[error(transparent)]
+    Metrics(#[from] metrics::MetricsError),
 }
 
 /// Why a connected session ended.
@@ -58,6 +63,14 @@ enum SessionEnd {
 struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+/// What a signal asks for.
+enum Sig {
+    Stop(&'static str),
+    /// SIGHUP: read the config again.
+    Reload,
 }
 
 impl Signals {
@@ -65,14 +78,46 @@ impl Signals {
         Ok(Signals {
             int: signal(SignalKind::interrupt()).map_err(ShellError::Signals)?,
             term: signal(SignalKind::terminate()).map_err(ShellError::Signals)?,
+            hup: signal(SignalKind::hangup()).map_err(ShellError::Signals)?,
         })
     }
 
-    async fn recv(&mut self) -> &'static str {
+    async fn recv(&mut self) -> Sig {
         tokio::select! {
-            _ = self.int.recv() => "SIGINT",
-            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => Sig::Stop("SIGINT"),
+            _ = self.term.recv() => Sig::Stop("SIGTERM"),
+            _ = self.hup.recv() => Sig::Reload,
         }
+    }
+}
+
+/// The running config and what follows it on a reload (the core, the admin API helper).
+struct Running<'a> {
+    config: Config,
+    core: &'a mut Core,
+    metrics: Arc<metrics::Metrics>,
+}
+
+impl Running<'_> {
+    /// SIGHUP: the file is read and checked; a good one goes to the core, whose outputs go out.
+    fn reload(&mut self, writer: &LinkWriter, helpers: &mut Helpers) {
+        tracing::info!(file = %self.config.path.display(), "SIGHUP: reading the config again");
+        let Some(next) = reload::reread(&self.config) else {
+            return;
+        };
+        self.config = next;
+        helpers.set_api(self.config.roster.ejabberd_api.clone());
+        let input = Input::Reconfigure(Box::new(CoreConfig::from_config(&self.config)));
+        let mut ob = outbox::Outbox::default();
+        ob.push(self.core.handle(Timestamp::now(), input), writer);
+        helpers.dispatch(&mut ob);
+        self.publish();
+    }
+
+    /// The core's figures for the metrics endpoint.
+    fn publish(&self) {
+        self.metrics
+            .set_core(self.core.counters(), self.core.gauges());
     }
 }
 
@@ -88,20 +133,29 @@ pub async fn run(config: Config, secret: Secret) -> Result<(), ShellError> {
         next_session = snapshot.next_session_id,
         "store opened"
     );
+    let (metrics, registry) = metrics::Metrics::new();
+    if let Some(addr) = config.metrics.listen {
+        metrics::serve(addr, metrics.clone(), registry)?;
+    }
     let (feedback_tx, mut feedback) = tokio::sync::mpsc::unbounded_channel();
     let writer = Writer::spawn(
         store,
         WriterConfig::default(),
-        sender::Sender::new(feedback_tx),
+        sender::Sender::new(feedback_tx).with_metrics(metrics.clone()),
     )?;
     let mut core = Core::new(CoreConfig::from_config(&config), snapshot, Timestamp::now())
         .with_id_key(random_key()?);
     let mut signals = Signals::new()?;
     let mut helpers = Helpers::start(&config);
+    let mut running = Running {
+        config,
+        core: &mut core,
+        metrics,
+    };
+    running.publish();
     let result = serve(
-        &config,
+        &mut running,
         &secret,
-        &mut core,
         &writer,
         &mut feedback,
         &mut signals,
@@ -120,10 +174,15 @@ pub async fn run(config: Config, secret: Secret) -> Result<(), ShellError> {
     result
 }
 
+/// What ended a wait outside a session (connecting, or waiting to reconnect).
+enum Between<T> {
+    Done(T),
+    Signal(Sig),
+}
+
 async fn serve(
-    config: &Config,
+    run: &mut Running<'_>,
     secret: &Secret,
-    core: &mut Core,
     writer: &LinkWriter,
     feedback: &mut UnboundedReceiver<Feedback>,
     signals: &mut Signals,
@@ -132,31 +191,49 @@ async fn serve(
     let mut backoff = BACKOFF_START;
     let mut generation = 0u64;
     loop {
+        let limits = guard::StanzaLimits::from_config(&run.config.limits);
         let attempt = tokio::select! {
-            r = link::connect(config, secret, guard::StanzaLimits::from_config(&config.limits)) => r,
-            sig = signals.recv() => {
+            r = link::connect(&run.config, secret, limits) => Between::Done(r),
+            sig = signals.recv() => Between::Signal(sig),
+        };
+        let attempt = match attempt {
+            Between::Done(r) => r,
+            Between::Signal(Sig::Stop(sig)) => {
                 tracing::info!(signal = sig, "stopping (was connecting)");
                 return Ok(());
+            }
+            Between::Signal(Sig::Reload) => {
+                run.reload(writer, helpers);
+                continue;
             }
         };
         match attempt {
             Ok((mut reader, socket)) => {
-                tracing::info!(component = %config.component.jid, server = %config.component.server, "connected");
+                tracing::info!(component = %run.config.component.jid, server = %run.config.component.server, "connected");
                 // Reconnect quickly after a server restart; the doubling only slows a server
                 // that keeps refusing us.
                 backoff = BACKOFF_START;
+                if generation > 0 {
+                    run.metrics.reconnected();
+                }
                 generation += 1;
                 writer.item(Delivery::Attach { socket, generation });
+                run.metrics.link(true);
                 let link = Link {
                     reader: &mut reader,
                     generation,
                 };
-                match session(config, link, core, writer, feedback, signals, helpers).await {
+                let end = session(run, link, writer, feedback, signals, helpers).await;
+                run.metrics.link(false);
+                match end {
                     SessionEnd::Shutdown => return Ok(()),
                     SessionEnd::Lost(why) => {
                         writer.item(Delivery::Detach);
                         let mut ob = outbox::Outbox::default();
-                        ob.push(core.handle(Timestamp::now(), Input::Disconnected), writer);
+                        ob.push(
+                            run.core.handle(Timestamp::now(), Input::Disconnected),
+                            writer,
+                        );
                         helpers.dispatch(&mut ob);
                         tracing::warn!(reason = %why, retry_in_s = backoff.as_secs(), "connection lost; reconnecting");
                     }
@@ -167,14 +244,35 @@ async fn serve(
                 tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "cannot connect; retrying")
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            sig = signals.recv() => {
-                tracing::info!(signal = sig, "stopping (was waiting to reconnect)");
-                return Ok(());
-            }
+        if wait_to_reconnect(run, backoff, writer, signals, helpers).await {
+            return Ok(());
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Waits `backoff`, reloading on SIGHUP meanwhile; true if a signal says stop.
+async fn wait_to_reconnect(
+    run: &mut Running<'_>,
+    backoff: Duration,
+    writer: &LinkWriter,
+    signals: &mut Signals,
+    helpers: &mut Helpers,
+) -> bool {
+    let until = tokio::time::Instant::now() + backoff;
+    loop {
+        let woke = tokio::select! {
+            _ = tokio::time::sleep_until(until) => Between::Done(()),
+            sig = signals.recv() => Between::Signal(sig),
+        };
+        match woke {
+            Between::Done(()) => return false,
+            Between::Signal(Sig::Stop(sig)) => {
+                tracing::info!(signal = sig, "stopping (was waiting to reconnect)");
+                return true;
+            }
+            Between::Signal(Sig::Reload) => run.reload(writer, helpers),
+        }
     }
 }
 
@@ -190,13 +288,12 @@ enum Wake {
     Feedback(Feedback),
     Helper(Input),
     Tick,
-    Signal(&'static str),
+    Signal(Sig),
 }
 
 async fn session(
-    config: &Config,
+    run: &mut Running<'_>,
     link: Link<'_>,
-    core: &mut Core,
     writer: &LinkWriter,
     feedback: &mut UnboundedReceiver<Feedback>,
     signals: &mut Signals,
@@ -204,11 +301,10 @@ async fn session(
 ) -> SessionEnd {
     let Link { reader, generation } = link;
     let mut outbox = outbox::Outbox::default();
-    let keepalive_to = keepalive_target(&config.component.jid);
     let mut keepalives = 0u64;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    outbox.push(core.handle(Timestamp::now(), Input::Connected), writer);
+    outbox.push(run.core.handle(Timestamp::now(), Input::Connected), writer);
     loop {
         helpers.dispatch(&mut outbox);
         let wake = tokio::select! {
@@ -219,6 +315,7 @@ async fn session(
             sig = signals.recv() => Wake::Signal(sig),
         };
         let now = Timestamp::now();
+        let core = &mut *run.core;
         match wake {
             Wake::Read(reader::Event::Stanza(s)) => {
                 outbox.push(core.handle(now, Input::Stanza(s)), writer)
@@ -229,9 +326,10 @@ async fn session(
             }
             Wake::Read(reader::Event::Quiet) => {
                 keepalives += 1;
+                let component = &run.config.component.jid;
                 let ping = stanzas::ping(
-                    Jid::from(config.component.jid.clone()),
-                    keepalive_to.clone(),
+                    Jid::from(component.clone()),
+                    keepalive_target(component),
                     format!("fd-keepalive-{keepalives}"),
                 );
                 writer.item(Delivery::Send(vec![ping.into()]));
@@ -253,8 +351,12 @@ async fn session(
                 }
             }
             Wake::Helper(input) => outbox.push(core.handle(now, input), writer),
-            Wake::Tick => outbox.push(core.handle(now, Input::Tick), writer),
-            Wake::Signal(sig) => {
+            Wake::Tick => {
+                outbox.push(core.handle(now, Input::Tick), writer);
+                run.publish();
+            }
+            Wake::Signal(Sig::Reload) => run.reload(writer, helpers),
+            Wake::Signal(Sig::Stop(sig)) => {
                 tracing::info!(signal = sig, open_rooms = core.open_rooms(), "stopping");
                 drain(writer).await;
                 return SessionEnd::Shutdown;
@@ -270,6 +372,8 @@ struct Helpers {
     results: tokio::sync::mpsc::UnboundedReceiver<Input>,
     results_tx: tokio::sync::mpsc::UnboundedSender<Input>,
     db: std::path::PathBuf,
+    /// `roster.ejabberd_api`, which a reload may change.
+    api_base: Arc<std::sync::Mutex<Option<crate::config::HttpUrl>>>,
 }
 
 impl Helpers {
@@ -277,10 +381,12 @@ impl Helpers {
         let (results_tx, results) = tokio::sync::mpsc::unbounded_channel();
         let (api, mut calls) =
             tokio::sync::mpsc::unbounded_channel::<crate::core::roster::ApiCall>();
-        let base = config.roster.ejabberd_api.clone();
+        let api_base = Arc::new(std::sync::Mutex::new(config.roster.ejabberd_api.clone()));
+        let shared = api_base.clone();
         let tx = results_tx.clone();
         tokio::spawn(async move {
             while let Some(call) = calls.recv().await {
+                let base = shared.lock().ok().and_then(|b| b.clone());
                 let result = match &base {
                     Some(base) => http::call(base, &call).await.map_err(|e| e.to_string()),
                     None => Err("roster.ejabberd_api is not set in the config".to_string()),
@@ -304,6 +410,13 @@ impl Helpers {
             results,
             results_tx,
             db: config.store.path.clone(),
+            api_base,
+        }
+    }
+
+    fn set_api(&mut self, base: Option<crate::config::HttpUrl>) {
+        if let Ok(mut b) = self.api_base.lock() {
+            *b = base;
         }
     }
 

@@ -49,6 +49,7 @@ pub struct Sender {
     feedback: tokio::sync::mpsc::UnboundedSender<Feedback>,
     /// Stanzas dropped while there was no link, reported at the next attach.
     dropped: u64,
+    metrics: Option<std::sync::Arc<super::metrics::Metrics>>,
 }
 
 impl Sender {
@@ -58,7 +59,13 @@ impl Sender {
             buf: Vec::with_capacity(64 * 1024),
             feedback,
             dropped: 0,
+            metrics: None,
         }
+    }
+
+    pub fn with_metrics(mut self, m: std::sync::Arc<super::metrics::Metrics>) -> Sender {
+        self.metrics = Some(m);
+        self
     }
 
     fn queue(&mut self, stanzas: Vec<Stanza>) {
@@ -101,6 +108,12 @@ impl Sender {
 impl Deliver for Sender {
     type Item = Delivery;
 
+    fn committed(&mut self, report: crate::store::writer::CommitReport) {
+        if let Some(m) = &self.metrics {
+            m.committed(report);
+        }
+    }
+
     fn deliver(&mut self, items: Vec<(Delivery, Outcome)>) {
         for (item, outcome) in items {
             match item {
@@ -113,7 +126,13 @@ impl Deliver for Sender {
                             .send(Feedback::NotStored(or_else.not_stored()));
                         self.queue(or_else.into_stanzas());
                     }
-                    Outcome::Stored | Outcome::NoWrite => self.queue(then),
+                    Outcome::Stored | Outcome::NoWrite => {
+                        if let (Some(m), OrElse::MessageNotSaved { .. }) = (&self.metrics, &or_else)
+                        {
+                            m.message_stored(if self.link.is_some() { then.len() } else { 0 });
+                        }
+                        self.queue(then)
+                    }
                 },
                 Delivery::Attach { socket, generation } => {
                     self.flush();

@@ -33,6 +33,16 @@ pub trait Deliver: Send + 'static {
     type Item: Send + 'static;
     /// The batch's items in the order they were submitted.
     fn deliver(&mut self, items: Vec<(Self::Item, Outcome)>);
+    /// Before `deliver`: how the batch's commit went, for monitoring.
+    fn committed(&mut self, _report: CommitReport) {}
+}
+
+/// One batch's commit: how many writes it had, how many failed, and how long it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitReport {
+    pub writes: u64,
+    pub failed: u64,
+    pub took: Duration,
 }
 
 /// Resolves when the write is committed (`Ok`) or has failed (`Err` with the reason).
@@ -294,8 +304,15 @@ fn run<D: Deliver>(
             std::thread::sleep(wait);
             drain(&rx, &mut batch, cfg.max_batch);
         }
-        pace.committing(Instant::now(), batch.len());
+        let started = Instant::now();
+        pace.committing(started, batch.len());
+        let before = stats;
         let done = commit(&mut store, &mut batch, &mut stats);
+        deliver.committed(CommitReport {
+            writes: stats.ops - before.ops,
+            failed: stats.failed_ops - before.failed_ops,
+            took: started.elapsed(),
+        });
         deliver.deliver(done);
         if WAL_FRAMES.get() > RESTART_WAL_FRAMES {
             WAL_FRAMES.set(0);

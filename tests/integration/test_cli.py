@@ -49,6 +49,14 @@ def test_check_config_refuses_a_site_id_with_an_underscore(tmp_path):
     assert "id" in out and "glo_bex" in out, out
 
 
+def test_check_config_names_a_bad_metrics_listen_address(tmp_path):
+    code, out = check(write(tmp_path, good_config() + '\n[metrics]\nlisten = "localhost:port"\n'))
+    assert code != 0, out
+    assert "metrics.listen" in out and "localhost:port" in out, out
+    code, out = check(write(tmp_path, good_config() + '\n[metrics]\nlisten = "127.0.0.1:9105"\n'))
+    assert code == 0, out
+
+
 @pytest.mark.timeout(1500)  # a clean release build of every dependency
 def test_the_static_build_links_nothing_and_runs(tmp_path):
     """scripts/build-static (README's build step) gives one file that needs no shared library,

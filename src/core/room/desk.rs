@@ -8,9 +8,9 @@ use xmpp_parsers::stanza::Stanza;
 
 use super::{Ctx, Occupant, Room};
 use crate::core::availability::Availability;
+use crate::core::metrics::Counted;
 use crate::core::session::{Role, SessionState};
 use crate::core::stanzas;
-use crate::core::metrics::Counted;
 use crate::core::Effects;
 use crate::store::StoreOp;
 

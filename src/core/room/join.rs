@@ -9,10 +9,10 @@ use xmpp_parsers::presence::Presence;
 use xmpp_parsers::stanza_error::DefinedCondition;
 
 use super::{leave, Arrival, Ctx, HistoryItem, Occupant, Room};
+use crate::core::metrics::Counted;
 use crate::core::refusal::Refusal;
 use crate::core::session::Role;
 use crate::core::stanzas::{self, Shown, NS_MUC};
-use crate::core::metrics::Counted;
 use crate::core::{Effects, OrElse};
 use crate::store::StoreOp;
 use crate::time::Timestamp;
