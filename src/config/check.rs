@@ -10,7 +10,7 @@ use xmpp_parsers::jid::BareJid;
 use super::read::{Checker, InlineOrFile};
 use super::{
     ComponentConfig, Config, HttpUrl, Limits, RosterConfig, RosterMode, SecretSource, StoreConfig,
-    DEFAULT_REMOVE_AFTER_SECS,
+    DEFAULT_CHECK_STAFF_SECS, DEFAULT_REMOVE_AFTER_SECS,
 };
 use crate::store::Durability;
 
@@ -171,7 +171,16 @@ impl Checker {
         let Some(t) = self.optional_table(root, "roster")? else {
             return Some(RosterConfig::default());
         };
-        self.unknown_keys(t, "roster", &["mode", "ejabberd_api", "remove_after_secs"]);
+        self.unknown_keys(
+            t,
+            "roster",
+            &[
+                "mode",
+                "ejabberd_api",
+                "remove_after_secs",
+                "check_staff_secs",
+            ],
+        );
         let mut r = RosterConfig::default();
         let mut ok = true;
         if let Some(m) = self.string(t, "roster", "mode", false) {
@@ -206,6 +215,19 @@ impl Checker {
         match secs {
             // 0 or more, so the cast keeps it.
             Some(n) => r.remove_after_secs = n as u64,
+            None => ok = false,
+        }
+        let check = self.int_in(
+            t,
+            "roster",
+            "check_staff_secs",
+            5..=86_400,
+            DEFAULT_CHECK_STAFF_SECS as i64,
+            "must be a whole number of seconds from 5 to 86400",
+        );
+        match check {
+            // 5 or more, so the cast keeps it.
+            Some(n) => r.check_staff_secs = n as u64,
             None => ok = false,
         }
         if r.mode == RosterMode::EjabberdApi && r.ejabberd_api.is_none() {

@@ -161,9 +161,12 @@ pub struct RosterConfig {
     pub ejabberd_api: Option<HttpUrl>,
     /// How long a CLOSED visitor stays in staff rosters.
     pub remove_after_secs: u64,
+    /// How often staff who seem online are checked (a probe, and a ping to each resource).
+    pub check_staff_secs: u64,
 }
 
 pub const DEFAULT_REMOVE_AFTER_SECS: u64 = 60;
+pub const DEFAULT_CHECK_STAFF_SECS: u64 = 60;
 
 impl Default for RosterConfig {
     fn default() -> RosterConfig {
@@ -171,6 +174,7 @@ impl Default for RosterConfig {
             mode: RosterMode::Auto,
             ejabberd_api: None,
             remove_after_secs: DEFAULT_REMOVE_AFTER_SECS,
+            check_staff_secs: DEFAULT_CHECK_STAFF_SECS,
         }
     }
 }

@@ -538,7 +538,7 @@ impl Core {
             .filter(|(id, _)| mine(id))
             .flat_map(|(_, s)| s.staff.iter().cloned())
             .collect();
-        let (online, available) = self.staff.counts_of(&staff);
+        let c = self.staff.counts_of(&staff);
         let scope = if all {
             "all sites".to_string()
         } else {
@@ -546,12 +546,15 @@ impl Core {
             format!("your sites: {}", names.join(", "))
         };
         format!(
-            "frontdesk {}\n{}\nconnected for: {uptime}\n{scope}\nopen sessions: {open} (INACTIVE {}, ACTIVE {}, CHATTING {})\nstaff online: {online}, available: {available}\nunasked answers dropped: {}",
+            "frontdesk {}\n{}\nconnected for: {uptime}\n{scope}\nopen sessions: {open} (INACTIVE {}, ACTIVE {}, CHATTING {})\nstaff online: {}, available: {}, not answering pings: {}\nunasked answers dropped: {}",
             env!("CARGO_PKG_VERSION"),
             self.roster.diag(),
             count(SessionState::Inactive),
             count(SessionState::Active),
             count(SessionState::Chatting),
+            c.online,
+            c.available,
+            c.silent,
             self.unmatched,
         )
     }

@@ -83,7 +83,7 @@ impl Core {
         }
         let allowed = contact_site.as_ref().is_none_or(|s| sites.contains(s));
         match p.type_ {
-            PresenceType::None => self.staff_online(&from, p, out),
+            PresenceType::None => self.staff_online(now, &from, p, out),
             PresenceType::Unavailable if contact_site.is_none() => self.staff_offline(now, &from),
             // Servers send this to a visitor contact when its roster item comes or goes while
             // the staff member stays online, as well as on logout: not proof, so ask.
@@ -124,12 +124,61 @@ impl Core {
         }
     }
 
-    fn staff_online(&mut self, from: &Jid, p: &Presence, out: &mut Effects) {
+    fn staff_online(&mut self, now: Timestamp, from: &Jid, p: &Presence, out: &mut Effects) {
+        let bare = from.to_bare();
         if self.staff.online(from, p.show.clone(), p.priority.0) == Change::BecameAvailable {
-            let bare = from.to_bare();
             tracing::info!(staff = %bare, resource = ?from.resource(), "staff available");
             self.offer_waiting_to(&bare, out);
         }
+        // Presence from a silent resource: is the client back, or the server answering for it?
+        self.ping_staff(now, &bare, true, out);
+    }
+
+    /// Pings `staff`'s resources (or only the silent ones) that have no ping in flight.
+    fn ping_staff(
+        &mut self,
+        now: Timestamp,
+        staff: &BareJid,
+        only_silent: bool,
+        out: &mut Effects,
+    ) {
+        for jid in self.staff.to_ping(staff, only_silent) {
+            let id = self.ids.iq("sping");
+            out.send(stanzas::ping(
+                self.desk(),
+                Jid::from(jid.clone()),
+                id.clone(),
+            ));
+            self.staff.pinged(&jid, id, now);
+        }
+    }
+
+    /// An answer to a ping sent to a staff resource. False if it is not one.
+    pub(super) fn staff_ping_answered(
+        &mut self,
+        now: Timestamp,
+        id: &str,
+        from: Option<&Jid>,
+        gone: bool,
+        out: &mut Effects,
+    ) -> bool {
+        let Some((staff, change)) = self.staff.ping_answered(id, from, gone, now) else {
+            return false;
+        };
+        match change {
+            Change::BecameAvailable => {
+                tracing::info!(staff = %staff, resource = ?from.and_then(|f| f.resource()), "staff available (answered a ping again)");
+                self.offer_waiting_to(&staff, out);
+            }
+            Change::WentOffline => {
+                tracing::info!(staff = %staff, "staff offline (the server answered our ping for a session that no longer exists)")
+            }
+            Change::Nothing => {}
+        }
+        if gone {
+            self.probe_staff(now, &staff, out);
+        }
+        true
     }
 
     fn staff_offline(&mut self, now: Timestamp, from: &Jid) {
@@ -171,8 +220,14 @@ impl Core {
         for staff in self.staff.expire_probes(now) {
             tracing::info!(staff = %staff, "staff offline (the server answered a probe for no resource)");
         }
-        for staff in self.staff.due_for_sweep(now) {
+        for staff in self.staff.expire_pings(now) {
+            tracing::info!(staff = %staff, "staff member's client did not answer a ping: no offers until it does (the server still lists the session)");
+        }
+        let sweep_ms = i64::try_from(self.config.roster.check_staff_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        for staff in self.staff.due_for_sweep(now, sweep_ms) {
             self.probe_staff(now, &staff, out);
+            self.ping_staff(now, &staff, false, out);
         }
     }
 
