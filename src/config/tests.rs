@@ -82,21 +82,23 @@ fn limits_section() {
 fn roster_section_defaults_and_problems() {
     let c = Config::parse(GOOD, Path::new("/f.toml")).unwrap();
     assert_eq!(c.roster, RosterConfig::default());
-    let text = format!("{GOOD}\n[roster]\nmode = \"ejabberd-api\"\nejabberd_api = \"http://127.0.0.1:5280/api/\"\nremove_after_secs = 5\n");
+    let text = format!("{GOOD}\n[roster]\nmode = \"ejabberd-api\"\nejabberd_api = \"http://127.0.0.1:5280/api/\"\nremove_after_secs = 5\ncheck_staff_secs = 20\n");
     let c = Config::parse(&text, Path::new("/f.toml")).unwrap();
     assert_eq!(c.roster.mode, RosterMode::EjabberdApi);
     assert_eq!(c.roster.remove_after_secs, 5);
+    assert_eq!(c.roster.check_staff_secs, 20);
     let url = c.roster.ejabberd_api.unwrap();
     assert_eq!(
         (url.host.as_str(), url.port, url.path.as_str()),
         ("127.0.0.1", 5280, "/api")
     );
-    let bad = format!("{GOOD}\n[roster]\nmode = \"sometimes\"\nejabberd_api = \"https://x/api\"\nremove_after_secs = -1\ncolour = 1\n");
+    let bad = format!("{GOOD}\n[roster]\nmode = \"sometimes\"\nejabberd_api = \"https://x/api\"\nremove_after_secs = -1\ncheck_staff_secs = 1\ncolour = 1\n");
     let k = keys(&bad);
     for key in [
         "roster.mode",
         "roster.ejabberd_api",
         "roster.remove_after_secs",
+        "roster.check_staff_secs",
         "roster.colour",
     ] {
         assert!(k.contains(&key.to_string()), "{key} not in {k:?}");
