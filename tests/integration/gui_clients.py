@@ -782,32 +782,53 @@ class Steps:
                 f"; total {time.monotonic() - self.t0:.1f} s")
 
 
-async def server_sessions(ejabberd, user: str) -> list[str]:
-    """The full JIDs of `user`'s sessions on the server (`ejabberdctl connected_users`)."""
-    r = await asyncio.get_running_loop().run_in_executor(None, lambda: ejabberd.ctl("connected_users"))
-    return [line for line in r.stdout.split() if line.split("/")[0] == f"{user}@{ejabberd.staff_host}"]
+async def server_sessions(server, user: str) -> list[str]:
+    """The full JIDs of `user`'s sessions on the server (`ejabberdctl connected_users`, or
+    Prosody's `prosodyctl shell c2s show`)."""
+    def ask():
+        if hasattr(server, "ctl"):
+            return server.ctl("connected_users").stdout.split()
+        return server.sessions()
+    jids = await asyncio.get_running_loop().run_in_executor(None, ask)
+    return [j for j in jids if j.split("/")[0] == f"{user}@{server.staff_host}"]
 
 
-async def no_sessions_before(ejabberd, user: str, timeout: float = 15) -> None:
+async def server_roster(server, user: str) -> str:
+    """A staff account's roster on the server, as text naming each contact (`ejabberdctl
+    get_roster`, or Prosody's stored roster)."""
+    def ask():
+        if hasattr(server, "ctl"):
+            return server.ctl("get_roster", user, server.staff_host).stdout
+        return server.roster_text(user)
+    return await asyncio.get_running_loop().run_in_executor(None, ask)
+
+
+def kick(server, user: str, resource: str) -> None:
+    if hasattr(server, "ctl"):
+        server.ctl("kick_session", user, server.staff_host, resource, "test over", check=False)
+    else:
+        server.kick(user, server.staff_host, resource)
+
+
+async def no_sessions_before(server, user: str, timeout: float = 15) -> None:
     """Fail unless `user` has no session on the server (within `timeout`): a session left by
     an earlier test would take the client's messages and count as the staff member online."""
-    await poll(lambda: server_sessions(ejabberd, user), lambda s: not s, timeout,
+    await poll(lambda: server_sessions(server, user), lambda s: not s, timeout,
                f"no session of {user} on the server before the client logs in", interval=0.5)
 
 
-async def end_session(client: Desktop, ejabberd, user: str, resource: str, timeout: float = 15) -> None:
+async def end_session(client: Desktop, server, user: str, resource: str, timeout: float = 15) -> None:
     """Log the client out and wait for the server to close its session. If it does not, kick
     the session (so that later tests do not meet it) and fail."""
-    full = f"{user}@{ejabberd.staff_host}/{resource}"
-    if full not in await server_sessions(ejabberd, user):
+    full = f"{user}@{server.staff_host}/{resource}"
+    if full not in await server_sessions(server, user):
         return   # never logged in (the test says why), or gone already
     try:
         await client.log_out()
-        await poll(lambda: server_sessions(ejabberd, user), lambda s: full not in s, timeout,
+        await poll(lambda: server_sessions(server, user), lambda s: full not in s, timeout,
                    f"the server closing {full} after {client.name} went offline", interval=0.3)
     except AssertionError as e:
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ejabberd.ctl("kick_session", user, ejabberd.staff_host, resource, "test over", check=False))
+        await asyncio.get_running_loop().run_in_executor(None, lambda: kick(server, user, resource))
         raise AssertionError(f"{client.name} did not log out cleanly (its session was kicked): {e}") from e
 
 
