@@ -107,19 +107,21 @@ ensure_cmds() {   # ensure_cmds COMMAND:PACKAGE...: apt-get install the packages
     fi
 }
 
-# Debian's Gajim 1.7, the headless desktop, and the user.
+# Debian's Gajim 1.7, the headless desktop, xdotool (clicks and keys in its command window),
+# and the user.
 ensure_gajim() {
-    ensure_cmds gajim:gajim Xvfb:xvfb import:imagemagick dbus-daemon:dbus-daemon gdbus:libglib2.0-bin
+    ensure_cmds gajim:gajim Xvfb:xvfb import:imagemagick dbus-daemon:dbus-daemon gdbus:libglib2.0-bin \
+        xdotool:xdotool
     if ! id -u "$GUI_USER" >/dev/null 2>&1; then
         log "useradd $GUI_USER (the unprivileged user the GUI client tests run as)"
         as_root useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$GUI_USER"
     fi
 }
 
-# Debian's Psi+ 1.4, and xdotool to press its Return key (after ensure_gajim: same desktop).
+# Debian's Psi+ 1.4 (after ensure_gajim: same desktop, and xdotool to press its Return key).
 ensure_psi() {
     ensure_gajim
-    ensure_cmds psi-plus:psi-plus xdotool:xdotool
+    ensure_cmds psi-plus:psi-plus
 }
 
 # A virtualenv with the pinned packages of tests/integration/requirements.txt. Rebuilt only

@@ -29,6 +29,7 @@ import ast
 import asyncio
 import contextlib
 import hashlib
+import html
 import os
 import pwd
 import re
@@ -50,7 +51,7 @@ GUI_USER = os.environ.get("FRONTDESK_GUI_USER", "frontdesk-gui")
 SYSTEM_PYTHON = "/usr/bin/python3"   # the one with Debian's gajim and nbxmpp modules
 SCREEN = "1280x800x24"
 DESKTOP_PROGRAMS = ("Xvfb", "dbus-daemon", "import")
-GAJIM_PROGRAMS = ("gajim", "gajim-remote", "gdbus")
+GAJIM_PROGRAMS = ("gajim", "gajim-remote", "gdbus", "xdotool")
 PSI_PROGRAMS = ("psi-plus", "xdotool", "gdbus")
 
 # gajim.common.const.KindConstant: the `kind` column of logs.db's table `logs`.
@@ -501,6 +502,37 @@ class Gajim(Desktop):
         when a message is sent: without one, a send through gajim-remote logs an
         AssertionError in MessageInputTextView._on_message_sent."""
         await self.app_action("open-chat", f"<['{self.account}', '{jid}']>")
+
+    async def run_command(self, jid: str, name: str, timeout: float = 20) -> tuple[str, str]:
+        """What staff do from the contact's menu, "Execute Command…": Gajim asks `jid` for its
+        ad-hoc commands and shows them in a window ("Command List"); a click in the list, the
+        command's name typed (the list's type-ahead search selects it) and Return run it.
+        Returns the window's id and the note of the completed command, from Gajim's own
+        stanza log."""
+        before = self.log.read_text(errors="replace") if self.log.exists() else ""
+        await self.app_action(f"{self.account}-execute-command", f"<'{jid}'>")
+
+        async def windows():
+            return (await self.run("xdotool", "search", "--name", "^Command List$")).stdout.split()
+        found = await poll(windows, lambda w: len(w) == 1, timeout, "Gajim's Command List window")
+        win = found[0]
+        # Keyboard focus to that window (there is no window manager to give it), then a click
+        # on the list's first row (the window is 600x500: it is at 100,84) for the list's own.
+        for argv in (("windowfocus", "--sync", win), ("mousemove", "--window", win, "100", "84", "click", "1"),
+                     ("type", "--delay", "40", name), ("key", "Return")):
+            r = await self.run("xdotool", *argv)
+            if r.returncode != 0:
+                raise ClientError(f"xdotool {' '.join(argv)} failed: {r.stdout}{r.stderr}")
+
+        async def title():
+            return (await self.run("xdotool", "getwindowname", win)).stdout.strip()
+        await poll(title, lambda t: t == "Completed", timeout, f"Gajim's command window showing {name!r} completed")
+
+        def note():
+            new = self.log.read_text(errors="replace")[len(before):]
+            m = re.search(r"<command[^>]*status=.completed.[^>]*>\s*<note[^>]*>([^<]*)</note>", new)
+            return html.unescape(m.group(1)) if m else None
+        return win, await poll(note, lambda n: n is not None, 5, "the completed command's note in Gajim's log")
 
     async def say(self, jid: str, text: str) -> None:
         """What staff do in the UI: open the chat with `jid`, type `text`, send it."""

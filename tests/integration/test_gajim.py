@@ -167,7 +167,32 @@ async def staff_flow_in_gajim(gajim, frontdesk, clients, server, tmp_path, serve
         assert got[0].startswith("Your chats (1); you are available for new chats:\n"), got
         assert f"\n#{n} Ann ({room}) since " in got[0], got
 
-    async with steps.step(6, "!finish from Gajim: the visitor's chat closes, the contact goes offline"):
+    async with steps.step(6, "!waiting from Gajim lists a second visitor's waiting chat"):
+        other = room_of("v62")
+        bea = await clients.visitor()
+        await bea.join(other, "Bea")
+        await bea.say(other, "Anyone there?")
+        m = frontdesk.session_of(other)["id"]
+        mark = last_row(gajim)
+        await gajim.say(component, "!waiting")
+        got = await poll(lambda: received(gajim, component, mark), lambda r: any("open request" in t for t in r),
+                         10, "the desk's answer to !waiting in Gajim's archive")
+        steps.saw(f"archive, received from {component}", got)
+        answer = next(t for t in got if "open request" in t)
+        assert answer.startswith("1 open request(s):\n"), answer
+        assert f'#{m} Bea on ACME Inc. — ACTIVE for ' in answer and '"Anyone there?"' in answer, answer
+
+    async with steps.step(7, "\"My chats\" from Gajim's own Execute Command window (ad-hoc)"):
+        win, note = await gajim.run_command(component, "My chats")
+        steps.saw("the completed command's note", note)
+        assert note.startswith("Your chats (1); you are available for new chats:\n"), note
+        assert f"\n#{n} Ann ({room}) since " in note, note
+        shot = await gajim.screenshot(tmp_path / "gajim-adhoc-my-chats.png")
+        ARTEFACTS.append(f"Gajim's command window after \"My chats\": {shot}")
+        await poll(frontdesk.log_text, lambda t: "command=Status" in t, 5, "frontdesk's log of the command")
+        await gajim.run("xdotool", "key", "--window", win, "Escape")
+
+    async with steps.step(8, "!finish from Gajim: the visitor's chat closes, the contact goes offline"):
         mark = last_row(gajim)
         await gajim.say(component, "!finish")
         await visitor.expect(groupchat_from(room, body_is="The chat is now closed."), what="the closing line")
@@ -197,5 +222,5 @@ async def staff_flow_in_gajim(gajim, frontdesk, clients, server, tmp_path, serve
     assert not errors, f"Gajim logged {len(errors)} exception(s) ({gajim.log}):\n" + "\n\n".join(errors)
 
     total = time.monotonic() - steps.t0
-    TIMINGS.setdefault(f"gajim staff flow (6 steps, {server_name})", []).append(total)
+    TIMINGS.setdefault(f"gajim staff flow (8 steps, {server_name})", []).append(total)
     print(f"steps: {steps.summary()}; gajim-remote calls: {gajim.remote_calls} ({gajim.remote_seconds:.1f} s)")
