@@ -80,7 +80,7 @@ impl Checker {
         let roster = self.roster(root);
         let limits = self.limits(root);
         let sites = self.sites(root, base, component.as_ref().map(|c| &c.jid));
-        let admins = self.accounts(root, "", "admins", component.as_ref().map(|c| &c.jid));
+        let admins = self.accounts(root, "", "admins", component.as_ref().map(|c| &c.jid), None);
         Some(Config {
             path: path.to_path_buf(),
             component: component?,

@@ -9,6 +9,7 @@
 //! `[component]`, `[store]`, `[roster]`, `[limits]`) and `sites` (`[[sites]]`).
 
 mod check;
+mod desk;
 mod read;
 mod sites;
 #[cfg(test)]
@@ -259,8 +260,82 @@ pub struct Site {
     pub name: String,
     /// Bare JIDs of this site's staff.
     pub staff: Vec<BareJid>,
+    /// Names, avatars and caps of the staff listed as tables.
+    pub profiles: std::collections::BTreeMap<BareJid, StaffProfile>,
+    pub desk: DeskConfig,
     /// When set, visitors join only with a token the web app minted (see `crate::token`).
     pub token_secret: Option<TokenSecret>,
+}
+
+/// What a staff table entry adds to the bare JID.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StaffProfile {
+    /// Shown to visitors as the staff member's nick.
+    pub name: Option<String>,
+    /// An http(s) URL of their picture, for the widget.
+    pub avatar: Option<String>,
+    /// Overrides the site's `max_chats_per_staff`.
+    pub max_chats: Option<u32>,
+}
+
+/// How a site's waiting chats reach its staff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeskConfig {
+    pub max_chats_per_staff: u32,
+    pub routing: Routing,
+    /// An offer nobody took moves on (or is announced again) after this.
+    pub offer_timeout_secs: u64,
+    pub canned: Vec<Canned>,
+}
+
+impl Default for DeskConfig {
+    fn default() -> DeskConfig {
+        DeskConfig {
+            max_chats_per_staff: desk::DEFAULT_MAX_CHATS,
+            routing: Routing::Broadcast,
+            offer_timeout_secs: desk::DEFAULT_OFFER_TIMEOUT_SECS,
+            canned: Vec::new(),
+        }
+    }
+}
+
+/// `routing`: who is offered a waiting chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// Every available staff member under their cap, at once; the first to answer has it.
+    Broadcast,
+    /// One at a time, taking turns.
+    RoundRobin,
+    /// One at a time, whoever has the fewest chats first.
+    LeastBusy,
+}
+
+impl Routing {
+    pub const WORDS: [&'static str; 3] = ["broadcast", "round-robin", "least-busy"];
+
+    fn parse(s: &str) -> Option<Routing> {
+        Some(match s {
+            "broadcast" => Routing::Broadcast,
+            "round-robin" => Routing::RoundRobin,
+            "least-busy" => Routing::LeastBusy,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Routing::Broadcast => "broadcast",
+            Routing::RoundRobin => "round-robin",
+            Routing::LeastBusy => "least-busy",
+        }
+    }
+}
+
+/// `[[sites.canned]]`: a reply staff send with `!say KEY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Canned {
+    pub key: String,
+    pub text: String,
 }
 
 /// Shortest accepted `token_secret`, in bytes.

@@ -169,3 +169,93 @@ fn syntax_error_names_the_file() {
     let e = Config::parse("[component\n", Path::new("bad.toml")).unwrap_err();
     assert!(e.to_string().contains("bad.toml"));
 }
+
+const DESK: &str = r#"
+[component]
+jid = "chat.example.com"
+server = "127.0.0.1:5347"
+secret = "s3cret"
+
+[store]
+path = "data/frontdesk.db"
+
+[[sites]]
+id = "acme"
+name = "ACME Inc."
+staff = [
+  "alice_acme@example.com",
+  { jid = "bob_acme@example.com", name = "Bob", avatar = "https://example.com/bob.png", max_chats = 5 },
+]
+max_chats_per_staff = 2
+routing = "least-busy"
+offer_timeout_secs = 30
+[[sites.canned]]
+key = "hello"
+text = "Hi! I'm looking into it right now."
+[[sites.canned]]
+key = "bye-now"
+text = "Thanks for writing!"
+"#;
+
+#[test]
+fn staff_tables_routing_capacity_and_canned_replies() {
+    let c = Config::parse(DESK, Path::new("/f.toml")).unwrap();
+    let site = &c.sites[0];
+    assert_eq!(site.staff.len(), 2);
+    let bob = BareJid::new("bob_acme@example.com").unwrap();
+    assert_eq!(
+        site.profiles.get(&bob),
+        Some(&StaffProfile {
+            name: Some("Bob".into()),
+            avatar: Some("https://example.com/bob.png".into()),
+            max_chats: Some(5),
+        })
+    );
+    assert_eq!(site.profiles.len(), 1, "a bare JID entry has no profile");
+    assert_eq!(site.desk.max_chats_per_staff, 2);
+    assert_eq!(site.desk.routing, Routing::LeastBusy);
+    assert_eq!(site.desk.offer_timeout_secs, 30);
+    let keys: Vec<&str> = site.desk.canned.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(keys, ["hello", "bye-now"]);
+    // Defaults.
+    let c = Config::parse(GOOD, Path::new("/f.toml")).unwrap();
+    assert_eq!(c.sites[0].desk, DeskConfig::default());
+    assert_eq!(c.sites[0].desk.max_chats_per_staff, 3);
+    assert_eq!(c.sites[0].desk.routing, Routing::Broadcast);
+}
+
+#[test]
+fn bad_desk_keys_are_named() {
+    let bad = DESK
+        .replace("max_chats = 5", "max_chats = 0, colour = 1")
+        .replace("name = \"Bob\"", "name = \"Bob\u{202e}\"")
+        .replace("https://example.com/bob.png", "javascript:alert(1)")
+        .replace("max_chats_per_staff = 2", "max_chats_per_staff = -1")
+        .replace("\"least-busy\"", "\"random\"")
+        .replace("offer_timeout_secs = 30", "offer_timeout_secs = 1")
+        .replace("key = \"bye-now\"", "key = \"hello\"")
+        .replace("\"alice_acme@example.com\",", "\"alice_acme@example.com\", 42, { name = \"No JID\" }, { jid = \"alice_acme@example.com\" },");
+    let k = keys(&bad);
+    for key in [
+        "sites[0].staff[1]",
+        "sites[0].staff[2].jid",
+        "sites[0].staff[3].jid",
+        "sites[0].staff[4].max_chats",
+        "sites[0].staff[4].colour",
+        "sites[0].staff[4].name",
+        "sites[0].staff[4].avatar",
+        "sites[0].max_chats_per_staff",
+        "sites[0].routing",
+        "sites[0].offer_timeout_secs",
+        "sites[0].canned[1].key",
+    ] {
+        assert!(k.contains(&key.to_string()), "{key} not in {k:?}");
+    }
+    let long = DESK.replace("Thanks for writing!", &"x".repeat(2_001));
+    assert_eq!(keys(&long), ["sites[0].canned[1].text"]);
+    let odd = DESK.replace("key = \"hello\"", "key = \"Hello World\"");
+    assert_eq!(keys(&odd), ["sites[0].canned[0].key"]);
+    // The admins list stays bare JIDs only.
+    let admins = format!("admins = [{{ jid = \"x@example.com\" }}]\n{DESK}");
+    assert_eq!(keys(&admins), ["admins[0]"]);
+}

@@ -308,15 +308,6 @@ impl Availability {
         self.by_staff.get(staff).is_some_and(|p| p.available())
     }
 
-    /// Those of `staff` who take new chats now, in order.
-    pub fn available_of<'a>(&self, staff: impl IntoIterator<Item = &'a BareJid>) -> Vec<BareJid> {
-        staff
-            .into_iter()
-            .filter(|s| self.is_available(s))
-            .cloned()
-            .collect()
-    }
-
     /// Since when every resource of `staff` has been offline, if they were seen online.
     pub fn offline_since(&self, staff: &BareJid) -> Option<Timestamp> {
         self.by_staff.get(staff)?.offline_since

@@ -31,6 +31,7 @@ pub enum Command {
     Help,
     Waiting,
     Accept(i64),
+    Pass(i64),
     Cancel(i64),
     Finish(Option<i64>),
     Status,
@@ -73,6 +74,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         takes: Takes::Chat(Command::Accept),
         help: Some("take chat N"),
         menu: "Accept a chat",
+    },
+    CommandSpec {
+        name: "pass",
+        takes: Takes::Chat(Command::Pass),
+        help: Some("leave waiting chat N to others (it stays open, unlike !cancel)"),
+        menu: "Pass a waiting chat",
     },
     CommandSpec {
         name: "cancel",
@@ -323,6 +330,10 @@ impl Core {
                 Err(e) => e,
                 Ok(name) => self.accept(now, &name, sender, out),
             },
+            Command::Pass(n) => match self.room_for(n, &staff) {
+                Err(e) => e,
+                Ok(name) => self.pass_chat(now, &staff, &name, out),
+            },
             Command::Cancel(n) => match self.room_for(n, &staff) {
                 Err(e) => e,
                 Ok(name) => match self.rooms.get(&name).and_then(|r| r.staff_present().cloned()) {
@@ -362,6 +373,12 @@ impl Core {
                 format!("{} is already chatting with this visitor (#{n}).", h.nick)
             };
         }
+        if let Some(why) = self.at_cap(&sender.to_bare(), name.site()) {
+            return why;
+        }
+        let Some(room) = self.rooms.get(name) else {
+            return "That chat is closed.".into();
+        };
         let offered = room.was_offered_to(&sender.to_bare());
         let contact = room.jid().clone();
         let visitor = room.visitor_nick();

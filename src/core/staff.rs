@@ -128,7 +128,7 @@ impl Core {
         let bare = from.to_bare();
         if self.staff.online(from, p.show.clone(), p.priority.0) == Change::BecameAvailable {
             tracing::info!(staff = %bare, resource = ?from.resource(), "staff available");
-            self.offer_waiting_to(&bare, out);
+            self.route_waiting(now, out);
         }
         // Presence from a silent resource: is the client back, or the server answering for it?
         self.ping_staff(now, &bare, true, out);
@@ -168,7 +168,7 @@ impl Core {
         match change {
             Change::BecameAvailable => {
                 tracing::info!(staff = %staff, resource = ?from.and_then(|f| f.resource()), "staff available (answered a ping again)");
-                self.offer_waiting_to(&staff, out);
+                self.route_waiting(now, out);
             }
             Change::WentOffline => {
                 tracing::info!(staff = %staff, "staff offline (the server answered our ping for a session that no longer exists)")
@@ -311,10 +311,13 @@ impl Core {
 
     /// What a state change means for staff: the contact's presence, who hears that the chat
     /// was taken, and offers when a chat waits again.
-    pub(super) fn after_state_changes(&mut self, out: &mut Effects) {
+    pub(super) fn after_state_changes(&mut self, now: Timestamp, out: &mut Effects) {
+        let mut waits_again = false;
         for name in out.take_changed() {
             self.announce_contact(&name, out);
             let Some(room) = self.rooms.get_mut(&name) else {
+                // Closed and gone: a place under someone's cap is free.
+                waits_again = true;
                 continue;
             };
             match room.state() {
@@ -330,57 +333,18 @@ impl Core {
                     }
                 }
                 SessionState::Active if room.waits_unoffered() => {
-                    let last = room.last_staff().cloned();
-                    let staff = self.site_staff(name.site());
-                    for s in self.staff.available_of(&staff) {
-                        if Some(&s) != last.as_ref() {
-                            self.offer_room_to(&name, &s, out);
-                        }
+                    // Given back: offered to everyone but the one who gave it back.
+                    if let Some(last) = room.last_staff().cloned() {
+                        room.pass(&last);
                     }
+                    self.route(now, &name, out);
                 }
+                SessionState::Closed => waits_again = true,
                 _ => {}
             }
         }
-    }
-
-    fn site_staff(&self, site: &SiteId) -> Vec<BareJid> {
-        self.config
-            .sites
-            .get(site)
-            .map(|s| s.staff.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    // ---- offers ---------------------------------------------------------------------------
-
-    /// A staff member just became available: every chat waiting on their sites is offered.
-    fn offer_waiting_to(&mut self, staff: &BareJid, out: &mut Effects) {
-        let sites = self.staff_sites(staff);
-        let mut waiting: Vec<(i64, RoomName)> = self
-            .rooms
-            .values()
-            .filter(|r| {
-                r.state() == SessionState::Active
-                    && sites.contains(r.name().site())
-                    && !r.was_offered_to(staff)
-            })
-            .map(|r| (r.session_id(), r.name().clone()))
-            .collect();
-        waiting.sort();
-        for (_, name) in waiting {
-            self.offer_room_to(&name, staff, out);
-        }
-    }
-
-    /// Replays what the visitor wrote so far, from the contact, then the desk's note.
-    fn offer_room_to(&mut self, name: &RoomName, staff: &BareJid, out: &mut Effects) {
-        let desk = self.desk();
-        let Some(site) = self.config.sites.get(name.site()) else {
-            return;
-        };
-        if let Some(room) = self.rooms.get_mut(name) {
-            let note = room.offer_note(&site.name);
-            room.offer_to(&desk, staff, &note, out);
+        if waits_again {
+            self.route_waiting(now, out);
         }
     }
 
@@ -464,6 +428,14 @@ impl Core {
             )));
         };
         room.check_not_taken(&sender).map_err(Some)?;
+        if room.handler().is_none() {
+            if let Some(why) = self.at_cap(&bare, name.site()) {
+                return Err(Some(Refusal::wait(
+                    DefinedCondition::ResourceConstraint,
+                    why,
+                )));
+            }
+        }
         Ok(sender)
     }
 

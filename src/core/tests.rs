@@ -27,6 +27,8 @@ pub(super) fn config() -> CoreConfig {
         name: name.into(),
         staff: staff.iter().map(|s| BareJid::new(s).unwrap()).collect(),
         token_secret: None,
+        profiles: Default::default(),
+        desk: Default::default(),
     };
     CoreConfig {
         component: BareJid::new(COMPONENT).unwrap(),

@@ -673,6 +673,7 @@ fn help_text_is_generated_from_the_table_unchanged() {
     let before = "Front desk commands:
 !waiting — chats waiting on your sites
 !accept N — take chat N
+!pass N — leave waiting chat N to others (it stays open, unlike !cancel)
 !cancel N — decline waiting chat N (the visitor is told, the chat is closed)
 !finish [N] — close your chat (or chat N)
 !status — your current chats
@@ -702,6 +703,7 @@ fn the_ad_hoc_menu_keeps_its_order_and_names() {
     let before = [
         ("waiting", "Waiting chats"),
         ("accept", "Accept a chat"),
+        ("pass", "Pass a waiting chat"),
         ("cancel", "Decline a waiting chat"),
         ("finish", "Finish a chat"),
         ("status", "My chats"),

@@ -192,6 +192,13 @@ pub struct Room {
     last_staff: Option<BareJid>,
     /// Staff who were offered this chat while it waited (they hear who took it).
     offered: BTreeSet<BareJid>,
+    /// One-at-a-time routing: who holds the offer now, and since when.
+    offer: Option<(BareJid, Timestamp)>,
+    /// Staff who passed this chat (or let the offer run out) in this round: not offered it
+    /// again until the round starts over.
+    passed: BTreeSet<BareJid>,
+    /// When the chat was last offered or announced to anyone.
+    announced_at: Option<Timestamp>,
     /// The visitor was told that nobody is available (once per session).
     told_nobody: bool,
     /// The one-to-one staff member was told the visitor left; they hear when they are back.
@@ -223,6 +230,9 @@ impl Room {
             pending_joins: Vec::new(),
             last_staff: None,
             offered: BTreeSet::new(),
+            offer: None,
+            passed: BTreeSet::new(),
+            announced_at: None,
             told_nobody: false,
             told_left: false,
             first_message: None,
