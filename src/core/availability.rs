@@ -308,6 +308,18 @@ impl Availability {
         self.by_staff.get(staff).is_some_and(|p| p.available())
     }
 
+    /// The resource a chat handed to `staff` goes to: of those that take chats, the one with
+    /// the highest priority (the first by name among equals).
+    pub fn chat_resource(&self, staff: &BareJid) -> Option<FullJid> {
+        let st = self.by_staff.get(staff)?;
+        let (res, _) = st
+            .resources
+            .iter()
+            .filter(|(_, r)| r.takes_chats())
+            .max_by(|a, b| a.1.priority.cmp(&b.1.priority).then(b.0.cmp(a.0)))?;
+        staff.with_resource_str(res).ok()
+    }
+
     /// Since when every resource of `staff` has been offline, if they were seen online.
     pub fn offline_since(&self, staff: &BareJid) -> Option<Timestamp> {
         self.by_staff.get(staff)?.offline_since

@@ -7,6 +7,7 @@
 //! (disco, ping, answers to our own pings). [`Effects`] is the one seam everything leaves through.
 
 mod availability;
+mod chat_commands;
 pub mod commands;
 mod iq;
 pub mod limits;

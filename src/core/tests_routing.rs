@@ -396,3 +396,225 @@ fn a_staff_members_display_name_is_their_nick_for_the_visitor() {
         .iter()
         .any(|op| matches!(op, crate::store::StoreOp::AppendMessage(m) if m.body == "Alice joined the chat")));
 }
+
+// ---- canned replies and transfers -------------------------------------------------------------------
+
+fn with_canned() -> Scenario {
+    let mut s = desk(Routing::Broadcast, 3);
+    if let Some(site) = s
+        .core
+        .config
+        .sites
+        .get_mut(&crate::address::SiteId::new("acme").unwrap())
+    {
+        site.desk.canned = vec![
+            crate::config::Canned {
+                key: "hello".into(),
+                text: "Hi! I'm looking into it right now.".into(),
+            },
+            crate::config::Canned {
+                key: "bye".into(),
+                text: "Thanks for writing!".into(),
+            },
+        ];
+    }
+    s
+}
+
+/// Alice answers visitor `n` one-to-one (which claims the chat).
+fn alice_takes(s: &mut Scenario, n: u32) {
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{}' type='chat'><body>Hello</body></message>",
+        room(n)
+    ));
+    s.drain();
+    s.staff_inbox.clear();
+}
+
+#[test]
+fn say_sends_a_canned_reply_into_ones_own_chat() {
+    let mut s = with_canned();
+    s.writes(V1, 1, "Ann", "Where is my parcel?");
+    alice_takes(&mut s, 1);
+    s.command(ALICE, "!say HELLO");
+    let got: Vec<String> = s.drain().iter().map(show).collect();
+    assert!(
+        got.iter()
+            .any(|e| e.contains(&format!("from='{}/alice_acme'", room(1)))
+                && e.contains(&format!("to='{V1}'"))
+                && e.contains("Hi! I'm looking into it right now.")),
+        "{got:?}"
+    );
+    assert_eq!(
+        s.desk_told(ALICE_BARE),
+        ["Sent to Ann (#1): Hi! I'm looking into it right now."]
+    );
+    assert!(s
+        .stored
+        .iter()
+        .any(|op| matches!(op, crate::store::StoreOp::AppendMessage(m)
+        if m.body == "Hi! I'm looking into it right now." && m.role == crate::store::Role::Staff)));
+
+    s.command(ALICE, "!say nope");
+    assert_eq!(
+        s.desk_told(ALICE_BARE),
+        ["No canned reply \"nope\" on ACME Inc.; !canned lists them."]
+    );
+    s.command(ALICE, "!canned");
+    let list = s.desk_told(ALICE_BARE).pop().unwrap();
+    assert_eq!(list, "ACME Inc.:\n  hello — Hi! I'm looking into it right now.\n  bye — Thanks for writing!\nSend one with !say KEY (or !say N KEY).");
+
+    // A second chat: which one must be said; another's chat is refused.
+    s.writes(V2, 2, "Bea", "Hi");
+    alice_takes(&mut s, 2);
+    s.command(ALICE, "!say bye");
+    assert_eq!(
+        s.desk_told(ALICE_BARE),
+        ["You have 2 chats: say which, e.g. !say 1 …"]
+    );
+    s.writes(V3, 3, "Cy", "Hi");
+    s.staff_inbox.clear();
+    s.command(ALICE, "!say 3 bye");
+    assert_eq!(
+        s.desk_told(ALICE_BARE),
+        ["#3 is not your chat: !accept 3 first."]
+    );
+    s.command(CAROL, "!say 1 bye");
+    assert_eq!(
+        s.desk_told("carol_globex@example.com"),
+        ["There is no open chat #1 on your sites."]
+    );
+    s.command(ALICE, "!say");
+    assert!(s.desk_told(ALICE_BARE)[0].starts_with("!say needs the key of a canned reply"));
+}
+
+#[test]
+fn transfer_hands_a_chat_to_a_colleague_and_the_visitor_sees_it() {
+    let mut s = with_canned();
+    s.writes(V1, 1, "Ann", "Where is my parcel?");
+    alice_takes(&mut s, 1);
+    for (who, why) in [
+        ("carol_globex@example.com", "\"carol_globex@example.com\" is not staff of ACME Inc.: name them by address, local part or name."),
+        ("alice_acme", "That is you."),
+        ("nobody", "\"nobody\" is not staff of ACME Inc.: name them by address, local part or name."),
+    ] {
+        s.command(ALICE, &format!("!transfer 1 {who}"));
+        assert_eq!(s.desk_told(ALICE_BARE), [why]);
+    }
+    s.command(BOB, "!transfer 1 alice");
+    assert_eq!(
+        s.desk_told(BOB_BARE),
+        ["#1 is handled by alice_acme; only they can transfer it."]
+    );
+
+    s.command(ALICE, "!transfer 1 BOB_ACME");
+    assert_eq!(
+        s.desk_told(ALICE_BARE),
+        ["#1 is now bob_acme@example.com's."]
+    );
+    let seen: Vec<String> = s.drain().iter().map(show).collect();
+    assert!(
+        seen.iter()
+            .any(|e| e.contains(&format!("from='{}/alice_acme'", room(1)))
+                && e.contains("unavailable")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|e| e.contains(&format!("from='{}/bob_acme'", room(1)))
+                && !e.contains("unavailable")),
+        "{seen:?}"
+    );
+    assert_eq!(s.told(BOB_BARE, &room(1)), ["Where is my parcel?"]);
+    assert!(s.desk_told(BOB_BARE)[0]
+        .starts_with("alice_acme@example.com handed you chat #1 with Ann on ACME Inc."));
+    assert_eq!(
+        s.sessions_written().last().map(|r| r.staff.clone()),
+        Some(Some(BOB_BARE.to_string()))
+    );
+    // Bob's replies reach Ann; alice's are refused now.
+    s.sends(&format!(
+        "<message from='{BOB}' to='{}' type='chat'><body>Bob here</body></message>",
+        room(1)
+    ));
+    assert!(s
+        .drain()
+        .iter()
+        .any(|e| show(e).contains("Bob here") && e.attr("to") == Some(V1)));
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{}' type='chat'><body>me too</body></message>",
+        room(1)
+    ));
+    assert!(s
+        .drain()
+        .iter()
+        .any(|e| e.attr("type") == Some("error") && e.attr("to") == Some(ALICE)));
+
+    // Bob gives it back to the queue: offered to alice, not to bob.
+    s.staff_inbox.clear();
+    s.command(BOB, "!transfer 1");
+    assert_eq!(
+        s.desk_told(BOB_BARE),
+        ["#1 is back in the queue: it is offered to the others."]
+    );
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Active));
+    assert_eq!(s.offers_to(ALICE_BARE).len(), 1);
+    assert!(s.offers_to(BOB_BARE).is_empty());
+}
+
+#[test]
+fn transfer_to_someone_away_or_at_their_cap_is_refused() {
+    let mut s = desk(Routing::Broadcast, 1);
+    s.writes(V1, 1, "Ann", "One");
+    alice_takes(&mut s, 1);
+    s.writes(V2, 2, "Bea", "Two");
+    s.sends(&format!(
+        "<message from='{BOB}' to='{}' type='chat'><body>Hi Bea</body></message>",
+        room(2)
+    ));
+    s.drain();
+    s.staff_inbox.clear();
+    s.command(ALICE, "!transfer 1 bob_acme");
+    assert_eq!(
+        s.desk_told(ALICE_BARE),
+        ["bob_acme@example.com has as many chats as they may have."]
+    );
+    s.command(BOB, "!finish 2");
+    s.sends(&format!(
+        "<presence from='{BOB}' to='{COMPONENT}'><show>away</show></presence>"
+    ));
+    s.staff_inbox.clear();
+    s.command(ALICE, "!transfer 1 bob_acme");
+    assert_eq!(
+        s.desk_told(ALICE_BARE),
+        ["bob_acme@example.com is not available now."]
+    );
+    assert_eq!(s.state("v1_acme"), Some(SessionState::Chatting));
+}
+
+#[test]
+fn the_say_form_lists_the_canned_replies() {
+    let mut s = with_canned();
+    s.writes(V1, 1, "Ann", "Where is my parcel?");
+    alice_takes(&mut s, 1);
+    s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='a1'><command xmlns='http://jabber.org/protocol/commands' node='say' action='execute'/></iq>"));
+    let form = show(&s.inbox.pop_front().unwrap());
+    assert!(
+        form.contains("var='text'")
+            && form.contains("<value>hello</value>")
+            && form.contains("<value>bye</value>"),
+        "{form}"
+    );
+    s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='a2'><command xmlns='http://jabber.org/protocol/commands' node='say' sessionid='say'><x xmlns='jabber:x:data' type='submit'><field var='session'><value>1</value></field><field var='text'><value>bye</value></field></x></command></iq>"));
+    let all: Vec<String> = s.drain().iter().map(show).collect();
+    assert!(
+        all.iter()
+            .any(|e| e.contains("Thanks for writing!") && e.contains(&format!("to='{V1}'"))),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|e| e.contains("id='a2'") && e.contains("Sent to Ann (#1): Thanks for writing!")),
+        "{all:?}"
+    );
+}

@@ -679,6 +679,9 @@ fn help_text_is_generated_from_the_table_unchanged() {
 !status — your current chats
 !transcript N — the transcript of chat N
 !diag — what the front desk sees (roster method, privileges, uptime, open chats)
+!say [N] KEY — send canned reply KEY into your chat (or chat N)
+!canned — the canned replies of your sites
+!transfer N [staff] — hand chat N to another staff member (no one named: back to the queue)
 To answer a visitor, write to them in your roster.";
     assert_eq!(commands::HELP.as_str(), before);
 }
@@ -709,6 +712,9 @@ fn the_ad_hoc_menu_keeps_its_order_and_names() {
         ("status", "My chats"),
         ("transcript", "Transcript of a chat"),
         ("diag", "Diagnostics"),
+        ("say", "Send a canned reply"),
+        ("canned", "Canned replies"),
+        ("transfer", "Transfer a chat"),
         ("help", "Help"),
     ];
     let expected: Vec<(&str, &str, &str)> =

@@ -255,6 +255,35 @@ impl Room {
         );
     }
 
+    /// `!transfer`: the one-to-one staff member `from` hands the chat to `to` (a resource of
+    /// another staff member), or with `to` empty gives it back to the queue. The visitor sees
+    /// one leave and the other join.
+    pub fn hand_over(
+        &mut self,
+        ctx: &Ctx,
+        from: &FullJid,
+        to: Option<&FullJid>,
+        out: &mut Effects,
+    ) {
+        if let Some(gone) = self.remove_any(from) {
+            super::leave::announce_departure(self, &gone, true, out);
+            out.store(StoreOp::OccupantLeft {
+                session_id: self.session.id,
+                jid: gone.jid.clone(),
+            });
+            self.system_line(
+                ctx.component,
+                ctx.now,
+                format!("{} left the chat", gone.nick),
+                out,
+            );
+        }
+        match to {
+            Some(to) => self.claim_direct(ctx, to, out),
+            None => self.settle_state(ctx.now, out),
+        }
+    }
+
     /// The author of a staff member's one-to-one message: their joined occupant if they
     /// have one, else their one-to-one one.
     pub fn staff_author(&self, staff: &BareJid) -> Option<Occupant> {
