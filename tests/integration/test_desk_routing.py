@@ -89,3 +89,59 @@ async def test_round_robin_offers_in_turn_respects_caps_and_moves_on(routed, eja
     carol = await clients.staff("carol_globex")
     await carol.expect_none(lambda st: kind(st) == "message" and "v8" in (attr(st, "from") or ""), within=0.5,
                             what="a visitor of acme reaching carol")
+
+
+@pytest.fixture
+async def canned(ejabberd, tmp_path):
+    host = ejabberd.staff_host
+    sites = [
+        {"id": "acme", "name": "ACME Inc.",
+         "staff": [f"alice_acme@{host}", {"jid": f"bob_acme@{host}", "name": "Bob"}],
+         "canned": [{"key": "hello", "text": "Hi! I'm looking into it right now."}]},
+        {"id": "globex", "name": "Globex", "staff": [f"carol_globex@{host}"]},
+    ]
+    roster = {"ejabberd_api": f"http://127.0.0.1:{ejabberd.http_port}/api", "remove_after_secs": 3}
+    async with frontdesk_with_clients(ejabberd, tmp_path / "frontdesk", sites=sites, roster=roster) as running:
+        yield running
+
+
+async def test_a_canned_reply_and_a_transfer_as_the_visitor_sees_them(canned, ejabberd):
+    fd, clients = canned
+    component = ejabberd.component_jid
+    alice = await clients.staff("alice_acme")
+    bob = await clients.staff("bob_acme")
+    await until_desk_says(alice, component, "!diag", "staff online: 2, available: 2", timeout=20)
+    room = room_of("v85")
+    v = await clients.visitor()
+    await v.join(room, "Ann")
+    await v.say(room, "Where is my parcel?")
+    await alice.expect(offer_of(component), what="the offer to alice")
+    n = fd.session_of(room)["id"]
+
+    alice.send_message(mto=room, mbody="Hello Ann.", mtype="chat")
+    await v.expect(groupchat_from(room, nick="alice_acme", body_is="Hello Ann."), what="alice's reply")
+    answer = await desk(alice, component, "!say hello", "Sent to")
+    assert body(answer) == f"Sent to Ann (#{n}): Hi! I'm looking into it right now.", body(answer)
+    await v.expect(groupchat_from(room, nick="alice_acme", body_is="Hi! I'm looking into it right now."),
+                   what="the canned reply, as alice")
+
+    answer = await desk(alice, component, f"!transfer {n} bob", "now")
+    assert body(answer) == f"#{n} is now bob_acme@{ejabberd.staff_host}'s.", body(answer)
+    await v.expect(lambda st: kind(st) == "presence" and attr(st, "from") == f"{room}/alice_acme"
+                   and attr(st, "type") == "unavailable", what="alice leaving, as the visitor sees it")
+    await v.expect(presence_from(f"{room}/Bob"), what="Bob joining under his name")
+    note = await bob.expect(chat_from(component, contains=f"handed you chat #{n}"), what="the note to bob")
+    assert "with Ann on ACME Inc." in body(note), body(note)
+    await bob.expect(chat_from(room, body_is="Where is my parcel?"), what="what Ann wrote, replayed to bob")
+    bob.send_message(mto=room, mbody="Bob here, I have it now.", mtype="chat")
+    await v.expect(groupchat_from(room, nick="Bob", body_is="Bob here, I have it now."), what="bob's reply")
+    s = await poll_session(fd, room, lambda s: s["staff"] == f"bob_acme@{ejabberd.staff_host}")
+    assert s["state"] == "CHATTING", s
+    transcript = fd.cli("transcript", str(n)).stdout
+    for line in ("alice_acme left the chat", "Bob joined the chat", "Hi! I'm looking into it right now."):
+        assert line in transcript, transcript
+
+
+async def poll_session(fd, room, pred, timeout: float = 10):
+    from helpers import poll
+    return await poll(lambda: fd.session_of(room), lambda s: bool(s) and pred(s), timeout, "the session row")
