@@ -15,6 +15,7 @@ mod message;
 pub mod nick;
 mod pings;
 mod presence;
+mod queue;
 pub mod refusal;
 mod room;
 mod rooms;
@@ -349,6 +350,7 @@ pub struct Core {
     pings: Pings,
     staff: Availability,
     turns: routing::Turns,
+    first_responses: queue::FirstResponses,
     roster: roster::RosterState,
     queries: commands::Queries,
     ids: Ids,
@@ -382,6 +384,7 @@ impl Core {
             pings: Pings::default(),
             staff: Availability::default(),
             turns: routing::Turns::default(),
+            first_responses: queue::FirstResponses::default(),
             roster,
             queries: commands::Queries::default(),
             ids: Ids {
@@ -575,6 +578,7 @@ impl Core {
             self.close_room(&name, now, out);
         }
         self.route_waiting(now, out);
+        self.tell_positions(now, out);
     }
 
     /// Rooms that emptied just before the link dropped were probably emptied by the server

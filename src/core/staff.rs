@@ -322,6 +322,12 @@ impl Core {
             };
             match room.state() {
                 SessionState::Chatting => {
+                    if let Some(ms) = room.first_answered(now) {
+                        self.first_responses.record(name.site(), ms);
+                    }
+                    let Some(room) = self.rooms.get_mut(&name) else {
+                        continue;
+                    };
                     let told = room.take_offered_for_handled();
                     let nick = room
                         .staff_present()

@@ -854,6 +854,8 @@ fn an_unanswered_ping_keeps_the_room_for_the_bound_visitor() {
     s.receives_nothing();
     s.after_secs(6);
     s.receives(&format!("<presence type='error' from='{ROOM}/Ann' to='{V2}' id='j2'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
+    // (Ann has waited 11 s for staff: she hears her place in line.)
+    s.receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><body>You are next in line.</body></message>"));
     s.receives_nothing();
     assert_eq!(s.last_session_row().visitor_jid.as_deref(), Some(V1));
     // The visitor still has their room and their history went to nobody else.

@@ -618,3 +618,82 @@ fn the_say_form_lists_the_canned_replies() {
         "{all:?}"
     );
 }
+
+// ---- queue position -----------------------------------------------------------------------------
+
+/// The notices (bodies of groupchat messages from the room's bare JID) visitor `to` got.
+fn notices(s: &mut Scenario, to: &str) -> Vec<String> {
+    s.drain()
+        .into_iter()
+        .filter(|e| {
+            e.name() == "message"
+                && e.attr("to") == Some(to)
+                && e.attr("from").is_some_and(|f| !f.contains('/'))
+        })
+        .map(|e| {
+            e.get_child("body", "jabber:component:accept")
+                .map(|b| b.text())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn waiting_visitors_hear_their_place_in_line_when_it_changes() {
+    let mut s = desk(Routing::Broadcast, 3);
+    s.writes(V1, 1, "Ann", "First");
+    s.after_secs(2);
+    s.writes(V2, 2, "Bea", "Second");
+    s.after_secs(5);
+    assert!(
+        notices(&mut s, V1).is_empty(),
+        "not before the chat waited 10 s"
+    );
+    s.after_secs(4); // Ann has waited 11 s, Bea 9 s
+    assert_eq!(notices(&mut s, V1), ["You are next in line."]);
+    s.after_secs(2);
+    assert_eq!(notices(&mut s, V2), ["You are number 2 in line."]);
+    s.after_secs(30);
+    assert!(
+        notices(&mut s, V1).is_empty() && notices(&mut s, V2).is_empty(),
+        "told once while it holds"
+    );
+    // Ann's chat is taken: Bea moves up, told at once (her last notice was 30 s ago).
+    s.command(ALICE, "!accept 1");
+    s.after_secs(1);
+    assert_eq!(notices(&mut s, V2), ["You are next in line."]);
+}
+
+#[test]
+fn a_place_that_changes_again_within_10_s_is_told_later() {
+    let mut s = desk(Routing::Broadcast, 3);
+    s.writes(V1, 1, "Ann", "First");
+    s.writes(V2, 2, "Bea", "Second");
+    s.writes(V3, 3, "Cy", "Third");
+    s.after_secs(11);
+    assert_eq!(notices(&mut s, V3), ["You are number 3 in line."]);
+    s.command(ALICE, "!accept 1");
+    s.after_secs(1);
+    assert!(notices(&mut s, V3).is_empty(), "told 1 s ago");
+    s.after_secs(9);
+    assert_eq!(notices(&mut s, V3), ["You are number 2 in line."]);
+}
+
+#[test]
+fn the_usual_answer_time_is_told_once_enough_chats_were_answered() {
+    let mut s = desk(Routing::Broadcast, 100);
+    // Six chats answered after 90 s each: the usual time is 2 min (rounded up).
+    for i in 0..6u32 {
+        let v = format!("anon{}@anon.example.com/r", 10 + i);
+        s.writes(&v, 10 + i, "V", "Hi");
+        s.after_secs(90);
+        s.command(ALICE, &format!("!accept {}", i + 1));
+        s.drain();
+    }
+    s.writes(V1, 1, "Ann", "First");
+    s.after_secs(11);
+    assert_eq!(
+        notices(&mut s, V1),
+        ["You are next in line. Chats here are usually answered within about 2 min."]
+    );
+}

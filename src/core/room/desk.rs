@@ -65,6 +65,7 @@ impl Room {
         self.offer = None;
         self.passed.clear();
         self.announced_at = None;
+        self.told_position = None;
         std::mem::take(&mut self.offered)
             .into_iter()
             .filter(|s| Some(s) != handler.as_ref())
@@ -120,6 +121,43 @@ impl Room {
     /// The chat was announced again to those who have it already.
     pub fn announced(&mut self, now: Timestamp) {
         self.announced_at = Some(now);
+    }
+
+    /// The visitor hears their `place` in line if it changed, they have waited long enough,
+    /// and the last time was long enough ago.
+    pub fn tell_position(
+        &mut self,
+        place: usize,
+        usual_ms: Option<i64>,
+        now: Timestamp,
+        out: &mut Effects,
+    ) {
+        let every = crate::core::queue::POSITION_EVERY_MS;
+        let since = |t: Timestamp| now.millis().saturating_sub(t.millis());
+        if since(self.waiting_since()) < every {
+            return;
+        }
+        if let Some((told, at)) = self.told_position {
+            if told == place || since(at) < every {
+                return;
+            }
+        }
+        let Some(to) = self.visitor().map(|v| v.jid.clone()) else {
+            return;
+        };
+        self.told_position = Some((place, now));
+        let sid = self.next_stanza_id();
+        let text = crate::core::queue::position_text(place, usual_ms);
+        out.send(stanzas::room_notice(&self.jid, to, &text, &sid));
+    }
+
+    /// The first time a staff member takes the chat: how long the visitor waited for it.
+    pub fn first_answered(&mut self, now: Timestamp) -> Option<i64> {
+        if self.first_answer.is_some() || self.first_message().is_none() {
+            return None;
+        }
+        self.first_answer = Some(now);
+        Some(now.millis().saturating_sub(self.waiting_since().millis()))
     }
 
     /// The desk's reminder of a chat still waiting.

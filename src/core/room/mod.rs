@@ -199,6 +199,10 @@ pub struct Room {
     passed: BTreeSet<BareJid>,
     /// When the chat was last offered or announced to anyone.
     announced_at: Option<Timestamp>,
+    /// The place in line the visitor was last told, and when.
+    told_position: Option<(usize, Timestamp)>,
+    /// When a staff member first took the chat.
+    first_answer: Option<Timestamp>,
     /// The visitor was told that nobody is available (once per session).
     told_nobody: bool,
     /// The one-to-one staff member was told the visitor left; they hear when they are back.
@@ -233,6 +237,8 @@ impl Room {
             offer: None,
             passed: BTreeSet::new(),
             announced_at: None,
+            told_position: None,
+            first_answer: None,
             told_nobody: false,
             told_left: false,
             first_message: None,
@@ -272,6 +278,8 @@ impl Room {
             closed_at: record.closed_at,
         };
         let mut room = Room::new(name, jid, session);
+        // Answered before the restart: not a first answer to measure again.
+        room.first_answer = record.staff.is_some().then_some(record.updated_at);
         room.last_staff = record.staff;
         let last_seq = kept
             .history
