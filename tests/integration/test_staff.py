@@ -210,7 +210,7 @@ async def test_commands_run_the_desk(frontdesk, clients, ejabberd):
     # Ad-hoc commands: the menu, and one run.
     items = await alice.iq(component, f"<query xmlns='http://jabber.org/protocol/disco#items' node='{NS_COMMANDS}'/>")
     nodes = [i.get("node") for i in items.xml.iter("{http://jabber.org/protocol/disco#items}item")]
-    assert nodes[:3] == ["waiting", "accept", "cancel"] and "finish" in nodes, show(items)
+    assert nodes[:4] == ["waiting", "accept", "pass", "cancel"] and "finish" in nodes, show(items)
     r = await alice.iq(component, f"<command xmlns='{NS_COMMANDS}' node='accept' action='execute'/>", type_="set")
     assert r.xml.find(f"{{{NS_COMMANDS}}}command").get("status") == "executing", show(r)
     r = await alice.iq(component, f"<command xmlns='{NS_COMMANDS}' node='accept' sessionid='accept' action='complete'>"
