@@ -40,6 +40,9 @@ pub struct Config {
     pub sites: Vec<Site>,
     /// Accounts that see every site in the front desk's answers (`!diag`), not only their own.
     pub admins: Vec<BareJid>,
+    /// The files secrets are read from, with their dotted keys (`component.secret_file`,
+    /// `sites[N].token_secret_file`).
+    pub secret_files: Vec<(String, PathBuf)>,
 }
 
 /// `[limits]`: what one stanza, one visitor and the whole service may use. Everything a
@@ -360,6 +363,27 @@ impl Config {
             }
             SecretSource::Unset => Err(ConfigError::NoSecret),
         }
+    }
+
+    /// One warning for each secret file that every user of the machine can read, naming the
+    /// chmod that fixes it. The component's file is left out when `FRONTDESK_SECRET` is used
+    /// instead (`env_secret`); a file that cannot be read is reported where it is read.
+    pub fn exposed_secret_files(&self, env_secret: bool) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        self.secret_files
+            .iter()
+            .filter(|(key, _)| !(env_secret && key == "component.secret_file"))
+            .filter_map(|(key, path)| {
+                let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+                (mode & 0o004 != 0).then(|| {
+                    format!(
+                        "{key} {} is readable by every user on this machine (mode {mode:o}): run chmod o-rwx {}",
+                        path.display(),
+                        path.display()
+                    )
+                })
+            })
+            .collect()
     }
 
     pub fn site(&self, id: &SiteId) -> Option<&Site> {
