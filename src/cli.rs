@@ -74,6 +74,18 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The config file the command reads (main.rs takes `[log]` from it first).
+    pub fn config_path(&self) -> &std::path::Path {
+        match self {
+            Command::Run(c) | Command::CheckConfig(c) => &c.config,
+            Command::Sessions { config, .. }
+            | Command::Token { config, .. }
+            | Command::Transcript { config, .. } => &config.config,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]

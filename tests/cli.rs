@@ -595,3 +595,87 @@ fn a_secret_file_readable_by_others_is_named_with_the_chmod_to_run() {
         }
     }
 }
+
+/// Starts `frontdesk run` (no server listening: it retries) with `env`, collects its stderr
+/// lines until one contains `until` (at most 10 s), then stops it with SIGTERM.
+fn run_until(cfg: &Path, env: &[(&str, &str)], until: &str) -> Vec<String> {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--config", cfg.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+        let done = line.contains(until);
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(
+        seen.iter().any(|l| l.contains(until)),
+        "no {until:?} within 10 s: {seen:?}"
+    );
+    seen
+}
+
+/// `[log] format = "json"`: every line is one JSON object with level, target and fields.
+#[test]
+fn json_logs_are_one_object_per_line_with_level_target_and_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "\n[log]\nformat = \"json\"\n");
+    let lines = run_until(&cfg, &[], "retrying");
+    assert!(lines.len() >= 2, "{lines:?}");
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+        assert!(v["level"].is_string(), "{line}");
+        assert!(v["target"].as_str().is_some_and(|t| t.starts_with("frontdesk")), "{line}");
+        assert!(v["fields"]["message"].is_string(), "{line}");
+    }
+    let start = lines.iter().find(|l| l.contains("frontdesk starting")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(start).unwrap();
+    assert_eq!(v["level"], "INFO");
+    assert_eq!(v["fields"]["version"], env!("CARGO_PKG_VERSION"));
+}
+
+/// `[log] level` sets the filter of `run`; RUST_LOG, when set, wins.
+#[test]
+fn log_level_comes_from_the_config_unless_rust_log_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "\n[log]\nlevel = \"warn\"\n");
+    // The retry is a warning; "frontdesk starting" (info, logged before it) must be filtered.
+    let lines = run_until(&cfg, &[], "retrying");
+    assert!(
+        !lines.iter().any(|l| l.contains("frontdesk starting")),
+        "{lines:?}"
+    );
+    let lines = run_until(&cfg, &[("RUST_LOG", "info")], "retrying");
+    assert!(
+        lines.iter().any(|l| l.contains("frontdesk starting")),
+        "{lines:?}"
+    );
+    // A bad level is named by check-config with its key.
+    let cfg = write_config(dir.path(), "\n[log]\nlevel = \"loud\"\nformat = \"xml\"\n");
+    let o = frontdesk(&["check-config", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("log.level: \"loud\"") && stderr(&o).contains("log.format: \"xml\""),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -73,12 +73,13 @@ impl Checker {
         self.unknown_keys(
             root,
             "",
-            &["component", "store", "roster", "limits", "sites", "admins"],
+            &["component", "store", "roster", "limits", "log", "sites", "admins"],
         );
         let component = self.component(root, base);
         let store = self.store(root, base);
         let roster = self.roster(root);
         let limits = self.limits(root);
+        let log = self.log(root);
         let sites = self.sites(root, base, component.as_ref().map(|c| &c.jid));
         let admins = self.accounts(root, "", "admins", component.as_ref().map(|c| &c.jid));
         Some(Config {
@@ -87,6 +88,7 @@ impl Checker {
             store: store?,
             roster: roster?,
             limits: limits?,
+            log: log?,
             sites: sites?,
             admins: admins?,
             secret_files: std::mem::take(&mut self.secret_files),

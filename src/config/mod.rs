@@ -4,11 +4,12 @@
 //! The table is walked by hand rather than with `serde(deny_unknown_fields)` because serde
 //! stops at the first problem and an operator fixing a config wants the whole list.
 //!
-//! This file holds the types the rest of frontdesk uses; the checking is in three parts:
+//! This file holds the types the rest of frontdesk uses; the checking is in four parts:
 //! `read` (typed values out of a TOML table, collecting problems), `check` (the sections
-//! `[component]`, `[store]`, `[roster]`, `[limits]`) and `sites` (`[[sites]]`).
+//! `[component]`, `[store]`, `[roster]`, `[limits]`), `log` (`[log]`) and `sites` (`[[sites]]`).
 
 mod check;
+mod log;
 mod read;
 mod sites;
 #[cfg(test)]
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Table;
 
+pub use log::{LogConfig, LogFormat};
 use read::Checker;
 
 use crate::token::TokenSecret;
@@ -37,6 +39,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub roster: RosterConfig,
     pub limits: Limits,
+    /// `[log]`; main.rs reads it before the rest with `LogConfig::peek`.
+    pub log: LogConfig,
     pub sites: Vec<Site>,
     /// Accounts that see every site in the front desk's answers (`!diag`), not only their own.
     pub admins: Vec<BareJid>,
