@@ -591,7 +591,12 @@ fn a_secret_file_readable_by_others_is_named_with_the_chmod_to_run() {
                 "is readable by every user on this machine (mode {mode:o}): run chmod o-rwx {}",
                 f.display()
             );
-            assert_eq!(all.contains(&line), warned, "mode {mode:o}, {}: {all}", f.display());
+            assert_eq!(
+                all.contains(&line),
+                warned,
+                "mode {mode:o}, {}: {all}",
+                f.display()
+            );
         }
     }
 }
@@ -644,10 +649,18 @@ fn json_logs_are_one_object_per_line_with_level_target_and_fields() {
         let v: serde_json::Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
         assert!(v["level"].is_string(), "{line}");
-        assert!(v["target"].as_str().is_some_and(|t| t.starts_with("frontdesk")), "{line}");
+        assert!(
+            v["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("frontdesk")),
+            "{line}"
+        );
         assert!(v["fields"]["message"].is_string(), "{line}");
     }
-    let start = lines.iter().find(|l| l.contains("frontdesk starting")).unwrap();
+    let start = lines
+        .iter()
+        .find(|l| l.contains("frontdesk starting"))
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(start).unwrap();
     assert_eq!(v["level"], "INFO");
     assert_eq!(v["fields"]["version"], env!("CARGO_PKG_VERSION"));

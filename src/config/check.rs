@@ -73,7 +73,15 @@ impl Checker {
         self.unknown_keys(
             root,
             "",
-            &["component", "store", "roster", "limits", "log", "sites", "admins"],
+            &[
+                "component",
+                "store",
+                "roster",
+                "limits",
+                "log",
+                "sites",
+                "admins",
+            ],
         );
         let component = self.component(root, base);
         let store = self.store(root, base);

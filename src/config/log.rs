@@ -80,8 +80,8 @@ const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
 /// A filter in RUST_LOG syntax whose bare words are levels. RUST_LOG would take a bare
 /// `"loud"` as a target name and log nothing else; in a config file that is a typo.
 fn is_filter(s: &str) -> bool {
-    let bare_words_are_levels = s.split(',').all(|d| {
-        d.contains('=') || LEVELS.contains(&d.trim().to_ascii_lowercase().as_str())
-    });
+    let bare_words_are_levels = s
+        .split(',')
+        .all(|d| d.contains('=') || LEVELS.contains(&d.trim().to_ascii_lowercase().as_str()));
     bare_words_are_levels && tracing_subscriber::EnvFilter::builder().parse(s).is_ok()
 }
