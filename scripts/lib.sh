@@ -149,10 +149,11 @@ ensure_pyenv() {
     log "python packages installed in $((SECONDS - t0)) s"
 }
 
-# The tools tests/integration/test_package.py runs on the .deb: Debian's lintian, and
-# systemd-analyze (package systemd; it checks unit files without a running systemd).
+# The tools tests/integration/test_package.py runs on the .deb: Debian's lintian,
+# systemd-analyze (package systemd; it checks unit files without a running systemd), and
+# strace (the syscalls the binary makes, against the unit's SystemCallFilter=).
 ensure_package_tools() {
-    ensure_cmds lintian:lintian systemd-analyze:systemd
+    ensure_cmds lintian:lintian systemd-analyze:systemd strace:strace
 }
 
 # cargo-deb (crates.io), pinned, for scripts/package. `cargo install` builds it once (about

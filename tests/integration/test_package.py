@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,105 @@ def test_systemd_analyze_security_rates_the_unit_ok_as_the_docs_say(root):
     assert level <= 2.0, said
     assert f"rates it **{m.group(1)} {word}**" in DOCS.read_text(), \
         f"docs/operations.md must state the exposure level {m.group(1)} {word}"
+
+
+def syscall_groups(analyze: str) -> dict[str, list[str]]:
+    """systemd-analyze's syscall groups (`@name` -> members, groups included by name)."""
+    out = run([analyze, "syscall-filter", "--no-pager"]).stdout
+    groups: dict[str, list[str]] = {}
+    current = None
+    for line in out.splitlines():
+        if line.startswith("@"):
+            current = groups.setdefault(line.strip(), [])
+        elif current is not None and line.strip() and not line.strip().startswith("#"):
+            current.append(line.strip())
+    return groups
+
+
+def expand(groups: dict[str, list[str]], name: str) -> set[str]:
+    out: set[str] = set()
+    for member in groups[name]:
+        out |= expand(groups, member) if member.startswith("@") else {member}
+    return out
+
+
+def unit_filter(analyze: str, unit: str) -> set[str]:
+    """The syscalls the unit's SystemCallFilter= lines allow (an allow list, then `~` denials)."""
+    groups = syscall_groups(analyze)
+    allowed: set[str] = set()
+    for line in unit.splitlines():
+        if not line.startswith("SystemCallFilter="):
+            continue
+        value = line.split("=", 1)[1]
+        deny = value.startswith("~")
+        names: set[str] = set()
+        for word in value.lstrip("~").split():
+            names |= expand(groups, word) if word.startswith("@") else {word}
+        allowed = allowed - names if deny else allowed | names
+    return allowed
+
+
+@pytest.mark.timeout(1500)
+async def test_the_unit_syscall_filter_allows_what_frontdesk_calls(root, ejabberd, clients, tmp_path):
+    """systemd cannot run here, so the filter is checked against what the packaged binary
+    really calls: `frontdesk run` under strace, connected to the real ejabberd, with a visitor's
+    chat, a staff member, the admin API (roster), `!diag`, and a SIGTERM stop. Every syscall
+    it made must be one that the unit's SystemCallFilter= lets through (a denied one would
+    fail with EPERM under systemd: SystemCallErrorNumber=EPERM)."""
+    import signal
+
+    from helpers import groupchat_from
+
+    analyze, strace = need("systemd-analyze"), need("strace")
+    allowed = unit_filter(analyze, unit_text(root))
+    assert "epoll_wait" in allowed and "reboot" not in allowed and "setrlimit" not in allowed
+    # Not as root, as under the unit (User=frontdesk): SQLite, for one, calls fchown only as
+    # root. `nobody` needs a directory of its own outside pytest's root-only tmp_path.
+    setpriv = need("setpriv")
+    work = Path(tempfile.mkdtemp(prefix="frontdesk-strace-"))
+    os.chmod(work, 0o755)
+    binary = work / "frontdesk"
+    shutil.copy(root / "usr" / "bin" / "frontdesk", binary)
+    trace = work / "strace.out"
+    wrapper = tmp_path / "frontdesk-under-strace"
+    wrapper.write_text(f"#!/bin/sh\nexec {setpriv} --reuid=65534 --regid=65534 --clear-groups -- "
+                       f"{strace} -f -qq -o {trace} -- {binary} \"$@\"\n")
+    wrapper.chmod(0o755)
+    fd = xmpp_env.Frontdesk(work / "fd", ejabberd=ejabberd, binary=wrapper, rust_log="info")
+    for path in (work, work / "fd"):
+        os.chown(path, 65534, 65534)
+    fd.start()
+    try:
+        from helpers import wait_component
+        v = await clients.visitor("strace visitor")
+        await wait_component(v, ejabberd.component_jid, timeout=30, is_alive=fd.running)
+        room = "strace1_acme@chat.localhost"
+        await v.join(room, "Ann")
+        await v.say(room, "Hello under strace")
+        alice = await clients.staff("alice_acme")
+        j = await alice.join(room, "Alice")
+        assert any("Hello under strace" in (m.xml.findtext("{jabber:component:accept}body") or
+                                             m.xml.findtext("{jabber:client}body") or "")
+                   for m in j.history), "the history did not reach staff"
+        await alice.say(room, "Hi Ann")
+        await v.expect(groupchat_from(room, nick="Alice", body_is="Hi Ann"), what="Alice's answer")
+        assert fd.session_of(room)["state"] == "CHATTING"
+    finally:
+        # SIGTERM to frontdesk itself (strace's child), as systemd's stop would send.
+        children = Path(f"/proc/{fd.proc.pid}/task/{fd.proc.pid}/children").read_text().split() \
+            if fd.running() else []
+        for pid in children:
+            os.kill(int(pid), signal.SIGTERM)
+        code = fd.proc.wait(timeout=30)
+    assert code == 0, fd.log_tail()
+    lines = trace.read_text(errors="replace").splitlines()
+    shutil.rmtree(work, ignore_errors=True)
+    called = set()
+    for line in lines:
+        m = re.match(r"\d+\s+([a-z0-9_]+)\(", line)
+        if m:
+            called.add(m.group(1))
+    assert {"execve", "connect", "fsync", "epoll_wait"} & called, sorted(called)
+    assert len(called) > 20, sorted(called)
+    denied = sorted(called - allowed)
+    assert not denied, f"frontdesk called syscalls the unit's SystemCallFilter= denies: {denied}"
