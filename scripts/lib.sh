@@ -156,6 +156,18 @@ ensure_package_tools() {
     ensure_cmds lintian:lintian systemd-analyze:systemd strace:strace
 }
 
+# Debian's nginx (the light flavour: TLS, HTTP/2, limit_req) for the test of the reverse proxy
+# docs/operations.md documents (tests/integration/test_operations_docs.py). The test runs its
+# own instance on a private port; the package's own service is not used.
+ensure_nginx() {
+    if [ -x /usr/sbin/nginx ]; then
+        return 0
+    fi
+    local t0=$SECONDS
+    apt_install nginx-light
+    log "nginx installed in $((SECONDS - t0)) s"
+}
+
 # cargo-deb (crates.io), pinned, for scripts/package. `cargo install` builds it once (about
 # 2 minutes on 2 cores) into ~/.cargo/bin, where later runs find it.
 CARGO_DEB_VERSION=3.8.0
