@@ -256,3 +256,62 @@ async def test_the_unit_syscall_filter_allows_what_frontdesk_calls(root, ejabber
     assert len(called) > 20, sorted(called)
     denied = sorted(called - allowed)
     assert not denied, f"frontdesk called syscalls the unit's SystemCallFilter= denies: {denied}"
+
+
+INSTALL = r"""
+set -e
+m="$WORK/merged"
+mount -t tmpfs tmpfs "$WORK"
+mkdir "$WORK/upper" "$WORK/work" "$m"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$WORK/upper,workdir=$WORK/work" "$m"
+mount --rbind /proc "$m/proc"
+mount --rbind /dev "$m/dev"
+echo "== install"
+chroot "$m" dpkg -i "$DEB" 2>&1
+echo "== owners"
+chroot "$m" stat -c '%n %U:%G %a' /var/lib/frontdesk /etc/frontdesk/secret /etc/frontdesk/frontdesk.toml
+echo "== check-config as the service user"
+chroot "$m" runuser -u frontdesk -- frontdesk check-config --config /etc/frontdesk/frontdesk.toml 2>&1
+echo "== reinstall after the operator's edit"
+sed -i 's/^jid = "chat.example.com"/jid = "chat.operator.example"/' "$m/etc/frontdesk/frontdesk.toml"
+before="$(cat "$m/etc/frontdesk/secret")"
+chroot "$m" dpkg -i "$DEB" >/dev/null 2>&1
+grep '^jid = ' "$m/etc/frontdesk/frontdesk.toml"
+[ "$(cat "$m/etc/frontdesk/secret")" = "$before" ] && echo "secret kept"
+echo "== purge"
+chroot "$m" dpkg --purge frontdesk 2>&1
+[ -e "$m/etc/frontdesk" ] && echo "etc left" || echo "etc gone"
+[ -d "$m/var/lib/frontdesk" ] && echo "state kept"
+"""
+
+
+@pytest.mark.timeout(1500)
+def test_dpkg_installs_reinstalls_and_purges_with_the_maintainer_scripts(deb, tmp_path):
+    """A real `dpkg -i` runs postinst (the user, /var/lib/frontdesk, the secret), on an
+    overlay of this machine's root in a private mount namespace, so the machine itself is not
+    changed: everything written goes to a tmpfs that disappears with the namespace."""
+    unshare = need("unshare")
+    host_before = (Path("/etc/frontdesk").exists(), run(["getent", "passwd", "frontdesk"]).stdout)
+    work = tmp_path / "overlay"
+    work.mkdir()
+    r = run([unshare, "--mount", "--propagation", "private", "sh", "-c", INSTALL],
+            env={**os.environ, "WORK": str(work), "DEB": str(deb)}, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    sections = dict(part.split("\n", 1) for part in out.split("== ")[1:])
+    install = sections["install"]
+    assert "Setting up frontdesk" in install, out
+    assert "made /etc/frontdesk/secret" in install and "systemctl enable --now frontdesk" in install, out
+    owners = sections["owners"].split("\n")
+    assert "/var/lib/frontdesk frontdesk:frontdesk 750" in owners, owners
+    assert "/etc/frontdesk/secret root:frontdesk 640" in owners, owners
+    assert "/etc/frontdesk/frontdesk.toml root:root 644" in owners, owners
+    check = sections["check-config as the service user"]
+    assert "OK: component chat.example.com" in check and "readable by every user" not in check, check
+    again = sections["reinstall after the operator's edit"]
+    assert 'jid = "chat.operator.example"' in again and "secret kept" in again, again
+    purge = sections["purge"]
+    assert "etc gone" in purge and "state kept" in purge, purge
+    assert "/var/lib/frontdesk (the transcripts) is kept" in purge, purge
+    host_after = (Path("/etc/frontdesk").exists(), run(["getent", "passwd", "frontdesk"]).stdout)
+    assert host_after == host_before, "the install leaked onto this machine"
