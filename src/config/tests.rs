@@ -167,3 +167,24 @@ fn syntax_error_names_the_file() {
     let e = Config::parse("[component\n", Path::new("bad.toml")).unwrap_err();
     assert!(e.to_string().contains("bad.toml"));
 }
+
+#[test]
+fn the_example_config_parses_with_its_log_section() {
+    let path = Path::new("/etc/frontdesk/frontdesk.toml");
+    let c = Config::parse(include_str!("../../examples/frontdesk.toml"), path).unwrap();
+    assert_eq!(c.log.format, LogFormat::Text);
+    assert_eq!(c.log.level.as_deref(), Some("info"));
+    assert_eq!(
+        c.secret_files,
+        vec![(
+            "component.secret_file".to_string(),
+            PathBuf::from("/etc/frontdesk/secret")
+        )]
+    );
+    let json =
+        GOOD.to_string() + "\n[log]\nformat = \"json\"\nlevel = \"warn,frontdesk::shell=debug\"\n";
+    let c = Config::parse(&json, path).unwrap();
+    assert_eq!(c.log.format, LogFormat::Json);
+    let bad = GOOD.to_string() + "\n[log]\nformat = \"yaml\"\nlevel = \"chatty\"\ncolour = 1\n";
+    assert_eq!(keys(&bad), vec!["log.colour", "log.format", "log.level"]);
+}
