@@ -166,7 +166,7 @@ def test_websocket_through_the_documented_proxy_upgrades_and_is_rate_limited(pro
         statuses.append(h.split(" ", 2)[1] if h else "none")
         s.close()
     assert "429" in statuses, statuses
-    assert statuses.count("101") <= 5, statuses
+    assert statuses.count("101") <= 6, statuses  # 5, or 6 if a token refilled (1 per 6 s)
 
 
 def test_the_documented_proxy_does_not_forward_the_admin_api(proxy, ejabberd):
