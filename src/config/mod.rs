@@ -4,12 +4,13 @@
 //! The table is walked by hand rather than with `serde(deny_unknown_fields)` because serde
 //! stops at the first problem and an operator fixing a config wants the whole list.
 //!
-//! This file holds the types the rest of frontdesk uses; the checking is in three parts:
+//! This file holds the types the rest of frontdesk uses; the checking is in four parts:
 //! `read` (typed values out of a TOML table, collecting problems), `check` (the sections
-//! `[component]`, `[store]`, `[roster]`, `[limits]`) and `sites` (`[[sites]]`).
+//! `[component]`, `[store]`, `[roster]`, `[limits]`), `log` (`[log]`) and `sites` (`[[sites]]`).
 
 mod check;
 mod desk;
+mod log;
 mod read;
 mod sites;
 #[cfg(test)]
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Table;
 
+pub use log::{LogConfig, LogFormat};
 use read::Checker;
 
 use crate::token::TokenSecret;
@@ -38,9 +40,14 @@ pub struct Config {
     pub store: StoreConfig,
     pub roster: RosterConfig,
     pub limits: Limits,
+    /// `[log]`; main.rs reads it before the rest with `LogConfig::peek`.
+    pub log: LogConfig,
     pub sites: Vec<Site>,
     /// Accounts that see every site in the front desk's answers (`!diag`), not only their own.
     pub admins: Vec<BareJid>,
+    /// The files secrets are read from, with their dotted keys (`component.secret_file`,
+    /// `sites[N].token_secret_file`).
+    pub secret_files: Vec<(String, PathBuf)>,
 }
 
 /// `[limits]`: what one stanza, one visitor and the whole service may use. Everything a
@@ -439,6 +446,27 @@ impl Config {
             }
             SecretSource::Unset => Err(ConfigError::NoSecret),
         }
+    }
+
+    /// One warning for each secret file that every user of the machine can read, naming the
+    /// chmod that fixes it. The component's file is left out when `FRONTDESK_SECRET` is used
+    /// instead (`env_secret`); a file that cannot be read is reported where it is read.
+    pub fn exposed_secret_files(&self, env_secret: bool) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        self.secret_files
+            .iter()
+            .filter(|(key, _)| !(env_secret && key == "component.secret_file"))
+            .filter_map(|(key, path)| {
+                let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+                (mode & 0o004 != 0).then(|| {
+                    format!(
+                        "{key} {} is readable by every user on this machine (mode {mode:o}): run chmod o-rwx {}",
+                        path.display(),
+                        path.display()
+                    )
+                })
+            })
+            .collect()
     }
 
     pub fn site(&self, id: &SiteId) -> Option<&Site> {

@@ -197,6 +197,7 @@ impl Checker {
                 Some(InlineOrFile::Inline(s)) => (format!("{prefix}.token_secret"), s),
                 Some(InlineOrFile::File(path)) => {
                     let key = format!("{prefix}.token_secret_file");
+                    self.secret_files.push((key.clone(), path.clone()));
                     match std::fs::read_to_string(&path) {
                         Ok(text) => (key, text.trim_end_matches(['\n', '\r']).to_string()),
                         Err(e) => {

@@ -259,3 +259,24 @@ fn bad_desk_keys_are_named() {
     let admins = format!("admins = [{{ jid = \"x@example.com\" }}]\n{DESK}");
     assert_eq!(keys(&admins), ["admins[0]"]);
 }
+
+#[test]
+fn the_example_config_parses_with_its_log_section() {
+    let path = Path::new("/etc/frontdesk/frontdesk.toml");
+    let c = Config::parse(include_str!("../../examples/frontdesk.toml"), path).unwrap();
+    assert_eq!(c.log.format, LogFormat::Text);
+    assert_eq!(c.log.level.as_deref(), Some("info"));
+    assert_eq!(
+        c.secret_files,
+        vec![(
+            "component.secret_file".to_string(),
+            PathBuf::from("/etc/frontdesk/secret")
+        )]
+    );
+    let json =
+        GOOD.to_string() + "\n[log]\nformat = \"json\"\nlevel = \"warn,frontdesk::shell=debug\"\n";
+    let c = Config::parse(&json, path).unwrap();
+    assert_eq!(c.log.format, LogFormat::Json);
+    let bad = GOOD.to_string() + "\n[log]\nformat = \"yaml\"\nlevel = \"chatty\"\ncolour = 1\n";
+    assert_eq!(keys(&bad), vec!["log.colour", "log.format", "log.level"]);
+}

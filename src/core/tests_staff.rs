@@ -155,6 +155,42 @@ fn auto_picks_privilege_when_advertised_and_falls_back_to_the_api_when_it_fails(
     );
 }
 
+/// ejabberd 23.01 refuses every privileged roster set; auto mode redoes each change by the API.
+/// `!diag` must not report those as failures, and says the fallback is expected.
+#[test]
+fn diag_calls_the_expected_privilege_fallback_expected_not_failed() {
+    let mut s = with_roster(RosterMode::Auto);
+    s.feed(Input::Connected);
+    s.sends(&format!(
+        "<message from='example.com' to='{COMPONENT}'><privilege xmlns='urn:xmpp:privilege:1'>
+            <perm access='roster' type='both'/></privilege></message>"
+    ));
+    s.after_secs(2);
+    let mut ids = Vec::new();
+    for staff in [ALICE_BARE, BOB_BARE, CAROL_BARE] {
+        let iq = s.staff_gets(&format!("<iq type='set' to='{staff}'/>"));
+        ids.push((staff, iq.attr("id").unwrap_or_default().to_string()));
+    }
+    for (staff, id) in &ids {
+        s.sends(&format!(
+            "<iq type='error' from='{staff}' to='{COMPONENT}' id='{id}'><error type='cancel'><internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        ));
+    }
+    for call in s.api_calls() {
+        s.feed(Input::ApiDone {
+            id: call.id.clone(),
+            result: Ok(()),
+        });
+    }
+    let diag = s.core.diag_text(s.now, &BareJid::new(ALICE_BARE).unwrap());
+    assert!(diag.contains("3 done, 0 failed"), "{diag}");
+    assert!(
+        diag.contains("fell back from privilege (urn:xmpp:privilege:1) (3 change(s) redone")
+            && diag.contains("expected on ejabberd 23.01"),
+        "{diag}"
+    );
+}
+
 #[test]
 fn auto_without_privilege_or_api_sends_subscription_requests() {
     let mut c = config();
