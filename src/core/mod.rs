@@ -7,6 +7,7 @@
 //! (disco, ping, answers to our own pings). [`Effects`] is the one seam everything leaves through.
 
 mod availability;
+mod chat_commands;
 pub mod commands;
 mod iq;
 pub mod limits;
@@ -15,11 +16,13 @@ pub mod metrics;
 pub mod nick;
 mod pings;
 mod presence;
+mod queue;
 mod reconfigure;
 pub mod refusal;
 mod room;
 mod rooms;
 pub mod roster;
+mod routing;
 pub mod session;
 mod staff;
 pub mod stanzas;
@@ -67,6 +70,30 @@ pub struct SiteInfo {
     pub staff: BTreeSet<BareJid>,
     /// Visitors must bring a token signed with this (see `crate::token`).
     pub token_secret: Option<crate::token::TokenSecret>,
+    /// Names, avatars and caps of staff listed as tables.
+    pub profiles: BTreeMap<BareJid, crate::config::StaffProfile>,
+    pub desk: crate::config::DeskConfig,
+}
+
+impl SiteInfo {
+    /// How many chats `staff` may have at once when taking one of this site's.
+    pub fn cap_of(&self, staff: &BareJid) -> usize {
+        let n = self
+            .profiles
+            .get(staff)
+            .and_then(|p| p.max_chats)
+            .unwrap_or(self.desk.max_chats_per_staff);
+        usize::try_from(n).unwrap_or(usize::MAX)
+    }
+
+    /// The name visitors see for `staff`, if the config gives one.
+    pub fn display_name(&self, staff: &BareJid) -> Option<&str> {
+        self.profiles.get(staff)?.name.as_deref()
+    }
+
+    pub fn offer_timeout_ms(&self) -> i64 {
+        i64::try_from(self.desk.offer_timeout_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
 }
 
 impl CoreConfig {
@@ -83,6 +110,8 @@ impl CoreConfig {
                             name: s.name.clone(),
                             staff: s.staff.iter().cloned().collect(),
                             token_secret: s.token_secret.clone(),
+                            profiles: s.profiles.clone(),
+                            desk: s.desk.clone(),
                         },
                     )
                 })
@@ -330,6 +359,8 @@ pub struct Core {
     rooms: Rooms,
     pings: Pings,
     staff: Availability,
+    turns: routing::Turns,
+    first_responses: queue::FirstResponses,
     roster: roster::RosterState,
     queries: commands::Queries,
     ids: Ids,
@@ -363,6 +394,8 @@ impl Core {
             rooms: Rooms::new(snapshot.next_session_id),
             pings: Pings::default(),
             staff: Availability::default(),
+            turns: routing::Turns::default(),
+            first_responses: queue::FirstResponses::default(),
             roster,
             queries: commands::Queries::default(),
             ids: Ids {
@@ -450,7 +483,7 @@ impl Core {
                 stanza_id: None,
             } => self.unsaved_session(now, session_id, &mut out),
         }
-        self.after_state_changes(&mut out);
+        self.after_state_changes(now, &mut out);
         for c in std::mem::take(&mut out.counted) {
             self.counters.add(c);
         }
@@ -534,7 +567,7 @@ impl Core {
             ] {
                 g.sessions.insert((id.clone(), st.as_str()), 0);
             }
-            let n = self.staff.available_of(&site.staff).len() as u64;
+            let n = site.staff.iter().filter(|s| self.staff.is_available(s)).count() as u64;
             g.staff_available.insert(id.clone(), n);
         }
         for r in self.rooms.values() {
@@ -590,6 +623,8 @@ impl Core {
         for name in self.rooms.names_where(|r| r.due_to_close(now)) {
             self.close_room(&name, now, out);
         }
+        self.route_waiting(now, out);
+        self.tell_positions(now, out);
     }
 
     /// Rooms that emptied just before the link dropped were probably emptied by the server
@@ -661,6 +696,8 @@ impl Core {
             self.desk_says(&s, &format!("#{} is closed.", room.session_id()), out);
         }
         self.roster_schedule_removal(now, room.jid(), name.site());
+        // Someone's place under their cap may be free now (see `after_state_changes`).
+        out.changed(name);
     }
 }
 
@@ -674,6 +711,8 @@ mod tests_limits;
 mod tests_prop;
 #[cfg(test)]
 mod tests_reload;
+#[cfg(test)]
+mod tests_routing;
 #[cfg(test)]
 mod tests_staff;
 #[cfg(test)]
