@@ -74,6 +74,18 @@ ensure_tui_clients() {
     log "tmux, profanity, poezio installed in $((SECONDS - t0)) s"
 }
 
+# Prometheus and promtool from Debian, for the metrics tests (tests/integration/test_ops.py):
+# the tests start their own instance on a private port. Installing starts nothing here
+# (no systemd), and a system instance, if one runs, is not touched.
+ensure_prometheus() {
+    if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+        return 0
+    fi
+    local t0=$SECONDS
+    apt_install prometheus
+    log "prometheus installed in $((SECONDS - t0)) s"
+}
+
 # The widget's npm packages (Strophe.js, pinned with a lock file) in examples/web/node_modules.
 ensure_web() {
     local web="$REPO/examples/web" stamp="$REPO/examples/web/node_modules/.lock.sha256" want

@@ -418,9 +418,12 @@ def toml_str(s: str) -> str:
 
 
 def frontdesk_toml(*, jid: str, server: str, secret: str, db_path: str, sites=DEFAULT_SITES,
-                   roster: dict | None = None, limits: dict | None = None) -> str:
+                   roster: dict | None = None, limits: dict | None = None,
+                   metrics_listen: str | None = None) -> str:
     lines = ["[component]", f"jid = {toml_str(jid)}", f"server = {toml_str(server)}",
              f"secret = {toml_str(secret)}", "", "[store]", f"path = {toml_str(db_path)}", ""]
+    if metrics_listen:
+        lines += ["[metrics]", f"listen = {toml_str(metrics_listen)}", ""]
     if roster:
         lines.append("[roster]")
         for k, v in roster.items():
@@ -455,7 +458,8 @@ class Frontdesk:
 
     def __init__(self, workdir: Path, *, ejabberd: Ejabberd, sites=DEFAULT_SITES,
                  binary: Path | None = None, rust_log: str = "frontdesk=debug",
-                 roster: dict | None = None, limits: dict | None = None, db: Path | None = None):
+                 roster: dict | None = None, limits: dict | None = None, db: Path | None = None,
+                 metrics_listen: str | None = None, server: str | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.binary = Path(binary or frontdesk_bin())
@@ -464,16 +468,29 @@ class Frontdesk:
         self.db = Path(db) if db is not None else self.workdir / "frontdesk.db"
         self.log = self.workdir / "frontdesk.log"
         self.rust_log = rust_log
-        self.config.write_text(frontdesk_toml(
-            jid=ejabberd.component_jid, server=f"127.0.0.1:{ejabberd.component_port}",
+        # What the config file is written from; `rewrite_config` changes some of it.
+        self.toml_args = dict(
+            jid=ejabberd.component_jid, server=server or f"127.0.0.1:{ejabberd.component_port}",
             secret=ejabberd.component_secret, db_path=str(self.db), sites=sites,
             roster=roster if roster is not None else {
                 # The real path on ejabberd 23.01: privilege is advertised, fails, and
                 # frontdesk falls back to the admin API.
                 "ejabberd_api": f"http://127.0.0.1:{ejabberd.http_port}/api",
                 "remove_after_secs": 3,
-            }, limits=limits))
+            }, limits=limits, metrics_listen=metrics_listen)
+        self.config.write_text(frontdesk_toml(**self.toml_args))
         self.proc: subprocess.Popen | None = None
+
+    def rewrite_config(self, **changes) -> None:
+        """Writes the config file again with some arguments of `frontdesk_toml` changed."""
+        self.toml_args.update(changes)
+        self.config.write_text(frontdesk_toml(**self.toml_args))
+
+    def reload(self) -> None:
+        """SIGHUP, as systemd's ExecReload= sends it."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise AssertionError("frontdesk is not running")
+        self.proc.send_signal(signal.SIGHUP)
 
     def _env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in ("FRONTDESK_SECRET", "FRONTDESK_CONFIG")}
