@@ -567,7 +567,11 @@ impl Core {
             ] {
                 g.sessions.insert((id.clone(), st.as_str()), 0);
             }
-            let n = site.staff.iter().filter(|s| self.staff.is_available(s)).count() as u64;
+            let n = site
+                .staff
+                .iter()
+                .filter(|s| self.staff.is_available(s))
+                .count() as u64;
             g.staff_available.insert(id.clone(), n);
         }
         for r in self.rooms.values() {

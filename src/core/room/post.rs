@@ -106,8 +106,7 @@ impl Room {
             id: said.id.clone(),
         };
         if said.author.role == Role::Visitor {
-            let copies =
-                self.copies_of_visitor_message(ctx, targets, &said.body, &said.kept, out);
+            let copies = self.copies_of_visitor_message(ctx, targets, &said.body, &said.kept, out);
             reflections.extend(copies);
         }
         let record = MessageRecord {
