@@ -173,81 +173,69 @@ struct CoreCollector(Arc<Mutex<CoreView>>);
 impl Collector for CoreCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let Ok(v) = self.0.lock() else { return Ok(()) };
-        let c = &v.counters;
-        let site = |m: &std::collections::BTreeMap<crate::address::SiteId, u64>| {
-            m.iter()
-                .map(|(s, n)| (vec![("site", s.as_str().to_string())], *n))
-                .collect::<Vec<_>>()
-        };
-        counter(
-            &mut e,
-            "frontdesk_joins",
-            "Occupants admitted to rooms",
-            site(&c.joins),
-        )?;
-        counter(
-            &mut e,
-            "frontdesk_offers",
-            "Waiting chats offered to staff members",
-            site(&c.offers),
-        )?;
-        counter(
-            &mut e,
-            "frontdesk_claims",
-            "Chats taken one-to-one by staff",
-            site(&c.claims),
-        )?;
-        let refusals = c
-            .refusals
-            .iter()
-            .map(|(r, n)| (vec![("reason", r.clone())], *n))
-            .collect();
-        counter(
-            &mut e,
-            "frontdesk_refusals",
-            "Stanzas refused, by error condition",
-            refusals,
-        )?;
-        let roster = c
-            .roster
-            .iter()
-            .map(|((rung, outcome), n)| {
-                (
-                    vec![("rung", rung.to_string()), ("outcome", outcome.to_string())],
-                    *n,
-                )
-            })
-            .collect();
-        counter(
-            &mut e,
-            "frontdesk_roster_operations",
-            "Roster changes by rung and outcome",
-            roster,
-        )?;
-        let g = &v.gauges;
-        let sessions = g
-            .sessions
-            .iter()
-            .map(|((s, st), n)| {
-                (
-                    vec![("site", s.as_str().to_string()), ("state", st.to_string())],
-                    *n,
-                )
-            })
-            .collect();
-        gauge(
-            &mut e,
-            "frontdesk_sessions",
-            "Open sessions by site and state",
-            sessions,
-        )?;
-        gauge(
-            &mut e,
-            "frontdesk_staff_available",
-            "Staff members available for new chats, by site",
-            site(&g.staff_available),
-        )
+        encode_counters(&mut e, &v.counters)?;
+        encode_gauges(&mut e, &v.gauges)
     }
+}
+
+fn by_site(m: &std::collections::BTreeMap<crate::address::SiteId, u64>) -> Labelled {
+    m.iter()
+        .map(|(s, n)| (vec![("site", s.as_str().to_string())], *n))
+        .collect()
+}
+
+fn encode_counters(e: &mut DescriptorEncoder, c: &Counters) -> std::fmt::Result {
+    counter(
+        e,
+        "frontdesk_joins",
+        "Occupants admitted to rooms",
+        by_site(&c.joins),
+    )?;
+    let help = "Waiting chats offered to staff members";
+    counter(e, "frontdesk_offers", help, by_site(&c.offers))?;
+    let help = "Chats taken one-to-one by staff";
+    counter(e, "frontdesk_claims", help, by_site(&c.claims))?;
+    let refusals = c
+        .refusals
+        .iter()
+        .map(|(r, n)| (vec![("reason", r.clone())], *n))
+        .collect();
+    let help = "Stanzas refused, by error condition";
+    counter(e, "frontdesk_refusals", help, refusals)?;
+    let roster = c
+        .roster
+        .iter()
+        .map(|((rung, outcome), n)| {
+            let labels = vec![("rung", rung.to_string()), ("outcome", outcome.to_string())];
+            (labels, *n)
+        })
+        .collect();
+    let help = "Roster changes by rung and outcome";
+    counter(e, "frontdesk_roster_operations", help, roster)
+}
+
+fn encode_gauges(e: &mut DescriptorEncoder, g: &Gauges) -> std::fmt::Result {
+    let sessions = g
+        .sessions
+        .iter()
+        .map(|((s, st), n)| {
+            let labels = vec![("site", s.as_str().to_string()), ("state", st.to_string())];
+            (labels, *n)
+        })
+        .collect();
+    gauge(
+        e,
+        "frontdesk_sessions",
+        "Open sessions by site and state",
+        sessions,
+    )?;
+    let help = "Staff members available for new chats, by site";
+    gauge(
+        e,
+        "frontdesk_staff_available",
+        help,
+        by_site(&g.staff_available),
+    )
 }
 
 type Labelled = Vec<(Vec<(&'static str, String)>, u64)>;

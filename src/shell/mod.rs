@@ -114,6 +114,28 @@ impl Running<'_> {
         self.publish();
     }
 
+    /// The store thread drops stanzas until the next link; the core hears the link is down.
+    fn link_lost(&mut self, writer: &LinkWriter, helpers: &mut Helpers) {
+        writer.item(Delivery::Detach);
+        let mut ob = outbox::Outbox::default();
+        ob.push(
+            self.core.handle(Timestamp::now(), Input::Disconnected),
+            writer,
+        );
+        helpers.dispatch(&mut ob);
+    }
+
+    /// A ping to the server after 30 s of silence on the link: any answer proves it alive.
+    fn keepalive(&self, n: u64, writer: &LinkWriter) {
+        let component = &self.config.component.jid;
+        let ping = stanzas::ping(
+            Jid::from(component.clone()),
+            keepalive_target(component),
+            format!("fd-keepalive-{n}"),
+        );
+        writer.item(Delivery::Send(vec![ping.into()]));
+    }
+
     /// The core's figures for the metrics endpoint.
     fn publish(&self) {
         self.metrics
@@ -191,12 +213,7 @@ async fn serve(
     let mut backoff = BACKOFF_START;
     let mut generation = 0u64;
     loop {
-        let limits = guard::StanzaLimits::from_config(&run.config.limits);
-        let attempt = tokio::select! {
-            r = link::connect(&run.config, secret, limits) => Between::Done(r),
-            sig = signals.recv() => Between::Signal(sig),
-        };
-        let attempt = match attempt {
+        let attempt = match connect(run, secret, signals).await {
             Between::Done(r) => r,
             Between::Signal(Sig::Stop(sig)) => {
                 tracing::info!(signal = sig, "stopping (was connecting)");
@@ -228,13 +245,7 @@ async fn serve(
                 match end {
                     SessionEnd::Shutdown => return Ok(()),
                     SessionEnd::Lost(why) => {
-                        writer.item(Delivery::Detach);
-                        let mut ob = outbox::Outbox::default();
-                        ob.push(
-                            run.core.handle(Timestamp::now(), Input::Disconnected),
-                            writer,
-                        );
-                        helpers.dispatch(&mut ob);
+                        run.link_lost(writer, helpers);
                         tracing::warn!(reason = %why, retry_in_s = backoff.as_secs(), "connection lost; reconnecting");
                     }
                 }
@@ -248,6 +259,19 @@ async fn serve(
             return Ok(());
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// One attempt to connect, unless a signal comes first.
+async fn connect(
+    run: &Running<'_>,
+    secret: &Secret,
+    signals: &mut Signals,
+) -> Between<Result<(reader::Reader, std::net::TcpStream), LinkError>> {
+    let limits = guard::StanzaLimits::from_config(&run.config.limits);
+    tokio::select! {
+        r = link::connect(&run.config, secret, limits) => Between::Done(r),
+        sig = signals.recv() => Between::Signal(sig),
     }
 }
 
@@ -326,13 +350,7 @@ async fn session(
             }
             Wake::Read(reader::Event::Quiet) => {
                 keepalives += 1;
-                let component = &run.config.component.jid;
-                let ping = stanzas::ping(
-                    Jid::from(component.clone()),
-                    keepalive_target(component),
-                    format!("fd-keepalive-{keepalives}"),
-                );
-                writer.item(Delivery::Send(vec![ping.into()]));
+                run.keepalive(keepalives, writer);
             }
             Wake::Read(reader::Event::Ignored(what)) => {
                 tracing::debug!(what = %what, "ignored from the stream")
@@ -344,23 +362,18 @@ async fn session(
             Wake::Feedback(Feedback::LinkFailed {
                 generation: g,
                 reason,
-            }) => {
-                // A report about an earlier link is old news.
-                if g == generation {
-                    return SessionEnd::Lost(format!("write failed: {reason}"));
-                }
+            }) if g == generation => {
+                return SessionEnd::Lost(format!("write failed: {reason}"));
             }
+            // A report about an earlier link is old news.
+            Wake::Feedback(Feedback::LinkFailed { .. }) => {}
             Wake::Helper(input) => outbox.push(core.handle(now, input), writer),
             Wake::Tick => {
                 outbox.push(core.handle(now, Input::Tick), writer);
                 run.publish();
             }
             Wake::Signal(Sig::Reload) => run.reload(writer, helpers),
-            Wake::Signal(Sig::Stop(sig)) => {
-                tracing::info!(signal = sig, open_rooms = core.open_rooms(), "stopping");
-                drain(writer).await;
-                return SessionEnd::Shutdown;
-            }
+            Wake::Signal(Sig::Stop(sig)) => return stop(sig, core.open_rooms(), writer).await,
         }
     }
 }
@@ -447,6 +460,12 @@ impl Helpers {
             }
         }
     }
+}
+
+async fn stop(sig: &'static str, open_rooms: usize, writer: &LinkWriter) -> SessionEnd {
+    tracing::info!(signal = sig, open_rooms, "stopping");
+    drain(writer).await;
+    SessionEnd::Shutdown
 }
 
 /// Lets the store thread commit and send what is queued, then close the stream; waits a bounded
