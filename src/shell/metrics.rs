@@ -372,3 +372,64 @@ fn answer(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::SiteId;
+    use std::time::Duration;
+
+    fn report(writes: u64, failed: u64) -> CommitReport {
+        CommitReport {
+            writes,
+            failed,
+            took: Duration::from_micros(300),
+        }
+    }
+
+    #[test]
+    fn health_follows_the_link_and_the_last_commit() {
+        let (m, _) = Metrics::new();
+        assert!(m.unhealthy().is_some_and(|w| w.contains("link")));
+        m.link(true);
+        assert_eq!(m.unhealthy(), None);
+        m.committed(report(2, 2));
+        let why = m.unhealthy().unwrap_or_default();
+        assert!(why.contains("2 of the last 2 writes failed"), "{why}");
+        // A batch with no writes says nothing about the store.
+        m.committed(report(0, 0));
+        assert!(m.unhealthy().is_some());
+        m.committed(report(1, 0));
+        assert_eq!(m.unhealthy(), None);
+    }
+
+    #[test]
+    fn the_text_format_has_the_core_figures_with_bounded_labels() {
+        let (m, registry) = Metrics::new();
+        let acme = SiteId::new("acme").unwrap();
+        let mut c = Counters::default();
+        c.joins.insert(acme.clone(), 3);
+        c.refusals.insert("forbidden".into(), 2);
+        c.roster.insert(("ejabberd-api", "done"), 4);
+        let mut g = Gauges::default();
+        g.sessions.insert((acme.clone(), "ACTIVE"), 1);
+        g.staff_available.insert(acme, 0);
+        m.set_core(&c, g);
+        m.message_stored(2);
+        m.committed(report(1, 0));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "frontdesk_joins_total{site=\"acme\"} 3",
+            "frontdesk_refusals_total{reason=\"forbidden\"} 2",
+            "frontdesk_roster_operations_total{rung=\"ejabberd-api\",outcome=\"done\"} 4",
+            "frontdesk_sessions{site=\"acme\",state=\"ACTIVE\"} 1",
+            "frontdesk_staff_available{site=\"acme\"} 0",
+            "frontdesk_messages_stored_total 1",
+            "frontdesk_messages_reflected_total 2",
+            "frontdesk_commit_seconds_count 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+}
