@@ -81,6 +81,8 @@ impl Checker {
                 "routing",
                 "offer_timeout_secs",
                 "canned",
+                "hours",
+                "timezone",
             ],
         );
         let token_secret = self.token_secret(t, prefix, base);
