@@ -154,23 +154,7 @@ impl Checker {
                 }
             }
         }
-        let tz = match tz.map(|z| (z.parse::<chrono_tz::Tz>(), z)) {
-            Some((Ok(tz), _)) => Some(tz),
-            Some((Err(_), z)) => {
-                self.problem(
-                    format!("{prefix}.timezone"),
-                    format!("{z:?} is not an IANA time zone name such as \"Europe/Oslo\""),
-                );
-                None
-            }
-            None => {
-                self.problem(
-                    format!("{prefix}.timezone"),
-                    "missing: hours need the site's time zone, e.g. \"Europe/Oslo\"",
-                );
-                None
-            }
-        };
+        let tz = self.timezone(tz, prefix);
         if arr.is_empty() {
             self.problem(
                 format!("{prefix}.hours"),
@@ -180,6 +164,25 @@ impl Checker {
         }
         let tz = tz?;
         ok.then_some(Some(OpeningHours { tz, openings }))
+    }
+
+    /// `timezone`, which `hours` need: an IANA name.
+    fn timezone(&mut self, tz: Option<String>, prefix: &str) -> Option<chrono_tz::Tz> {
+        let key = format!("{prefix}.timezone");
+        let Some(z) = tz else {
+            self.problem(
+                key,
+                "missing: hours need the site's time zone, e.g. \"Europe/Oslo\"",
+            );
+            return None;
+        };
+        z.parse::<chrono_tz::Tz>().ok().or_else(|| {
+            self.problem(
+                key,
+                format!("{z:?} is not an IANA time zone name such as \"Europe/Oslo\""),
+            );
+            None
+        })
     }
 
     /// `[[sites.canned]]`: `key` (a-z, 0-9, '-', '_'; unique) and `text`, in order.

@@ -497,13 +497,7 @@ impl Core {
         n: Option<i64>,
         out: &mut Effects,
     ) -> String {
-        let mut mine: Vec<(i64, RoomName)> = self
-            .rooms
-            .values()
-            .filter(|r| r.handler().as_ref() == Some(staff))
-            .map(|r| (r.session_id(), r.name().clone()))
-            .collect();
-        mine.sort();
+        let mine = self.chats_of(staff);
         let name = match n {
             Some(n) => match self.room_for(n, staff) {
                 Err(e) => return e,
