@@ -265,7 +265,12 @@ pub fn parse(text: &str) -> Result<Command, String> {
         return Ok(Command::Help);
     }
     command_spec(&name)
-        .ok_or_else(|| format!("Unknown command !{name}. Send !help for the list."))?
+        .ok_or_else(|| {
+            format!(
+                "Unknown command !{}. Send !help for the list.",
+                crate::render::short(&name, 32)
+            )
+        })?
         .command(rest.trim())
 }
 
