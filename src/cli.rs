@@ -59,6 +59,15 @@ pub enum Command {
         /// Seconds from now until the token expires.
         #[arg(long, default_value_t = 86_400)]
         ttl: i64,
+        /// The visitor's name, signed into the token (staff see it with their offer).
+        #[arg(long)]
+        name: Option<String>,
+        /// The visitor's email address, signed into the token.
+        #[arg(long)]
+        email: Option<String>,
+        /// The web app's own id for the visitor, signed into the token.
+        #[arg(long)]
+        user_id: Option<String>,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -134,12 +143,28 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             site,
             visitor,
             ttl,
+            name,
+            email,
+            user_id,
             config,
-        } => token(config, &site, &visitor, ttl),
+        } => {
+            let details = crate::token::Details {
+                name,
+                email,
+                user_id,
+            };
+            token(config, &site, &visitor, ttl, &details)
+        }
     }
 }
 
-fn token(c: ConfigArg, site: &str, visitor: &str, ttl: i64) -> Result<ExitCode, CliError> {
+fn token(
+    c: ConfigArg,
+    site: &str,
+    visitor: &str,
+    ttl: i64,
+    details: &crate::token::Details,
+) -> Result<ExitCode, CliError> {
     let config = Config::load(&c.config)?;
     let Some(s) = config.sites.iter().find(|s| s.id.as_str() == site) else {
         return Err(CliError::Token(format!(
@@ -170,7 +195,16 @@ fn token(c: ConfigArg, site: &str, visitor: &str, ttl: i64) -> Result<ExitCode, 
         ));
     }
     let expires = crate::time::Timestamp::now().millis() / 1000 + ttl;
-    let token = crate::token::mint(secret, visitor, site, expires);
+    let token = crate::token::mint_with(secret, visitor, site, expires, details);
+    // What frontdesk would refuse, refused here, with the reason.
+    if let Err(e) = crate::token::verify(secret, visitor, site, Some(&token), expires - 1) {
+        return Err(CliError::Token(format!(
+            "{e}: at most {} characters of name, {} of email and {} of user id",
+            crate::token::NAME_CHARS,
+            crate::token::EMAIL_CHARS,
+            crate::token::USER_ID_CHARS
+        )));
+    }
     writeln!(std::io::stdout().lock(), "{token}")?;
     Ok(ExitCode::SUCCESS)
 }

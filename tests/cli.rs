@@ -373,9 +373,51 @@ fn token_prints_a_token_that_verifies_and_refuses_sites_without_a_secret() {
     let secret = frontdesk::token::TokenSecret::new(b"a-long-enough-token-secret".to_vec());
     assert_eq!(
         frontdesk::token::verify(&secret, "v1", "acme", Some(&token), before),
-        Ok(())
+        Ok(frontdesk::token::Details::default())
     );
     assert!(frontdesk::token::verify(&secret, "v2", "acme", Some(&token), before).is_err());
+
+    // With details signed in.
+    let o = frontdesk(&[
+        "token",
+        "--site",
+        "acme",
+        "--visitor",
+        "v1",
+        "--name",
+        "Ann Smith",
+        "--email",
+        "ann@example.com",
+        "--user-id",
+        "4711",
+        "--config",
+        c,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let d = frontdesk::token::verify(&secret, "v1", "acme", Some(&token), before).unwrap();
+    assert_eq!(
+        (d.name.as_deref(), d.email.as_deref(), d.user_id.as_deref()),
+        (Some("Ann Smith"), Some("ann@example.com"), Some("4711"))
+    );
+    let long = "x".repeat(101);
+    let o = frontdesk(&[
+        "token",
+        "--site",
+        "acme",
+        "--visitor",
+        "v1",
+        "--name",
+        &long,
+        "--config",
+        c,
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("at most 100 characters of name"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = frontdesk(&[
         "token",

@@ -37,6 +37,27 @@ impl Core {
         lines.join("\n")
     }
 
+    /// `!info N`: what is known of the visitor of open chat N.
+    pub(super) fn info_text(&self, name: &RoomName) -> String {
+        let (Some(room), Some(site)) = (self.rooms.get(name), self.config.sites.get(name.site()))
+        else {
+            return "That chat is closed.".into();
+        };
+        let mut lines = vec![format!(
+            "#{} {} on {} — {}",
+            room.session_id(),
+            room.visitor_nick(),
+            site.name,
+            room.state()
+        )];
+        let details = room.details().lines();
+        if details.is_empty() {
+            lines.push("Nothing else is known of this visitor: no signed details in their token, no page or pre-chat answers from the widget.".into());
+        }
+        lines.extend(details);
+        lines.join("\n")
+    }
+
     /// The chats `staff` has now, by number.
     pub(super) fn chats_of(&self, staff: &BareJid) -> Vec<(i64, RoomName)> {
         let mut mine: Vec<(i64, RoomName)> = self

@@ -36,6 +36,7 @@ pub enum Command {
     Finish(Option<i64>),
     Status,
     Transcript(i64),
+    Info(i64),
     Diag,
     /// `!say [N] KEY`: a canned reply into the sender's chat.
     Say {
@@ -132,6 +133,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         takes: Takes::Chat(Command::Transcript),
         help: Some("the transcript of chat N"),
         menu: "Transcript of a chat",
+    },
+    CommandSpec {
+        name: "info",
+        takes: Takes::Chat(Command::Info),
+        help: Some("what is known of chat N's visitor (signed details, page, pre-chat answers)"),
+        menu: "Visitor details",
     },
     CommandSpec {
         name: "diag",
@@ -434,6 +441,10 @@ impl Core {
                 },
             },
             Command::Finish(n) => self.finish(now, &staff, n, out),
+            Command::Info(n) => match self.room_for(n, &staff) {
+                Err(e) => e,
+                Ok(name) => self.info_text(&name),
+            },
             Command::Canned => self.canned_text(&staff),
             Command::Say { chat, key } => self.say(now, sender, chat, &key, out),
             Command::Transfer { chat, to } => match self.room_for(chat, &staff) {

@@ -9,6 +9,7 @@
 mod availability;
 mod chat_commands;
 pub mod commands;
+pub mod details;
 mod iq;
 pub mod limits;
 mod message;
@@ -412,6 +413,9 @@ impl Core {
         }
         for (id, sid) in snapshot.last_stanza_ids {
             kept.entry(id).or_default().last_stanza_id = Some(sid);
+        }
+        for d in snapshot.details {
+            kept.entry(d.session_id).or_default().details.push(d);
         }
         let mut occupants: BTreeMap<i64, Vec<OccupantRecord>> = BTreeMap::new();
         for o in snapshot.occupants {

@@ -143,3 +143,15 @@ pub struct OccupantRecord {
     /// Staff who took the chat one-to-one from their roster rather than joining the room.
     pub direct: bool,
 }
+
+/// One thing known of a session's visitor: a detail the web app signed in their token
+/// (`signed`), or one the widget sent with the join (page context, pre-chat answers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetailRecord {
+    pub session_id: i64,
+    /// `name`, `email`, `user_id` (signed); `page`, `referrer`, `title`, `language`, or
+    /// `prechat.<field>` (from the widget).
+    pub key: String,
+    pub value: String,
+    pub signed: bool,
+}

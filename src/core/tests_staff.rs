@@ -714,6 +714,7 @@ fn help_text_is_generated_from_the_table_unchanged() {
 !finish [N] — close your chat (or chat N)
 !status — your current chats
 !transcript N — the transcript of chat N
+!info N — what is known of chat N's visitor (signed details, page, pre-chat answers)
 !diag — what the front desk sees (roster method, privileges, uptime, open chats)
 !say [N] KEY — send canned reply KEY into your chat (or chat N)
 !canned — the canned replies of your sites
@@ -747,6 +748,7 @@ fn the_ad_hoc_menu_keeps_its_order_and_names() {
         ("finish", "Finish a chat"),
         ("status", "My chats"),
         ("transcript", "Transcript of a chat"),
+        ("info", "Visitor details"),
         ("diag", "Diagnostics"),
         ("say", "Send a canned reply"),
         ("canned", "Canned replies"),

@@ -51,6 +51,15 @@ const MIGRATIONS: &[&str] = &[
         added_at    TEXT NOT NULL,
         PRIMARY KEY (staff, contact)
     );",
+    // 3: what is known of each session's visitor: details the web app signed in the token
+    // (signed = 1), the page and pre-chat answers the widget sent (signed = 0).
+    "CREATE TABLE session_details (
+        session_id  INTEGER NOT NULL REFERENCES sessions(id),
+        key         TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        signed      INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (session_id, key)
+    );",
 ];
 
 /// The schema version this build writes.
@@ -106,7 +115,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 4);
+        assert_eq!(tables, 5);
     }
 
     fn at(s: &str) -> Timestamp {
@@ -123,9 +132,14 @@ mod tests {
     fn database_at(version: usize) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-        for sql in &MIGRATIONS[..version] {
-            conn.execute_batch(sql).unwrap();
-        }
+        // Each version's rows are written in the shape that version had, before the next
+        // migration runs (as the database lived through them).
+        let upto = |n: usize| {
+            for sql in &MIGRATIONS[..n] {
+                conn.execute_batch(sql).unwrap();
+            }
+        };
+        upto(version.min(1));
         conn.pragma_update(None, "user_version", version as i64)
             .unwrap();
         if version >= 1 {
@@ -157,12 +171,16 @@ mod tests {
             .unwrap();
         }
         if version >= 2 {
+            conn.execute_batch(MIGRATIONS[1]).unwrap();
             conn.execute_batch(
                 "UPDATE occupants SET direct = 1 WHERE jid = 'alice@example.com/pc';
                  INSERT INTO roster_items VALUES
                    ('alice@example.com', 'v3_acme@chat.example.com', '2026-01-03T08:00:00.000Z');",
             )
             .unwrap();
+        }
+        for sql in MIGRATIONS.iter().take(version).skip(2) {
+            conn.execute_batch(sql).unwrap();
         }
         conn
     }

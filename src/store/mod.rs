@@ -4,6 +4,7 @@
 //! carry typed addresses; the table modules turn them into text and back (`addresses`).
 
 pub mod addresses;
+pub mod details;
 pub mod lock;
 pub mod messages;
 pub mod migrations;
@@ -212,6 +213,7 @@ impl Store {
             first_visitor_lines,
             last_stanza_ids,
             roster_items: roster_items::all(&self.conn)?,
+            details: details::of_open_sessions(&self.conn)?,
         })
     }
 
@@ -266,6 +268,10 @@ fn apply_one(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
             roster_items::insert(conn, staff, contact, *at)
         }
         StoreOp::RosterRemoved { staff, contact } => roster_items::delete(conn, staff, contact),
+        StoreOp::SessionDetails {
+            session_id,
+            details: d,
+        } => details::replace(conn, *session_id, d),
     }
 }
 
@@ -571,5 +577,50 @@ mod tests {
             .map(|m| m.from_jid)
             .collect();
         assert_eq!(from, vec!["a@anon/r", "@anon/r", "a@anon/r"]);
+    }
+
+    #[test]
+    fn visitor_details_are_kept_replaced_and_resumed_for_open_sessions() {
+        let mut store = Store::open_in_memory().unwrap();
+        let detail = |id: i64, key: &str, value: &str, signed: bool| DetailRecord {
+            session_id: id,
+            key: key.into(),
+            value: value.into(),
+            signed,
+        };
+        store
+            .apply(&[
+                StoreOp::OpenSession(session(1, SessionState::Active)),
+                StoreOp::OpenSession(session(2, SessionState::Closed)),
+                StoreOp::SessionDetails {
+                    session_id: 1,
+                    details: vec![detail(1, "name", "Old", true)],
+                },
+                StoreOp::SessionDetails {
+                    session_id: 1,
+                    details: vec![
+                        detail(1, "name", "Ann", true),
+                        detail(1, "page", "https://x/", false),
+                    ],
+                },
+                StoreOp::SessionDetails {
+                    session_id: 2,
+                    details: vec![detail(2, "email", "b@example.com", true)],
+                },
+            ])
+            .unwrap();
+        let snap = store.snapshot(10).unwrap();
+        assert_eq!(
+            snap.details,
+            vec![
+                detail(1, "name", "Ann", true),
+                detail(1, "page", "https://x/", false)
+            ],
+            "replaced, and only open sessions resume"
+        );
+        assert_eq!(
+            details::of_session(store.conn(), 2).unwrap(),
+            vec![detail(2, "email", "b@example.com", true)]
+        );
     }
 }

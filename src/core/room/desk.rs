@@ -186,13 +186,39 @@ impl Room {
         out.send(stanzas::chat(desk.clone(), Jid::from(staff.clone()), note));
     }
 
-    /// The desk's note that goes with an offer.
+    /// The desk's note that goes with an offer (with what is known of the visitor, if
+    /// anything).
     pub fn offer_note(&self, site_name: &str) -> String {
         let id = self.session.id;
-        format!(
+        let note = format!(
             "Visitor {} on {site_name} wants to chat (#{id}). Reply to them, or send !accept {id}.",
             self.visitor_nick(),
-        )
+        );
+        match self.details.summary() {
+            Some(s) => format!("{note}\n{s} (!info {id} for more)"),
+            None => note,
+        }
+    }
+
+    /// What the visitor's join said of them (token details, page, pre-chat answers): kept,
+    /// and written, when it is new.
+    pub fn note_details(
+        &mut self,
+        details: crate::core::details::VisitorDetails,
+        out: &mut Effects,
+    ) {
+        if details.is_empty() || details == self.details {
+            return;
+        }
+        out.store(StoreOp::SessionDetails {
+            session_id: self.session.id,
+            details: details.records(self.session.id),
+        });
+        self.details = details;
+    }
+
+    pub fn details(&self) -> &crate::core::details::VisitorDetails {
+        &self.details
     }
 
     /// Where a visitor's new message goes besides the room: to the one-to-one staff member

@@ -171,6 +171,8 @@ pub struct Kept {
     pub first_visitor_line: Option<MessageRecord>,
     /// The stanza-id of the session's latest line of any kind.
     pub last_stanza_id: Option<String>,
+    /// What is known of the visitor (token details, page context, pre-chat answers).
+    pub details: Vec<super::session::DetailRecord>,
 }
 
 #[derive(Debug)]
@@ -205,6 +207,8 @@ pub struct Room {
     first_answer: Option<Timestamp>,
     /// The visitor was told the desk is closed.
     told_closed: bool,
+    /// What is known of the visitor besides their nick.
+    details: crate::core::details::VisitorDetails,
     /// The visitor was told that nobody is available (once per session).
     told_nobody: bool,
     /// The one-to-one staff member was told the visitor left; they hear when they are back.
@@ -242,6 +246,7 @@ impl Room {
             told_position: None,
             first_answer: None,
             told_closed: false,
+            details: Default::default(),
             told_nobody: false,
             told_left: false,
             first_message: None,
@@ -293,6 +298,7 @@ impl Room {
             .max();
         room.seq = last_seq.map_or(1, |s| s.saturating_add(1));
         room.first_message = kept.first_visitor_line.map(|m| (m.body, m.at));
+        room.details = crate::core::details::VisitorDetails::from_records(kept.details);
         if room.first_message.is_none() && record.state == SessionState::Active {
             // ACTIVE means the visitor wrote, even if the line itself is not to be found.
             room.first_message = Some((String::new(), record.updated_at));
