@@ -10,13 +10,15 @@
 //! committed, and a message costs one hand-off between threads, not two.
 
 use std::cell::Cell;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::retention::{self, PurgeFilter, Purged};
 use super::{Store, StoreError, StoreOp};
+use crate::time::Timestamp;
 
 /// What became of the write an item rode with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +59,8 @@ impl Deliver for Acks {
 pub struct WriterConfig {
     pub max_batch: usize,
     pub max_delay: Duration,
+    /// `[store] retain_days`: purge older CLOSED sessions at start and every day after.
+    pub retain_days: Option<u32>,
 }
 
 impl Default for WriterConfig {
@@ -68,6 +72,7 @@ impl Default for WriterConfig {
             // low load; never waiting made commits so small under load that their fixed cost
             // saturated the CPU sooner.
             max_delay: Duration::from_millis(1),
+            retain_days: None,
         }
     }
 }
@@ -282,7 +287,8 @@ fn run<D: Deliver>(
     let mut stats = WriterStats::default();
     let mut batch: Vec<Job<D::Item>> = Vec::with_capacity(cfg.max_batch);
     let mut pace = Pace::new(Instant::now(), cfg.max_delay);
-    while let Ok(first) = rx.recv() {
+    let mut retention = cfg.retain_days.map(Retention::new);
+    while let Some(first) = next_job(&rx, &mut retention, &mut store) {
         batch.push(first);
         // Whatever is queued already goes into this commit.
         drain(&rx, &mut batch, cfg.max_batch);
@@ -303,6 +309,83 @@ fn run<D: Deliver>(
         }
     }
     stats
+}
+
+/// Sessions deleted per retention transaction: a few ms, so a write that arrives meanwhile
+/// waits that long at most.
+const RETENTION_CHUNK: u64 = 50;
+const RETENTION_EVERY: Duration = Duration::from_secs(86_400);
+
+/// The daily `retain_days` purge. It runs only while no write is queued, one short
+/// transaction at a time, so the chats never wait behind it.
+struct Retention {
+    days: u32,
+    next: Instant,
+    /// The pass under way, and what it has deleted so far.
+    pass: Option<(PurgeFilter, Purged)>,
+}
+
+impl Retention {
+    fn new(days: u32) -> Retention {
+        Retention {
+            days,
+            next: Instant::now(),
+            pass: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let before = retention::days_before(Timestamp::now(), self.days);
+        self.pass = Some((PurgeFilter { before, site: None }, Purged::default()));
+        self.next = Instant::now() + RETENTION_EVERY;
+    }
+
+    /// One chunk of the pass under way; ends the pass when nothing is left or on an error.
+    fn step(&mut self, store: &mut Store) {
+        let Some((filter, total)) = &mut self.pass else {
+            return;
+        };
+        match retention::purge_chunk(store.conn_mut(), filter, RETENTION_CHUNK) {
+            Ok(done) => {
+                total.sessions += done.sessions;
+                total.messages += done.messages;
+                if done.sessions == RETENTION_CHUNK {
+                    return;
+                }
+                tracing::info!(sessions = total.sessions, messages = total.messages, closed_before = %filter.before, "retention: deleted old closed sessions ([store] retain_days)");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "retention purge failed; trying again tomorrow")
+            }
+        }
+        self.pass = None;
+    }
+}
+
+/// The next job; between jobs, while none is queued, the retention purge's due work.
+fn next_job<T>(
+    rx: &Receiver<Job<T>>,
+    retention: &mut Option<Retention>,
+    store: &mut Store,
+) -> Option<Job<T>> {
+    let Some(r) = retention else {
+        return rx.recv().ok();
+    };
+    loop {
+        if r.pass.is_some() {
+            match rx.try_recv() {
+                Ok(job) => return Some(job),
+                Err(TryRecvError::Empty) => r.step(store),
+                Err(TryRecvError::Disconnected) => return None,
+            }
+            continue;
+        }
+        match rx.recv_timeout(r.next.saturating_duration_since(Instant::now())) {
+            Ok(job) => return Some(job),
+            Err(RecvTimeoutError::Timeout) => r.start(),
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+    }
 }
 
 /// Lets the WAL start over from its beginning. Under steady load the checkpointer's passive
@@ -519,6 +602,7 @@ mod tests {
             WriterConfig {
                 max_batch: 100,
                 max_delay: Duration::from_millis(50),
+                retain_days: None,
             },
             Acks,
         )
@@ -531,6 +615,49 @@ mod tests {
         assert_eq!(wait(c), Ok(()));
         assert_eq!(wait(w.flush()), Ok(()));
         assert_eq!(w.shutdown().unwrap().failed_ops, 1);
+    }
+
+    #[test]
+    fn retain_days_purges_old_closed_sessions_at_start_and_keeps_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let mut store = Store::open(&path).unwrap();
+        let now = Timestamp::now();
+        let mut ops = Vec::new();
+        // 1..=120 closed 40 days ago, 121 closed yesterday, 122 open: 3 chunks of work.
+        for id in 1..=122 {
+            let mut s = session(id, SessionState::Closed);
+            s.closed_at = Some(retention::days_before(now, if id <= 120 { 40 } else { 1 }));
+            if id == 122 {
+                s.state = SessionState::Active;
+                s.closed_at = None;
+            }
+            ops.push(StoreOp::OpenSession(s));
+            ops.push(StoreOp::AppendMessage(message(id, 1, Role::Visitor)));
+        }
+        store.apply(ops.iter()).unwrap();
+        let cfg = WriterConfig {
+            retain_days: Some(30),
+            ..WriterConfig::default()
+        };
+        let w = Writer::spawn(store, cfg, Acks).unwrap();
+        let reader = Store::open_read_only(&path).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while reader.list_sessions(None, None).unwrap().len() > 2 {
+            assert!(Instant::now() < deadline, "the purge did not finish");
+            // Writes still go through while it runs.
+            let op = StoreOp::AppendMessage(message(122, 2, Role::Staff));
+            assert_eq!(wait(w.submit_acked(op)), Ok(()));
+        }
+        let left: Vec<i64> = reader
+            .list_sessions(None, None)
+            .unwrap()
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(left.len(), 2);
+        assert!(left.contains(&121) && left.contains(&122), "{left:?}");
+        w.shutdown().unwrap();
     }
 
     #[test]
@@ -563,6 +690,7 @@ mod tests {
         let cfg = WriterConfig {
             max_batch: 100,
             max_delay: Duration::from_millis(1),
+            retain_days: None,
         };
         let w = Writer::spawn(Store::open(&path).unwrap(), cfg, Acks).unwrap();
         assert_eq!(
