@@ -25,6 +25,8 @@ fn config() -> CoreConfig {
                 .into_iter()
                 .collect::<BTreeSet<_>>(),
             token_secret: None,
+            profiles: Default::default(),
+            desk: Default::default(),
         },
     );
     CoreConfig {

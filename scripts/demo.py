@@ -95,6 +95,21 @@ def serve_widget() -> str | None:
     return f"http://127.0.0.1:{server.server_address[1]}"
 
 
+def remote_access(ej, widget: str | None) -> str:
+    """How to reach the demo from another machine: everything listens on 127.0.0.1 only (it
+    has plain-TCP logins and no TLS), so forward the ports over SSH under the same numbers,
+    and the addresses printed here work unchanged on the other machine."""
+    import socket
+    from urllib.parse import urlsplit
+    ports = [ej.c2s_port, ej.http_port]
+    if widget:
+        ports.append(urlsplit(widget).port)
+    forwards = " ".join(f"-L {p}:127.0.0.1:{p}" for p in ports)
+    return (f" From another machine (everything here listens on 127.0.0.1 only), forward the ports\n"
+            f" over SSH, then use the same addresses there:\n"
+            f"   ssh -N {forwards} <you>@{socket.getfqdn()}")
+
+
 def instructions(ej: xmpp_env.Ejabberd, fd: xmpp_env.Frontdesk, demo_dir: Path, widget: str | None) -> str:
     from urllib.parse import urlencode
     ctl = " ".join(ej.ctl_argv())
@@ -118,6 +133,8 @@ def instructions(ej: xmpp_env.Ejabberd, fd: xmpp_env.Frontdesk, demo_dir: Path, 
 
  Be a visitor in your browser (the widget of examples/web):
    {page}
+
+{remote_access(ej, widget)}
 
  Chat by hand: log in as a staff member and join {ROOM} (any nick): you get the
  history, the session turns CHATTING, and the demo visitor Ann answers. Or be a visitor:

@@ -107,19 +107,21 @@ ensure_cmds() {   # ensure_cmds COMMAND:PACKAGE...: apt-get install the packages
     fi
 }
 
-# Debian's Gajim 1.7, the headless desktop, and the user.
+# Debian's Gajim 1.7, the headless desktop, xdotool (clicks and keys in its command window),
+# and the user.
 ensure_gajim() {
-    ensure_cmds gajim:gajim Xvfb:xvfb import:imagemagick dbus-daemon:dbus-daemon gdbus:libglib2.0-bin
+    ensure_cmds gajim:gajim Xvfb:xvfb import:imagemagick dbus-daemon:dbus-daemon gdbus:libglib2.0-bin \
+        xdotool:xdotool
     if ! id -u "$GUI_USER" >/dev/null 2>&1; then
         log "useradd $GUI_USER (the unprivileged user the GUI client tests run as)"
         as_root useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$GUI_USER"
     fi
 }
 
-# Debian's Psi+ 1.4, and xdotool to press its Return key (after ensure_gajim: same desktop).
+# Debian's Psi+ 1.4 (after ensure_gajim: same desktop, and xdotool to press its Return key).
 ensure_psi() {
     ensure_gajim
-    ensure_cmds psi-plus:psi-plus xdotool:xdotool
+    ensure_cmds psi-plus:psi-plus
 }
 
 # A virtualenv with the pinned packages of tests/integration/requirements.txt. Rebuilt only
@@ -147,6 +149,38 @@ ensure_pyenv() {
     "$PYENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
     echo "$want" >"$stamp"
     log "python packages installed in $((SECONDS - t0)) s"
+}
+
+# The tools tests/integration/test_package.py runs on the .deb: Debian's lintian,
+# systemd-analyze (package systemd; it checks unit files without a running systemd), and
+# strace (the syscalls the binary makes, against the unit's SystemCallFilter=).
+ensure_package_tools() {
+    ensure_cmds lintian:lintian systemd-analyze:systemd strace:strace
+}
+
+# Debian's nginx (the light flavour: TLS, HTTP/2, limit_req) for the test of the reverse proxy
+# docs/operations.md documents (tests/integration/test_operations_docs.py). The test runs its
+# own instance on a private port; the package's own service is not used.
+ensure_nginx() {
+    if [ -x /usr/sbin/nginx ]; then
+        return 0
+    fi
+    local t0=$SECONDS
+    apt_install nginx-light
+    log "nginx installed in $((SECONDS - t0)) s"
+}
+
+# cargo-deb (crates.io), pinned, for scripts/package. `cargo install` builds it once (about
+# 2 minutes on 2 cores) into ~/.cargo/bin, where later runs find it.
+CARGO_DEB_VERSION=3.8.0
+ensure_cargo_deb() {
+    if cargo deb --version 2>/dev/null | grep -qxF "cargo-deb $CARGO_DEB_VERSION"; then
+        return 0
+    fi
+    local t0=$SECONDS
+    log "cargo install cargo-deb $CARGO_DEB_VERSION --locked (once; kept in ~/.cargo/bin)"
+    cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked >&2
+    log "cargo-deb installed in $((SECONDS - t0)) s"
 }
 
 ensure_cargo() {

@@ -111,6 +111,21 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The config file the command reads (main.rs takes `[log]` from it first).
+    pub fn config_path(&self) -> &std::path::Path {
+        match self {
+            Command::Run(c) | Command::CheckConfig(c) => &c.config,
+            Command::Sessions { config, .. } | Command::Transcript { config, .. } => {
+                &config.config.config
+            }
+            Command::Token { config, .. }
+            | Command::Backup { config, .. }
+            | Command::Purge { config, .. } => &config.config,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
@@ -132,6 +147,21 @@ pub enum CliError {
 }
 
 pub fn execute(cli: Cli) -> Result<ExitCode, CliError> {
+    match dispatch(cli) {
+        // `frontdesk transcript 1 | head`: the reader has all it wanted; not an error.
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other,
+    }
+}
+
+/// `FRONTDESK_SECRET` when it is set and not empty (an empty one is ignored, as in `secret`).
+fn env_secret() -> Option<String> {
+    std::env::var(SECRET_ENV).ok().filter(|s| !s.is_empty())
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Run(c) => run(c),
         Command::CheckConfig(c) => check_config(c),
@@ -189,13 +219,17 @@ fn token(c: ConfigArg, site: &str, visitor: &str, ttl: i64) -> Result<ExitCode, 
         ));
     }
     let expires = crate::time::Timestamp::now().millis() / 1000 + ttl;
-    println!("{}", crate::token::mint(secret, visitor, site, expires));
+    let token = crate::token::mint(secret, visitor, site, expires);
+    writeln!(std::io::stdout().lock(), "{token}")?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn run(c: ConfigArg) -> Result<ExitCode, CliError> {
     let config = Config::load(&c.config)?;
-    let secret = config.secret(std::env::var(SECRET_ENV).ok())?;
+    let secret = config.secret(env_secret())?;
+    for w in config.exposed_secret_files(env_secret().is_some()) {
+        tracing::warn!("{w}");
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -208,9 +242,11 @@ fn run(c: ConfigArg) -> Result<ExitCode, CliError> {
 
 fn check_config(c: ConfigArg) -> Result<ExitCode, CliError> {
     let config = Config::load(&c.config)?;
-    config.secret(std::env::var(SECRET_ENV).ok())?;
+    config.secret(env_secret())?;
     let staff: usize = config.sites.iter().map(|s| s.staff.len()).sum();
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "{}: OK: component {} via {}, {} site(s), {} staff, database {}",
         c.config.display(),
         config.component.jid,
@@ -218,18 +254,23 @@ fn check_config(c: ConfigArg) -> Result<ExitCode, CliError> {
         config.sites.len(),
         staff,
         config.store.path.display()
-    );
+    )?;
     for s in config.sites.iter().filter(|s| s.staff.is_empty()) {
-        println!(
+        writeln!(
+            out,
             "note: site {:?} has no staff yet: its visitors can chat but nobody can answer",
             s.id.as_str()
-        );
+        )?;
     }
     for s in config.sites.iter().filter(|s| s.token_secret.is_none()) {
-        println!(
+        writeln!(
+            out,
             "warning: site {:?} has no token_secret: anyone who guesses a visitor's id can try to join their room, and a page reload waits for the old connection to go; set sites[].token_secret (docs/security.md)",
             s.id.as_str()
-        );
+        )?;
+    }
+    for w in config.exposed_secret_files(env_secret().is_some()) {
+        writeln!(out, "warning: {w}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -41,6 +41,8 @@ fn config() -> Option<CoreConfig> {
                 .map(|s| BareJid::new(s).ok())
                 .collect::<Option<BTreeSet<_>>>()?,
             token_secret: None,
+            profiles: Default::default(),
+            desk: Default::default(),
         })
     };
     let mut sites = BTreeMap::new();

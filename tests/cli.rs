@@ -472,3 +472,223 @@ fn transcript_text_cannot_forge_entries_or_reach_the_terminal_raw() {
         "{v}"
     );
 }
+
+/// Runs `frontdesk ARGS` with stdout a pipe that is closed after the first byte, as
+/// `frontdesk ... | head -c1` does; returns the exit code and stderr.
+fn into_closed_pipe(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("FRONTDESK_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    let n = stdout.read(&mut first).unwrap();
+    assert_eq!(n, 1, "{args:?} printed nothing");
+    drop(stdout);
+    let o = child.wait_with_output().unwrap();
+    (o.status.code(), stderr(&o))
+}
+
+/// `frontdesk transcript N --json | head` and the like: the reader going away is not an error.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_with_status_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let db = dir.path().join("data/frontdesk.db");
+    seed(&db);
+    // Far more than a pipe holds (64 KiB), so the writer is still writing when the pipe closes.
+    let t = Timestamp::parse_rfc3339("2026-11-22T11:00:00Z").unwrap();
+    let mut store = Store::open(&db).unwrap();
+    let body = "x".repeat(300);
+    let ops: Vec<StoreOp> = (0..2000)
+        .map(|n| {
+            StoreOp::AppendMessage(MessageRecord {
+                session_id: 1,
+                at: t.plus_millis(n),
+                role: Role::Visitor,
+                from_jid: Jid::new("x@anon.localhost/r").unwrap(),
+                nick: "Ann".into(),
+                body: body.clone(),
+                stanza_id: format!("p-{n}"),
+                origin_id: None,
+            })
+        })
+        .collect();
+    store.apply(&ops).unwrap();
+    drop(store);
+    let c = cfg.to_str().unwrap();
+    for args in [
+        vec!["transcript", "1", "--config", c, "--json"],
+        vec!["transcript", "1", "--config", c],
+        vec!["sessions", "--config", c],
+        vec!["sessions", "--config", c, "--json"],
+        vec!["check-config", "--config", c],
+    ] {
+        let (code, err) = into_closed_pipe(&args, &[]);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?} printed to stderr: {err}");
+    }
+}
+
+/// The docs say FRONTDESK_SECRET overrides the file's secret keys: an empty `secret = ""`
+/// and a `secret_file` that is not there (the packaged config before its secret is made).
+#[test]
+fn frontdesk_secret_stands_in_for_an_empty_secret_or_a_missing_secret_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for replacement in ["secret = \"\"", "secret_file = \"no/such/secret\""] {
+        let cfg = write_config(dir.path(), "");
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("secret = \"s3cret\"", replacement);
+        std::fs::write(&cfg, text).unwrap();
+        let c = cfg.to_str().unwrap();
+        let o = Command::new(BIN)
+            .args(["check-config", "--config", c])
+            .env("FRONTDESK_SECRET", "from-env")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{replacement}: {}", stderr(&o));
+        // Without it, the problem is named with what to do.
+        let o = frontdesk(&["check-config", "--config", c]);
+        assert_eq!(o.status.code(), Some(1), "{replacement}");
+        assert!(
+            stderr(&o).contains("FRONTDESK_SECRET") || stderr(&o).contains("no/such/secret"),
+            "{replacement}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+/// A secret file others can read is allowed but warned about, with the chmod that fixes it.
+#[test]
+fn a_secret_file_readable_by_others_is_named_with_the_chmod_to_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    let token = dir.path().join("acme.key");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    std::fs::write(&token, "a-long-enough-token-secret\n").unwrap();
+    let cfg = write_config(dir.path(), "token_secret_file = \"acme.key\"\n");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("secret = \"s3cret\"", "secret_file = \"secret\"");
+    std::fs::write(&cfg, text).unwrap();
+    let c = cfg.to_str().unwrap();
+    for (mode, warned) in [(0o644, true), (0o604, true), (0o640, false), (0o600, false)] {
+        for f in [&secret, &token] {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let o = frontdesk(&["check-config", "--config", c]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+        for f in [&secret, &token] {
+            let line = format!(
+                "is readable by every user on this machine (mode {mode:o}): run chmod o-rwx {}",
+                f.display()
+            );
+            assert_eq!(
+                all.contains(&line),
+                warned,
+                "mode {mode:o}, {}: {all}",
+                f.display()
+            );
+        }
+    }
+}
+
+/// Starts `frontdesk run` (no server listening: it retries) with `env`, collects its stderr
+/// lines until one contains `until` (at most 10 s), then stops it with SIGTERM.
+fn run_until(cfg: &Path, env: &[(&str, &str)], until: &str) -> Vec<String> {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--config", cfg.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+        let done = line.contains(until);
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(
+        seen.iter().any(|l| l.contains(until)),
+        "no {until:?} within 10 s: {seen:?}"
+    );
+    seen
+}
+
+/// `[log] format = "json"`: every line is one JSON object with level, target and fields.
+#[test]
+fn json_logs_are_one_object_per_line_with_level_target_and_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "\n[log]\nformat = \"json\"\n");
+    let lines = run_until(&cfg, &[], "retrying");
+    assert!(lines.len() >= 2, "{lines:?}");
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+        assert!(v["level"].is_string(), "{line}");
+        assert!(
+            v["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("frontdesk")),
+            "{line}"
+        );
+        assert!(v["fields"]["message"].is_string(), "{line}");
+    }
+    let start = lines
+        .iter()
+        .find(|l| l.contains("frontdesk starting"))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(start).unwrap();
+    assert_eq!(v["level"], "INFO");
+    assert_eq!(v["fields"]["version"], env!("CARGO_PKG_VERSION"));
+}
+
+/// `[log] level` sets the filter of `run`; RUST_LOG, when set, wins.
+#[test]
+fn log_level_comes_from_the_config_unless_rust_log_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "\n[log]\nlevel = \"warn\"\n");
+    // The retry is a warning; "frontdesk starting" (info, logged before it) must be filtered.
+    let lines = run_until(&cfg, &[], "retrying");
+    assert!(
+        !lines.iter().any(|l| l.contains("frontdesk starting")),
+        "{lines:?}"
+    );
+    let lines = run_until(&cfg, &[("RUST_LOG", "info")], "retrying");
+    assert!(
+        lines.iter().any(|l| l.contains("frontdesk starting")),
+        "{lines:?}"
+    );
+    // A bad level is named by check-config with its key.
+    let cfg = write_config(dir.path(), "\n[log]\nlevel = \"loud\"\nformat = \"xml\"\n");
+    let o = frontdesk(&["check-config", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("log.level: \"loud\"") && stderr(&o).contains("log.format: \"xml\""),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -41,6 +41,8 @@ fn rooms_full_of_the_largest_messages_stay_within_the_history_bound() {
             name: "ACME".into(),
             staff,
             token_secret: None,
+            profiles: Default::default(),
+            desk: Default::default(),
         },
     );
     let config = CoreConfig {

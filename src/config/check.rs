@@ -4,13 +4,13 @@
 use std::ops::RangeInclusive;
 use std::path::Path;
 
-use toml::Table;
+use toml::{Table, Value};
 use xmpp_parsers::jid::BareJid;
 
 use super::read::{Checker, InlineOrFile};
 use super::{
     ComponentConfig, Config, HttpUrl, Limits, RosterConfig, RosterMode, SecretSource, StoreConfig,
-    DEFAULT_REMOVE_AFTER_SECS,
+    DEFAULT_CHECK_STAFF_SECS, DEFAULT_REMOVE_AFTER_SECS,
 };
 use crate::store::Durability;
 
@@ -73,22 +73,33 @@ impl Checker {
         self.unknown_keys(
             root,
             "",
-            &["component", "store", "roster", "limits", "sites", "admins"],
+            &[
+                "component",
+                "store",
+                "roster",
+                "limits",
+                "log",
+                "sites",
+                "admins",
+            ],
         );
         let component = self.component(root, base);
         let store = self.store(root, base);
         let roster = self.roster(root);
         let limits = self.limits(root);
+        let log = self.log(root);
         let sites = self.sites(root, base, component.as_ref().map(|c| &c.jid));
-        let admins = self.accounts(root, "", "admins", component.as_ref().map(|c| &c.jid));
+        let admins = self.accounts(root, "", "admins", component.as_ref().map(|c| &c.jid), None);
         Some(Config {
             path: path.to_path_buf(),
             component: component?,
             store: store?,
             roster: roster?,
             limits: limits?,
+            log: log?,
             sites: sites?,
             admins: admins?,
+            secret_files: std::mem::take(&mut self.secret_files),
         })
     }
 
@@ -127,17 +138,20 @@ impl Checker {
         })
     }
 
-    /// `secret` or `secret_file`; the file is read only when the secret is needed.
+    /// `secret` or `secret_file`. The file is read (and its absence reported) only when the
+    /// secret is needed, so that `FRONTDESK_SECRET` can stand in for it as documented.
     fn component_secret(&mut self, t: &Table, base: &Path) -> Option<SecretSource> {
+        // `secret = ""` is what a template leaves for FRONTDESK_SECRET: the same as no key.
+        if matches!(t.get("secret"), Some(Value::String(s)) if s.trim().is_empty()) {
+            let mut rest = t.clone();
+            rest.remove("secret");
+            return self.component_secret(&rest, base);
+        }
         match self.inline_or_file(t, "component", "secret", "component.secret", base)? {
             Some(InlineOrFile::Inline(s)) => Some(SecretSource::Inline(s)),
             Some(InlineOrFile::File(p)) => {
-                if !p.is_file() {
-                    self.problem(
-                        "component.secret_file",
-                        format!("{} does not exist or is not a file", p.display()),
-                    );
-                }
+                self.secret_files
+                    .push(("component.secret_file".into(), p.clone()));
                 Some(SecretSource::File(p))
             }
             // Allowed: FRONTDESK_SECRET may supply it; `run` says so if it does not.
@@ -181,7 +195,16 @@ impl Checker {
         let Some(t) = self.optional_table(root, "roster")? else {
             return Some(RosterConfig::default());
         };
-        self.unknown_keys(t, "roster", &["mode", "ejabberd_api", "remove_after_secs"]);
+        self.unknown_keys(
+            t,
+            "roster",
+            &[
+                "mode",
+                "ejabberd_api",
+                "remove_after_secs",
+                "check_staff_secs",
+            ],
+        );
         let mut r = RosterConfig::default();
         let mut ok = true;
         if let Some(m) = self.string(t, "roster", "mode", false) {
@@ -216,6 +239,19 @@ impl Checker {
         match secs {
             // 0 or more, so the cast keeps it.
             Some(n) => r.remove_after_secs = n as u64,
+            None => ok = false,
+        }
+        let check = self.int_in(
+            t,
+            "roster",
+            "check_staff_secs",
+            5..=86_400,
+            DEFAULT_CHECK_STAFF_SECS as i64,
+            "must be a whole number of seconds from 5 to 86400",
+        );
+        match check {
+            // 5 or more, so the cast keeps it.
+            Some(n) => r.check_staff_secs = n as u64,
             None => ok = false,
         }
         if r.mode == RosterMode::EjabberdApi && r.ejabberd_api.is_none() {

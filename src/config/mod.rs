@@ -4,11 +4,13 @@
 //! The table is walked by hand rather than with `serde(deny_unknown_fields)` because serde
 //! stops at the first problem and an operator fixing a config wants the whole list.
 //!
-//! This file holds the types the rest of frontdesk uses; the checking is in three parts:
+//! This file holds the types the rest of frontdesk uses; the checking is in four parts:
 //! `read` (typed values out of a TOML table, collecting problems), `check` (the sections
-//! `[component]`, `[store]`, `[roster]`, `[limits]`) and `sites` (`[[sites]]`).
+//! `[component]`, `[store]`, `[roster]`, `[limits]`), `log` (`[log]`) and `sites` (`[[sites]]`).
 
 mod check;
+mod desk;
+mod log;
 mod read;
 mod sites;
 #[cfg(test)]
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Table;
 
+pub use log::{LogConfig, LogFormat};
 use read::Checker;
 
 use crate::token::TokenSecret;
@@ -37,9 +40,14 @@ pub struct Config {
     pub store: StoreConfig,
     pub roster: RosterConfig,
     pub limits: Limits,
+    /// `[log]`; main.rs reads it before the rest with `LogConfig::peek`.
+    pub log: LogConfig,
     pub sites: Vec<Site>,
     /// Accounts that see every site in the front desk's answers (`!diag`), not only their own.
     pub admins: Vec<BareJid>,
+    /// The files secrets are read from, with their dotted keys (`component.secret_file`,
+    /// `sites[N].token_secret_file`).
+    pub secret_files: Vec<(String, PathBuf)>,
 }
 
 /// `[limits]`: what one stanza, one visitor and the whole service may use. Everything a
@@ -163,9 +171,12 @@ pub struct RosterConfig {
     pub ejabberd_api: Option<HttpUrl>,
     /// How long a CLOSED visitor stays in staff rosters.
     pub remove_after_secs: u64,
+    /// How often staff who seem online are checked (a probe, and a ping to each resource).
+    pub check_staff_secs: u64,
 }
 
 pub const DEFAULT_REMOVE_AFTER_SECS: u64 = 60;
+pub const DEFAULT_CHECK_STAFF_SECS: u64 = 60;
 
 impl Default for RosterConfig {
     fn default() -> RosterConfig {
@@ -173,6 +184,7 @@ impl Default for RosterConfig {
             mode: RosterMode::Auto,
             ejabberd_api: None,
             remove_after_secs: DEFAULT_REMOVE_AFTER_SECS,
+            check_staff_secs: DEFAULT_CHECK_STAFF_SECS,
         }
     }
 }
@@ -257,8 +269,82 @@ pub struct Site {
     pub name: String,
     /// Bare JIDs of this site's staff.
     pub staff: Vec<BareJid>,
+    /// Names, avatars and caps of the staff listed as tables.
+    pub profiles: std::collections::BTreeMap<BareJid, StaffProfile>,
+    pub desk: DeskConfig,
     /// When set, visitors join only with a token the web app minted (see `crate::token`).
     pub token_secret: Option<TokenSecret>,
+}
+
+/// What a staff table entry adds to the bare JID.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StaffProfile {
+    /// Shown to visitors as the staff member's nick.
+    pub name: Option<String>,
+    /// An http(s) URL of their picture, for the widget.
+    pub avatar: Option<String>,
+    /// Overrides the site's `max_chats_per_staff`.
+    pub max_chats: Option<u32>,
+}
+
+/// How a site's waiting chats reach its staff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeskConfig {
+    pub max_chats_per_staff: u32,
+    pub routing: Routing,
+    /// An offer nobody took moves on (or is announced again) after this.
+    pub offer_timeout_secs: u64,
+    pub canned: Vec<Canned>,
+}
+
+impl Default for DeskConfig {
+    fn default() -> DeskConfig {
+        DeskConfig {
+            max_chats_per_staff: desk::DEFAULT_MAX_CHATS,
+            routing: Routing::Broadcast,
+            offer_timeout_secs: desk::DEFAULT_OFFER_TIMEOUT_SECS,
+            canned: Vec::new(),
+        }
+    }
+}
+
+/// `routing`: who is offered a waiting chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// Every available staff member under their cap, at once; the first to answer has it.
+    Broadcast,
+    /// One at a time, taking turns.
+    RoundRobin,
+    /// One at a time, whoever has the fewest chats first.
+    LeastBusy,
+}
+
+impl Routing {
+    pub const WORDS: [&'static str; 3] = ["broadcast", "round-robin", "least-busy"];
+
+    fn parse(s: &str) -> Option<Routing> {
+        Some(match s {
+            "broadcast" => Routing::Broadcast,
+            "round-robin" => Routing::RoundRobin,
+            "least-busy" => Routing::LeastBusy,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Routing::Broadcast => "broadcast",
+            Routing::RoundRobin => "round-robin",
+            Routing::LeastBusy => "least-busy",
+        }
+    }
+}
+
+/// `[[sites.canned]]`: a reply staff send with `!say KEY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Canned {
+    pub key: String,
+    pub text: String,
 }
 
 /// Shortest accepted `token_secret`, in bytes.
@@ -362,6 +448,27 @@ impl Config {
             }
             SecretSource::Unset => Err(ConfigError::NoSecret),
         }
+    }
+
+    /// One warning for each secret file that every user of the machine can read, naming the
+    /// chmod that fixes it. The component's file is left out when `FRONTDESK_SECRET` is used
+    /// instead (`env_secret`); a file that cannot be read is reported where it is read.
+    pub fn exposed_secret_files(&self, env_secret: bool) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        self.secret_files
+            .iter()
+            .filter(|(key, _)| !(env_secret && key == "component.secret_file"))
+            .filter_map(|(key, path)| {
+                let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+                (mode & 0o004 != 0).then(|| {
+                    format!(
+                        "{key} {} is readable by every user on this machine (mode {mode:o}): run chmod o-rwx {}",
+                        path.display(),
+                        path.display()
+                    )
+                })
+            })
+            .collect()
     }
 
     pub fn site(&self, id: &SiteId) -> Option<&Site> {

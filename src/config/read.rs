@@ -12,6 +12,8 @@ use super::Problem;
 #[derive(Default)]
 pub(super) struct Checker {
     pub(super) problems: Vec<Problem>,
+    /// Files holding secrets, by their dotted key, for `Config::exposed_secret_files`.
+    pub(super) secret_files: Vec<(String, PathBuf)>,
 }
 
 /// A value given inline as `<key>`, or in a file named by `<key>_file`.

@@ -7,7 +7,7 @@ use toml::{Table, Value};
 use xmpp_parsers::jid::BareJid;
 
 use super::read::{Checker, InlineOrFile};
-use super::{Site, MIN_TOKEN_SECRET};
+use super::{Site, StaffProfile, MIN_TOKEN_SECRET};
 use crate::address::SiteId;
 use crate::token::TokenSecret;
 
@@ -71,7 +71,17 @@ impl Checker {
         self.unknown_keys(
             t,
             prefix,
-            &["id", "name", "staff", "token_secret", "token_secret_file"],
+            &[
+                "id",
+                "name",
+                "staff",
+                "token_secret",
+                "token_secret_file",
+                "max_chats_per_staff",
+                "routing",
+                "offer_timeout_secs",
+                "canned",
+            ],
         );
         let token_secret = self.token_secret(t, prefix, base);
         let id = self.string(t, prefix, "id", true).and_then(|s| match SiteId::new(&s) {
@@ -85,25 +95,30 @@ impl Checker {
             }
         });
         let name = self.string(t, prefix, "name", false);
-        let staff = self.accounts(t, prefix, "staff", component);
+        let mut profiles = BTreeMap::new();
+        let staff = self.accounts(t, prefix, "staff", component, Some(&mut profiles));
+        let desk = self.desk(t, prefix);
         let id = id?;
         Some(Site {
             name: name.unwrap_or_else(|| id.as_str().to_string()),
             id,
             staff: staff?,
+            profiles,
+            desk: desk?,
             token_secret: token_secret?,
         })
     }
 
-    /// `staff`: bare JIDs of accounts on the XMPP server, none twice. A bad entry is reported
-    /// and left out; only a `staff` that is not an array makes the site unusable.
-    /// A list of accounts (bare JIDs) under `key`: a site's staff, or the admins.
+    /// A list of accounts (bare JIDs) under `key`: the admins, or a site's staff, none twice.
+    /// With `profiles`, an entry may also be a table with `jid` and a staff profile. A bad
+    /// entry is reported and left out; only a list that is not an array makes it unusable.
     pub(super) fn accounts(
         &mut self,
         t: &Table,
         prefix: &str,
         key: &str,
         component: Option<&BareJid>,
+        profiles: Option<&mut BTreeMap<BareJid, StaffProfile>>,
     ) -> Option<Vec<BareJid>> {
         let staff_key = if prefix.is_empty() {
             key.to_string()
@@ -120,29 +135,51 @@ impl Checker {
         };
         let mut out = Vec::new();
         let mut dup = BTreeMap::new();
+        let mut found = BTreeMap::new();
         for (j, v) in a.iter().enumerate() {
             let key = format!("{staff_key}[{j}]");
-            let Value::String(s) = v else {
-                self.problem(key, "must be a string (a bare JID)");
-                continue;
+            let (s, profile, jid_key) = match (v, profiles.is_some()) {
+                (Value::String(s), _) => (s.as_str(), None, key.clone()),
+                (Value::Table(tb), true) => {
+                    let profile = self.staff_profile(tb, &key);
+                    if self.string(tb, &key, "jid", true).is_none() {
+                        continue;
+                    }
+                    let s = tb.get("jid").and_then(Value::as_str).unwrap_or("");
+                    (s, Some(profile), format!("{key}.jid"))
+                }
+                (_, true) => {
+                    self.problem(key, "must be a bare JID string, or a table such as { jid = \"bob@example.com\", name = \"Bob\" }");
+                    continue;
+                }
+                (_, false) => {
+                    self.problem(key, "must be a string (a bare JID)");
+                    continue;
+                }
             };
             match BareJid::new(s) {
                 Ok(jid) if jid.node().is_some() => {
                     if component.is_some_and(|c| c.domain() == jid.domain()) {
-                        self.problem(key, format!("{s:?} is on the component's own domain; staff are accounts on the XMPP server"));
+                        self.problem(jid_key, format!("{s:?} is on the component's own domain; staff are accounts on the XMPP server"));
                     } else if dup.insert(jid.clone(), j).is_some() {
-                        self.problem(key, format!("{s:?} is listed twice"));
+                        self.problem(jid_key, format!("{s:?} is listed twice"));
                     } else {
+                        if let Some(p) = profile {
+                            found.insert(jid.clone(), p);
+                        }
                         out.push(jid);
                     }
                 }
                 _ => self.problem(
-                    key,
+                    jid_key,
                     format!(
                         "{s:?} must be a bare JID such as \"alice_acme@example.com\" (no resource)"
                     ),
                 ),
             }
+        }
+        if let Some(p) = profiles {
+            p.extend(found);
         }
         Some(out)
     }
@@ -160,6 +197,7 @@ impl Checker {
                 Some(InlineOrFile::Inline(s)) => (format!("{prefix}.token_secret"), s),
                 Some(InlineOrFile::File(path)) => {
                     let key = format!("{prefix}.token_secret_file");
+                    self.secret_files.push((key.clone(), path.clone()));
                     match std::fs::read_to_string(&path) {
                         Ok(text) => (key, text.trim_end_matches(['\n', '\r']).to_string()),
                         Err(e) => {

@@ -82,21 +82,23 @@ fn limits_section() {
 fn roster_section_defaults_and_problems() {
     let c = Config::parse(GOOD, Path::new("/f.toml")).unwrap();
     assert_eq!(c.roster, RosterConfig::default());
-    let text = format!("{GOOD}\n[roster]\nmode = \"ejabberd-api\"\nejabberd_api = \"http://127.0.0.1:5280/api/\"\nremove_after_secs = 5\n");
+    let text = format!("{GOOD}\n[roster]\nmode = \"ejabberd-api\"\nejabberd_api = \"http://127.0.0.1:5280/api/\"\nremove_after_secs = 5\ncheck_staff_secs = 20\n");
     let c = Config::parse(&text, Path::new("/f.toml")).unwrap();
     assert_eq!(c.roster.mode, RosterMode::EjabberdApi);
     assert_eq!(c.roster.remove_after_secs, 5);
+    assert_eq!(c.roster.check_staff_secs, 20);
     let url = c.roster.ejabberd_api.unwrap();
     assert_eq!(
         (url.host.as_str(), url.port, url.path.as_str()),
         ("127.0.0.1", 5280, "/api")
     );
-    let bad = format!("{GOOD}\n[roster]\nmode = \"sometimes\"\nejabberd_api = \"https://x/api\"\nremove_after_secs = -1\ncolour = 1\n");
+    let bad = format!("{GOOD}\n[roster]\nmode = \"sometimes\"\nejabberd_api = \"https://x/api\"\nremove_after_secs = -1\ncheck_staff_secs = 1\ncolour = 1\n");
     let k = keys(&bad);
     for key in [
         "roster.mode",
         "roster.ejabberd_api",
         "roster.remove_after_secs",
+        "roster.check_staff_secs",
         "roster.colour",
     ] {
         assert!(k.contains(&key.to_string()), "{key} not in {k:?}");
@@ -185,4 +187,115 @@ fn store_retain_days_is_off_by_default_and_checked() {
     for bad in ["-1", "36501", "\"90\"", "1.5"] {
         assert_eq!(keys(&with(bad)), vec!["store.retain_days"], "{bad}");
     }
+}
+
+const DESK: &str = r#"
+[component]
+jid = "chat.example.com"
+server = "127.0.0.1:5347"
+secret = "s3cret"
+
+[store]
+path = "data/frontdesk.db"
+
+[[sites]]
+id = "acme"
+name = "ACME Inc."
+staff = [
+  "alice_acme@example.com",
+  { jid = "bob_acme@example.com", name = "Bob", avatar = "https://example.com/bob.png", max_chats = 5 },
+]
+max_chats_per_staff = 2
+routing = "least-busy"
+offer_timeout_secs = 30
+[[sites.canned]]
+key = "hello"
+text = "Hi! I'm looking into it right now."
+[[sites.canned]]
+key = "bye-now"
+text = "Thanks for writing!"
+"#;
+
+#[test]
+fn staff_tables_routing_capacity_and_canned_replies() {
+    let c = Config::parse(DESK, Path::new("/f.toml")).unwrap();
+    let site = &c.sites[0];
+    assert_eq!(site.staff.len(), 2);
+    let bob = BareJid::new("bob_acme@example.com").unwrap();
+    assert_eq!(
+        site.profiles.get(&bob),
+        Some(&StaffProfile {
+            name: Some("Bob".into()),
+            avatar: Some("https://example.com/bob.png".into()),
+            max_chats: Some(5),
+        })
+    );
+    assert_eq!(site.profiles.len(), 1, "a bare JID entry has no profile");
+    assert_eq!(site.desk.max_chats_per_staff, 2);
+    assert_eq!(site.desk.routing, Routing::LeastBusy);
+    assert_eq!(site.desk.offer_timeout_secs, 30);
+    let keys: Vec<&str> = site.desk.canned.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(keys, ["hello", "bye-now"]);
+    // Defaults.
+    let c = Config::parse(GOOD, Path::new("/f.toml")).unwrap();
+    assert_eq!(c.sites[0].desk, DeskConfig::default());
+    assert_eq!(c.sites[0].desk.max_chats_per_staff, 3);
+    assert_eq!(c.sites[0].desk.routing, Routing::Broadcast);
+}
+
+#[test]
+fn bad_desk_keys_are_named() {
+    let bad = DESK
+        .replace("max_chats = 5", "max_chats = 0, colour = 1")
+        .replace("name = \"Bob\"", "name = \"Bob\u{202e}\"")
+        .replace("https://example.com/bob.png", "javascript:alert(1)")
+        .replace("max_chats_per_staff = 2", "max_chats_per_staff = -1")
+        .replace("\"least-busy\"", "\"random\"")
+        .replace("offer_timeout_secs = 30", "offer_timeout_secs = 1")
+        .replace("key = \"bye-now\"", "key = \"hello\"")
+        .replace("\"alice_acme@example.com\",", "\"alice_acme@example.com\", 42, { name = \"No JID\" }, { jid = \"alice_acme@example.com\" },");
+    let k = keys(&bad);
+    for key in [
+        "sites[0].staff[1]",
+        "sites[0].staff[2].jid",
+        "sites[0].staff[3].jid",
+        "sites[0].staff[4].max_chats",
+        "sites[0].staff[4].colour",
+        "sites[0].staff[4].name",
+        "sites[0].staff[4].avatar",
+        "sites[0].max_chats_per_staff",
+        "sites[0].routing",
+        "sites[0].offer_timeout_secs",
+        "sites[0].canned[1].key",
+    ] {
+        assert!(k.contains(&key.to_string()), "{key} not in {k:?}");
+    }
+    let long = DESK.replace("Thanks for writing!", &"x".repeat(2_001));
+    assert_eq!(keys(&long), ["sites[0].canned[1].text"]);
+    let odd = DESK.replace("key = \"hello\"", "key = \"Hello World\"");
+    assert_eq!(keys(&odd), ["sites[0].canned[0].key"]);
+    // The admins list stays bare JIDs only.
+    let admins = format!("admins = [{{ jid = \"x@example.com\" }}]\n{DESK}");
+    assert_eq!(keys(&admins), ["admins[0]"]);
+}
+
+#[test]
+fn the_example_config_parses_with_its_log_section() {
+    let path = Path::new("/etc/frontdesk/frontdesk.toml");
+    let c = Config::parse(include_str!("../../examples/frontdesk.toml"), path).unwrap();
+    assert_eq!(c.log.format, LogFormat::Text);
+    assert_eq!(c.log.level.as_deref(), Some("info"));
+    assert_eq!(
+        c.secret_files,
+        vec![(
+            "component.secret_file".to_string(),
+            PathBuf::from("/etc/frontdesk/secret")
+        )]
+    );
+    let json =
+        GOOD.to_string() + "\n[log]\nformat = \"json\"\nlevel = \"warn,frontdesk::shell=debug\"\n";
+    let c = Config::parse(&json, path).unwrap();
+    assert_eq!(c.log.format, LogFormat::Json);
+    let bad = GOOD.to_string() + "\n[log]\nformat = \"yaml\"\nlevel = \"chatty\"\ncolour = 1\n";
+    assert_eq!(keys(&bad), vec!["log.colour", "log.format", "log.level"]);
 }

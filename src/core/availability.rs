@@ -10,26 +10,30 @@
 //! - An unavailable presence to a *visitor* contact proves nothing: the server sends one when
 //!   that contact's roster item is removed or added while the staff member stays online. It
 //!   only makes the model unsure.
-//! - When unsure (that, a reconnect, a roster change, and every [`SWEEP_MS`] for whoever seems
+//! - When unsure (that, a reconnect, a roster change, and at every sweep for whoever seems
 //!   online) the core probes the staff member from the front desk. The server answers for
 //!   each online resource; resources that have not answered within [`PROBE_WAIT_MS`] are
 //!   taken to be gone.
+//! - The server also answers probes for sessions whose client is no longer there: one killed
+//!   while its session waits to be resumed (XEP-0198), one cut off without the TCP connection
+//!   closing. So each sweep also pings every online resource; one that does not answer
+//!   within [`PING_WAIT_MS`] is *silent*: still online for the server, but offered nothing
+//!   until it answers a ping again (re-pinged at each sweep and whenever it sends presence).
 //!
-//! A staff member is available while at least one resource is online with no `<show>` or
-//! `chat` and a priority of 0 or more (messages to their bare JID reach it).
+//! A staff member is available while at least one resource is online, not silent, with no
+//! `<show>` or `chat` and a priority of 0 or more (messages to their bare JID reach it).
 
 use std::collections::BTreeMap;
 
-use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::presence::Show;
 
 use crate::time::Timestamp;
 
 /// How long the server has to answer a probe for each online resource.
 pub const PROBE_WAIT_MS: i64 = 5_000;
-/// How often whoever seems online is checked with a probe, so a session the server ended
-/// without telling us (its presence never reached the component) is noticed.
-pub const SWEEP_MS: i64 = 60_000;
+/// How long a staff resource has to answer a ping before it is taken to be silent.
+pub const PING_WAIT_MS: i64 = 15_000;
 
 #[derive(Debug, Clone)]
 struct Resource {
@@ -38,11 +42,15 @@ struct Resource {
     /// Which of the staff member's presences last said this resource is online (a count, so
     /// that "after the probe" is exact even within one millisecond).
     heard: u64,
+    /// Did not answer our last ping: offered nothing until it answers one.
+    silent: bool,
+    /// Our ping in flight to this resource: its IQ id and when it was sent.
+    ping: Option<(String, Timestamp)>,
 }
 
 impl Resource {
     fn takes_chats(&self) -> bool {
-        self.priority >= 0 && matches!(self.show, None | Some(Show::Chat))
+        !self.silent && self.priority >= 0 && matches!(self.show, None | Some(Show::Chat))
     }
 }
 
@@ -85,6 +93,15 @@ pub enum Change {
     Nothing,
 }
 
+/// `!diag`'s staff figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub online: usize,
+    pub available: usize,
+    /// With a resource that has not answered a ping.
+    pub silent: usize,
+}
+
 #[derive(Debug, Default)]
 pub struct Availability {
     by_staff: BTreeMap<BareJid, StaffPresence>,
@@ -98,12 +115,21 @@ impl Availability {
         let resource = from.resource().map(|r| r.to_string()).unwrap_or_default();
         st.heard = st.heard.saturating_add(1);
         let heard = st.heard;
+        // A silent resource stays silent until it answers a ping: the server's answer to a
+        // probe looks the same as the client's own presence.
+        let (silent, ping) = st
+            .resources
+            .remove(&resource)
+            .map(|r| (r.silent, r.ping))
+            .unwrap_or_default();
         st.resources.insert(
             resource,
             Resource {
                 show,
                 priority,
                 heard,
+                silent,
+                ping,
             },
         );
         st.offline_since = None;
@@ -176,17 +202,99 @@ impl Availability {
         gone
     }
 
-    /// Whoever seems online and has not been checked for [`SWEEP_MS`].
-    pub fn due_for_sweep(&self, now: Timestamp) -> Vec<BareJid> {
+    /// Whoever seems online and has not been checked for `sweep_ms`.
+    pub fn due_for_sweep(&self, now: Timestamp, sweep_ms: i64) -> Vec<BareJid> {
         self.by_staff
             .iter()
             .filter(|(_, st)| !st.resources.is_empty() && st.probed.is_none())
             .filter(|(_, st)| {
                 st.last_probe
-                    .is_none_or(|t| now.millis().saturating_sub(t.millis()) >= SWEEP_MS)
+                    .is_none_or(|t| now.millis().saturating_sub(t.millis()) >= sweep_ms)
             })
             .map(|(jid, _)| jid.clone())
             .collect()
+    }
+
+    /// The full JIDs of `staff`'s resources with no ping in flight (all of them, or only the
+    /// silent ones).
+    pub fn to_ping(&self, staff: &BareJid, only_silent: bool) -> Vec<FullJid> {
+        let Some(st) = self.by_staff.get(staff) else {
+            return Vec::new();
+        };
+        st.resources
+            .iter()
+            .filter(|(_, r)| r.ping.is_none() && (r.silent || !only_silent))
+            .filter_map(|(res, _)| staff.with_resource_str(res).ok())
+            .collect()
+    }
+
+    /// We pinged `jid` with IQ id `id`.
+    pub fn pinged(&mut self, jid: &FullJid, id: String, now: Timestamp) {
+        if let Some(r) = self.resource_mut(jid) {
+            r.ping = Some((id, now));
+        }
+    }
+
+    /// An answer to a ping we sent, if it is one: `from` must be the resource we pinged. An
+    /// answer that says the session is `gone` removes the resource; any other answer (a
+    /// result, or an error from a client without ping) proves it is there.
+    pub fn ping_answered(
+        &mut self,
+        id: &str,
+        from: Option<&Jid>,
+        gone: bool,
+        now: Timestamp,
+    ) -> Option<(BareJid, Change)> {
+        let from = from?.try_as_full().ok()?;
+        let r = self.resource_mut(from)?;
+        if r.ping.as_ref().map(|(i, _)| i.as_str()) != Some(id) {
+            return None;
+        }
+        r.ping = None;
+        let staff = from.to_bare();
+        if gone {
+            return Some((staff, self.offline(&Jid::from(from.clone()), now)));
+        }
+        let st = self.by_staff.get_mut(&staff)?;
+        let was = st.available();
+        if let Some(r) = st.resources.get_mut(from.resource().as_str()) {
+            r.silent = false;
+        }
+        let change = if !was && st.available() {
+            Change::BecameAvailable
+        } else {
+            Change::Nothing
+        };
+        Some((staff, change))
+    }
+
+    /// Pings unanswered for [`PING_WAIT_MS`]: those resources are silent. Returns the staff
+    /// members who took chats before and do not now.
+    pub fn expire_pings(&mut self, now: Timestamp) -> Vec<BareJid> {
+        let mut lost = Vec::new();
+        for (jid, st) in &mut self.by_staff {
+            let was = st.available();
+            for r in st.resources.values_mut() {
+                let late = r.ping.as_ref().is_some_and(|(_, sent)| {
+                    now.millis().saturating_sub(sent.millis()) >= PING_WAIT_MS
+                });
+                if late {
+                    r.ping = None;
+                    r.silent = true;
+                }
+            }
+            if was && !st.available() {
+                lost.push(jid.clone());
+            }
+        }
+        lost
+    }
+
+    fn resource_mut(&mut self, jid: &FullJid) -> Option<&mut Resource> {
+        self.by_staff
+            .get_mut(&jid.to_bare())?
+            .resources
+            .get_mut(jid.resource().as_str())
     }
 
     /// Does the model have `staff` online with any resource?
@@ -200,13 +308,16 @@ impl Availability {
         self.by_staff.get(staff).is_some_and(|p| p.available())
     }
 
-    /// Those of `staff` who take new chats now, in order.
-    pub fn available_of<'a>(&self, staff: impl IntoIterator<Item = &'a BareJid>) -> Vec<BareJid> {
-        staff
-            .into_iter()
-            .filter(|s| self.is_available(s))
-            .cloned()
-            .collect()
+    /// The resource a chat handed to `staff` goes to: of those that take chats, the one with
+    /// the highest priority (the first by name among equals).
+    pub fn chat_resource(&self, staff: &BareJid) -> Option<FullJid> {
+        let st = self.by_staff.get(staff)?;
+        let (res, _) = st
+            .resources
+            .iter()
+            .filter(|(_, r)| r.takes_chats())
+            .max_by(|a, b| a.1.priority.cmp(&b.1.priority).then(b.0.cmp(a.0)))?;
+        staff.with_resource_str(res).ok()
     }
 
     /// Since when every resource of `staff` has been offline, if they were seen online.
@@ -225,16 +336,21 @@ impl Availability {
         self.by_staff.len()
     }
 
-    /// Of these staff, how many are online and how many available, for `!diag`.
-    pub fn counts_of(&self, staff: &std::collections::BTreeSet<BareJid>) -> (usize, usize) {
+    /// Of these staff, how many are online, how many available, and how many have a silent
+    /// resource, for `!diag`.
+    pub fn counts_of(&self, staff: &std::collections::BTreeSet<BareJid>) -> Counts {
         let of = || {
             self.by_staff
                 .iter()
                 .filter(|(jid, _)| staff.contains(*jid))
                 .map(|(_, p)| p)
         };
-        let online = of().filter(|p| !p.resources.is_empty()).count();
-        let available = of().filter(|p| p.available()).count();
-        (online, available)
+        Counts {
+            online: of().filter(|p| !p.resources.is_empty()).count(),
+            available: of().filter(|p| p.available()).count(),
+            silent: of()
+                .filter(|p| p.resources.values().any(|r| r.silent))
+                .count(),
+        }
     }
 }

@@ -31,11 +31,23 @@ pub enum Command {
     Help,
     Waiting,
     Accept(i64),
+    Pass(i64),
     Cancel(i64),
     Finish(Option<i64>),
     Status,
     Transcript(i64),
     Diag,
+    /// `!say [N] KEY`: a canned reply into the sender's chat.
+    Say {
+        chat: Option<i64>,
+        key: String,
+    },
+    Canned,
+    /// `!transfer N [staff]`: to another staff member, or (no one named) back to the queue.
+    Transfer {
+        chat: i64,
+        to: Option<String>,
+    },
 }
 
 /// What a command takes after its name, and how the [`Command`] is made from it.
@@ -47,6 +59,23 @@ pub enum Takes {
     Chat(fn(i64) -> Command),
     /// A chat number or nothing: `!finish`, `!finish 12`.
     MaybeChat(fn(Option<i64>) -> Command),
+    /// Words after the name, parsed by the command: `!say 12 hello`. In an ad-hoc form, the
+    /// chat (required or not) and a second field of this kind.
+    Text {
+        parse: fn(&str) -> Result<Command, String>,
+        usage: &'static str,
+        chat_required: bool,
+        field: TextField,
+    },
+}
+
+/// The second field of a [`Takes::Text`] command's ad-hoc form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    /// One of the canned replies of the staff member's sites, from a list.
+    CannedKey,
+    /// Free text, with this label.
+    Text(&'static str),
 }
 
 /// One command: its `!name` (also its ad-hoc node), what it takes, its line in `!help`
@@ -73,6 +102,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         takes: Takes::Chat(Command::Accept),
         help: Some("take chat N"),
         menu: "Accept a chat",
+    },
+    CommandSpec {
+        name: "pass",
+        takes: Takes::Chat(Command::Pass),
+        help: Some("leave waiting chat N to others (it stays open, unlike !cancel)"),
+        menu: "Pass a waiting chat",
     },
     CommandSpec {
         name: "cancel",
@@ -105,6 +140,34 @@ pub static COMMANDS: &[CommandSpec] = &[
         menu: "Diagnostics",
     },
     CommandSpec {
+        name: "say",
+        takes: Takes::Text {
+            parse: parse_say,
+            usage: "[N] KEY",
+            chat_required: false,
+            field: TextField::CannedKey,
+        },
+        help: Some("send canned reply KEY into your chat (or chat N)"),
+        menu: "Send a canned reply",
+    },
+    CommandSpec {
+        name: "canned",
+        takes: Takes::Nothing(Command::Canned),
+        help: Some("the canned replies of your sites"),
+        menu: "Canned replies",
+    },
+    CommandSpec {
+        name: "transfer",
+        takes: Takes::Text {
+            parse: parse_transfer,
+            usage: "N [staff]",
+            chat_required: true,
+            field: TextField::Text("To (address, local part or name; empty: back to the queue)"),
+        },
+        help: Some("hand chat N to another staff member (no one named: back to the queue)"),
+        menu: "Transfer a chat",
+    },
+    CommandSpec {
         name: "help",
         takes: Takes::Nothing(Command::Help),
         help: None,
@@ -131,12 +194,14 @@ impl CommandSpec {
             Takes::Nothing(_) => format!("!{}", self.name),
             Takes::Chat(_) => format!("!{} N", self.name),
             Takes::MaybeChat(_) => format!("!{} [N]", self.name),
+            Takes::Text { usage, .. } => format!("!{} {usage}", self.name),
         }
     }
 
-    /// The command given its argument (`None`: none was given), or what is wrong with it.
-    /// Both `!text` and submitted ad-hoc forms come here.
-    pub fn command(&self, arg: Option<&str>) -> Result<Command, String> {
+    /// The command given what follows its name (trimmed; empty when nothing was given), or
+    /// what is wrong with it. Both `!text` and submitted ad-hoc forms come here.
+    pub fn command(&self, rest: &str) -> Result<Command, String> {
+        let arg = rest.split_whitespace().next();
         match &self.takes {
             Takes::Nothing(c) => Ok(c.clone()),
             Takes::Chat(f) => chat_number(self.name, arg).map(f),
@@ -144,6 +209,7 @@ impl CommandSpec {
                 .map(|a| chat_number(self.name, Some(a)))
                 .transpose()
                 .map(f),
+            Takes::Text { parse, .. } => parse(rest.trim()),
         }
     }
 }
@@ -161,21 +227,46 @@ fn chat_number(name: &str, arg: Option<&str>) -> Result<i64, String> {
         .map_err(|_| format!("{a:?} is not a chat number"))
 }
 
-/// A `!command` text: its first word names the command (`!` alone is `!help`), the second is
-/// the argument.
+/// `!say [N] KEY`.
+fn parse_say(rest: &str) -> Result<Command, String> {
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let key = |k: &str| k.to_lowercase();
+    match words.as_slice() {
+        [k] => Ok(Command::Say {
+            chat: None,
+            key: key(k),
+        }),
+        [n, k] => Ok(Command::Say {
+            chat: Some(chat_number("say", Some(n))?),
+            key: key(k),
+        }),
+        _ => Err("!say needs the key of a canned reply, e.g. !say hello, or !say 12 hello for chat 12 (!canned lists them).".into()),
+    }
+}
+
+/// `!transfer N [staff]` (the staff member may be a name with spaces).
+fn parse_transfer(rest: &str) -> Result<Command, String> {
+    let (n, to) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let chat = chat_number("transfer", Some(n).filter(|n| !n.is_empty()))?;
+    let to = to.trim();
+    Ok(Command::Transfer {
+        chat,
+        to: (!to.is_empty()).then(|| to.to_string()),
+    })
+}
+
+/// A `!command` text: its first word names the command (`!` alone is `!help`), the rest is
+/// for the command.
 pub fn parse(text: &str) -> Result<Command, String> {
-    let mut words = text.split_whitespace();
-    let name = words
-        .next()
-        .unwrap_or("")
-        .trim_start_matches('!')
-        .to_lowercase();
+    let text = text.trim();
+    let (first, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    let name = first.trim_start_matches('!').to_lowercase();
     if name.is_empty() {
         return Ok(Command::Help);
     }
     command_spec(&name)
         .ok_or_else(|| format!("Unknown command !{name}. Send !help for the list."))?
-        .command(words.next())
+        .command(rest.trim())
 }
 
 /// Where a command's answer goes.
@@ -296,7 +387,7 @@ impl Core {
     }
 
     /// The room of session `n`, if it is open and on one of `staff`'s sites.
-    fn room_for(&self, n: i64, staff: &BareJid) -> Result<RoomName, String> {
+    pub(super) fn room_for(&self, n: i64, staff: &BareJid) -> Result<RoomName, String> {
         let sites = self.staff_sites(staff);
         match self.rooms.by_session(n) {
             Some(r) if sites.contains(r.name().site()) => Ok(r.name().clone()),
@@ -323,6 +414,10 @@ impl Core {
                 Err(e) => e,
                 Ok(name) => self.accept(now, &name, sender, out),
             },
+            Command::Pass(n) => match self.room_for(n, &staff) {
+                Err(e) => e,
+                Ok(name) => self.pass_chat(now, &staff, &name, out),
+            },
             Command::Cancel(n) => match self.room_for(n, &staff) {
                 Err(e) => e,
                 Ok(name) => match self.rooms.get(&name).and_then(|r| r.staff_present().cloned()) {
@@ -334,6 +429,12 @@ impl Core {
                 },
             },
             Command::Finish(n) => self.finish(now, &staff, n, out),
+            Command::Canned => self.canned_text(&staff),
+            Command::Say { chat, key } => self.say(now, sender, chat, &key, out),
+            Command::Transfer { chat, to } => match self.room_for(chat, &staff) {
+                Err(e) => e,
+                Ok(name) => self.transfer(now, sender, &name, to.as_deref(), out),
+            },
             Command::Transcript(n) => {
                 let id = self.ids.next();
                 self.queries.asked(id, staff.clone(), reply);
@@ -362,6 +463,12 @@ impl Core {
                 format!("{} is already chatting with this visitor (#{n}).", h.nick)
             };
         }
+        if let Some(why) = self.at_cap(&sender.to_bare(), name.site()) {
+            return why;
+        }
+        let Some(room) = self.rooms.get(name) else {
+            return "That chat is closed.".into();
+        };
         let offered = room.was_offered_to(&sender.to_bare());
         let contact = room.jid().clone();
         let visitor = room.visitor_nick();
@@ -538,7 +645,7 @@ impl Core {
             .filter(|(id, _)| mine(id))
             .flat_map(|(_, s)| s.staff.iter().cloned())
             .collect();
-        let (online, available) = self.staff.counts_of(&staff);
+        let c = self.staff.counts_of(&staff);
         let scope = if all {
             "all sites".to_string()
         } else {
@@ -546,12 +653,15 @@ impl Core {
             format!("your sites: {}", names.join(", "))
         };
         format!(
-            "frontdesk {}\n{}\nconnected for: {uptime}\n{scope}\nopen sessions: {open} (INACTIVE {}, ACTIVE {}, CHATTING {})\nstaff online: {online}, available: {available}\nunasked answers dropped: {}",
+            "frontdesk {}\n{}\nconnected for: {uptime}\n{scope}\nopen sessions: {open} (INACTIVE {}, ACTIVE {}, CHATTING {})\nstaff online: {}, available: {}, not answering pings: {}\nunasked answers dropped: {}",
             env!("CARGO_PKG_VERSION"),
             self.roster.diag(),
             count(SessionState::Inactive),
             count(SessionState::Active),
             count(SessionState::Chatting),
+            c.online,
+            c.available,
+            c.silent,
             self.unmatched,
         )
     }
@@ -675,10 +785,17 @@ impl Core {
         let command = match (&spec.takes, form) {
             (Takes::Nothing(c), _) => c.clone(),
             (_, None) => return Ok(Step::Answer(self.adhoc_form(spec, &sender.to_bare()))),
-            (_, Some(form)) => match spec.command(form_value(&form, "session")) {
-                Ok(c) => c,
-                Err(e) => return Ok(Step::Answer(adhoc_completed(node, &e))),
-            },
+            (_, Some(form)) => {
+                let rest = [form_value(&form, "session"), form_value(&form, "text")]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                match spec.command(&rest) {
+                    Ok(c) => c,
+                    Err(e) => return Ok(Step::Answer(adhoc_completed(node, &e))),
+                }
+            }
         };
         Ok(Step::Run(sender, command))
     }
@@ -695,7 +812,14 @@ impl Core {
         rooms.sort_by_key(|r| r.session_id());
         let mut field = Field::new("session", FieldType::ListSingle);
         field.label = Some("Chat".into());
-        field.required = matches!(spec.takes, Takes::Chat(_));
+        field.required = matches!(
+            spec.takes,
+            Takes::Chat(_)
+                | Takes::Text {
+                    chat_required: true,
+                    ..
+                }
+        );
         field.options = rooms
             .iter()
             .map(|r| Option_ {
@@ -708,11 +832,15 @@ impl Core {
                 value: r.session_id().to_string(),
             })
             .collect();
+        let mut fields = vec![field];
+        if let Takes::Text { field: second, .. } = spec.takes {
+            fields.push(self.text_field(second, &sites));
+        }
         let form = DataForm {
             type_: DataFormType::Form,
             title: Some(format!("{}: which chat?", spec.name)),
             instructions: None,
-            fields: vec![field],
+            fields,
         };
         stanzas::element(
             "command",
@@ -730,6 +858,36 @@ impl Core {
         )
         .append(Element::from(form))
         .build()
+    }
+}
+
+impl Core {
+    /// The second field of a [`Takes::Text`] command's form.
+    fn text_field(&self, kind: TextField, sites: &[crate::address::SiteId]) -> Field {
+        match kind {
+            TextField::Text(label) => {
+                let mut f = Field::new("text", FieldType::TextSingle);
+                f.label = Some(label.into());
+                f
+            }
+            TextField::CannedKey => {
+                let mut f = Field::new("text", FieldType::ListSingle);
+                f.label = Some("Reply".into());
+                f.required = true;
+                f.options = self
+                    .config
+                    .sites
+                    .iter()
+                    .filter(|(id, _)| sites.contains(id))
+                    .flat_map(|(_, s)| s.desk.canned.iter())
+                    .map(|c| Option_ {
+                        label: Some(format!("{}: {}", c.key, crate::render::short(&c.text, 60))),
+                        value: c.key.clone(),
+                    })
+                    .collect();
+                f
+            }
+        }
     }
 }
 

@@ -97,6 +97,7 @@ impl Core {
             Iq::Result { from, id, .. } => {
                 if !self.roster_iq_answered(now, &id, from.as_ref(), None, out)
                     && !self.ping_answered(now, &id, from.as_ref(), None, out)
+                    && !self.staff_ping_answered(now, &id, from.as_ref(), false, out)
                 {
                     self.unmatched_answer(now, &id, from.as_ref());
                 }
@@ -111,8 +112,10 @@ impl Core {
             } => {
                 let echoed = payload.as_ref().is_some_and(|p| is(p, "ping", NS_PING));
                 let text = error_text(&error);
+                let gone = echoed && means_gone(&error);
                 if !self.roster_iq_answered(now, &id, from.as_ref(), Some(text), out)
                     && !self.ping_answered(now, &id, from.as_ref(), Some((error, echoed)), out)
+                    && !self.staff_ping_answered(now, &id, from.as_ref(), gone, out)
                 {
                     self.unmatched_answer(now, &id, from.as_ref());
                 }

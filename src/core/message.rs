@@ -154,6 +154,11 @@ impl Core {
         said: Said,
         out: &mut Effects,
     ) {
+        let targets = if said.author.role == Role::Visitor {
+            self.offer_targets(name)
+        } else {
+            Vec::new()
+        };
         let Some(ctx) = self.config.ctx(now, name) else {
             return;
         };
@@ -164,12 +169,15 @@ impl Core {
             out.send(r.message(Jid::from(room.jid().clone()), said.reply_to, said.id));
             return;
         }
-        if let Some(posted) = room.post(&ctx, &self.staff, said, out) {
+        if let Some(posted) = room.post(&ctx, &targets, said, out) {
             out.persist(
                 StoreOp::AppendMessage(posted.record),
                 posted.reflections,
                 posted.or_else,
             );
+        }
+        if !targets.is_empty() {
+            self.note_turn(name);
         }
     }
 

@@ -7,6 +7,7 @@
 //! (disco, ping, answers to our own pings). [`Effects`] is the one seam everything leaves through.
 
 mod availability;
+mod chat_commands;
 pub mod commands;
 mod iq;
 pub mod limits;
@@ -14,10 +15,12 @@ mod message;
 pub mod nick;
 mod pings;
 mod presence;
+mod queue;
 pub mod refusal;
 mod room;
 mod rooms;
 pub mod roster;
+mod routing;
 pub mod session;
 mod staff;
 pub mod stanzas;
@@ -65,6 +68,30 @@ pub struct SiteInfo {
     pub staff: BTreeSet<BareJid>,
     /// Visitors must bring a token signed with this (see `crate::token`).
     pub token_secret: Option<crate::token::TokenSecret>,
+    /// Names, avatars and caps of staff listed as tables.
+    pub profiles: BTreeMap<BareJid, crate::config::StaffProfile>,
+    pub desk: crate::config::DeskConfig,
+}
+
+impl SiteInfo {
+    /// How many chats `staff` may have at once when taking one of this site's.
+    pub fn cap_of(&self, staff: &BareJid) -> usize {
+        let n = self
+            .profiles
+            .get(staff)
+            .and_then(|p| p.max_chats)
+            .unwrap_or(self.desk.max_chats_per_staff);
+        usize::try_from(n).unwrap_or(usize::MAX)
+    }
+
+    /// The name visitors see for `staff`, if the config gives one.
+    pub fn display_name(&self, staff: &BareJid) -> Option<&str> {
+        self.profiles.get(staff)?.name.as_deref()
+    }
+
+    pub fn offer_timeout_ms(&self) -> i64 {
+        i64::try_from(self.desk.offer_timeout_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
 }
 
 impl CoreConfig {
@@ -81,6 +108,8 @@ impl CoreConfig {
                             name: s.name.clone(),
                             staff: s.staff.iter().cloned().collect(),
                             token_secret: s.token_secret.clone(),
+                            profiles: s.profiles.clone(),
+                            desk: s.desk.clone(),
                         },
                     )
                 })
@@ -320,6 +349,8 @@ pub struct Core {
     rooms: Rooms,
     pings: Pings,
     staff: Availability,
+    turns: routing::Turns,
+    first_responses: queue::FirstResponses,
     roster: roster::RosterState,
     queries: commands::Queries,
     ids: Ids,
@@ -352,6 +383,8 @@ impl Core {
             rooms: Rooms::new(snapshot.next_session_id),
             pings: Pings::default(),
             staff: Availability::default(),
+            turns: routing::Turns::default(),
+            first_responses: queue::FirstResponses::default(),
             roster,
             queries: commands::Queries::default(),
             ids: Ids {
@@ -437,7 +470,7 @@ impl Core {
                 stanza_id: None,
             } => self.unsaved_session(now, session_id, &mut out),
         }
-        self.after_state_changes(&mut out);
+        self.after_state_changes(now, &mut out);
         let mut outputs = out.outputs;
         self.give_ids(&mut outputs);
         outputs
@@ -544,6 +577,8 @@ impl Core {
         for name in self.rooms.names_where(|r| r.due_to_close(now)) {
             self.close_room(&name, now, out);
         }
+        self.route_waiting(now, out);
+        self.tell_positions(now, out);
     }
 
     /// Rooms that emptied just before the link dropped were probably emptied by the server
@@ -615,6 +650,8 @@ impl Core {
             self.desk_says(&s, &format!("#{} is closed.", room.session_id()), out);
         }
         self.roster_schedule_removal(now, room.jid(), name.site());
+        // Someone's place under their cap may be free now (see `after_state_changes`).
+        out.changed(name);
     }
 }
 
@@ -626,6 +663,8 @@ mod tests_determinism;
 mod tests_limits;
 #[cfg(test)]
 mod tests_prop;
+#[cfg(test)]
+mod tests_routing;
 #[cfg(test)]
 mod tests_staff;
 #[cfg(test)]

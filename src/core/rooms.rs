@@ -113,4 +113,17 @@ impl Rooms {
             .map(|r| r.name().clone())
             .collect()
     }
+
+    /// How many chats each staff member has (CHATTING rooms they handle), on every site.
+    pub fn loads(&self) -> std::collections::BTreeMap<xmpp_parsers::jid::BareJid, usize> {
+        let mut loads = std::collections::BTreeMap::new();
+        for r in self.by_name.values() {
+            if r.state() == crate::core::session::SessionState::Chatting {
+                if let Some(h) = r.handler() {
+                    *loads.entry(h).or_insert(0) += 1;
+                }
+            }
+        }
+        loads
+    }
 }

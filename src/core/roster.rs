@@ -203,6 +203,32 @@ pub struct RosterState {
     items: BTreeSet<(BareJid, BareJid)>,
     done: u64,
     failed: u64,
+    /// Changes a rung could not make in auto mode, redone by the next rung: not failures.
+    fallbacks: Option<Fallback>,
+}
+
+/// The last rung auto mode left, how many changes it handed on, and the last error.
+#[derive(Debug, Clone)]
+struct Fallback {
+    from: Rung,
+    count: u64,
+    error: String,
+}
+
+impl Fallback {
+    /// One line for `!diag` that says whether the operator has anything to do.
+    fn describe(&self) -> String {
+        let why = match self.from {
+            // ejabberd 23.01 advertises roster access to components but its roster set fails
+            // for them (ejabberd issue #3942, fixed in 23.10): the admin API is the way there.
+            Rung::Privilege(_) => "this is expected on ejabberd 23.01 (before 23.10), which advertises XEP-0356 roster access but cannot set rosters for a component of this kind; the admin API or subscriptions do it instead, nothing to fix".to_string(),
+            _ => format!("last error: {}", self.error),
+        };
+        format!(
+            "fell back from {} ({} change(s) redone by the next way, none lost): {why}",
+            self.from, self.count
+        )
+    }
 }
 
 impl RosterState {
@@ -232,6 +258,7 @@ impl RosterState {
             items: items.iter().cloned().collect(),
             done: 0,
             failed: 0,
+            fallbacks: None,
         }
     }
 
@@ -283,13 +310,35 @@ impl RosterState {
                 .join("; ")
         };
         let pending = self.inflight.len() + self.queue.len();
+        let fallback = self
+            .fallbacks
+            .as_ref()
+            .map(|f| format!("\n{}", f.describe()))
+            .unwrap_or_default();
         format!(
-            "roster: {rung} (mode {:?}; {} done, {} failed, {pending} in flight, {} removals scheduled)\nprivileges advertised: {adverts}",
+            "roster: {rung} (mode {:?}; {} done, {} failed, {pending} in flight, {} removals scheduled){fallback}\nprivileges advertised: {adverts}",
             self.mode,
             self.done,
             self.failed,
             self.removals.len(),
         )
+    }
+
+    /// Counts a change that `from` could not make and the next rung redoes.
+    fn fell_back(&mut self, from: Rung, error: String) {
+        match &mut self.fallbacks {
+            Some(f) if f.from == from => {
+                f.count += 1;
+                f.error = error;
+            }
+            _ => {
+                self.fallbacks = Some(Fallback {
+                    from,
+                    count: 1,
+                    error,
+                })
+            }
+        }
     }
 
     /// The rung after `r` when it fails at run time (auto mode only falls back).
@@ -610,9 +659,9 @@ impl Core {
         match error {
             None => self.roster_done(now, op, out),
             Some(e) => {
-                self.roster.failed += 1;
                 let current = self.roster.rung.clone();
                 if self.roster.mode != RosterMode::Auto {
+                    self.roster.failed += 1;
                     tracing::error!(rung = %rung, staff = %op.staff(), contact = %op.contact(), error = %e, "roster change failed (roster mode is fixed in the config, so no fallback)");
                     return true;
                 }
@@ -621,6 +670,7 @@ impl Core {
                     tracing::warn!(failed = %rung, error = %e, next = %next, "roster rung failed; falling back");
                     self.roster.rung = Some(next);
                 }
+                self.roster.fell_back(rung, e);
                 self.roster_apply(now, op, out);
             }
         }

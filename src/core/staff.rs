@@ -83,7 +83,7 @@ impl Core {
         }
         let allowed = contact_site.as_ref().is_none_or(|s| sites.contains(s));
         match p.type_ {
-            PresenceType::None => self.staff_online(&from, p, out),
+            PresenceType::None => self.staff_online(now, &from, p, out),
             PresenceType::Unavailable if contact_site.is_none() => self.staff_offline(now, &from),
             // Servers send this to a visitor contact when its roster item comes or goes while
             // the staff member stays online, as well as on logout: not proof, so ask.
@@ -124,12 +124,61 @@ impl Core {
         }
     }
 
-    fn staff_online(&mut self, from: &Jid, p: &Presence, out: &mut Effects) {
+    fn staff_online(&mut self, now: Timestamp, from: &Jid, p: &Presence, out: &mut Effects) {
+        let bare = from.to_bare();
         if self.staff.online(from, p.show.clone(), p.priority.0) == Change::BecameAvailable {
-            let bare = from.to_bare();
             tracing::info!(staff = %bare, resource = ?from.resource(), "staff available");
-            self.offer_waiting_to(&bare, out);
+            self.route_waiting(now, out);
         }
+        // Presence from a silent resource: is the client back, or the server answering for it?
+        self.ping_staff(now, &bare, true, out);
+    }
+
+    /// Pings `staff`'s resources (or only the silent ones) that have no ping in flight.
+    fn ping_staff(
+        &mut self,
+        now: Timestamp,
+        staff: &BareJid,
+        only_silent: bool,
+        out: &mut Effects,
+    ) {
+        for jid in self.staff.to_ping(staff, only_silent) {
+            let id = self.ids.iq("sping");
+            out.send(stanzas::ping(
+                self.desk(),
+                Jid::from(jid.clone()),
+                id.clone(),
+            ));
+            self.staff.pinged(&jid, id, now);
+        }
+    }
+
+    /// An answer to a ping sent to a staff resource. False if it is not one.
+    pub(super) fn staff_ping_answered(
+        &mut self,
+        now: Timestamp,
+        id: &str,
+        from: Option<&Jid>,
+        gone: bool,
+        out: &mut Effects,
+    ) -> bool {
+        let Some((staff, change)) = self.staff.ping_answered(id, from, gone, now) else {
+            return false;
+        };
+        match change {
+            Change::BecameAvailable => {
+                tracing::info!(staff = %staff, resource = ?from.and_then(|f| f.resource()), "staff available (answered a ping again)");
+                self.route_waiting(now, out);
+            }
+            Change::WentOffline => {
+                tracing::info!(staff = %staff, "staff offline (the server answered our ping for a session that no longer exists)")
+            }
+            Change::Nothing => {}
+        }
+        if gone {
+            self.probe_staff(now, &staff, out);
+        }
+        true
     }
 
     fn staff_offline(&mut self, now: Timestamp, from: &Jid) {
@@ -171,8 +220,14 @@ impl Core {
         for staff in self.staff.expire_probes(now) {
             tracing::info!(staff = %staff, "staff offline (the server answered a probe for no resource)");
         }
-        for staff in self.staff.due_for_sweep(now) {
+        for staff in self.staff.expire_pings(now) {
+            tracing::info!(staff = %staff, "staff member's client did not answer a ping: no offers until it does (the server still lists the session)");
+        }
+        let sweep_ms = i64::try_from(self.config.roster.check_staff_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        for staff in self.staff.due_for_sweep(now, sweep_ms) {
             self.probe_staff(now, &staff, out);
+            self.ping_staff(now, &staff, false, out);
         }
     }
 
@@ -256,14 +311,23 @@ impl Core {
 
     /// What a state change means for staff: the contact's presence, who hears that the chat
     /// was taken, and offers when a chat waits again.
-    pub(super) fn after_state_changes(&mut self, out: &mut Effects) {
+    pub(super) fn after_state_changes(&mut self, now: Timestamp, out: &mut Effects) {
+        let mut waits_again = false;
         for name in out.take_changed() {
             self.announce_contact(&name, out);
             let Some(room) = self.rooms.get_mut(&name) else {
+                // Closed and gone: a place under someone's cap is free.
+                waits_again = true;
                 continue;
             };
             match room.state() {
                 SessionState::Chatting => {
+                    if let Some(ms) = room.first_answered(now) {
+                        self.first_responses.record(name.site(), ms);
+                    }
+                    let Some(room) = self.rooms.get_mut(&name) else {
+                        continue;
+                    };
                     let told = room.take_offered_for_handled();
                     let nick = room
                         .staff_present()
@@ -275,57 +339,18 @@ impl Core {
                     }
                 }
                 SessionState::Active if room.waits_unoffered() => {
-                    let last = room.last_staff().cloned();
-                    let staff = self.site_staff(name.site());
-                    for s in self.staff.available_of(&staff) {
-                        if Some(&s) != last.as_ref() {
-                            self.offer_room_to(&name, &s, out);
-                        }
+                    // Given back: offered to everyone but the one who gave it back.
+                    if let Some(last) = room.last_staff().cloned() {
+                        room.pass(&last);
                     }
+                    self.route(now, &name, out);
                 }
+                SessionState::Closed => waits_again = true,
                 _ => {}
             }
         }
-    }
-
-    fn site_staff(&self, site: &SiteId) -> Vec<BareJid> {
-        self.config
-            .sites
-            .get(site)
-            .map(|s| s.staff.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    // ---- offers ---------------------------------------------------------------------------
-
-    /// A staff member just became available: every chat waiting on their sites is offered.
-    fn offer_waiting_to(&mut self, staff: &BareJid, out: &mut Effects) {
-        let sites = self.staff_sites(staff);
-        let mut waiting: Vec<(i64, RoomName)> = self
-            .rooms
-            .values()
-            .filter(|r| {
-                r.state() == SessionState::Active
-                    && sites.contains(r.name().site())
-                    && !r.was_offered_to(staff)
-            })
-            .map(|r| (r.session_id(), r.name().clone()))
-            .collect();
-        waiting.sort();
-        for (_, name) in waiting {
-            self.offer_room_to(&name, staff, out);
-        }
-    }
-
-    /// Replays what the visitor wrote so far, from the contact, then the desk's note.
-    fn offer_room_to(&mut self, name: &RoomName, staff: &BareJid, out: &mut Effects) {
-        let desk = self.desk();
-        let Some(site) = self.config.sites.get(name.site()) else {
-            return;
-        };
-        if let Some(room) = self.rooms.get_mut(name) {
-            let note = room.offer_note(&site.name);
-            room.offer_to(&desk, staff, &note, out);
+        if waits_again {
+            self.route_waiting(now, out);
         }
     }
 
@@ -409,6 +434,14 @@ impl Core {
             )));
         };
         room.check_not_taken(&sender).map_err(Some)?;
+        if room.handler().is_none() {
+            if let Some(why) = self.at_cap(&bare, name.site()) {
+                return Err(Some(Refusal::wait(
+                    DefinedCondition::ResourceConstraint,
+                    why,
+                )));
+            }
+        }
         Ok(sender)
     }
 

@@ -27,6 +27,8 @@ pub(super) fn config() -> CoreConfig {
         name: name.into(),
         staff: staff.iter().map(|s| BareJid::new(s).unwrap()).collect(),
         token_secret: None,
+        profiles: Default::default(),
+        desk: Default::default(),
     };
     CoreConfig {
         component: BareJid::new(COMPONENT).unwrap(),
@@ -71,6 +73,18 @@ pub(super) struct Scenario {
     /// bare JID, the last presence each resource sent to the front desk.
     pub(super) server:
         std::collections::BTreeMap<String, std::collections::BTreeMap<String, Element>>,
+    /// Staff clients that no longer answer pings.
+    frozen: std::collections::BTreeSet<String>,
+    /// Whom the desk pinged, in order (staff liveness checks; answered by `answer_pings`).
+    pub(super) staff_pings: Vec<(String, String)>,
+}
+
+/// A ping from the front desk (the component's bare domain) to a staff resource.
+fn is_desk_ping(e: &Element) -> bool {
+    e.name() == "iq"
+        && e.attr("type") == Some("get")
+        && e.attr("from") == Some(COMPONENT)
+        && e.has_child("ping", "urn:xmpp:ping")
 }
 
 pub(super) fn parse(xml: &str) -> Element {
@@ -155,17 +169,26 @@ impl Scenario {
             stored: Vec::new(),
             or_else: Vec::new(),
             server: Default::default(),
+            frozen: Default::default(),
+            staff_pings: Vec::new(),
         }
     }
 
     pub(super) fn feed(&mut self, input: Input) {
         let mut probed = Vec::new();
+        let mut pinged = Vec::new();
         for o in self.core.handle(self.now, input) {
             match o {
                 Output::Send(s) => {
                     let e = to_element(&s);
                     if e.name() == "presence" && e.attr("type") == Some("probe") {
                         probed.extend(e.attr("to").map(str::to_string));
+                    }
+                    if is_desk_ping(&e) {
+                        let attr = |a| e.attr(a).unwrap_or_default().to_string();
+                        self.staff_pings.push((attr("to"), attr("id")));
+                        pinged.push(e);
+                        continue;
                     }
                     self.route(e)
                 }
@@ -182,6 +205,36 @@ impl Scenario {
             }
         }
         self.answer_probes(probed);
+        self.answer_pings(pinged);
+    }
+
+    /// Staff clients answer the desk's pings, unless frozen (a client the server still
+    /// lists that no longer answers).
+    fn answer_pings(&mut self, pinged: Vec<Element>) {
+        for ping in pinged {
+            let (Some(to), Some(id)) = (ping.attr("to"), ping.attr("id")) else {
+                continue;
+            };
+            if self.frozen.contains(to) {
+                continue;
+            }
+            let answer = parse(&format!(
+                "<iq type='result' from='{to}' to='{COMPONENT}' id='{id}'/>"
+            ));
+            if let Ok(stanza) = xso::transform(&answer) {
+                self.feed(Input::Stanza(stanza));
+            }
+        }
+    }
+
+    /// A staff client stops answering (killed while the server keeps its session, or cut
+    /// off); `thaw` brings it back.
+    pub(super) fn freeze(&mut self, full: &str) {
+        self.frozen.insert(full.to_string());
+    }
+
+    pub(super) fn thaw(&mut self, full: &str) {
+        self.frozen.remove(full);
     }
 
     /// The server answers a probe from the front desk: each resource's last presence, or
@@ -801,6 +854,8 @@ fn an_unanswered_ping_keeps_the_room_for_the_bound_visitor() {
     s.receives_nothing();
     s.after_secs(6);
     s.receives(&format!("<presence type='error' from='{ROOM}/Ann' to='{V2}' id='j2'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"));
+    // (Ann has waited 11 s for staff: she hears her place in line.)
+    s.receives(&format!("<message from='{ROOM}' to='{V1}' type='groupchat'><body>You are next in line.</body></message>"));
     s.receives_nothing();
     assert_eq!(s.last_session_row().visitor_jid.as_deref(), Some(V1));
     // The visitor still has their room and their history went to nobody else.

@@ -477,6 +477,7 @@ proptest! {
             mode: RosterMode::Auto,
             ejabberd_api: Some(HttpUrl::parse("http://127.0.0.1:5280/api").unwrap()),
             remove_after_secs: 30,
+            ..RosterConfig::default()
         };
         let mut now = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
         let mut core = Core::new(cfg.clone(), Snapshot { next_session_id: 1, ..Default::default() }, now);

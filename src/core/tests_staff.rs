@@ -19,6 +19,7 @@ fn with_roster(mode: RosterMode) -> Scenario {
         mode,
         ejabberd_api: Some(HttpUrl::parse("http://127.0.0.1:5280/api").unwrap()),
         remove_after_secs: 60,
+        ..RosterConfig::default()
     };
     Scenario::with_config(c)
 }
@@ -154,6 +155,42 @@ fn auto_picks_privilege_when_advertised_and_falls_back_to_the_api_when_it_fails(
     );
 }
 
+/// ejabberd 23.01 refuses every privileged roster set; auto mode redoes each change by the API.
+/// `!diag` must not report those as failures, and says the fallback is expected.
+#[test]
+fn diag_calls_the_expected_privilege_fallback_expected_not_failed() {
+    let mut s = with_roster(RosterMode::Auto);
+    s.feed(Input::Connected);
+    s.sends(&format!(
+        "<message from='example.com' to='{COMPONENT}'><privilege xmlns='urn:xmpp:privilege:1'>
+            <perm access='roster' type='both'/></privilege></message>"
+    ));
+    s.after_secs(2);
+    let mut ids = Vec::new();
+    for staff in [ALICE_BARE, BOB_BARE, CAROL_BARE] {
+        let iq = s.staff_gets(&format!("<iq type='set' to='{staff}'/>"));
+        ids.push((staff, iq.attr("id").unwrap_or_default().to_string()));
+    }
+    for (staff, id) in &ids {
+        s.sends(&format!(
+            "<iq type='error' from='{staff}' to='{COMPONENT}' id='{id}'><error type='cancel'><internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        ));
+    }
+    for call in s.api_calls() {
+        s.feed(Input::ApiDone {
+            id: call.id.clone(),
+            result: Ok(()),
+        });
+    }
+    let diag = s.core.diag_text(s.now, &BareJid::new(ALICE_BARE).unwrap());
+    assert!(diag.contains("3 done, 0 failed"), "{diag}");
+    assert!(
+        diag.contains("fell back from privilege (urn:xmpp:privilege:1) (3 change(s) redone")
+            && diag.contains("expected on ejabberd 23.01"),
+        "{diag}"
+    );
+}
+
 #[test]
 fn auto_without_privilege_or_api_sends_subscription_requests() {
     let mut c = config();
@@ -161,6 +198,7 @@ fn auto_without_privilege_or_api_sends_subscription_requests() {
         mode: RosterMode::Auto,
         ejabberd_api: None,
         remove_after_secs: 60,
+        ..RosterConfig::default()
     };
     let mut s = Scenario::with_config(c);
     s.feed(Input::Connected);
@@ -671,11 +709,15 @@ fn help_text_is_generated_from_the_table_unchanged() {
     let before = "Front desk commands:
 !waiting — chats waiting on your sites
 !accept N — take chat N
+!pass N — leave waiting chat N to others (it stays open, unlike !cancel)
 !cancel N — decline waiting chat N (the visitor is told, the chat is closed)
 !finish [N] — close your chat (or chat N)
 !status — your current chats
 !transcript N — the transcript of chat N
 !diag — what the front desk sees (roster method, privileges, uptime, open chats)
+!say [N] KEY — send canned reply KEY into your chat (or chat N)
+!canned — the canned replies of your sites
+!transfer N [staff] — hand chat N to another staff member (no one named: back to the queue)
 To answer a visitor, write to them in your roster.";
     assert_eq!(commands::HELP.as_str(), before);
 }
@@ -700,11 +742,15 @@ fn the_ad_hoc_menu_keeps_its_order_and_names() {
     let before = [
         ("waiting", "Waiting chats"),
         ("accept", "Accept a chat"),
+        ("pass", "Pass a waiting chat"),
         ("cancel", "Decline a waiting chat"),
         ("finish", "Finish a chat"),
         ("status", "My chats"),
         ("transcript", "Transcript of a chat"),
         ("diag", "Diagnostics"),
+        ("say", "Send a canned reply"),
+        ("canned", "Canned replies"),
+        ("transfer", "Transfer a chat"),
         ("help", "Help"),
     ];
     let expected: Vec<(&str, &str, &str)> =
@@ -1032,6 +1078,178 @@ fn staff_who_left_unnoticed_are_found_out_by_a_probe() {
         "the visitor must hear that nobody is there"
     );
     assert!(!offered(&s, ALICE_BARE));
+}
+
+/// `!diag`'s staff line, as `bob` sees it.
+fn diag_staff_line(s: &mut Scenario) -> String {
+    s.staff_inbox.clear();
+    s.desk_command(BOB, "!diag");
+    let diag = s.staff_gets(&format!(
+        "<message from='{COMPONENT}' to='{BOB_BARE}' type='chat'/>"
+    ));
+    show(&diag)
+        .split("staff online: ")
+        .nth(1)
+        .and_then(|t| t.split(['\n', '<']).next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A client killed while the server keeps its session for resumption (XEP-0198), or cut off
+/// without the connection closing: the server still answers probes for it, so only a ping
+/// to the client itself shows it is not there.
+#[test]
+fn a_staff_client_that_stops_answering_pings_gets_no_offers_until_it_answers_again() {
+    let mut s = with_roster(RosterMode::Off);
+    s.online(ALICE, None);
+    s.online(BOB, None);
+    s.freeze(ALICE);
+    s.after_secs(61); // the sweep: the server answers the probe for alice; her client is silent
+    assert!(
+        s.staff_pings.iter().any(|(to, _)| to == ALICE),
+        "{:?}",
+        s.staff_pings
+    );
+    s.after_secs(16);
+    assert_eq!(
+        diag_staff_line(&mut s),
+        "2, available: 1, not answering pings: 1"
+    );
+    s.staff_inbox.clear();
+    s.visitor_joins();
+    s.visitor_says("Hello?");
+    assert!(offered(&s, BOB_BARE), "bob is there");
+    assert!(!offered(&s, ALICE_BARE), "alice's client is not");
+
+    // The server answering another probe for her does not revive her.
+    s.sends(&format!("<presence from='{ALICE}' to='{COMPONENT}'/>"));
+    s.after_secs(16);
+    assert!(!offered(&s, ALICE_BARE));
+
+    // Her client answers again (its session resumed): the waiting chat is offered to her.
+    s.thaw(ALICE);
+    s.after_secs(61);
+    assert!(
+        offered(&s, ALICE_BARE),
+        "alice is offered the waiting chat once she answers"
+    );
+    assert_eq!(
+        diag_staff_line(&mut s),
+        "2, available: 2, not answering pings: 0"
+    );
+}
+
+/// A presence from a silent client is checked at once with a ping, not at the next sweep.
+#[test]
+fn presence_from_a_silent_client_is_checked_at_once() {
+    let mut s = with_roster(RosterMode::Off);
+    s.online(ALICE, None);
+    s.online(BOB, None);
+    s.freeze(ALICE);
+    s.after_secs(61);
+    s.after_secs(16);
+    s.visitor_joins();
+    s.visitor_says("Hello?");
+    s.staff_inbox.clear();
+    s.thaw(ALICE);
+    let pings = s.staff_pings.len();
+    s.sends(&format!(
+        "<presence from='{ALICE}' to='{COMPONENT}'><show>chat</show></presence>"
+    ));
+    assert_eq!(
+        s.staff_pings.len(),
+        pings + 1,
+        "one ping to the silent client"
+    );
+    assert!(
+        offered(&s, ALICE_BARE),
+        "answered at once: offered the waiting chat"
+    );
+}
+
+/// One silent resource among several does not make the staff member unavailable.
+#[test]
+fn a_silent_second_client_leaves_the_first_taking_chats() {
+    let mut s = with_roster(RosterMode::Off);
+    let phone = "alice_acme@example.com/phone";
+    s.online(ALICE, None);
+    s.online(phone, None);
+    s.online(BOB, None);
+    s.freeze(phone);
+    s.after_secs(61);
+    s.after_secs(16);
+    assert_eq!(
+        diag_staff_line(&mut s),
+        "2, available: 2, not answering pings: 1"
+    );
+    s.staff_inbox.clear();
+    s.visitor_joins();
+    s.visitor_says("Hello?");
+    assert!(offered(&s, ALICE_BARE));
+}
+
+/// Only the pinged resource can answer its ping: a forged result from a visitor, another
+/// staff member or another resource of the same account (right id, wrong address) revives
+/// nothing, and is counted as unasked.
+#[test]
+fn a_forged_ping_answer_does_not_revive_a_silent_client() {
+    let mut s = with_roster(RosterMode::Off);
+    s.online(ALICE, None);
+    s.online(BOB, None);
+    s.freeze(ALICE);
+    s.after_secs(61);
+    let id = s
+        .staff_pings
+        .iter()
+        .rev()
+        .find(|(to, _)| to == ALICE)
+        .map(|(_, id)| id.clone())
+        .unwrap();
+    for forger in [V1, BOB, "alice_acme@example.com/other", ALICE_BARE, CAROL] {
+        s.sends(&format!(
+            "<iq type='result' from='{forger}' to='{COMPONENT}' id='{id}'/>"
+        ));
+    }
+    s.after_secs(16);
+    assert_eq!(
+        diag_staff_line(&mut s),
+        "2, available: 1, not answering pings: 1"
+    );
+    s.staff_inbox.clear();
+    s.visitor_joins();
+    s.visitor_says("Hello?");
+    assert!(!offered(&s, ALICE_BARE));
+    // The real client's late answer to that (expired) ping is not taken either.
+    s.sends(&format!(
+        "<iq type='result' from='{ALICE}' to='{COMPONENT}' id='{id}'/>"
+    ));
+    assert!(!offered(&s, ALICE_BARE));
+}
+
+/// The server answering our ping for a session that no longer exists (the ping echoed back
+/// with `service-unavailable`) ends that resource at once.
+#[test]
+fn the_servers_answer_for_a_dead_session_ends_the_resource() {
+    let mut s = with_roster(RosterMode::Off);
+    s.online(ALICE, None);
+    s.online(BOB, None);
+    s.freeze(ALICE);
+    s.server_forgets(ALICE);
+    s.after_secs(61);
+    let id = s
+        .staff_pings
+        .iter()
+        .rev()
+        .find(|(to, _)| to == ALICE)
+        .map(|(_, id)| id.clone())
+        .unwrap();
+    s.sends(&format!(
+        "<iq type='error' from='{ALICE}' to='{COMPONENT}' id='{id}'><ping xmlns='urn:xmpp:ping'/><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+    ));
+    assert_eq!(
+        diag_staff_line(&mut s),
+        "1, available: 1, not answering pings: 0"
+    );
 }
 
 #[test]

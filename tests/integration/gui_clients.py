@@ -29,6 +29,7 @@ import ast
 import asyncio
 import contextlib
 import hashlib
+import html
 import os
 import pwd
 import re
@@ -50,7 +51,7 @@ GUI_USER = os.environ.get("FRONTDESK_GUI_USER", "frontdesk-gui")
 SYSTEM_PYTHON = "/usr/bin/python3"   # the one with Debian's gajim and nbxmpp modules
 SCREEN = "1280x800x24"
 DESKTOP_PROGRAMS = ("Xvfb", "dbus-daemon", "import")
-GAJIM_PROGRAMS = ("gajim", "gajim-remote", "gdbus")
+GAJIM_PROGRAMS = ("gajim", "gajim-remote", "gdbus", "xdotool")
 PSI_PROGRAMS = ("psi-plus", "xdotool", "gdbus")
 
 # gajim.common.const.KindConstant: the `kind` column of logs.db's table `logs`.
@@ -502,6 +503,37 @@ class Gajim(Desktop):
         AssertionError in MessageInputTextView._on_message_sent."""
         await self.app_action("open-chat", f"<['{self.account}', '{jid}']>")
 
+    async def run_command(self, jid: str, name: str, timeout: float = 20) -> tuple[str, str]:
+        """What staff do from the contact's menu, "Execute Command…": Gajim asks `jid` for its
+        ad-hoc commands and shows them in a window ("Command List"); a click in the list, the
+        command's name typed (the list's type-ahead search selects it) and Return run it.
+        Returns the window's id and the note of the completed command, from Gajim's own
+        stanza log."""
+        before = self.log.read_text(errors="replace") if self.log.exists() else ""
+        await self.app_action(f"{self.account}-execute-command", f"<'{jid}'>")
+
+        async def windows():
+            return (await self.run("xdotool", "search", "--name", "^Command List$")).stdout.split()
+        found = await poll(windows, lambda w: len(w) == 1, timeout, "Gajim's Command List window")
+        win = found[0]
+        # Keyboard focus to that window (there is no window manager to give it), then a click
+        # on the list's first row (the window is 600x500: it is at 100,84) for the list's own.
+        for argv in (("windowfocus", "--sync", win), ("mousemove", "--window", win, "100", "84", "click", "1"),
+                     ("type", "--delay", "40", name), ("key", "Return")):
+            r = await self.run("xdotool", *argv)
+            if r.returncode != 0:
+                raise ClientError(f"xdotool {' '.join(argv)} failed: {r.stdout}{r.stderr}")
+
+        async def title():
+            return (await self.run("xdotool", "getwindowname", win)).stdout.strip()
+        await poll(title, lambda t: t == "Completed", timeout, f"Gajim's command window showing {name!r} completed")
+
+        def note():
+            new = self.log.read_text(errors="replace")[len(before):]
+            m = re.search(r"<command[^>]*status=.completed.[^>]*>\s*<note[^>]*>([^<]*)</note>", new)
+            return html.unescape(m.group(1)) if m else None
+        return win, await poll(note, lambda n: n is not None, 5, "the completed command's note in Gajim's log")
+
     async def say(self, jid: str, text: str) -> None:
         """What staff do in the UI: open the chat with `jid`, type `text`, send it."""
         await self.open_chat(jid)
@@ -782,32 +814,53 @@ class Steps:
                 f"; total {time.monotonic() - self.t0:.1f} s")
 
 
-async def server_sessions(ejabberd, user: str) -> list[str]:
-    """The full JIDs of `user`'s sessions on the server (`ejabberdctl connected_users`)."""
-    r = await asyncio.get_running_loop().run_in_executor(None, lambda: ejabberd.ctl("connected_users"))
-    return [line for line in r.stdout.split() if line.split("/")[0] == f"{user}@{ejabberd.staff_host}"]
+async def server_sessions(server, user: str) -> list[str]:
+    """The full JIDs of `user`'s sessions on the server (`ejabberdctl connected_users`, or
+    Prosody's `prosodyctl shell c2s show`)."""
+    def ask():
+        if hasattr(server, "ctl"):
+            return server.ctl("connected_users").stdout.split()
+        return server.sessions()
+    jids = await asyncio.get_running_loop().run_in_executor(None, ask)
+    return [j for j in jids if j.split("/")[0] == f"{user}@{server.staff_host}"]
 
 
-async def no_sessions_before(ejabberd, user: str, timeout: float = 15) -> None:
+async def server_roster(server, user: str) -> str:
+    """A staff account's roster on the server, as text naming each contact (`ejabberdctl
+    get_roster`, or Prosody's stored roster)."""
+    def ask():
+        if hasattr(server, "ctl"):
+            return server.ctl("get_roster", user, server.staff_host).stdout
+        return server.roster_text(user)
+    return await asyncio.get_running_loop().run_in_executor(None, ask)
+
+
+def kick(server, user: str, resource: str) -> None:
+    if hasattr(server, "ctl"):
+        server.ctl("kick_session", user, server.staff_host, resource, "test over", check=False)
+    else:
+        server.kick(user, server.staff_host, resource)
+
+
+async def no_sessions_before(server, user: str, timeout: float = 15) -> None:
     """Fail unless `user` has no session on the server (within `timeout`): a session left by
     an earlier test would take the client's messages and count as the staff member online."""
-    await poll(lambda: server_sessions(ejabberd, user), lambda s: not s, timeout,
+    await poll(lambda: server_sessions(server, user), lambda s: not s, timeout,
                f"no session of {user} on the server before the client logs in", interval=0.5)
 
 
-async def end_session(client: Desktop, ejabberd, user: str, resource: str, timeout: float = 15) -> None:
+async def end_session(client: Desktop, server, user: str, resource: str, timeout: float = 15) -> None:
     """Log the client out and wait for the server to close its session. If it does not, kick
     the session (so that later tests do not meet it) and fail."""
-    full = f"{user}@{ejabberd.staff_host}/{resource}"
-    if full not in await server_sessions(ejabberd, user):
+    full = f"{user}@{server.staff_host}/{resource}"
+    if full not in await server_sessions(server, user):
         return   # never logged in (the test says why), or gone already
     try:
         await client.log_out()
-        await poll(lambda: server_sessions(ejabberd, user), lambda s: full not in s, timeout,
+        await poll(lambda: server_sessions(server, user), lambda s: full not in s, timeout,
                    f"the server closing {full} after {client.name} went offline", interval=0.3)
     except AssertionError as e:
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: ejabberd.ctl("kick_session", user, ejabberd.staff_host, resource, "test over", check=False))
+        await asyncio.get_running_loop().run_in_executor(None, lambda: kick(server, user, resource))
         raise AssertionError(f"{client.name} did not log out cleanly (its session was kicked): {e}") from e
 
 

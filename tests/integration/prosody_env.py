@@ -90,6 +90,31 @@ class Prosody:
         if host == self.staff_host:
             self.passwords[user] = password
 
+    def shell(self, *args: str, timeout: float = 30) -> str:
+        """`prosodyctl shell <args>` (mod_admin_shell) against this instance."""
+        r = subprocess.run(_as_prosody(["prosodyctl", "--config", str(self.config), "shell", *args]),
+                           capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"prosodyctl shell {' '.join(args)} exited {r.returncode}:\n{r.stdout}{r.stderr}")
+        return r.stdout
+
+    def sessions(self) -> list[str]:
+        """The full JIDs of every c2s session (`prosodyctl shell c2s show`)."""
+        return [f for line in self.shell("c2s", "show").splitlines()
+                for f in [c.strip() for c in line.split("|")][1:2] if "@" in f and "/" in f]
+
+    def kick(self, user: str, host: str, resource: str) -> None:
+        self.shell(f"c2s:close('{user}@{host}/{resource}')")
+
+    def roster_text(self, user: str) -> str:
+        """The stored roster of `user` on the staff host, as Prosody's internal storage has it
+        (a Lua table naming each contact's JID)."""
+        path = self.base / "data" / self.staff_host.replace(".", "%2e") / "roster" / (user.replace("_", "%5f") + ".dat")
+        try:
+            return path.read_text()
+        except FileNotFoundError:
+            return ""
+
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

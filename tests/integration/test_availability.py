@@ -17,7 +17,7 @@ import textwrap
 
 import pytest
 
-from helpers import attr, body, groupchat_from, kind, poll, wait_component
+from helpers import attr, body, frontdesk_with_clients, groupchat_from, kind, poll, wait_component
 from test_prosody import on_prosody, prosody  # noqa: F401 (fixtures)
 from test_staff import (chat_from, contact_presence, desk, roster_item, room_of, session_when,
                         until_desk_says)
@@ -189,6 +189,124 @@ async def test_on_prosody_a_removed_item_leaves_staff_available_and_quits_are_se
     await alice.stop()
     bob2 = await clients.staff("bob_acme", resource="again")
     await until_desk_says(bob2, component, "!diag", "staff online: 1, available: 1", timeout=30)
+
+
+# ---- clients the server still lists that no longer answer ---------------------------------------
+
+# A staff client in its own process, so the test can stop it (SIGSTOP: the connection stays
+# open and silent, as when a laptop loses its network) or kill it. With "sm" it enables
+# stream management, so the server keeps its session for resumption after a kill -9.
+STAFF_PROCESS = textwrap.dedent("""
+    import asyncio, sys
+    sys.path.insert(0, sys.argv[4])
+    from helpers import Client, body, attr
+
+    async def main():
+        c = Client(sys.argv[1], sys.argv[2], port=int(sys.argv[3]), name="process")
+        if sys.argv[5] == "sm":
+            c.register_plugin("xep_0198")
+        def said(msg):
+            if msg["type"] == "chat" and msg["body"]:
+                print("message", msg["from"].bare, msg["body"].replace("\\n", " "), flush=True)
+        c.add_event_handler("message", said)
+        await c.start(roster=True)
+        print("online", flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+""")
+
+
+class StaffProcess:
+    def __init__(self, server, user: str, resource: str, sm: bool = False):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", STAFF_PROCESS, f"{user}@{server.staff_host}/{resource}",
+             server.passwords[user], str(server.c2s_port), os.path.dirname(__file__),
+             "sm" if sm else "plain"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    async def line(self, want, timeout: float, what: str) -> str:
+        """The next line of its output for which want(line) holds."""
+        async def read():
+            while True:
+                line = await asyncio.to_thread(self.proc.stdout.readline)
+                if not line:
+                    raise AssertionError(f"the staff process ended before {what}: "
+                                         f"{self.proc.stderr.read()[-2000:]}")
+                if want(line.strip()):
+                    return line.strip()
+        return await asyncio.wait_for(read(), timeout)
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def close(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+def checked_often(server, tmp_path):
+    """frontdesk checking staff every 5 s (`[roster] check_staff_secs`), so a silent client
+    is found within 20 s."""
+    roster = {"remove_after_secs": 3, "check_staff_secs": 5}
+    if hasattr(server, "ctl"):
+        roster["ejabberd_api"] = f"http://127.0.0.1:{server.http_port}/api"
+    return frontdesk_with_clients(server, tmp_path / "frontdesk", roster=roster)
+
+
+async def test_a_staff_client_cut_off_without_the_connection_closing_gets_no_offers(ejabberd, tmp_path):
+    """SIGSTOP: the TCP connection stays open and nothing answers, as when the network goes.
+    The client comes back (SIGCONT): it answers the next ping and gets the waiting chat."""
+    await silent_staff_flow(ejabberd, tmp_path, sm=False, room=room_of("v45"))
+
+
+async def test_a_staff_client_killed_while_its_session_waits_for_resumption_gets_no_offers(ejabberd, tmp_path):
+    """kill -9 of a client with stream management: ejabberd keeps the session for 300 s and
+    answers probes for it; only the unanswered ping shows nobody is there."""
+    await silent_staff_flow(ejabberd, tmp_path, sm=True, room=room_of("v44"))
+
+
+async def test_on_prosody_a_staff_client_cut_off_gets_no_offers(prosody, tmp_path):
+    await silent_staff_flow(prosody, tmp_path, sm=False, room=room_of("v52"))
+
+
+async def silent_staff_flow(server, tmp_path, *, sm: bool, room: str):
+    async with checked_often(server, tmp_path) as (fd, clients):
+        component = server.component_jid
+        bob = await clients.staff("bob_acme")
+        await poll(lambda: roster_item(bob, component), lambda i: i is not None, 15, "the front desk in bob's roster")
+        alice = StaffProcess(server, "alice_acme", "laptop", sm=sm)
+        try:
+            await alice.line(lambda l: l == "online", 20, "alice online")
+            await until_desk_says(bob, component, "!diag", "staff online: 2, available: 2, not answering pings: 0",
+                                  timeout=20)
+            alice.signal(signal.SIGKILL if sm else signal.SIGSTOP)
+            await until_desk_says(bob, component, "!diag", "staff online: 2, available: 1, not answering pings: 1",
+                                  timeout=40)
+            if hasattr(server, "ctl"):
+                # The server has not noticed: only the ping told frontdesk.
+                assert "alice_acme@localhost" in staff_sessions(server), staff_sessions(server)
+            assert "staff member's client did not answer a ping" in fd.log_text(), fd.log_tail(30)
+            v = await clients.visitor()
+            await v.join(room, "Eve")
+            await v.say(room, "Hello?")
+            await bob.expect(chat_from(room, body_is="Hello?"), what="the offer to bob")
+            await v.expect_none(lambda st: groupchat_from(room)(st) and "No one is available" in (body(st) or ""),
+                                within=1.0, what="a 'no one is available' notice while bob is there")
+            if sm:
+                return
+            # Back on the network: the next ping is answered and the waiting chat offered.
+            alice.signal(signal.SIGCONT)
+            await alice.line(lambda l: l.startswith(f"message {component}") and "wants to chat" in l, 30,
+                             "the offer to alice once her client answers again")
+            await until_desk_says(bob, component, "!diag", "staff online: 2, available: 2, not answering pings: 0",
+                                  timeout=20)
+        finally:
+            alice.close()
+            if sm and hasattr(server, "ctl"):
+                # The session waiting for resumption would outlive the test by minutes.
+                server.ctl("kick_session", "alice_acme", server.staff_host, "laptop", "test over")
 
 
 @pytest.mark.restarts_server

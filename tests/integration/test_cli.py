@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +83,36 @@ def test_the_static_build_links_nothing_and_runs(tmp_path):
     text = "".join(seen)
     assert "cannot reach the XMPP server's component port at localhost:1" in text, text
     assert "refused" in text.lower(), text
+
+
+def test_demo_help_prints_its_usage():
+    """`scripts/demo --help` printed a line of the script (`set -euo pipefail`)."""
+    r = subprocess.run([str(xmpp_env.REPO / "scripts" / "demo"), "--help"], capture_output=True,
+                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Usage: scripts/demo [--no-wait] [--release] [--dir DIR]"), r.stdout
+    for option in ("--no-wait", "--release", "--dir DIR", "--help"):
+        assert option in r.stdout, r.stdout
+    assert "set -e" not in r.stdout and "#" not in r.stdout, r.stdout
+    assert r.stderr == "", "--help installed or built something: " + r.stderr
+
+
+def test_demo_says_how_to_reach_it_from_another_machine(monkeypatch):
+    """The demo listens on 127.0.0.1 only; its instructions forward each port a visitor or
+    staff client needs over SSH under the same number, so the printed addresses work there."""
+    import importlib.util
+    import types
+    spec = importlib.util.spec_from_file_location("demo", xmpp_env.REPO / "scripts" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    ej = types.SimpleNamespace(c2s_port=45222, http_port=45280, component_port=45347,
+                               anon_host="anon.localhost", staff_host="localhost",
+                               component_jid="chat.localhost", passwords={"alice_acme": "a", "bob_acme": "b"},
+                               logs=Path("/x"), ctl_argv=lambda: ["ejabberdctl"])
+    fd = types.SimpleNamespace(config=Path("/x/frontdesk.toml"), binary=Path("/x/frontdesk"), log=Path("/x/log"))
+    text = demo.instructions(ej, fd, Path("/x"), "http://127.0.0.1:45080")
+    line = next((l for l in text.splitlines() if "ssh -N" in l), None)
+    assert line, text
+    for port in (45222, 45280, 45080):
+        assert f"-L {port}:127.0.0.1:{port}" in line, line
+    assert "another machine" in text, text

@@ -1,6 +1,6 @@
 """A real staff client: Gajim 1.7.3 (Debian bookworm) as alice_acme, headless (Xvfb, a private
 D-Bus session bus; see gui_clients.py), through the whole staff flow against the private
-ejabberd and frontdesk. The visitor is a slixmpp client.
+ejabberd 23.01 and Prosody 0.12 with frontdesk. The visitor is a slixmpp client.
 
 Every check on the staff side reads Gajim's own state: its roster contacts with show and status
 over its D-Bus remote control (`gajim-remote list_contacts`), and the messages it stored in its
@@ -17,6 +17,7 @@ and shows what Gajim held, with a screenshot.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -24,7 +25,8 @@ import pytest
 from conftest import ARTEFACTS, TIMINGS
 from gui_clients import (GAJIM_PROGRAMS, KIND_CHAT_RECEIVED, KIND_CHAT_SENT, Gajim, Steps, end_session,
                          missing_requirements, no_sessions_before, poll)
-from helpers import attr, groupchat_from, kind, presence_from, status_codes
+from helpers import attr, frontdesk_with_clients, groupchat_from, kind, presence_from, status_codes
+from test_prosody import prosody  # noqa: F401 (fixture)
 from test_staff import room_of
 
 ACCOUNT = "alice"            # Gajim's name for the account
@@ -33,18 +35,32 @@ FIRST = "Where is my parcel? It was due on Monday."
 REPLY = "Hi Ann, Alice here. Let me look it up."
 
 
-@pytest.fixture
-async def gajim(ejabberd, frontdesk, tmp_path):
+@contextlib.asynccontextmanager
+async def running_gajim(server, tmp_path):
     missing = missing_requirements(*GAJIM_PROGRAMS)
     if missing:
         pytest.fail("Gajim cannot run here, missing: " + ", ".join(missing) +
                     " (scripts/test installs them: ensure_gajim in scripts/lib.sh)", pytrace=False)
-    g = Gajim(tmp_path / "gajim", jid=f"{STAFF}@{ejabberd.staff_host}", password=ejabberd.passwords[STAFF],
-              port=ejabberd.c2s_port, account=ACCOUNT)
-    await no_sessions_before(ejabberd, STAFF)
+    g = Gajim(tmp_path / "gajim", jid=f"{STAFF}@{server.staff_host}", password=server.passwords[STAFF],
+              port=server.c2s_port, account=ACCOUNT)
+    await no_sessions_before(server, STAFF)
     async with g:
         yield g
-        await end_session(g, ejabberd, STAFF, "gajim")
+        await end_session(g, server, STAFF, "gajim")
+
+
+@pytest.fixture
+async def gajim(ejabberd, frontdesk, tmp_path):
+    async with running_gajim(ejabberd, tmp_path) as g:
+        yield g
+
+
+@pytest.fixture
+async def gajim_on_prosody(prosody, tmp_path):
+    """Gajim, frontdesk and a client factory on the private Prosody 0.12 (privileged roster)."""
+    async with frontdesk_with_clients(prosody, tmp_path / "frontdesk", roster={"remove_after_secs": 3}) as (fd, clients):
+        async with running_gajim(prosody, tmp_path) as g:
+            yield g, fd, clients
 
 
 def resources(c: dict | None) -> dict[str, str]:
@@ -71,7 +87,16 @@ def last_row(gajim: Gajim) -> int:
 
 
 async def test_the_staff_flow_in_gajim(gajim, frontdesk, clients, ejabberd, tmp_path):
-    component = ejabberd.component_jid
+    await staff_flow_in_gajim(gajim, frontdesk, clients, ejabberd, tmp_path, "ejabberd")
+
+
+async def test_the_staff_flow_in_gajim_on_prosody(gajim_on_prosody, prosody, tmp_path):
+    gajim, fd, clients = gajim_on_prosody
+    await staff_flow_in_gajim(gajim, fd, clients, prosody, tmp_path, "Prosody")
+
+
+async def staff_flow_in_gajim(gajim, frontdesk, clients, server, tmp_path, server_name):
+    component = server.component_jid
     room = room_of("v60")
     steps = Steps(gajim, tmp_path / "gajim-evidence.txt")
     ARTEFACTS.append(f"what Gajim showed at each step: {steps.evidence_file}")
@@ -121,7 +146,7 @@ async def test_the_staff_flow_in_gajim(gajim, frontdesk, clients, ejabberd, tmp_
         s = await poll(lambda: frontdesk.session_of(room), lambda s: s and s["state"] == "CHATTING", 10,
                        "the session CHATTING")
         steps.saw("frontdesk session", {k: s[k] for k in ("id", "state", "staff")})
-        assert s["staff"] == f"{STAFF}@{ejabberd.staff_host}", s
+        assert s["staff"] == f"{STAFF}@{server.staff_host}", s
         c = await poll(lambda: gajim.contact(room), shows("dnd", f"CHATTING with {STAFF}"), 15,
                        "the visitor contact dnd / CHATTING in Gajim")
         steps.saw("visitor contact", c)
@@ -142,7 +167,32 @@ async def test_the_staff_flow_in_gajim(gajim, frontdesk, clients, ejabberd, tmp_
         assert got[0].startswith("Your chats (1); you are available for new chats:\n"), got
         assert f"\n#{n} Ann ({room}) since " in got[0], got
 
-    async with steps.step(6, "!finish from Gajim: the visitor's chat closes, the contact goes offline"):
+    async with steps.step(6, "!waiting from Gajim lists a second visitor's waiting chat"):
+        other = room_of("v62")
+        bea = await clients.visitor()
+        await bea.join(other, "Bea")
+        await bea.say(other, "Anyone there?")
+        m = frontdesk.session_of(other)["id"]
+        mark = last_row(gajim)
+        await gajim.say(component, "!waiting")
+        got = await poll(lambda: received(gajim, component, mark), lambda r: any("open request" in t for t in r),
+                         10, "the desk's answer to !waiting in Gajim's archive")
+        steps.saw(f"archive, received from {component}", got)
+        answer = next(t for t in got if "open request" in t)
+        assert answer.startswith("1 open request(s):\n"), answer
+        assert f'#{m} Bea on ACME Inc. — ACTIVE for ' in answer and '"Anyone there?"' in answer, answer
+
+    async with steps.step(7, "\"My chats\" from Gajim's own Execute Command window (ad-hoc)"):
+        win, note = await gajim.run_command(component, "My chats")
+        steps.saw("the completed command's note", note)
+        assert note.startswith("Your chats (1); you are available for new chats:\n"), note
+        assert f"\n#{n} Ann ({room}) since " in note, note
+        shot = await gajim.screenshot(tmp_path / "gajim-adhoc-my-chats.png")
+        ARTEFACTS.append(f"Gajim's command window after \"My chats\": {shot}")
+        await poll(frontdesk.log_text, lambda t: "command=Status" in t, 5, "frontdesk's log of the command")
+        await gajim.run("xdotool", "key", "--window", win, "Escape")
+
+    async with steps.step(8, "!finish from Gajim: the visitor's chat closes, the contact goes offline"):
         mark = last_row(gajim)
         await gajim.say(component, "!finish")
         await visitor.expect(groupchat_from(room, body_is="The chat is now closed."), what="the closing line")
@@ -172,5 +222,5 @@ async def test_the_staff_flow_in_gajim(gajim, frontdesk, clients, ejabberd, tmp_
     assert not errors, f"Gajim logged {len(errors)} exception(s) ({gajim.log}):\n" + "\n\n".join(errors)
 
     total = time.monotonic() - steps.t0
-    TIMINGS.setdefault("gajim staff flow (6 steps)", []).append(total)
+    TIMINGS.setdefault(f"gajim staff flow (8 steps, {server_name})", []).append(total)
     print(f"steps: {steps.summary()}; gajim-remote calls: {gajim.remote_calls} ({gajim.remote_seconds:.1f} s)")

@@ -1,5 +1,5 @@
 """A second real staff client: Psi+ 1.4.554 (Debian bookworm) as alice_acme, headless (Xvfb, a
-private D-Bus session bus; see gui_clients.py), against the private ejabberd and frontdesk. The
+private D-Bus session bus; see gui_clients.py), against the private ejabberd 23.01 and Prosody 0.12 with frontdesk. The
 visitor is a slixmpp client.
 
 Psi+ has no interface to its roster or presence (its D-Bus interface only opens URIs and
@@ -14,15 +14,16 @@ Psi+ locks a chat onto the resource a contact's presence came from, so its reply
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import time
 
 import pytest
 
 from conftest import ARTEFACTS, TIMINGS
 from gui_clients import (PSI_PROGRAMS, PsiPlus, Steps, end_session, missing_requirements,
-                         no_sessions_before, poll, server_sessions)
-from helpers import groupchat_from, presence_from
+                         no_sessions_before, poll, server_roster, server_sessions)
+from helpers import frontdesk_with_clients, groupchat_from, presence_from
+from test_prosody import prosody  # noqa: F401 (fixture)
 from test_staff import room_of
 
 STAFF = "alice_acme"
@@ -32,28 +33,35 @@ SECOND = "Great, to Tromsø then."
 SENT, RECEIVED = 1, 2   # Psi+'s history: events.direction
 
 
-async def server_roster(ejabberd, user: str) -> str:
-    """`ejabberdctl get_roster` for a staff account (one line per item)."""
-    r = await asyncio.get_running_loop().run_in_executor(
-        None, lambda: ejabberd.ctl("get_roster", user, ejabberd.staff_host))
-    return r.stdout
-
-
-@pytest.fixture
-async def psi(ejabberd, frontdesk, tmp_path):
+@contextlib.asynccontextmanager
+async def running_psi(server, tmp_path):
     missing = missing_requirements(*PSI_PROGRAMS)
     if missing:
         pytest.fail("Psi+ cannot run here, missing: " + ", ".join(missing) +
                     " (scripts/test installs them: ensure_psi in scripts/lib.sh)", pytrace=False)
     # As when staff log in to a running desk: the front desk is in the roster already.
-    await poll(lambda: server_roster(ejabberd, STAFF), lambda out: ejabberd.component_jid in out, 20,
+    await poll(lambda: server_roster(server, STAFF), lambda out: server.component_jid in out, 20,
                "the front desk in alice's roster on the server", interval=0.3)
-    p = PsiPlus(tmp_path / "psi", jid=f"{STAFF}@{ejabberd.staff_host}", password=ejabberd.passwords[STAFF],
-                port=ejabberd.c2s_port)
-    await no_sessions_before(ejabberd, STAFF)
+    p = PsiPlus(tmp_path / "psi", jid=f"{STAFF}@{server.staff_host}", password=server.passwords[STAFF],
+                port=server.c2s_port)
+    await no_sessions_before(server, STAFF)
     async with p:
         yield p
-        await end_session(p, ejabberd, STAFF, PsiPlus.resource)
+        await end_session(p, server, STAFF, PsiPlus.resource)
+
+
+@pytest.fixture
+async def psi(ejabberd, frontdesk, tmp_path):
+    async with running_psi(ejabberd, tmp_path) as p:
+        yield p
+
+
+@pytest.fixture
+async def psi_on_prosody(prosody, tmp_path):
+    """Psi+, frontdesk and a client factory on the private Prosody 0.12 (privileged roster)."""
+    async with frontdesk_with_clients(prosody, tmp_path / "frontdesk", roster={"remove_after_secs": 3}) as (fd, clients):
+        async with running_psi(prosody, tmp_path) as p:
+            yield p, fd, clients
 
 
 def events(psi: PsiPlus, jid: str, direction: int, since: int = 0) -> list[tuple[str, str]]:
@@ -66,24 +74,33 @@ def last_event(psi: PsiPlus) -> int:
 
 
 async def test_offers_reach_psi_and_a_reply_from_psi_claims_the_chat(psi, frontdesk, clients, ejabberd, tmp_path):
-    component = ejabberd.component_jid
+    await psi_flow(psi, frontdesk, clients, ejabberd, tmp_path, "ejabberd")
+
+
+async def test_on_prosody_offers_reach_psi_and_a_reply_from_psi_claims_the_chat(psi_on_prosody, prosody, tmp_path):
+    psi, fd, clients = psi_on_prosody
+    await psi_flow(psi, fd, clients, prosody, tmp_path, "Prosody")
+
+
+async def psi_flow(psi, frontdesk, clients, server, tmp_path, server_name):
+    component = server.component_jid
     room = room_of("v61")
     steps = Steps(psi, tmp_path / "psi-evidence.txt")
     ARTEFACTS.append(f"what Psi+ showed at each step: {steps.evidence_file}")
 
     async with steps.step(1, "Psi+ logs in: frontdesk counts alice available"):
-        sessions = await poll(lambda: server_sessions(ejabberd, STAFF), lambda s: s, 30,
+        sessions = await poll(lambda: server_sessions(server, STAFF), lambda s: s, 30,
                               "alice's Psi+ session on the server", interval=0.3)
         steps.saw("alice's sessions on the server", sessions)
-        assert sessions == [f"{STAFF}@{ejabberd.staff_host}/{PsiPlus.resource}"], sessions
+        assert sessions == [f"{STAFF}@{server.staff_host}/{PsiPlus.resource}"], sessions
         # (Psi+'s is alice's only session: no_sessions_before)
-        await poll(frontdesk.log_text, lambda t: f"staff available staff={STAFF}@{ejabberd.staff_host}" in t, 30,
+        await poll(frontdesk.log_text, lambda t: f"staff available staff={STAFF}@{server.staff_host}" in t, 30,
                    "frontdesk's 'staff available' for alice")
 
     async with steps.step(2, "a visitor joins and writes: the offer and the desk's note reach Psi+"):
         visitor = await clients.visitor()
         await visitor.join(room, "Ann")
-        await poll(lambda: server_roster(ejabberd, STAFF), lambda out: room in out, 15,
+        await poll(lambda: server_roster(server, STAFF), lambda out: room in out, 15,
                    "the visitor contact in alice's roster on the server", interval=0.3)
         await visitor.say(room, FIRST)
         got = await poll(lambda: events(psi, room, RECEIVED), lambda e: [t for _, t in e] == [FIRST], 15,
@@ -106,7 +123,7 @@ async def test_offers_reach_psi_and_a_reply_from_psi_claims_the_chat(psi, frontd
         s = await poll(lambda: frontdesk.session_of(room), lambda s: s and s["state"] == "CHATTING", 10,
                        "the session CHATTING")
         steps.saw("frontdesk session", {k: s[k] for k in ("id", "state", "staff")})
-        assert s["staff"] == f"{STAFF}@{ejabberd.staff_host}", s
+        assert s["staff"] == f"{STAFF}@{server.staff_host}", s
         # Psi+ sent it to the resource the contact's presence came from.
         got = await poll(lambda: events(psi, room, SENT, mark), lambda e: e, 10, "the reply in Psi+'s history")
         steps.saw(f"history, sent to {room}", got)
@@ -139,5 +156,5 @@ async def test_offers_reach_psi_and_a_reply_from_psi_claims_the_chat(psi, frontd
         assert [t for _, t in got[2]] == ["The chat is now closed."], got
 
     assert psi.running(), f"Psi+ exited ({psi.exit_code()})\n{psi.describe()}"
-    TIMINGS.setdefault("psi+ staff flow (5 steps)", []).append(time.monotonic() - steps.t0)
+    TIMINGS.setdefault(f"psi+ staff flow (5 steps, {server_name})", []).append(time.monotonic() - steps.t0)
     print(f"steps: {steps.summary()}")

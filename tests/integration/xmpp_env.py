@@ -432,11 +432,22 @@ def frontdesk_toml(*, jid: str, server: str, secret: str, db_path: str, sites=DE
         lines.append("")
     for site in sites:
         lines += ["[[sites]]", f"id = {toml_str(site['id'])}", f"name = {toml_str(site['name'])}",
-                  "staff = [" + ", ".join(toml_str(s) for s in site["staff"]) + "]"]
+                  "staff = [" + ", ".join(toml_value(s) for s in site["staff"]) + "]"]
         if site.get("token_secret"):
             lines.append(f"token_secret = {toml_str(site['token_secret'])}")
+        # Desk settings: max_chats_per_staff, routing, offer_timeout_secs...
+        lines += [f"{k} = {toml_value(v)}" for k, v in site.get("desk", {}).items()]
+        for c in site.get("canned", []):
+            lines += ["[[sites.canned]]", f"key = {toml_str(c['key'])}", f"text = {toml_str(c['text'])}"]
         lines.append("")
     return "\n".join(lines)
+
+
+def toml_value(v) -> str:
+    """A string, a number, or a dict as an inline table (a staff entry with a name)."""
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    return toml_str(v) if isinstance(v, str) else str(v)
 
 
 class Frontdesk:

@@ -7,11 +7,11 @@ use xmpp_parsers::presence::Show;
 use xmpp_parsers::stanza::Stanza;
 
 use super::{Ctx, Occupant, Room};
-use crate::core::availability::Availability;
 use crate::core::session::{Role, SessionState};
 use crate::core::stanzas;
 use crate::core::Effects;
 use crate::store::StoreOp;
+use crate::time::Timestamp;
 
 /// How much of the visitor's first message the ACTIVE status shows.
 const STATUS_PREVIEW_CHARS: usize = 80;
@@ -58,9 +58,14 @@ impl Room {
     }
 
     /// The chat is CHATTING now: the staff who were offered it (all but the one who took it)
-    /// are to hear who did. Empty when nobody was offered it.
+    /// are to hear who did. Empty when nobody was offered it. The routing starts over if the
+    /// chat ever waits again.
     pub fn take_offered_for_handled(&mut self) -> Vec<BareJid> {
         let handler = self.handler();
+        self.offer = None;
+        self.passed.clear();
+        self.announced_at = None;
+        self.told_position = None;
         std::mem::take(&mut self.offered)
             .into_iter()
             .filter(|s| Some(s) != handler.as_ref())
@@ -70,6 +75,99 @@ impl Room {
     /// A waiting chat nobody has been offered yet (ACTIVE again, or just now).
     pub fn waits_unoffered(&self) -> bool {
         self.session.state == SessionState::Active && self.offered.is_empty()
+    }
+
+    /// The one who holds the offer under one-at-a-time routing.
+    pub fn offer_holder(&self) -> Option<&BareJid> {
+        self.offer.as_ref().map(|(s, _)| s)
+    }
+
+    /// Has the offer been with its holder for `timeout_ms`?
+    pub fn offer_ran_out(&self, now: Timestamp, timeout_ms: i64) -> bool {
+        self.offer
+            .as_ref()
+            .is_some_and(|(_, since)| now.millis().saturating_sub(since.millis()) >= timeout_ms)
+    }
+
+    /// Was the chat last offered or announced at least `timeout_ms` ago?
+    pub fn announced_before(&self, now: Timestamp, timeout_ms: i64) -> bool {
+        self.announced_at
+            .is_some_and(|t| now.millis().saturating_sub(t.millis()) >= timeout_ms)
+    }
+
+    /// `staff` gives up the offer (or it ran out): not offered again this round.
+    pub fn pass(&mut self, staff: &BareJid) {
+        self.passed.insert(staff.clone());
+        if self.offer_holder() == Some(staff) {
+            self.offer = None;
+        }
+    }
+
+    pub fn has_passed(&self, staff: &BareJid) -> bool {
+        self.passed.contains(staff)
+    }
+
+    /// Everyone had their turn: the next round may offer the chat to anyone again.
+    pub fn new_round(&mut self) {
+        self.passed.clear();
+    }
+
+    /// `staff` now holds the offer (one-at-a-time routing).
+    pub fn hold_offer(&mut self, staff: &BareJid, now: Timestamp) {
+        self.offer = Some((staff.clone(), now));
+        self.announced_at = Some(now);
+    }
+
+    /// The chat was announced again to those who have it already.
+    pub fn announced(&mut self, now: Timestamp) {
+        self.announced_at = Some(now);
+    }
+
+    /// The visitor hears their `place` in line if it changed, they have waited long enough,
+    /// and the last time was long enough ago.
+    pub fn tell_position(
+        &mut self,
+        place: usize,
+        usual_ms: Option<i64>,
+        now: Timestamp,
+        out: &mut Effects,
+    ) {
+        let every = crate::core::queue::POSITION_EVERY_MS;
+        let since = |t: Timestamp| now.millis().saturating_sub(t.millis());
+        if since(self.waiting_since()) < every {
+            return;
+        }
+        if let Some((told, at)) = self.told_position {
+            if told == place || since(at) < every {
+                return;
+            }
+        }
+        let Some(to) = self.visitor().map(|v| v.jid.clone()) else {
+            return;
+        };
+        self.told_position = Some((place, now));
+        let sid = self.next_stanza_id();
+        let text = crate::core::queue::position_text(place, usual_ms);
+        out.send(stanzas::room_notice(&self.jid, to, &text, &sid));
+    }
+
+    /// The first time a staff member takes the chat: how long the visitor waited for it.
+    pub fn first_answered(&mut self, now: Timestamp) -> Option<i64> {
+        if self.first_answer.is_some() || self.first_message().is_none() {
+            return None;
+        }
+        self.first_answer = Some(now);
+        Some(now.millis().saturating_sub(self.waiting_since().millis()))
+    }
+
+    /// The desk's reminder of a chat still waiting.
+    pub fn reminder_note(&self, site_name: &str, now: Timestamp) -> String {
+        let id = self.session.id;
+        let mins = now.millis().saturating_sub(self.waiting_since().millis()) / 60_000;
+        format!(
+            "Still waiting ({mins} min): visitor {} on {site_name} (#{id}). Reply to them, or send !accept {id} (!pass {id} to leave it to others).",
+            self.visitor_nick(),
+        )
     }
 
     /// Offers the chat to `staff`: what the visitor wrote so far, from the contact, then the
@@ -98,12 +196,12 @@ impl Room {
     }
 
     /// Where a visitor's new message goes besides the room: to the one-to-one staff member
-    /// while CHATTING, to the available staff while ACTIVE (the first time with the desk's
-    /// note), or, if nobody is available, a notice to the visitor (once).
+    /// while CHATTING, to `targets` while ACTIVE (the staff the routing chose; the first time
+    /// each with the desk's note), or, if there is nobody, a notice to the visitor (once).
     pub fn copies_of_visitor_message(
         &mut self,
         ctx: &Ctx,
-        staff: &Availability,
+        targets: &[BareJid],
         body: &str,
         kept: &[minidom::Element],
     ) -> Vec<Stanza> {
@@ -122,17 +220,22 @@ impl Room {
         }
         // Only now: the offer's makings cost more than the reflection itself, and CHATTING is
         // the common case.
-        let available = staff.available_of(&ctx.site.staff);
         let mut copies = Vec::new();
         let note = self.offer_note(&ctx.site.name);
         let desk = Jid::from(ctx.component.clone());
-        for s in &available {
+        for s in targets {
             copies.push(stanzas::chat(from.clone(), Jid::from(s.clone()), body).into());
             if self.offered.insert(s.clone()) {
                 copies.push(stanzas::chat(desk.clone(), Jid::from(s.clone()), &note).into());
+                self.announced_at = Some(ctx.now);
             }
         }
-        if available.is_empty() && self.offered.is_empty() && !self.told_nobody {
+        if ctx.site.desk.routing != crate::config::Routing::Broadcast && self.offer.is_none() {
+            if let Some(first) = targets.first() {
+                self.hold_offer(first, ctx.now);
+            }
+        }
+        if targets.is_empty() && self.offered.is_empty() && !self.told_nobody {
             self.told_nobody = true;
             if let Some(v) = self.visitor() {
                 let to = v.jid.clone();
@@ -143,11 +246,14 @@ impl Room {
         copies
     }
 
-    /// The nick a staff member gets when they answer one-to-one: the local part of their JID.
-    fn direct_nick(&self, staff: &BareJid) -> String {
-        let base = staff
-            .node()
-            .map(|n| n.to_string())
+    /// The nick a staff member gets when they answer one-to-one: their display name from the
+    /// config, else the local part of their JID.
+    fn direct_nick(&self, ctx: &Ctx, staff: &BareJid) -> String {
+        let base = ctx
+            .site
+            .display_name(staff)
+            .map(str::to_string)
+            .or_else(|| staff.node().map(|n| n.to_string()))
             .unwrap_or_else(|| staff.domain().to_string());
         match self.nick_holder(&base) {
             Some(o) if o.jid.to_bare() != *staff => format!("{base} (staff)"),
@@ -157,7 +263,7 @@ impl Room {
 
     /// The staff member takes the chat one-to-one: the visitor sees them join.
     pub fn claim_direct(&mut self, ctx: &Ctx, staff: &FullJid, out: &mut Effects) {
-        let nick = self.direct_nick(&staff.to_bare());
+        let nick = self.direct_nick(ctx, &staff.to_bare());
         let occ = Occupant::direct(staff.clone(), nick.clone(), ctx.now);
         out.store(StoreOp::OccupantJoined(occ.record(self.session.id)));
         if let Some(me) = self.occupant_jid(&nick) {
@@ -185,6 +291,35 @@ impl Room {
             format!("{nick} joined the chat"),
             out,
         );
+    }
+
+    /// `!transfer`: the one-to-one staff member `from` hands the chat to `to` (a resource of
+    /// another staff member), or with `to` empty gives it back to the queue. The visitor sees
+    /// one leave and the other join.
+    pub fn hand_over(
+        &mut self,
+        ctx: &Ctx,
+        from: &FullJid,
+        to: Option<&FullJid>,
+        out: &mut Effects,
+    ) {
+        if let Some(gone) = self.remove_any(from) {
+            super::leave::announce_departure(self, &gone, true, out);
+            out.store(StoreOp::OccupantLeft {
+                session_id: self.session.id,
+                jid: gone.jid.clone(),
+            });
+            self.system_line(
+                ctx.component,
+                ctx.now,
+                format!("{} left the chat", gone.nick),
+                out,
+            );
+        }
+        match to {
+            Some(to) => self.claim_direct(ctx, to, out),
+            None => self.settle_state(ctx.now, out),
+        }
     }
 
     /// The author of a staff member's one-to-one message: their joined occupant if they

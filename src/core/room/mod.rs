@@ -192,6 +192,17 @@ pub struct Room {
     last_staff: Option<BareJid>,
     /// Staff who were offered this chat while it waited (they hear who took it).
     offered: BTreeSet<BareJid>,
+    /// One-at-a-time routing: who holds the offer now, and since when.
+    offer: Option<(BareJid, Timestamp)>,
+    /// Staff who passed this chat (or let the offer run out) in this round: not offered it
+    /// again until the round starts over.
+    passed: BTreeSet<BareJid>,
+    /// When the chat was last offered or announced to anyone.
+    announced_at: Option<Timestamp>,
+    /// The place in line the visitor was last told, and when.
+    told_position: Option<(usize, Timestamp)>,
+    /// When a staff member first took the chat.
+    first_answer: Option<Timestamp>,
     /// The visitor was told that nobody is available (once per session).
     told_nobody: bool,
     /// The one-to-one staff member was told the visitor left; they hear when they are back.
@@ -223,6 +234,11 @@ impl Room {
             pending_joins: Vec::new(),
             last_staff: None,
             offered: BTreeSet::new(),
+            offer: None,
+            passed: BTreeSet::new(),
+            announced_at: None,
+            told_position: None,
+            first_answer: None,
             told_nobody: false,
             told_left: false,
             first_message: None,
@@ -262,6 +278,8 @@ impl Room {
             closed_at: record.closed_at,
         };
         let mut room = Room::new(name, jid, session);
+        // Answered before the restart: not a first answer to measure again.
+        room.first_answer = record.staff.is_some().then_some(record.updated_at);
         room.last_staff = record.staff;
         let last_seq = kept
             .history

@@ -2,13 +2,12 @@
 //! chat states (typing notifications) are reflected only.
 
 use minidom::Element;
-use xmpp_parsers::jid::{FullJid, Jid};
+use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::message::{Id, Lang};
 use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::DefinedCondition;
 
 use super::{Ctx, HistoryItem, Occupant, Room};
-use crate::core::availability::Availability;
 use crate::core::refusal::Refusal;
 use crate::core::session::{MessageRecord, Role};
 use crate::core::stanzas::{self, NS_CHATSTATES, NS_SID};
@@ -80,7 +79,7 @@ impl Room {
     pub fn post(
         &mut self,
         ctx: &Ctx,
-        staff: &Availability,
+        targets: &[BareJid],
         said: Said,
         out: &mut Effects,
     ) -> Option<Posted> {
@@ -107,7 +106,7 @@ impl Room {
             id: said.id.clone(),
         };
         if said.author.role == Role::Visitor {
-            let copies = self.copies_of_visitor_message(ctx, staff, &said.body, &said.kept);
+            let copies = self.copies_of_visitor_message(ctx, targets, &said.body, &said.kept);
             reflections.extend(copies);
         }
         let record = MessageRecord {

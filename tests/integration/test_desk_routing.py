@@ -1,0 +1,147 @@
+"""Routing and capacity against the real ejabberd 23.01 with three slixmpp staff: waiting chats
+offered one at a time in turn (`routing = "round-robin"`), an offer moving on when it runs out,
+`!pass`, a staff member's own cap (`max_chats`) and display name (`name`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+
+from helpers import attr, body, frontdesk_with_clients, groupchat_from, kind, presence_from
+from test_staff import chat_from, desk, room_of, until_desk_says
+
+TIMEOUT = 5   # offer_timeout_secs
+
+
+@pytest.fixture
+async def routed(ejabberd, tmp_path):
+    if "dave_acme" not in ejabberd.passwords:
+        ejabberd.register("dave_acme", ejabberd.staff_host, secrets.token_urlsafe(9))
+    host = ejabberd.staff_host
+    sites = [
+        {"id": "acme", "name": "ACME Inc.",
+         "staff": [f"alice_acme@{host}", f"bob_acme@{host}",
+                   {"jid": f"dave_acme@{host}", "name": "Dave", "max_chats": 1}],
+         "desk": {"routing": "round-robin", "max_chats_per_staff": 2, "offer_timeout_secs": TIMEOUT}},
+        {"id": "globex", "name": "Globex", "staff": [f"carol_globex@{host}"]},
+    ]
+    roster = {"ejabberd_api": f"http://127.0.0.1:{ejabberd.http_port}/api", "remove_after_secs": 3}
+    async with frontdesk_with_clients(ejabberd, tmp_path / "frontdesk", sites=sites, roster=roster) as running:
+        yield running
+
+
+def offer_of(component: str, n: int | None = None):
+    """The desk's note offering a chat (chat #n if given)."""
+    def p(st):
+        text = body(st) or ""
+        return (chat_from(component)(st) and "wants to chat" in text
+                and (n is None or f"(#{n})" in text))
+    return p
+
+
+async def test_round_robin_offers_in_turn_respects_caps_and_moves_on(routed, ejabberd):
+    fd, clients = routed
+    component = ejabberd.component_jid
+    staff = {name: await clients.staff(f"{name}_acme") for name in ("alice", "bob", "dave")}
+    await until_desk_says(staff["alice"], component, "!diag", "staff online: 3, available: 3", timeout=20)
+
+    # Three visitors write: one offer each, in turn (staff in address order).
+    visitors, numbers = {}, {}
+    for v, name in (("v80", "alice"), ("v81", "bob"), ("v82", "dave")):
+        room = room_of(v)
+        visitors[v] = await clients.visitor()
+        await visitors[v].join(room, v.upper())
+        await visitors[v].say(room, f"hello from {v}")
+        note = await staff[name].expect(offer_of(component), what=f"{v}'s offer to {name}")
+        numbers[v] = int(body(note).split("(#")[1].split(")")[0])
+        await staff[name].expect(chat_from(room, body_is=f"hello from {v}"), what=f"{v}'s words to {name}")
+    await asyncio.gather(*(c.expect_none(offer_of(component), within=1.0, what=f"a second offer to {name}")
+                           for name, c in staff.items()))
+
+    # Dave answers his: the visitor sees "Dave" join and say it; Dave is now at his cap (1).
+    room82 = room_of("v82")
+    staff["dave"].send_message(mto=room82, mbody="Hi, Dave here.", mtype="chat")
+    await visitors["v82"].expect(presence_from(f"{room82}/Dave"), what="Dave joining under his name")
+    await visitors["v82"].expect(groupchat_from(room82, nick="Dave", body_is="Hi, Dave here."), what="Dave's reply")
+    answer = await desk(staff["dave"], component, f"!accept {numbers['v80']}", "limit")
+    assert body(answer) == ("You have 1 chat, your limit (max_chats in your staff entry is 1). "
+                            "Finish one first (!finish N)."), body(answer)
+
+    # Alice does not answer v80 within the timeout: it moves on to bob (dave is at his cap).
+    moved = await staff["alice"].expect(chat_from(component, contains=f"#{numbers['v80']} went to the next person"),
+                                        timeout=TIMEOUT + 5, what="alice told the offer moved on")
+    assert f"no answer in {TIMEOUT} s" in body(moved), body(moved)
+    await staff["bob"].expect(offer_of(component, numbers["v80"]), what="v80's offer moved to bob")
+    await staff["bob"].expect(chat_from(room_of("v80"), body_is="hello from v80"), what="v80's words replayed to bob")
+    await staff["dave"].expect_none(offer_of(component, numbers["v80"]), within=0.5, what="an offer to dave at his cap")
+
+    # Bob passes it: alice already had her turn and dave is full, so it waits.
+    answer = await desk(staff["bob"], component, f"!pass {numbers['v80']}", "passed")
+    assert body(answer) == f"#{numbers['v80']} passed: nobody else can take it now; it waits and is offered again.", body(answer)
+    # Anyone under their cap can still take it.
+    answer = await desk(staff["alice"], component, f"!accept {numbers['v80']}", "yours")
+    assert body(answer).startswith(f"#{numbers['v80']} is yours"), body(answer)
+    await visitors["v80"].expect(presence_from(f"{room_of('v80')}/alice_acme"), what="alice joining v80's chat")
+    # Nothing of it reached another site's staff.
+    carol = await clients.staff("carol_globex")
+    await carol.expect_none(lambda st: kind(st) == "message" and "v8" in (attr(st, "from") or ""), within=0.5,
+                            what="a visitor of acme reaching carol")
+
+
+@pytest.fixture
+async def canned(ejabberd, tmp_path):
+    host = ejabberd.staff_host
+    sites = [
+        {"id": "acme", "name": "ACME Inc.",
+         "staff": [f"alice_acme@{host}", {"jid": f"bob_acme@{host}", "name": "Bob"}],
+         "canned": [{"key": "hello", "text": "Hi! I'm looking into it right now."}]},
+        {"id": "globex", "name": "Globex", "staff": [f"carol_globex@{host}"]},
+    ]
+    roster = {"ejabberd_api": f"http://127.0.0.1:{ejabberd.http_port}/api", "remove_after_secs": 3}
+    async with frontdesk_with_clients(ejabberd, tmp_path / "frontdesk", sites=sites, roster=roster) as running:
+        yield running
+
+
+async def test_a_canned_reply_and_a_transfer_as_the_visitor_sees_them(canned, ejabberd):
+    fd, clients = canned
+    component = ejabberd.component_jid
+    alice = await clients.staff("alice_acme")
+    bob = await clients.staff("bob_acme")
+    await until_desk_says(alice, component, "!diag", "staff online: 2, available: 2", timeout=20)
+    room = room_of("v85")
+    v = await clients.visitor()
+    await v.join(room, "Ann")
+    await v.say(room, "Where is my parcel?")
+    await alice.expect(offer_of(component), what="the offer to alice")
+    n = fd.session_of(room)["id"]
+
+    alice.send_message(mto=room, mbody="Hello Ann.", mtype="chat")
+    await v.expect(groupchat_from(room, nick="alice_acme", body_is="Hello Ann."), what="alice's reply")
+    answer = await desk(alice, component, "!say hello", "Sent to")
+    assert body(answer) == f"Sent to Ann (#{n}): Hi! I'm looking into it right now.", body(answer)
+    await v.expect(groupchat_from(room, nick="alice_acme", body_is="Hi! I'm looking into it right now."),
+                   what="the canned reply, as alice")
+
+    answer = await desk(alice, component, f"!transfer {n} bob", "now")
+    assert body(answer) == f"#{n} is now bob_acme@{ejabberd.staff_host}'s.", body(answer)
+    await v.expect(lambda st: kind(st) == "presence" and attr(st, "from") == f"{room}/alice_acme"
+                   and attr(st, "type") == "unavailable", what="alice leaving, as the visitor sees it")
+    await v.expect(presence_from(f"{room}/Bob"), what="Bob joining under his name")
+    note = await bob.expect(chat_from(component, contains=f"handed you chat #{n}"), what="the note to bob")
+    assert "with Ann on ACME Inc." in body(note), body(note)
+    await bob.expect(chat_from(room, body_is="Where is my parcel?"), what="what Ann wrote, replayed to bob")
+    bob.send_message(mto=room, mbody="Bob here, I have it now.", mtype="chat")
+    await v.expect(groupchat_from(room, nick="Bob", body_is="Bob here, I have it now."), what="bob's reply")
+    s = await poll_session(fd, room, lambda s: s["staff"] == f"bob_acme@{ejabberd.staff_host}")
+    assert s["state"] == "CHATTING", s
+    transcript = fd.cli("transcript", str(n)).stdout
+    for line in ("alice_acme left the chat", "Bob joined the chat", "Hi! I'm looking into it right now."):
+        assert line in transcript, transcript
+
+
+async def poll_session(fd, room, pred, timeout: float = 10):
+    from helpers import poll
+    return await poll(lambda: fd.session_of(room), lambda s: bool(s) and pred(s), timeout, "the session row")
