@@ -89,7 +89,13 @@ enum Job<T> {
     Write(StoreOp, Option<T>),
     /// Something that rides with no write; it still keeps its place in the order.
     Item(T),
+    /// A read, once everything before it is committed, that makes the item delivered in its
+    /// place (history older than memory: core/replay.rs).
+    Read(Read<T>),
 }
+
+/// A read on the store thread that makes an item to deliver.
+pub type Read<T> = Box<dyn FnOnce(&Store) -> T + Send>;
 
 pub struct Writer<D: Deliver> {
     tx: Sender<Job<D::Item>>,
@@ -203,6 +209,14 @@ impl<D: Deliver> Writer<D> {
     pub fn item(&self, item: D::Item) {
         if self.tx.send(Job::Item(item)).is_err() {
             tracing::error!("store thread is gone; an item was dropped");
+        }
+    }
+
+    /// Runs `read` on the store thread once everything submitted before it is committed,
+    /// and delivers what it returns in its place.
+    pub fn read(&self, read: Read<D::Item>) {
+        if self.tx.send(Job::Read(read)).is_err() {
+            tracing::error!("store thread is gone; a read was dropped");
         }
     }
 
@@ -424,7 +438,7 @@ fn commit<T>(
         .iter()
         .filter_map(|j| match j {
             Job::Write(op, _) => Some(op),
-            Job::Item(_) => None,
+            Job::Item(_) | Job::Read(_) => None,
         })
         .collect();
     stats.batches += 1;
@@ -458,6 +472,9 @@ fn commit<T>(
                 }
             }
             Job::Item(item) => done.push((item, Outcome::NoWrite)),
+            // After the commit: it sees every write queued before it (and the batch's later
+            // ones too, which a read must not depend on).
+            Job::Read(read) => done.push((read(store), Outcome::NoWrite)),
         }
     }
     done
@@ -489,7 +506,7 @@ fn op_session(op: &StoreOp) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{message, session};
+    use crate::store::tests::{message, session, t};
     use crate::store::{Role, SessionState};
 
     fn wait(ack: Ack) -> Result<(), String> {
@@ -657,6 +674,38 @@ mod tests {
             .collect();
         assert_eq!(left.len(), 2);
         assert!(left.contains(&121) && left.contains(&122), "{left:?}");
+        w.shutdown().unwrap();
+    }
+
+    #[test]
+    fn a_read_sees_the_writes_before_it_and_keeps_its_place() {
+        let w = Writer::spawn(
+            Store::open_in_memory().unwrap(),
+            WriterConfig::default(),
+            Acks,
+        )
+        .unwrap();
+        w.submit(StoreOp::OpenSession(session(1, SessionState::Active)));
+        for n in 1..=3 {
+            w.submit(StoreOp::AppendMessage(message(1, n, Role::Visitor)));
+        }
+        let (tx, rx) = oneshot::channel();
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        w.read(Box::new(move |store| {
+            let count = |after, max| {
+                super::super::messages::said_before(store.conn(), 1, "1-3", after, max)
+                    .map(|m| m.iter().map(|m| m.body.clone()).collect::<Vec<_>>())
+                    .map_err(|e| e.to_string())
+            };
+            let _ = seen_tx.send((count(None, 10), count(Some(t(1)), 10), count(None, 1)));
+            tx
+        }));
+        // The lines stored before "1-3"; said after t(1); the newest one.
+        let (all, after, newest) = seen_rx.recv().unwrap();
+        assert_eq!(all.unwrap(), ["line 1", "line 2"]);
+        assert_eq!(after.unwrap(), ["line 2"]);
+        assert_eq!(newest.unwrap(), ["line 2"]);
+        assert_eq!(wait(rx), Ok(()));
         w.shutdown().unwrap();
     }
 
