@@ -63,10 +63,7 @@ fn backup_in_steps(
     let tmp = temp_beside(dest);
     let result = copy(&from, &tmp, pages);
     let report = result.and_then(|(version, sessions, messages)| {
-        std::fs::rename(&tmp, dest).map_err(|source| StoreError::Io {
-            path: dest.to_path_buf(),
-            source,
-        })?;
+        place(&tmp, dest, overwrite)?;
         Ok(BackupReport {
             path: dest.to_path_buf(),
             schema_version: version,
@@ -85,7 +82,7 @@ fn backup_in_steps(
 
 /// The copy, from one snapshot of `from`; returns its version and row counts.
 fn copy(from: &Connection, tmp: &Path, pages: i32) -> Result<(i64, i64, i64), StoreError> {
-    let _ = std::fs::remove_file(tmp);
+    create_private(tmp)?;
     let mut to = Connection::open(tmp).map_err(|source| StoreError::Open {
         path: tmp.to_path_buf(),
         source,
@@ -113,6 +110,43 @@ fn copy(from: &Connection, tmp: &Path, pages: i32) -> Result<(i64, i64, i64), St
         )));
     }
     Ok(counts)
+}
+
+/// Moves the finished copy to `dest`. Without `overwrite`, a hard link, which fails if
+/// `dest` appeared meanwhile, rather than a rename, which would replace it.
+fn place(tmp: &Path, dest: &Path, overwrite: bool) -> Result<(), StoreError> {
+    let err = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::AlreadyExists => StoreError::BackupExists {
+            path: dest.to_path_buf(),
+        },
+        _ => StoreError::BackupWrite {
+            path: dest.to_path_buf(),
+            source,
+        },
+    };
+    if overwrite {
+        return std::fs::rename(tmp, dest).map_err(err);
+    }
+    std::fs::hard_link(tmp, dest).map_err(err)?;
+    let _ = std::fs::remove_file(tmp);
+    Ok(())
+}
+
+/// The copy holds every chat: readable by its owner only, like the database (SQLite keeps
+/// the file's mode when it writes into it).
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|source| StoreError::BackupWrite {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn counts(conn: &Connection) -> Result<(i64, i64, i64), StoreError> {
@@ -169,6 +203,12 @@ mod tests {
             Err(StoreError::BackupExists { .. })
         ));
         assert!(backup(&db, &dest, true).is_ok());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the copy is readable by others: {mode:o}");
+        let nowhere = dir.path().join("no/such/dir/copy.db");
+        let e = backup(&db, &nowhere, false).unwrap_err().to_string();
+        assert!(e.contains("no/such/dir"), "{e}");
         let left: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok())

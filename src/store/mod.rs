@@ -58,6 +58,11 @@ pub enum StoreError {
     },
     #[error("{path} already exists: choose another file, or pass --force to replace it")]
     BackupExists { path: PathBuf },
+    #[error("cannot write the backup {path}: {source} (does its directory exist, and may this user write there?)")]
+    BackupWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start the store thread: {0}")]
     Thread(std::io::Error),
     #[error("database error: {0}")]
