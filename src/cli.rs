@@ -299,9 +299,9 @@ fn backup(c: ConfigArg, to: &std::path::Path, force: bool) -> Result<ExitCode, C
     Ok(ExitCode::SUCCESS)
 }
 
-/// Sessions per purge transaction: each is short, so a running frontdesk's writer waits
-/// milliseconds at most.
-const PURGE_CHUNK: u64 = 200;
+/// Rows (messages and sessions) per purge transaction: each is short, so a running
+/// frontdesk's writer waits milliseconds at most.
+const PURGE_ROWS: u64 = 1000;
 
 fn purge(
     c: ConfigArg,
@@ -321,7 +321,7 @@ fn purge(
     let (verb, n) = if dry_run {
         ("would delete", store.purge_count(&filter)?)
     } else {
-        ("deleted", store.purge(&filter, PURGE_CHUNK)?)
+        ("deleted", store.purge(&filter, PURGE_ROWS)?)
     };
     println!(
         "{verb} {} session(s) and {} message(s){scope} closed before {}",

@@ -236,9 +236,9 @@ impl Store {
         retention::count(&self.conn, f)
     }
 
-    /// Deletes what `f` matches, in transactions of `chunk` sessions.
-    pub fn purge(&mut self, f: &PurgeFilter, chunk: u64) -> Result<Purged, StoreError> {
-        retention::purge_all(&mut self.conn, f, chunk)
+    /// Deletes what `f` matches, in transactions of `rows` rows.
+    pub fn purge(&mut self, f: &PurgeFilter, rows: u64) -> Result<Purged, StoreError> {
+        retention::purge_all(&mut self.conn, f, rows)
     }
 
     /// What the core resumes from: open sessions, their occupants, and their latest

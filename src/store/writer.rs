@@ -325,9 +325,9 @@ fn run<D: Deliver>(
     stats
 }
 
-/// Sessions deleted per retention transaction: a few ms, so a write that arrives meanwhile
-/// waits that long at most.
-const RETENTION_CHUNK: u64 = 50;
+/// Rows (messages and sessions) deleted per retention transaction: a few ms, so a write that
+/// arrives meanwhile waits that long at most.
+const RETENTION_ROWS: u64 = 500;
 const RETENTION_EVERY: Duration = Duration::from_secs(86_400);
 
 /// The daily `retain_days` purge. It runs only while no write is queued, one short
@@ -359,11 +359,10 @@ impl Retention {
         let Some((filter, total)) = &mut self.pass else {
             return;
         };
-        match retention::purge_chunk(store.conn_mut(), filter, RETENTION_CHUNK) {
-            Ok(done) => {
-                total.sessions += done.sessions;
-                total.messages += done.messages;
-                if done.sessions == RETENTION_CHUNK {
+        match retention::purge_chunk(store.conn_mut(), filter, RETENTION_ROWS) {
+            Ok((done, more)) => {
+                total.add(done);
+                if more {
                     return;
                 }
                 tracing::info!(sessions = total.sessions, messages = total.messages, closed_before = %filter.before, "retention: deleted old closed sessions ([store] retain_days)");
@@ -641,11 +640,11 @@ mod tests {
         let mut store = Store::open(&path).unwrap();
         let now = Timestamp::now();
         let mut ops = Vec::new();
-        // 1..=120 closed 40 days ago, 121 closed yesterday, 122 open: 3 chunks of work.
-        for id in 1..=122 {
+        // 1..=300 closed 40 days ago, 301 closed yesterday, 302 open: 2 chunks of work.
+        for id in 1..=302 {
             let mut s = session(id, SessionState::Closed);
-            s.closed_at = Some(retention::days_before(now, if id <= 120 { 40 } else { 1 }));
-            if id == 122 {
+            s.closed_at = Some(retention::days_before(now, if id <= 300 { 40 } else { 1 }));
+            if id == 302 {
                 s.state = SessionState::Active;
                 s.closed_at = None;
             }
@@ -663,7 +662,7 @@ mod tests {
         while reader.list_sessions(None, None).unwrap().len() > 2 {
             assert!(Instant::now() < deadline, "the purge did not finish");
             // Writes still go through while it runs.
-            let op = StoreOp::AppendMessage(message(122, 2, Role::Staff));
+            let op = StoreOp::AppendMessage(message(302, 2, Role::Staff));
             assert_eq!(wait(w.submit_acked(op)), Ok(()));
         }
         let left: Vec<i64> = reader
@@ -673,7 +672,7 @@ mod tests {
             .map(|s| s.id)
             .collect();
         assert_eq!(left.len(), 2);
-        assert!(left.contains(&121) && left.contains(&122), "{left:?}");
+        assert!(left.contains(&301) && left.contains(&302), "{left:?}");
         w.shutdown().unwrap();
     }
 
