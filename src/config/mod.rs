@@ -10,6 +10,7 @@
 
 mod check;
 mod desk;
+pub mod hours;
 mod log;
 mod read;
 mod sites;
@@ -295,6 +296,8 @@ pub struct DeskConfig {
     /// An offer nobody took moves on (or is announced again) after this.
     pub offer_timeout_secs: u64,
     pub canned: Vec<Canned>,
+    /// `hours` with `timezone`; `None`: always open.
+    pub hours: Option<hours::OpeningHours>,
 }
 
 impl Default for DeskConfig {
@@ -304,6 +307,7 @@ impl Default for DeskConfig {
             routing: Routing::Broadcast,
             offer_timeout_secs: desk::DEFAULT_OFFER_TIMEOUT_SECS,
             canned: Vec::new(),
+            hours: None,
         }
     }
 }

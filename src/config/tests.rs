@@ -299,3 +299,44 @@ fn the_example_config_parses_with_its_log_section() {
     let bad = GOOD.to_string() + "\n[log]\nformat = \"yaml\"\nlevel = \"chatty\"\ncolour = 1\n";
     assert_eq!(keys(&bad), vec!["log.colour", "log.format", "log.level"]);
 }
+
+#[test]
+fn opening_hours_need_a_time_zone_and_say_what_is_wrong() {
+    let with = |extra: &str| {
+        DESK.replace(
+            "offer_timeout_secs = 30",
+            &format!("offer_timeout_secs = 30\n{extra}"),
+        )
+    };
+    let c = Config::parse(
+        &with("hours = [\"mon-fri 09:00-17:00\", \"sat 10:00-13:00\"]\ntimezone = \"Europe/Oslo\""),
+        Path::new("/f.toml"),
+    )
+    .unwrap();
+    let h = c.sites[0].desk.hours.as_ref().unwrap();
+    assert_eq!(h.tz.name(), "Europe/Oslo");
+    assert_eq!(h.openings.len(), 6);
+    assert_eq!(
+        keys(&with("hours = [\"mon-fri 09:00-17:00\"]")),
+        ["sites[0].timezone"]
+    );
+    assert_eq!(
+        keys(&with("timezone = \"Europe/Oslo\"")),
+        ["sites[0].timezone"]
+    );
+    assert_eq!(
+        keys(&with(
+            "hours = [\"mon-fri 9-5\", \"sun 22:00-02:00\", 7]\ntimezone = \"Mars/Olympus\""
+        )),
+        [
+            "sites[0].hours[0]",
+            "sites[0].hours[1]",
+            "sites[0].hours[2]",
+            "sites[0].timezone"
+        ]
+    );
+    assert_eq!(
+        keys(&with("hours = []\ntimezone = \"UTC\"")),
+        ["sites[0].hours"]
+    );
+}

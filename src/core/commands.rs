@@ -265,7 +265,12 @@ pub fn parse(text: &str) -> Result<Command, String> {
         return Ok(Command::Help);
     }
     command_spec(&name)
-        .ok_or_else(|| format!("Unknown command !{name}. Send !help for the list."))?
+        .ok_or_else(|| {
+            format!(
+                "Unknown command !{}. Send !help for the list.",
+                crate::render::short(&name, 32)
+            )
+        })?
         .command(rest.trim())
 }
 
@@ -497,13 +502,7 @@ impl Core {
         n: Option<i64>,
         out: &mut Effects,
     ) -> String {
-        let mut mine: Vec<(i64, RoomName)> = self
-            .rooms
-            .values()
-            .filter(|r| r.handler().as_ref() == Some(staff))
-            .map(|r| (r.session_id(), r.name().clone()))
-            .collect();
-        mine.sort();
+        let mine = self.chats_of(staff);
         let name = match n {
             Some(n) => match self.room_for(n, staff) {
                 Err(e) => return e,

@@ -16,7 +16,7 @@ fn desk(routing: Routing, max_chats: u32) -> Scenario {
             max_chats_per_staff: max_chats,
             routing,
             offer_timeout_secs: 60,
-            canned: Vec::new(),
+            ..DeskConfig::default()
         };
     }
     let mut s = Scenario::with_config(c);
@@ -696,4 +696,79 @@ fn the_usual_answer_time_is_told_once_enough_chats_were_answered() {
         notices(&mut s, V1),
         ["You are next in line. Chats here are usually answered within about 2 min."]
     );
+}
+
+// ---- business hours -------------------------------------------------------------------------------
+
+fn with_hours(entries: &[&str]) -> Scenario {
+    let mut s = desk(Routing::Broadcast, 3);
+    let hours = crate::config::hours::OpeningHours {
+        tz: "Europe/Oslo".parse().unwrap(),
+        openings: entries
+            .iter()
+            .flat_map(|e| crate::config::hours::parse_entry(e).unwrap())
+            .collect(),
+    };
+    for site in s.core.config.sites.values_mut() {
+        site.desk.hours = Some(hours.clone());
+    }
+    s
+}
+
+#[test]
+fn outside_hours_the_visitor_is_told_when_the_desk_opens_and_the_chat_is_still_offered() {
+    // The scenario's clock: Sunday 2026-11-22 10:00 UTC, 11:00 in Oslo.
+    let mut s = with_hours(&["mon-fri 09:00-17:00"]);
+    let room1 = room(1);
+    s.sends(&format!("<presence from='{V1}' to='{room1}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.drain();
+    s.sends(&format!(
+        "<message from='{V1}' to='{room1}' type='groupchat'><body>Hello?</body></message>"
+    ));
+    let told = notices(&mut s, V1);
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].starts_with("We are closed right now and open again tomorrow at 09:00"),
+        "{told:?}"
+    );
+    s.sends(&format!(
+        "<message from='{V1}' to='{room1}' type='groupchat'><body>Anyone?</body></message>"
+    ));
+    assert!(notices(&mut s, V1).is_empty(), "told once");
+    assert_eq!(
+        s.offers_to(ALICE_BARE).len(),
+        1,
+        "offered to whoever is available anyway"
+    );
+}
+
+#[test]
+fn the_closed_notice_names_the_next_opening_and_replaces_nobody_available() {
+    let mut s = with_hours(&["mon-fri 09:00-17:00"]);
+    for who in [ALICE, BOB] {
+        s.sends(&format!(
+            "<presence from='{who}' to='{COMPONENT}' type='unavailable'/>"
+        ));
+    }
+    let room1 = room(1);
+    s.sends(&format!("<presence from='{V1}' to='{room1}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.drain();
+    s.sends(&format!(
+        "<message from='{V1}' to='{room1}' type='groupchat'><body>Hello?</body></message>"
+    ));
+    assert_eq!(
+        notices(&mut s, V1),
+        ["We are closed right now and open again tomorrow at 09:00 (Europe/Oslo time). Leave your email address here and we will write back; if someone is around, they may answer sooner."]
+    );
+}
+
+#[test]
+fn within_hours_nothing_is_said() {
+    let mut s = with_hours(&["sun 10:00-12:00"]);
+    s.writes(V1, 1, "Ann", "Hello?");
+    s.sends(&format!(
+        "<message from='{V1}' to='{}' type='groupchat'><body>Anyone?</body></message>",
+        room(1)
+    ));
+    assert!(notices(&mut s, V1).is_empty());
 }

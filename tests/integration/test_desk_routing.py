@@ -145,3 +145,37 @@ async def test_a_canned_reply_and_a_transfer_as_the_visitor_sees_them(canned, ej
 async def poll_session(fd, room, pred, timeout: float = 10):
     from helpers import poll
     return await poll(lambda: fd.session_of(room), lambda s: bool(s) and pred(s), timeout, "the session row")
+
+
+def notice_from(room: str, starts: str):
+    """A system line to the visitor: a groupchat message from the room's bare JID."""
+    def p(st):
+        return (kind(st) == "message" and attr(st, "type") == "groupchat" and attr(st, "from") == room
+                and (body(st) or "").startswith(starts))
+    return p
+
+
+async def test_closed_hours_and_places_in_line_as_visitors_hear_them(ejabberd, tmp_path):
+    import datetime
+    day = datetime.datetime.now(datetime.timezone.utc).date() + datetime.timedelta(days=3)
+    sites = [{"id": "acme", "name": "ACME Inc.", "staff": [f"alice_acme@{ejabberd.staff_host}"],
+              "desk": {"hours": [f"{day.strftime('%a').lower()} 09:00-10:00"], "timezone": "UTC"}}]
+    roster = {"ejabberd_api": f"http://127.0.0.1:{ejabberd.http_port}/api", "remove_after_secs": 3}
+    async with frontdesk_with_clients(ejabberd, tmp_path / "frontdesk", sites=sites, roster=roster) as (fd, clients):
+        first, second = room_of("v86"), room_of("v87")
+        ann, bea = await clients.visitor(), await clients.visitor()
+        await ann.join(first, "Ann")
+        await ann.say(first, "Hello?")
+        closed = await ann.expect(notice_from(first, "We are closed right now"), what="the closed-hours notice")
+        assert body(closed).startswith(f"We are closed right now and open again on {day.strftime('%A')} at 09:00 "
+                                       "(UTC time). Leave your email address here"), body(closed)
+        await ann.expect_none(notice_from(first, "No one is available"), within=0.5,
+                              what="'no one is available' on top of the closed notice")
+        await bea.join(second, "Bea")
+        await bea.say(second, "Hi")
+        # Nobody takes them: after 10 s of waiting each hears their place.
+        await ann.expect(notice_from(first, "You are next in line."), timeout=20, what="Ann's place")
+        await bea.expect(notice_from(second, "You are number 2 in line."), timeout=20, what="Bea's place")
+        # Ann leaves: Bea moves up.
+        await ann.leave(first, "Ann")
+        await bea.expect(notice_from(second, "You are next in line."), timeout=25, what="Bea's new place")

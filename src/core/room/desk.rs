@@ -235,6 +235,14 @@ impl Room {
                 self.hold_offer(first, ctx.now);
             }
         }
+        if let Some(text) = self.closed_text(ctx) {
+            if let Some(to) = self.visitor().map(|v| v.jid.clone()) {
+                let sid = self.next_stanza_id();
+                copies.push(stanzas::room_notice(&self.jid, to, &text, &sid).into());
+                // The closed notice says it all: no "nobody is available" as well.
+                self.told_nobody = true;
+            }
+        }
         if targets.is_empty() && self.offered.is_empty() && !self.told_nobody {
             self.told_nobody = true;
             if let Some(v) = self.visitor() {
@@ -244,6 +252,22 @@ impl Room {
             }
         }
         copies
+    }
+
+    /// Outside the site's hours, once per chat: when the desk opens, and to leave an email.
+    fn closed_text(&mut self, ctx: &Ctx) -> Option<String> {
+        let hours = ctx.site.desk.hours.as_ref()?;
+        if self.told_closed || hours.open_at(ctx.now) {
+            return None;
+        }
+        self.told_closed = true;
+        let when = hours
+            .next_opening(ctx.now)
+            .map(|w| format!(" and open again {w} ({} time)", hours.tz.name()))
+            .unwrap_or_default();
+        Some(format!(
+            "We are closed right now{when}. Leave your email address here and we will write back; if someone is around, they may answer sooner."
+        ))
     }
 
     /// The nick a staff member gets when they answer one-to-one: their display name from the

@@ -205,6 +205,8 @@ pub struct Room {
     told_position: Option<(usize, Timestamp)>,
     /// When a staff member first took the chat.
     first_answer: Option<Timestamp>,
+    /// The visitor was told the desk is closed.
+    told_closed: bool,
     /// The visitor was told that nobody is available (once per session).
     told_nobody: bool,
     /// The one-to-one staff member was told the visitor left; they hear when they are back.
@@ -242,6 +244,7 @@ impl Room {
             announced_at: None,
             told_position: None,
             first_answer: None,
+            told_closed: false,
             told_nobody: false,
             told_left: false,
             first_message: None,
