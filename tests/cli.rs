@@ -830,3 +830,55 @@ fn purge_deletes_only_old_closed_sessions_and_says_how_many() {
     let o = frontdesk(&["transcript", "2", "--config", c]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("line 1"));
 }
+
+#[test]
+fn run_with_retain_days_purges_old_closed_sessions_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "\n[[sites]]\nid = \"globex\"\nstaff = []\n");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "path = \"data/frontdesk.db\"",
+        "path = \"data/frontdesk.db\"\nretain_days = 200",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    seed_for_purge(&dir.path().join("data/frontdesk.db"));
+    // Closed more than 200 days before now (December 2026 or later): 1, 3 and 4; 5 is the
+    // newest and 2 is open.
+    let now = Timestamp::now().to_rfc3339();
+    assert!(
+        now.as_str() > "2026-09-17",
+        "the seeded dates assume a later clock: {now}"
+    );
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "frontdesk=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let purged = loop {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) if line.contains("retention") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let line = purged.unwrap_or_else(|| panic!("no retention line within 10 s: {seen:?}"));
+    assert!(
+        line.contains("sessions=3") && line.contains("messages=4"),
+        "{line}"
+    );
+    assert_eq!(session_ids(cfg.to_str().unwrap()), vec![2, 5]);
+}
