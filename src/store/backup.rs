@@ -17,6 +17,8 @@ use super::{migrations, StoreError};
 /// large backup shares the disk with frontdesk's commits.
 const PAGES_PER_STEP: i32 = 1024;
 const PAUSE: Duration = Duration::from_millis(2);
+/// Steps in a row that copied nothing (about 10 s of pauses) before giving up.
+const MAX_STALLS: u32 = 5000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupReport {
@@ -29,7 +31,7 @@ pub struct BackupReport {
 }
 
 /// Copies the database at `src` to `dest`. Refuses an existing `dest` unless `overwrite`.
-/// Writes to a temporary file beside `dest` and renames it, so `dest` is never half a backup.
+/// Writes to a temporary file beside `dest` and moves it there, so `dest` is never half a backup.
 /// The copy is in rollback-journal mode: one self-contained file, whatever opens it.
 pub fn backup(src: &Path, dest: &Path, overwrite: bool) -> Result<BackupReport, StoreError> {
     backup_in_steps(src, dest, overwrite, PAGES_PER_STEP)
@@ -92,12 +94,23 @@ fn copy(from: &Connection, tmp: &Path, pages: i32) -> Result<(i64, i64, i64), St
     let counts = counts(from)?;
     {
         let b = Backup::new(from, &mut to)?;
+        let mut stalled = 0;
         loop {
             match b.step(pages)? {
                 StepResult::Done => break,
-                // More, or Busy/Locked on the destination (nobody else has it): go on.
-                _ => std::thread::sleep(PAUSE),
+                StepResult::More => stalled = 0,
+                // Busy or Locked: not expected from a held snapshot and a private file, but
+                // never wait for ever.
+                _ => {
+                    stalled += 1;
+                    if stalled > MAX_STALLS {
+                        return Err(StoreError::Backup(
+                            "no progress for 10 s: is another program locking the database or the backup file?".into(),
+                        ));
+                    }
+                }
             }
+            std::thread::sleep(PAUSE);
         }
     }
     from.execute_batch("COMMIT")?;
@@ -105,8 +118,8 @@ fn copy(from: &Connection, tmp: &Path, pages: i32) -> Result<(i64, i64, i64), St
     to.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0))?;
     let ok: String = to.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
     if ok != "ok" {
-        return Err(StoreError::Corrupt(format!(
-            "the backup failed its integrity check: {ok}"
+        return Err(StoreError::Backup(format!(
+            "the copy failed its integrity check ({ok}); the database itself may be damaged: run `PRAGMA integrity_check` on it"
         )));
     }
     Ok(counts)

@@ -58,6 +58,8 @@ pub enum StoreError {
     },
     #[error("{path} already exists: choose another file, or pass --force to replace it")]
     BackupExists { path: PathBuf },
+    #[error("backup failed: {0}")]
+    Backup(String),
     #[error("cannot write the backup {path}: {source} (does its directory exist, and may this user write there?)")]
     BackupWrite {
         path: PathBuf,
