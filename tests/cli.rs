@@ -882,3 +882,22 @@ fn run_with_retain_days_purges_old_closed_sessions_at_start() {
     );
     assert_eq!(session_ids(cfg.to_str().unwrap()), vec![2, 5]);
 }
+
+#[test]
+fn run_refuses_a_database_from_a_newer_frontdesk() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let db = dir.path().join("data/frontdesk.db");
+    Store::open(&db)
+        .unwrap()
+        .conn()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let o = frontdesk(&["run", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("schema version 99") && stderr(&o).contains("upgrade frontdesk"),
+        "{}",
+        stderr(&o)
+    );
+}
