@@ -1,4 +1,5 @@
-//! The command line: `run`, `check-config`, `sessions` and `transcript`. Parsing is clap's;
+//! The command line: `run`, `check-config`, `sessions`, `transcript`, `token`, `backup` and
+//! `purge`. Parsing is clap's;
 //! each subcommand is a small function that returns what the process should exit with.
 
 use std::io::Write;
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 use crate::config::{Config, ConfigError, SECRET_ENV};
 use crate::render::{self, one_line};
 use crate::shell::{self, ShellError};
-use crate::store::{MessageRow, Role, SessionRow, SessionState, Store, StoreError};
+use crate::store::{MessageRow, PurgeFilter, Role, SessionRow, SessionState, Store, StoreError};
 
 #[derive(Debug, Parser)]
 #[command(name = "frontdesk", version, about = "Live chat for websites on XMPP: an external component with one room per visitor", long_about = None)]
@@ -27,6 +28,16 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// Where a reading command finds the database.
+#[derive(Debug, Args)]
+pub struct DbArg {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Read this database file instead of the config's [store] path (e.g. a backup).
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Connect to the XMPP server and serve the rooms until SIGINT or SIGTERM.
@@ -36,7 +47,7 @@ pub enum Command {
     /// List chat sessions (the "ActiveUsers" table): id, room, state, staff, times.
     Sessions {
         #[command(flatten)]
-        config: ConfigArg,
+        config: DbArg,
         /// Only sessions in this state: INACTIVE, ACTIVE, CHATTING or CLOSED.
         #[arg(long)]
         state: Option<SessionState>,
@@ -76,10 +87,36 @@ pub enum Command {
         /// The session id (the #N staff see).
         id: i64,
         #[command(flatten)]
-        config: ConfigArg,
+        config: DbArg,
         /// Print a JSON array instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Copy the database to FILE, consistently, while frontdesk runs (SQLite's online backup).
+    Backup {
+        /// The file to write; it must not exist unless --force.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Delete CLOSED sessions closed before DATE, with their transcripts. Safe while frontdesk
+    /// runs; open sessions are never touched.
+    Purge {
+        /// YYYY-MM-DD (UTC): sessions closed before the start of this day go.
+        #[arg(long, value_name = "DATE")]
+        before: String,
+        /// Only this site's sessions.
+        #[arg(long)]
+        site: Option<String>,
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        config: ConfigArg,
     },
 }
 
@@ -88,9 +125,12 @@ impl Command {
     pub fn config_path(&self) -> &std::path::Path {
         match self {
             Command::Run(c) | Command::CheckConfig(c) => &c.config,
-            Command::Sessions { config, .. }
-            | Command::Token { config, .. }
-            | Command::Transcript { config, .. } => &config.config,
+            Command::Sessions { config, .. } | Command::Transcript { config, .. } => {
+                &config.config.config
+            }
+            Command::Token { config, .. }
+            | Command::Backup { config, .. }
+            | Command::Purge { config, .. } => &config.config,
         }
     }
 }
@@ -103,6 +143,8 @@ pub enum CliError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Shell(#[from] ShellError),
+    #[error("--before {0:?} is not a date: write it as YYYY-MM-DD (UTC), e.g. 2026-01-31")]
+    BadDate(String),
     #[error("no session #{0}")]
     NoSuchSession(i64),
     #[error("{0}")]
@@ -155,6 +197,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             };
             token(config, &site, &visitor, ttl, &details)
         }
+        Command::Backup { to, force, config } => backup(config, &to, force),
+        Command::Purge {
+            before,
+            site,
+            dry_run,
+            config,
+        } => purge(config, &before, site, dry_run),
     }
 }
 
@@ -260,9 +309,61 @@ fn check_config(c: ConfigArg) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn open_store(c: &ConfigArg) -> Result<Store, CliError> {
+fn open_store(c: &DbArg) -> Result<Store, CliError> {
+    let path = match &c.db {
+        Some(db) => db.clone(),
+        None => Config::load(&c.config.config)?.store.path,
+    };
+    Ok(Store::open_read_only(&path)?)
+}
+
+fn backup(c: ConfigArg, to: &std::path::Path, force: bool) -> Result<ExitCode, CliError> {
     let config = Config::load(&c.config)?;
-    Ok(Store::open_read_only(&config.store.path)?)
+    let r = crate::store::backup(&config.store.path, to, force)?;
+    println!(
+        "backed up {} to {}: schema version {}, {} session(s), {} message(s), {:.1} MB in {:.2} s",
+        config.store.path.display(),
+        r.path.display(),
+        r.schema_version,
+        r.sessions,
+        r.messages,
+        r.bytes as f64 / 1e6,
+        r.elapsed.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Rows (messages and sessions) per purge transaction: each is short, so a running
+/// frontdesk's writer waits milliseconds at most.
+const PURGE_ROWS: u64 = 1000;
+
+fn purge(
+    c: ConfigArg,
+    before: &str,
+    site: Option<String>,
+    dry_run: bool,
+) -> Result<ExitCode, CliError> {
+    let config = Config::load(&c.config)?;
+    let at = crate::store::retention::parse_date(before)
+        .ok_or_else(|| CliError::BadDate(before.to_string()))?;
+    let scope = site
+        .as_deref()
+        .map(|s| format!(" of site {s:?}"))
+        .unwrap_or_default();
+    let filter = PurgeFilter { before: at, site };
+    let mut store = Store::open_existing(&config.store.path)?;
+    let (verb, n) = if dry_run {
+        ("would delete", store.purge_count(&filter)?)
+    } else {
+        ("deleted", store.purge(&filter, PURGE_ROWS)?)
+    };
+    println!(
+        "{verb} {} session(s) and {} message(s){scope} closed before {}",
+        n.sessions,
+        n.messages,
+        at.to_rfc3339()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn opt_time(t: Option<crate::time::Timestamp>) -> Value {
@@ -296,7 +397,7 @@ pub fn message_json(m: &MessageRow) -> Value {
 }
 
 fn sessions(
-    c: ConfigArg,
+    c: DbArg,
     state: Option<SessionState>,
     site: Option<String>,
     json: bool,
@@ -334,7 +435,7 @@ fn sessions(
     Ok(ExitCode::SUCCESS)
 }
 
-fn transcript(c: ConfigArg, id: i64, json: bool) -> Result<ExitCode, CliError> {
+fn transcript(c: DbArg, id: i64, json: bool) -> Result<ExitCode, CliError> {
     let store = open_store(&c)?;
     let session = store.session(id)?.ok_or(CliError::NoSuchSession(id))?;
     let lines = store.transcript(id)?;

@@ -734,3 +734,212 @@ fn log_level_comes_from_the_config_unless_rust_log_is_set() {
         stderr(&o)
     );
 }
+
+#[test]
+fn backup_copies_a_live_database_that_sessions_and_transcript_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let db = dir.path().join("data/frontdesk.db");
+    seed(&db);
+    // As while frontdesk runs: its lock held and its connection open.
+    let _lock = InstanceLock::acquire(&db).unwrap();
+    let _live = Store::open(&db).unwrap();
+    let c = cfg.to_str().unwrap();
+    let copy = dir.path().join("copy.db");
+    let to = copy.to_str().unwrap();
+    let o = frontdesk(&["backup", "--config", c, "--to", to]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("2 session(s), 2 message(s)"), "{out}");
+    let o = frontdesk(&["transcript", "1", "--db", to]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("Alice (staff): Hi Ann"),
+        "{out}{}",
+        stderr(&o)
+    );
+    let o = frontdesk(&["sessions", "--db", to, "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rows.as_array().map(Vec::len), Some(2));
+    // Never over an existing file unless told.
+    let o = frontdesk(&["backup", "--config", c, "--to", to]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    let o = frontdesk(&["backup", "--config", c, "--to", to, "--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Sessions 1 (closed 2026-01-10, 3 lines), 2 (open, 1 line), 3 (closed 2026-03-01), 4
+/// (closed 2026-01-05 on site globex, 1 line), 5 (closed 2026-01-01, the newest).
+fn seed_for_purge(db: &Path) {
+    let day = |d: &str| Timestamp::parse_rfc3339(&format!("{d}T12:00:00Z")).unwrap();
+    let session = |id: i64, site: &str, closed: Option<&str>| {
+        StoreOp::OpenSession(SessionRecord {
+            id,
+            room: BareJid::new(&format!("v{id}_{site}@chat.localhost")).unwrap(),
+            site: SiteId::new(site).unwrap(),
+            visitor: format!("v{id}"),
+            state: if closed.is_some() {
+                SessionState::Closed
+            } else {
+                SessionState::Active
+            },
+            staff: None,
+            visitor_jid: None,
+            created_at: day("2025-12-01"),
+            updated_at: day("2025-12-01"),
+            closed_at: closed.map(day),
+        })
+    };
+    let line = |session_id: i64, n: i64| {
+        StoreOp::AppendMessage(MessageRecord {
+            session_id,
+            at: day("2025-12-01"),
+            role: Role::Visitor,
+            from_jid: Jid::new("x@anon.localhost/r").unwrap(),
+            nick: "V".into(),
+            body: format!("line {n}"),
+            stanza_id: format!("{session_id}-{n}"),
+            origin_id: None,
+        })
+    };
+    let ops = [
+        session(1, "acme", Some("2026-01-10")),
+        session(2, "acme", None),
+        session(3, "acme", Some("2026-03-01")),
+        session(4, "globex", Some("2026-01-05")),
+        session(5, "acme", Some("2026-01-01")),
+        line(1, 1),
+        line(1, 2),
+        line(1, 3),
+        line(2, 1),
+        line(4, 1),
+    ];
+    Store::open(db).unwrap().apply(&ops).unwrap();
+}
+
+fn session_ids(c: &str) -> Vec<i64> {
+    let o = frontdesk(&["sessions", "--config", c, "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut ids: Vec<i64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn purge_deletes_only_old_closed_sessions_and_says_how_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "\n[[sites]]\nid = \"globex\"\nstaff = []\n");
+    let db = dir.path().join("data/frontdesk.db");
+    seed_for_purge(&db);
+    let c = cfg.to_str().unwrap();
+    let o = frontdesk(&["purge", "--config", c, "--before", "2026-1-31"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("YYYY-MM-DD"), "{}", stderr(&o));
+    let purge = |extra: &[&str]| {
+        let mut args = vec!["purge", "--config", c, "--before", "2026-02-01"];
+        args.extend_from_slice(extra);
+        let o = frontdesk(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = purge(&["--dry-run"]);
+    assert!(
+        out.contains("would delete 2 session(s) and 4 message(s)"),
+        "{out}"
+    );
+    assert_eq!(session_ids(c), vec![1, 2, 3, 4, 5]);
+    // While frontdesk runs (its lock held, its connection open) too.
+    let _lock = InstanceLock::acquire(&db).unwrap();
+    let _live = Store::open(&db).unwrap();
+    let out = purge(&["--site", "globex"]);
+    assert!(
+        out.contains("deleted 1 session(s) and 1 message(s) of site \"globex\""),
+        "{out}"
+    );
+    let out = purge(&[]);
+    assert!(
+        out.contains("deleted 1 session(s) and 3 message(s)"),
+        "{out}"
+    );
+    // The open one, the recent one and the newest of all stay.
+    assert_eq!(session_ids(c), vec![2, 3, 5]);
+    let o = frontdesk(&["transcript", "2", "--config", c]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("line 1"));
+}
+
+#[test]
+fn run_with_retain_days_purges_old_closed_sessions_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "\n[[sites]]\nid = \"globex\"\nstaff = []\n");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "path = \"data/frontdesk.db\"",
+        "path = \"data/frontdesk.db\"\nretain_days = 200",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    seed_for_purge(&dir.path().join("data/frontdesk.db"));
+    // Closed more than 200 days before now (December 2026 or later): 1, 3 and 4; 5 is the
+    // newest and 2 is open.
+    let now = Timestamp::now().to_rfc3339();
+    assert!(
+        now.as_str() > "2026-09-17",
+        "the seeded dates assume a later clock: {now}"
+    );
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "frontdesk=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let purged = loop {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) if line.contains("retention") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let line = purged.unwrap_or_else(|| panic!("no retention line within 10 s: {seen:?}"));
+    assert!(
+        line.contains("sessions=3") && line.contains("messages=4"),
+        "{line}"
+    );
+    assert_eq!(session_ids(cfg.to_str().unwrap()), vec![2, 5]);
+}
+
+#[test]
+fn run_refuses_a_database_from_a_newer_frontdesk() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let db = dir.path().join("data/frontdesk.db");
+    Store::open(&db)
+        .unwrap()
+        .conn()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let o = frontdesk(&["run", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("schema version 99") && stderr(&o).contains("upgrade frontdesk"),
+        "{}",
+        stderr(&o)
+    );
+}

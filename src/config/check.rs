@@ -161,7 +161,7 @@ impl Checker {
 
     fn store(&mut self, root: &Table, base: &Path) -> Option<StoreConfig> {
         let t = self.table(root, "store")?;
-        self.unknown_keys(t, "store", &["path", "synchronous"]);
+        self.unknown_keys(t, "store", &["path", "synchronous", "retain_days"]);
         let path = self.string(t, "store", "path", true);
         let synchronous = match self.string(t, "store", "synchronous", false).as_deref() {
             None => Some(Durability::default()),
@@ -175,9 +175,19 @@ impl Checker {
                 None
             }
         };
+        // 0 is the default: keep everything.
+        let retain = self.int_in(
+            t,
+            "store",
+            "retain_days",
+            0..=36_500,
+            0,
+            "must be a whole number of days from 1 to 36500, or 0 (the default) to keep every closed session",
+        );
         Some(StoreConfig {
             path: base.join(path?),
             synchronous: synchronous?,
+            retain_days: u32::try_from(retain?).ok().filter(|d| *d > 0),
         })
     }
 

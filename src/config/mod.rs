@@ -160,6 +160,8 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// `[store] synchronous`: when a commit returns.
     pub synchronous: crate::store::Durability,
+    /// `[store] retain_days`: CLOSED sessions older than this are deleted daily; None keeps all.
+    pub retain_days: Option<u32>,
 }
 
 /// How visitors get into staff rosters (`[roster]`, optional).

@@ -170,6 +170,25 @@ fn syntax_error_names_the_file() {
     assert!(e.to_string().contains("bad.toml"));
 }
 
+#[test]
+fn store_retain_days_is_off_by_default_and_checked() {
+    let c = Config::parse(GOOD, Path::new("/f.toml")).unwrap();
+    assert_eq!(c.store.retain_days, None);
+    let with = |v: &str| {
+        GOOD.replace(
+            "path = \"data/frontdesk.db\"",
+            &format!("path = \"x.db\"\nretain_days = {v}"),
+        )
+    };
+    let c = Config::parse(&with("90"), Path::new("/f.toml")).unwrap();
+    assert_eq!(c.store.retain_days, Some(90));
+    let c = Config::parse(&with("0"), Path::new("/f.toml")).unwrap();
+    assert_eq!(c.store.retain_days, None);
+    for bad in ["-1", "36501", "\"90\"", "1.5"] {
+        assert_eq!(keys(&with(bad)), vec!["store.retain_days"], "{bad}");
+    }
+}
+
 const DESK: &str = r#"
 [component]
 jid = "chat.example.com"

@@ -18,6 +18,7 @@ mod pings;
 mod presence;
 mod queue;
 pub mod refusal;
+pub mod replay;
 mod room;
 mod rooms;
 pub mod roster;
@@ -264,6 +265,8 @@ pub enum Output {
     Api(roster::ApiCall),
     /// Read from the store and report back with `Input::QueryDone`.
     Query(commands::Query),
+    /// Send history older than memory holds, read from the store, in this place (replay.rs).
+    Replay(replay::Replay),
 }
 
 /// The seam every output leaves through, in order; it also notes which rooms changed state,
@@ -293,6 +296,10 @@ impl Effects {
 
     pub fn query(&mut self, q: commands::Query) {
         self.outputs.push(Output::Query(q));
+    }
+
+    pub fn replay(&mut self, r: replay::Replay) {
+        self.outputs.push(Output::Replay(r));
     }
 
     /// The room's session changed state (or was opened).
@@ -667,6 +674,8 @@ mod tests_determinism;
 mod tests_limits;
 #[cfg(test)]
 mod tests_prop;
+#[cfg(test)]
+mod tests_replay;
 #[cfg(test)]
 mod tests_routing;
 #[cfg(test)]

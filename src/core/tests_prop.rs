@@ -255,7 +255,7 @@ fn check(
                 check_op(op, seen)?;
             }
             Output::Store(op) => check_op(op, seen)?,
-            Output::Api(_) | Output::Query(_) => {}
+            Output::Api(_) | Output::Query(_) | Output::Replay(_) => {}
         }
     }
     for s in &stanzas {

@@ -91,7 +91,10 @@ pub async fn run(config: Config, secret: Secret) -> Result<(), ShellError> {
     let (feedback_tx, mut feedback) = tokio::sync::mpsc::unbounded_channel();
     let writer = Writer::spawn(
         store,
-        WriterConfig::default(),
+        WriterConfig {
+            retain_days: config.store.retain_days,
+            ..WriterConfig::default()
+        },
         sender::Sender::new(feedback_tx),
     )?;
     let mut core = Core::new(CoreConfig::from_config(&config), snapshot, Timestamp::now())

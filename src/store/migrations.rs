@@ -77,6 +77,14 @@ pub fn version(conn: &Connection) -> Result<i64, StoreError> {
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current = version(&tx)?;
+    if current > LATEST {
+        // Written by a newer frontdesk: running on it would write rows it does not expect.
+        return Err(StoreError::TooNew {
+            path: tx.path().unwrap_or_default().into(),
+            found: current,
+            known: LATEST,
+        });
+    }
     let missing = MIGRATIONS.iter().enumerate().skip(current.max(0) as usize);
     let mut applied = None;
     for (i, sql) in missing {
@@ -419,5 +427,35 @@ mod tests {
         other.execute_batch("COMMIT").unwrap();
         let result = ours.join().unwrap();
         assert!(matches!(result, Ok(Ok(LATEST))), "{result:?}");
+    }
+
+    #[test]
+    fn a_database_from_a_newer_frontdesk_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        conn.pragma_update(None, "user_version", LATEST + 1)
+            .unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(StoreError::TooNew { found, .. }) if found == LATEST + 1
+        ));
+    }
+
+    /// docs/storage.md is the interface web apps read the schema from: it must describe the
+    /// version the code migrates to.
+    #[test]
+    fn storage_md_describes_the_latest_version() {
+        let doc = include_str!("../../docs/storage.md");
+        let marker = "This document describes version **";
+        let at = doc.find(marker).expect("docs/storage.md names its version") + marker.len();
+        let documented: i64 = doc[at..]
+            .split("**")
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a number after the marker");
+        assert_eq!(
+            documented, LATEST,
+            "docs/storage.md describes schema version {documented}, the code migrates to {LATEST}: document the new migration"
+        );
     }
 }

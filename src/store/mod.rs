@@ -4,11 +4,13 @@
 //! carry typed addresses; the table modules turn them into text and back (`addresses`).
 
 pub mod addresses;
+pub mod backup;
 pub mod details;
 pub mod lock;
 pub mod messages;
 pub mod migrations;
 pub mod occupants;
+pub mod retention;
 pub mod roster_items;
 pub mod sessions;
 pub mod types;
@@ -19,7 +21,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use addresses::Unusable;
+pub use backup::{backup, BackupReport};
 pub use lock::InstanceLock;
+pub use retention::{PurgeFilter, Purged};
 pub use types::*;
 pub use writer::{Ack, Writer, WriterConfig, WriterStats};
 
@@ -53,6 +57,15 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} already exists: choose another file, or pass --force to replace it")]
+    BackupExists { path: PathBuf },
+    #[error("backup failed: {0}")]
+    Backup(String),
+    #[error("cannot write the backup {path}: {source} (does its directory exist, and may this user write there?)")]
+    BackupWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start the store thread: {0}")]
     Thread(std::io::Error),
     #[error("database error: {0}")]
@@ -61,6 +74,27 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store writer thread has stopped")]
     WriterGone,
+}
+
+/// A reader or maintainer works only on a database at this build's version.
+fn check_version(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let found = migrations::version(conn)?;
+    let known = migrations::LATEST;
+    if found > known {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    if found < known {
+        return Err(StoreError::TooOld {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn parse_time(s: &str) -> Result<Timestamp, StoreError> {
@@ -168,27 +202,46 @@ impl Store {
             source,
         })?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let found = migrations::version(&conn)?;
-        let known = migrations::LATEST;
-        if found > known {
-            return Err(StoreError::TooNew {
+        check_version(&conn, path)?;
+        Ok(Store { conn })
+    }
+
+    /// For maintenance beside a running frontdesk (`purge`): reads and writes, but never
+    /// creates or migrates, and only a database at this build's schema version.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing {
                 path: path.to_path_buf(),
-                found,
-                known,
             });
         }
-        if found < known {
-            return Err(StoreError::TooOld {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(
+            |source| StoreError::Open {
                 path: path.to_path_buf(),
-                found,
-                known,
-            });
-        }
+                source,
+            },
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        check_version(&conn, path)?;
         Ok(Store { conn })
     }
 
     pub fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// What a purge would delete.
+    pub fn purge_count(&self, f: &PurgeFilter) -> Result<Purged, StoreError> {
+        retention::count(&self.conn, f)
+    }
+
+    /// Deletes what `f` matches, in transactions of `rows` rows.
+    pub fn purge(&mut self, f: &PurgeFilter, rows: u64) -> Result<Purged, StoreError> {
+        retention::purge_all(&mut self.conn, f, rows)
     }
 
     /// What the core resumes from: open sessions, their occupants, and their latest

@@ -87,7 +87,7 @@ pub struct HistoryItem {
 }
 
 impl HistoryItem {
-    fn of_record(m: MessageRecord) -> Option<HistoryItem> {
+    pub(crate) fn of_record(m: MessageRecord) -> Option<HistoryItem> {
         // A line whose sender is not a full JID was not written by us: leave it out.
         if !m.from_jid.is_full() {
             return None;
@@ -184,6 +184,8 @@ pub struct Room {
     history: VecDeque<HistoryItem>,
     /// Bytes of the bodies in `history`.
     history_bytes: usize,
+    /// Memory has let go of lines the store still has (see replay.rs).
+    older_in_store: bool,
     /// Next sequence number for stanza-ids in this session.
     seq: u64,
     /// Set while nobody is in the room; the session closes when it runs out.
@@ -235,6 +237,7 @@ impl Room {
             occupants: Vec::new(),
             history: VecDeque::new(),
             history_bytes: 0,
+            older_in_store: false,
             seq: 1,
             emptied: None,
             pending_joins: Vec::new(),
@@ -303,6 +306,8 @@ impl Room {
             // ACTIVE means the visitor wrote, even if the line itself is not to be found.
             room.first_message = Some((String::new(), record.updated_at));
         }
+        // The store gave as many as asked for: it may hold older ones.
+        room.older_in_store = kept.history.len() >= HISTORY_MAX;
         for item in kept.history.into_iter().filter_map(HistoryItem::of_record) {
             room.remember(item, usize::MAX);
         }
@@ -522,6 +527,7 @@ impl Room {
         {
             if let Some(old) = self.history.pop_front() {
                 self.history_bytes = self.history_bytes.saturating_sub(old.body.len());
+                self.older_in_store = true;
             }
         }
     }
