@@ -12,6 +12,7 @@ mod iq;
 pub mod limits;
 mod message;
 pub mod nick;
+mod notes;
 mod pings;
 mod presence;
 pub mod refusal;
@@ -145,7 +146,7 @@ pub enum Input {
     /// The store answered a [`commands::Query`].
     QueryDone {
         id: u64,
-        result: commands::TranscriptResult,
+        result: commands::QueryResult,
     },
 }
 
@@ -183,6 +184,13 @@ pub enum OrElse {
         to: Jid,
         id: Option<xmpp_parsers::message::Id>,
     },
+    /// A staff member's note or tags: they are told it was not saved (this text instead of
+    /// the confirmation). Nothing in the core depends on it.
+    Tell {
+        desk: Jid,
+        to: commands::ReplyTo,
+        text: String,
+    },
 }
 
 impl OrElse {
@@ -195,12 +203,14 @@ impl OrElse {
             )
             .message(room, to, id)
             .into()],
+            OrElse::Tell { desk, to, text } => vec![commands::reply_stanza(desk, &to, &text)],
         }
     }
 
-    /// The input that tells the core the write failed.
-    pub fn not_stored(&self) -> Input {
-        match self {
+    /// The input that tells the core the write failed, if the core needs to know.
+    pub fn not_stored(&self) -> Option<Input> {
+        Some(match self {
+            OrElse::Tell { .. } => return None,
             OrElse::SessionNotSaved { session_id } => Input::NotStored {
                 session_id: *session_id,
                 stanza_id: None,
@@ -213,7 +223,7 @@ impl OrElse {
                 session_id: *session_id,
                 stanza_id: Some(stanza_id.clone()),
             },
-        }
+        })
     }
 }
 
@@ -427,7 +437,7 @@ impl Core {
             Input::ApiDone { id, result } => {
                 self.api_answered(now, &id, result.err(), &mut out);
             }
-            Input::QueryDone { id, result } => self.transcript_ready(id, result, &mut out),
+            Input::QueryDone { id, result } => self.query_done(now, id, result, &mut out),
             Input::NotStored {
                 session_id,
                 stanza_id: Some(stanza_id),

@@ -104,7 +104,8 @@ pub fn of_session(conn: &Connection, session_id: i64) -> Result<Vec<MessageRow>,
         .collect()
 }
 
-/// The latest `limit` visitor and staff lines of a session, oldest first: its history on join.
+/// The latest `limit` visitor and staff lines of a session, oldest first: its history on join
+/// (never system lines nor staff's notes).
 /// Lines that do not parse are left out (after the limit, so fewer may come back).
 pub fn latest_said(
     conn: &Connection,
@@ -113,7 +114,7 @@ pub fn latest_said(
 ) -> Result<Vec<MessageRecord>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM (SELECT id, {COLUMNS} FROM messages
-           WHERE session_id = ?1 AND role != 'system' ORDER BY id DESC LIMIT ?2)
+           WHERE session_id = ?1 AND role IN ('visitor', 'staff') ORDER BY id DESC LIMIT ?2)
          ORDER BY id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;

@@ -10,6 +10,8 @@ pub mod migrations;
 pub mod occupants;
 pub mod roster_items;
 pub mod sessions;
+pub mod stats;
+pub mod tags;
 pub mod types;
 pub mod writer;
 
@@ -253,6 +255,10 @@ impl Store {
     pub fn transcript(&self, session_id: i64) -> Result<Vec<MessageRow>, StoreError> {
         messages::of_session(&self.conn, session_id)
     }
+
+    pub fn tags(&self, session_id: i64) -> Result<Vec<String>, StoreError> {
+        tags::of_session(&self.conn, session_id)
+    }
 }
 
 fn apply_one(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
@@ -266,6 +272,14 @@ fn apply_one(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
             roster_items::insert(conn, staff, contact, *at)
         }
         StoreOp::RosterRemoved { staff, contact } => roster_items::delete(conn, staff, contact),
+        StoreOp::TagsAdded {
+            session_id,
+            tags,
+            by,
+            at,
+        } => tags
+            .iter()
+            .try_for_each(|tag| tags::insert(conn, *session_id, tag, by, *at)),
     }
 }
 

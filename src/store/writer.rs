@@ -389,6 +389,7 @@ fn op_kind(op: &StoreOp) -> &'static str {
         StoreOp::OccupantLeft { .. } => "occupant_left",
         StoreOp::RosterAdded { .. } => "roster_added",
         StoreOp::RosterRemoved { .. } => "roster_removed",
+        StoreOp::TagsAdded { .. } => "tags_added",
     }
 }
 
@@ -397,7 +398,9 @@ fn op_session(op: &StoreOp) -> i64 {
         StoreOp::OpenSession(s) | StoreOp::UpdateSession(s) => s.id,
         StoreOp::AppendMessage(m) => m.session_id,
         StoreOp::OccupantJoined(o) => o.session_id,
-        StoreOp::OccupantLeft { session_id, .. } => *session_id,
+        StoreOp::OccupantLeft { session_id, .. } | StoreOp::TagsAdded { session_id, .. } => {
+            *session_id
+        }
         // Not about a session.
         StoreOp::RosterAdded { .. } | StoreOp::RosterRemoved { .. } => 0,
     }
