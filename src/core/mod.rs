@@ -635,6 +635,8 @@ mod tests_determinism;
 #[cfg(test)]
 mod tests_limits;
 #[cfg(test)]
+mod tests_notes;
+#[cfg(test)]
 mod tests_prop;
 #[cfg(test)]
 mod tests_staff;

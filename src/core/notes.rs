@@ -329,7 +329,7 @@ impl Core {
         let at = m.created_at.to_rfc3339();
         let at = at.get(..16).unwrap_or(&at).replace('T', " ");
         format!(
-            "#{} visitor {} on {} — {at} UTC, {} ago — \"{}\"",
+            "#{} visitor {} on {} — {at} UTC, closed {} ago — \"{}\"",
             m.id,
             one_line(&m.visitor),
             one_line(site),
