@@ -1,4 +1,4 @@
-//! The command line: `run`, `check-config`, `sessions` and `transcript`. Parsing is clap's;
+//! The command line: `run`, `check-config`, `sessions`, `transcript`, `stats` and `token`. Parsing is clap's;
 //! each subcommand is a small function that returns what the process should exit with.
 
 use std::io::Write;
@@ -6,12 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+mod numbers;
 use serde_json::{json, Value};
 
 use crate::config::{Config, ConfigError, SECRET_ENV};
 use crate::render::{self, one_line};
 use crate::shell::{self, ShellError};
-use crate::store::{MessageRow, Role, SessionRow, SessionState, Store, StoreError};
+use crate::store::{stats, tags, MessageRow, Role, SessionRow, SessionState, Store, StoreError};
 
 #[derive(Debug, Parser)]
 #[command(name = "frontdesk", version, about = "Live chat for websites on XMPP: an external component with one room per visitor", long_about = None)]
@@ -43,7 +45,25 @@ pub enum Command {
         /// Only sessions of this site.
         #[arg(long)]
         site: Option<String>,
+        /// Only missed chats: closed without a staff reply to the visitor.
+        #[arg(long)]
+        missed: bool,
         /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Numbers: chats, answered, missed, time to first staff reply, chat duration, per staff
+    /// member and per day (UTC days). The SQL is in docs/storage.md.
+    Stats {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only chats of this site.
+        #[arg(long)]
+        site: Option<String>,
+        /// Only chats opened on or after this UTC day, YYYY-MM-DD.
+        #[arg(long, value_parser = utc_day)]
+        since: Option<String>,
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -100,8 +120,23 @@ pub fn execute(cli: Cli) -> Result<ExitCode, CliError> {
             config,
             state,
             site,
+            missed,
             json,
-        } => sessions(config, state, site, json),
+        } => sessions(
+            config,
+            Filter {
+                state,
+                site,
+                missed,
+            },
+            json,
+        ),
+        Command::Stats {
+            config,
+            site,
+            since,
+            json,
+        } => numbers::stats(&open_store(&config)?, stats::Filter { site, since }, json),
         Command::Transcript { id, config, json } => transcript(config, id, json),
         Command::Token {
             site,
@@ -188,7 +223,16 @@ fn check_config(c: ConfigArg) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn open_store(c: &ConfigArg) -> Result<Store, CliError> {
+/// `--since`: a UTC day, `YYYY-MM-DD`.
+fn utc_day(s: &str) -> Result<String, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .filter(|_| s.len() == 10)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .ok_or_else(|| format!("{s:?} is not a UTC day: write YYYY-MM-DD, e.g. 2026-11-01"))
+}
+
+pub(crate) fn open_store(c: &ConfigArg) -> Result<Store, CliError> {
     let config = Config::load(&c.config)?;
     Ok(Store::open_read_only(&config.store.path)?)
 }
@@ -196,6 +240,14 @@ fn open_store(c: &ConfigArg) -> Result<Store, CliError> {
 fn opt_time(t: Option<crate::time::Timestamp>) -> Value {
     t.map(|t| Value::String(t.to_rfc3339()))
         .unwrap_or(Value::Null)
+}
+
+/// A session with what the listing adds: whether it was missed, and its tags.
+pub fn listed_json(s: &SessionRow, missed: bool, tags: &[String]) -> Value {
+    let mut v = session_json(s);
+    v["missed"] = Value::Bool(missed);
+    v["tags"] = json!(tags);
+    v
 }
 
 pub fn session_json(s: &SessionRow) -> Value {
@@ -223,17 +275,26 @@ pub fn message_json(m: &MessageRow) -> Value {
     })
 }
 
-fn sessions(
-    c: ConfigArg,
+/// Which sessions `frontdesk sessions` lists.
+struct Filter {
     state: Option<SessionState>,
     site: Option<String>,
-    json: bool,
-) -> Result<ExitCode, CliError> {
+    missed: bool,
+}
+
+fn sessions(c: ConfigArg, f: Filter, json: bool) -> Result<ExitCode, CliError> {
     let store = open_store(&c)?;
-    let rows = store.list_sessions(state, site.as_deref())?;
+    let missed = stats::missed_ids(store.conn())?;
+    let tags = tags::all(store.conn())?;
+    let mut rows = store.list_sessions(f.state, f.site.as_deref())?;
+    rows.retain(|s| !f.missed || missed.contains(&s.id));
+    let tags_of = |id: i64| tags.get(&id).map(Vec::as_slice).unwrap_or_default();
     let mut out = std::io::stdout().lock();
     if json {
-        let arr: Vec<Value> = rows.iter().map(session_json).collect();
+        let arr: Vec<Value> = rows
+            .iter()
+            .map(|s| listed_json(s, missed.contains(&s.id), tags_of(s.id)))
+            .collect();
         writeln!(out, "{}", Value::Array(arr))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -243,29 +304,45 @@ fn sessions(
     }
     writeln!(
         out,
-        "{:>5}  {:<8}  {:<12}  {:<16}  {:<28}  {:<24}  ROOM",
-        "#", "STATE", "SITE", "VISITOR", "STAFF", "UPDATED"
+        "{:>5}  {:<8}  {:<6}  {:<12}  {:<16}  {:<28}  {:<24}  {:<28}  ROOM",
+        "#", "STATE", "MISSED", "SITE", "VISITOR", "STAFF", "UPDATED", "TAGS"
     )?;
     for s in &rows {
         writeln!(
             out,
-            "{:>5}  {:<8}  {:<12}  {:<16}  {:<28}  {:<24}  {}",
+            "{:>5}  {:<8}  {:<6}  {:<12}  {:<16}  {:<28}  {:<24}  {:<28}  {}",
             s.id,
             s.state.as_str(),
+            if missed.contains(&s.id) {
+                "missed"
+            } else {
+                "-"
+            },
             one_line(&s.site),
             one_line(&s.visitor),
             one_line(s.staff.as_deref().unwrap_or("-")),
             s.updated_at.to_rfc3339(),
+            tags_text(tags_of(s.id)),
             one_line(&s.room)
         )?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Tags for a table: comma-separated, `-` when none (rendered: another writer may have put
+/// anything there).
+fn tags_text(tags: &[String]) -> String {
+    if tags.is_empty() {
+        return "-".into();
+    }
+    one_line(&tags.join(","))
+}
+
 fn transcript(c: ConfigArg, id: i64, json: bool) -> Result<ExitCode, CliError> {
     let store = open_store(&c)?;
     let session = store.session(id)?.ok_or(CliError::NoSuchSession(id))?;
     let lines = store.transcript(id)?;
+    let tags = store.tags(id)?;
     let mut out = std::io::stdout().lock();
     if json {
         let arr: Vec<Value> = lines.iter().map(message_json).collect();
@@ -274,7 +351,7 @@ fn transcript(c: ConfigArg, id: i64, json: bool) -> Result<ExitCode, CliError> {
     }
     writeln!(
         out,
-        "#{} {} (site {}, visitor {}) {}{}",
+        "#{} {} (site {}, visitor {}) {}{}{}",
         session.id,
         one_line(&session.room),
         one_line(&session.site),
@@ -284,7 +361,12 @@ fn transcript(c: ConfigArg, id: i64, json: bool) -> Result<ExitCode, CliError> {
             .staff
             .as_deref()
             .map(|s| format!(" with {}", one_line(s)))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        if tags.is_empty() {
+            String::new()
+        } else {
+            format!(", tags: {}", tags_text(&tags))
+        }
     )?;
     // Each line one entry, whatever the text holds (see `render`).
     for m in &lines {
