@@ -629,6 +629,27 @@ fn stats_figures_are_exact() {
             "days": [day("2026-11-23", 3, 1, 1)],
         })
     );
+    // docs/storage.md's p50 in SQL alone gives the same figure.
+    let doc = include_str!("../docs/storage.md");
+    let example = doc
+        .split("the p50 of the first reply times, in SQL alone:")
+        .nth(1)
+        .unwrap();
+    let example = example
+        .split("```sql\n")
+        .nth(1)
+        .unwrap()
+        .split("\n```")
+        .next()
+        .unwrap();
+    let sql = example.replace("/* the first query */", frontdesk::store::stats::CHATS_SQL);
+    let store = Store::open_read_only(&dir.path().join("data/frontdesk.db")).unwrap();
+    let p50: i64 = store
+        .conn()
+        .query_row(&sql, rusqlite::params![None::<String>, ""], |r| r.get(0))
+        .unwrap();
+    assert_eq!(p50, 20_000);
+
     let none = stats_json(c, &["--site", "nowhere"]);
     assert_eq!(none["chats"], 0);
     assert_eq!(none["first_reply_ms"]["p50"], serde_json::Value::Null);

@@ -54,9 +54,13 @@ pub enum Takes {
     Chat(fn(i64) -> Command),
     /// A chat number or nothing: `!finish`, `!finish 12`.
     MaybeChat(fn(Option<i64>) -> Command),
-    /// A chat number and text: `!note 12 called back`. The ad-hoc form's text field has
-    /// this label.
-    ChatText(fn(i64, String) -> Command, &'static str),
+    /// A chat number and text: `!note 12 called back`. `usage` names the text in `!help`,
+    /// `label` is the ad-hoc form's text field.
+    ChatText {
+        make: fn(i64, String) -> Command,
+        usage: &'static str,
+        label: &'static str,
+    },
     /// A number of days or nothing: `!missed`, `!missed 30`.
     MaybeDays(fn(Option<i64>) -> Command),
 }
@@ -112,13 +116,21 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "note",
-        takes: Takes::ChatText(Command::Note, "Note"),
+        takes: Takes::ChatText {
+            make: Command::Note,
+            usage: "text",
+            label: "Note",
+        },
         help: Some("add an internal note to chat N (staff see it, the visitor never does)"),
         menu: "Note on a chat",
     },
     CommandSpec {
         name: "tag",
-        takes: Takes::ChatText(Command::Tag, "Tags (words)"),
+        takes: Takes::ChatText {
+            make: Command::Tag,
+            usage: "word…",
+            label: "Tags (words)",
+        },
         help: Some("label chat N with words, e.g. !tag 12 billing refund"),
         menu: "Tag a chat",
     },
@@ -161,8 +173,7 @@ impl CommandSpec {
             Takes::Nothing(_) => format!("!{}", self.name),
             Takes::Chat(_) => format!("!{} N", self.name),
             Takes::MaybeChat(_) => format!("!{} [N]", self.name),
-            Takes::ChatText(..) if self.name == "tag" => format!("!{} N word…", self.name),
-            Takes::ChatText(..) => format!("!{} N text", self.name),
+            Takes::ChatText { usage, .. } => format!("!{} N {usage}", self.name),
             Takes::MaybeDays(_) => format!("!{} [D]", self.name),
         }
     }
@@ -178,7 +189,7 @@ impl CommandSpec {
                 .map(|a| chat_number(self.name, Some(a)))
                 .transpose()
                 .map(f),
-            Takes::ChatText(f, _) => {
+            Takes::ChatText { make: f, .. } => {
                 let n = chat_number(self.name, first)?;
                 let rest = arg.unwrap_or("").trim_start();
                 let text = rest.split_once(char::is_whitespace).map_or("", |(_, t)| t);
@@ -778,7 +789,7 @@ impl Core {
     /// The form asking what the command needs: which chat, and its text or a number of days.
     fn adhoc_form(&self, spec: &CommandSpec, staff: &BareJid) -> Element {
         let fields = match spec.takes {
-            Takes::ChatText(_, label) => vec![
+            Takes::ChatText { label, .. } => vec![
                 text_field("session", "Chat number (#N, open or closed)", true, None),
                 text_field("text", label, true, None),
             ],
@@ -896,7 +907,7 @@ fn form_value<'a>(form: &'a DataForm, var: &str) -> Option<&'a str> {
 /// What a submitted form gives the command, as `!text` would after the command's name.
 fn form_arg(spec: &CommandSpec, form: &DataForm) -> Option<String> {
     match spec.takes {
-        Takes::ChatText(..) => form_value(form, "session")
+        Takes::ChatText { .. } => form_value(form, "session")
             .map(|n| format!("{n} {}", form_value(form, "text").unwrap_or_default())),
         Takes::MaybeDays(_) => form_value(form, "days").map(str::to_string),
         _ => form_value(form, "session").map(str::to_string),

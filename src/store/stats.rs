@@ -217,3 +217,31 @@ pub fn stats(conn: &Connection, f: &Filter) -> Result<Stats, StoreError> {
         .for_each(|st| st.first_replies.sort_unstable());
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/storage.md gives web apps these queries: they must be the ones we run.
+    #[test]
+    fn the_documented_sql_is_the_sql_we_run() {
+        let doc = include_str!("../../docs/storage.md");
+        for sql in [CHATS_SQL, STAFF_SQL, MISSED_SQL] {
+            assert!(
+                doc.contains(&format!("```sql\n{sql}\n```")),
+                "not in docs/storage.md:\n{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        assert_eq!(percentile(&[], 50), None);
+        assert_eq!(percentile(&[7], 90), Some(7));
+        assert_eq!(percentile(&[1, 2, 3, 4], 50), Some(2));
+        assert_eq!(percentile(&[1, 2, 3, 4], 90), Some(4));
+        assert_eq!(percentile(&[1, 2, 3, 4, 5], 50), Some(3));
+        let ten: Vec<i64> = (1..=10).collect();
+        assert_eq!(percentile(&ten, 90), Some(9));
+    }
+}
