@@ -365,7 +365,8 @@ fn transcript(c: ConfigArg, id: i64, json: bool) -> Result<ExitCode, CliError> {
         if tags.is_empty() {
             String::new()
         } else {
-            format!(", tags: {}", tags_text(&tags))
+            let tags: Vec<String> = tags.iter().map(|t| one_line(t)).collect();
+            format!(", tags: {}", tags.join(", "))
         }
     )?;
     // Each line one entry, whatever the text holds (see `render`).

@@ -718,7 +718,7 @@ fn sessions_mark_missed_chats_and_show_tags() {
         text.lines()
             .next()
             .unwrap()
-            .ends_with("CLOSED, tags: callback,vip"),
+            .ends_with("CLOSED, tags: callback, vip"),
         "{text}"
     );
     assert!(text.contains("n (note): line 2 of #3"), "{text}");
