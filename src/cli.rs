@@ -1,5 +1,5 @@
-//! The command line: `run`, `check-config`, `sessions`, `transcript`, `token`, `backup` and
-//! `purge`. Parsing is clap's;
+//! The command line: `run`, `check-config`, `sessions`, `transcript`, `stats`, `token`,
+//! `backup` and `purge`. Parsing is clap's;
 //! each subcommand is a small function that returns what the process should exit with.
 
 use std::io::Write;
@@ -7,12 +7,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+mod numbers;
 use serde_json::{json, Value};
 
 use crate::config::{Config, ConfigError, SECRET_ENV};
 use crate::render::{self, one_line};
 use crate::shell::{self, ShellError};
-use crate::store::{MessageRow, PurgeFilter, Role, SessionRow, SessionState, Store, StoreError};
+use crate::store::{
+    stats, tags, MessageRow, PurgeFilter, Role, SessionRow, SessionState, Store, StoreError,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "frontdesk", version, about = "Live chat for websites on XMPP: an external component with one room per visitor", long_about = None)]
@@ -54,7 +58,25 @@ pub enum Command {
         /// Only sessions of this site.
         #[arg(long)]
         site: Option<String>,
+        /// Only missed chats: closed without a staff reply to the visitor.
+        #[arg(long)]
+        missed: bool,
         /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Numbers: chats, answered, missed, time to first staff reply, chat duration, per staff
+    /// member and per day (UTC days). The SQL is in docs/storage.md.
+    Stats {
+        #[command(flatten)]
+        config: DbArg,
+        /// Only chats of this site.
+        #[arg(long)]
+        site: Option<String>,
+        /// Only chats opened on or after this UTC day, YYYY-MM-DD.
+        #[arg(long, value_parser = utc_day)]
+        since: Option<String>,
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -125,9 +147,9 @@ impl Command {
     pub fn config_path(&self) -> &std::path::Path {
         match self {
             Command::Run(c) | Command::CheckConfig(c) => &c.config,
-            Command::Sessions { config, .. } | Command::Transcript { config, .. } => {
-                &config.config.config
-            }
+            Command::Sessions { config, .. }
+            | Command::Transcript { config, .. }
+            | Command::Stats { config, .. } => &config.config.config,
             Command::Token { config, .. }
             | Command::Backup { config, .. }
             | Command::Purge { config, .. } => &config.config,
@@ -178,8 +200,23 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             config,
             state,
             site,
+            missed,
             json,
-        } => sessions(config, state, site, json),
+        } => sessions(
+            config,
+            Filter {
+                state,
+                site,
+                missed,
+            },
+            json,
+        ),
+        Command::Stats {
+            config,
+            site,
+            since,
+            json,
+        } => numbers::stats(&open_store(&config)?, stats::Filter { site, since }, json),
         Command::Transcript { id, config, json } => transcript(config, id, json),
         Command::Token {
             site,
@@ -309,6 +346,15 @@ fn check_config(c: ConfigArg) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--since`: a UTC day, `YYYY-MM-DD`.
+fn utc_day(s: &str) -> Result<String, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .filter(|_| s.len() == 10)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .ok_or_else(|| format!("{s:?} is not a UTC day: write YYYY-MM-DD, e.g. 2026-11-01"))
+}
+
 fn open_store(c: &DbArg) -> Result<Store, CliError> {
     let path = match &c.db {
         Some(db) => db.clone(),
@@ -371,6 +417,14 @@ fn opt_time(t: Option<crate::time::Timestamp>) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// A session with what the listing adds: whether it was missed, and its tags.
+pub fn listed_json(s: &SessionRow, missed: bool, tags: &[String]) -> Value {
+    let mut v = session_json(s);
+    v["missed"] = Value::Bool(missed);
+    v["tags"] = json!(tags);
+    v
+}
+
 pub fn session_json(s: &SessionRow) -> Value {
     json!({
         "id": s.id,
@@ -396,17 +450,26 @@ pub fn message_json(m: &MessageRow) -> Value {
     })
 }
 
-fn sessions(
-    c: DbArg,
+/// Which sessions `frontdesk sessions` lists.
+struct Filter {
     state: Option<SessionState>,
     site: Option<String>,
-    json: bool,
-) -> Result<ExitCode, CliError> {
+    missed: bool,
+}
+
+fn sessions(c: DbArg, f: Filter, json: bool) -> Result<ExitCode, CliError> {
     let store = open_store(&c)?;
-    let rows = store.list_sessions(state, site.as_deref())?;
+    let missed = stats::missed_ids(store.conn())?;
+    let tags = tags::all(store.conn())?;
+    let mut rows = store.list_sessions(f.state, f.site.as_deref())?;
+    rows.retain(|s| !f.missed || missed.contains(&s.id));
+    let tags_of = |id: i64| tags.get(&id).map(Vec::as_slice).unwrap_or_default();
     let mut out = std::io::stdout().lock();
     if json {
-        let arr: Vec<Value> = rows.iter().map(session_json).collect();
+        let arr: Vec<Value> = rows
+            .iter()
+            .map(|s| listed_json(s, missed.contains(&s.id), tags_of(s.id)))
+            .collect();
         writeln!(out, "{}", Value::Array(arr))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -416,29 +479,45 @@ fn sessions(
     }
     writeln!(
         out,
-        "{:>5}  {:<8}  {:<12}  {:<16}  {:<28}  {:<24}  ROOM",
-        "#", "STATE", "SITE", "VISITOR", "STAFF", "UPDATED"
+        "{:>5}  {:<8}  {:<6}  {:<12}  {:<16}  {:<28}  {:<24}  {:<28}  ROOM",
+        "#", "STATE", "MISSED", "SITE", "VISITOR", "STAFF", "UPDATED", "TAGS"
     )?;
     for s in &rows {
         writeln!(
             out,
-            "{:>5}  {:<8}  {:<12}  {:<16}  {:<28}  {:<24}  {}",
+            "{:>5}  {:<8}  {:<6}  {:<12}  {:<16}  {:<28}  {:<24}  {:<28}  {}",
             s.id,
             s.state.as_str(),
+            if missed.contains(&s.id) {
+                "missed"
+            } else {
+                "-"
+            },
             one_line(&s.site),
             one_line(&s.visitor),
             one_line(s.staff.as_deref().unwrap_or("-")),
             s.updated_at.to_rfc3339(),
+            tags_text(tags_of(s.id)),
             one_line(&s.room)
         )?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Tags for a table: comma-separated, `-` when none (rendered: another writer may have put
+/// anything there).
+fn tags_text(tags: &[String]) -> String {
+    if tags.is_empty() {
+        return "-".into();
+    }
+    one_line(&tags.join(","))
+}
+
 fn transcript(c: DbArg, id: i64, json: bool) -> Result<ExitCode, CliError> {
     let store = open_store(&c)?;
     let session = store.session(id)?.ok_or(CliError::NoSuchSession(id))?;
     let lines = store.transcript(id)?;
+    let tags = store.tags(id)?;
     let mut out = std::io::stdout().lock();
     if json {
         let arr: Vec<Value> = lines.iter().map(message_json).collect();
@@ -447,7 +526,7 @@ fn transcript(c: DbArg, id: i64, json: bool) -> Result<ExitCode, CliError> {
     }
     writeln!(
         out,
-        "#{} {} (site {}, visitor {}) {}{}",
+        "#{} {} (site {}, visitor {}) {}{}{}",
         session.id,
         one_line(&session.room),
         one_line(&session.site),
@@ -457,7 +536,13 @@ fn transcript(c: DbArg, id: i64, json: bool) -> Result<ExitCode, CliError> {
             .staff
             .as_deref()
             .map(|s| format!(" with {}", one_line(s)))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        if tags.is_empty() {
+            String::new()
+        } else {
+            let tags: Vec<String> = tags.iter().map(|t| one_line(t)).collect();
+            format!(", tags: {}", tags.join(", "))
+        }
     )?;
     // Each line one entry, whatever the text holds (see `render`).
     for m in &lines {

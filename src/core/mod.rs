@@ -14,6 +14,7 @@ mod iq;
 pub mod limits;
 mod message;
 pub mod nick;
+mod notes;
 mod pings;
 mod presence;
 mod queue;
@@ -176,7 +177,7 @@ pub enum Input {
     /// The store answered a [`commands::Query`].
     QueryDone {
         id: u64,
-        result: commands::TranscriptResult,
+        result: commands::QueryResult,
     },
 }
 
@@ -214,6 +215,13 @@ pub enum OrElse {
         to: Jid,
         id: Option<xmpp_parsers::message::Id>,
     },
+    /// A staff member's note or tags: they are told it was not saved (this text instead of
+    /// the confirmation). Nothing in the core depends on it.
+    Tell {
+        desk: Jid,
+        to: commands::ReplyTo,
+        text: String,
+    },
 }
 
 impl OrElse {
@@ -226,12 +234,14 @@ impl OrElse {
             )
             .message(room, to, id)
             .into()],
+            OrElse::Tell { desk, to, text } => vec![commands::reply_stanza(desk, &to, &text)],
         }
     }
 
-    /// The input that tells the core the write failed.
-    pub fn not_stored(&self) -> Input {
-        match self {
+    /// The input that tells the core the write failed, if the core needs to know.
+    pub fn not_stored(&self) -> Option<Input> {
+        Some(match self {
+            OrElse::Tell { .. } => return None,
             OrElse::SessionNotSaved { session_id } => Input::NotStored {
                 session_id: *session_id,
                 stanza_id: None,
@@ -244,7 +254,7 @@ impl OrElse {
                 session_id: *session_id,
                 stanza_id: Some(stanza_id.clone()),
             },
-        }
+        })
     }
 }
 
@@ -471,7 +481,7 @@ impl Core {
             Input::ApiDone { id, result } => {
                 self.api_answered(now, &id, result.err(), &mut out);
             }
-            Input::QueryDone { id, result } => self.transcript_ready(id, result, &mut out),
+            Input::QueryDone { id, result } => self.query_done(now, id, result, &mut out),
             Input::NotStored {
                 session_id,
                 stanza_id: Some(stanza_id),
@@ -672,6 +682,8 @@ mod tests;
 mod tests_determinism;
 #[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_notes;
 #[cfg(test)]
 mod tests_prop;
 #[cfg(test)]

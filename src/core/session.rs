@@ -68,6 +68,9 @@ pub enum Role {
     Visitor,
     Staff,
     System,
+    /// A staff member's internal note (`!note`): in the transcript for staff, never shown to
+    /// the visitor nor replayed as room history.
+    Note,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,6 +83,7 @@ impl Role {
             Role::Visitor => "visitor",
             Role::Staff => "staff",
             Role::System => "system",
+            Role::Note => "note",
         }
     }
 }
@@ -91,6 +95,7 @@ impl FromStr for Role {
             "visitor" => Ok(Role::Visitor),
             "staff" => Ok(Role::Staff),
             "system" => Ok(Role::System),
+            "note" => Ok(Role::Note),
             other => Err(UnknownRole(other.to_string())),
         }
     }

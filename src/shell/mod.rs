@@ -13,6 +13,7 @@ pub mod http;
 mod link;
 mod outbox;
 pub mod reader;
+pub mod reads;
 mod sender;
 pub mod wire;
 
@@ -316,21 +317,12 @@ impl Helpers {
                 outbox::Job::Api(call) => {
                     let _ = self.api.send(call);
                 }
-                outbox::Job::Query(crate::core::commands::Query::Transcript { id, session_id }) => {
+                outbox::Job::Query(query) => {
                     let db = self.db.clone();
                     let tx = self.results_tx.clone();
                     tokio::task::spawn_blocking(move || {
-                        let result = Store::open_read_only(&db)
-                            .and_then(|s| {
-                                Ok(s.session(session_id)?
-                                    .map(|row| (row, s.transcript(session_id))))
-                            })
-                            .map_err(|e| e.to_string())
-                            .and_then(|o| match o {
-                                Some((row, Ok(msgs))) => Ok(Some((row, msgs))),
-                                Some((_, Err(e))) => Err(e.to_string()),
-                                None => Ok(None),
-                            });
+                        let id = reads::id(&query);
+                        let result = reads::read(&db, &query);
                         let _ = tx.send(Input::QueryDone { id, result });
                     });
                 }

@@ -105,7 +105,8 @@ pub fn of_session(conn: &Connection, session_id: i64) -> Result<Vec<MessageRow>,
         .collect()
 }
 
-/// The latest `limit` visitor and staff lines of a session, oldest first: its history on join.
+/// The latest `limit` visitor and staff lines of a session, oldest first: its history on join
+/// (never system lines nor staff's notes).
 /// Lines that do not parse are left out (after the limit, so fewer may come back).
 pub fn latest_said(
     conn: &Connection,
@@ -114,7 +115,7 @@ pub fn latest_said(
 ) -> Result<Vec<MessageRecord>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM (SELECT id, {COLUMNS} FROM messages
-           WHERE session_id = ?1 AND role != 'system' ORDER BY id DESC LIMIT ?2)
+           WHERE session_id = ?1 AND role IN ('visitor', 'staff') ORDER BY id DESC LIMIT ?2)
          ORDER BY id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -125,7 +126,8 @@ pub fn latest_said(
     Ok(resumable(rows))
 }
 
-/// The latest `limit` visitor and staff lines of a session stored before the line with
+/// The latest `limit` visitor and staff lines (never system lines or staff's notes) of a
+/// session stored before the line with
 /// stanza-id `before` and said after `after`, oldest first: history older than a room holds in
 /// memory (core/replay.rs). Nothing if `before` is not stored.
 pub fn said_before(
@@ -137,7 +139,7 @@ pub fn said_before(
 ) -> Result<Vec<MessageRecord>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM (SELECT id, {COLUMNS} FROM messages
-           WHERE session_id = ?1 AND role != 'system' AND (?3 IS NULL OR at > ?3)
+           WHERE session_id = ?1 AND role IN ('visitor', 'staff') AND (?3 IS NULL OR at > ?3)
              AND id < (SELECT id FROM messages WHERE session_id = ?1 AND stanza_id = ?2)
            ORDER BY id DESC LIMIT ?4)
          ORDER BY id"

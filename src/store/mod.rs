@@ -13,6 +13,8 @@ pub mod occupants;
 pub mod retention;
 pub mod roster_items;
 pub mod sessions;
+pub mod stats;
+pub mod tags;
 pub mod types;
 pub mod writer;
 
@@ -308,6 +310,10 @@ impl Store {
     pub fn transcript(&self, session_id: i64) -> Result<Vec<MessageRow>, StoreError> {
         messages::of_session(&self.conn, session_id)
     }
+
+    pub fn tags(&self, session_id: i64) -> Result<Vec<String>, StoreError> {
+        tags::of_session(&self.conn, session_id)
+    }
 }
 
 fn apply_one(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
@@ -325,6 +331,14 @@ fn apply_one(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
             session_id,
             details: d,
         } => details::replace(conn, *session_id, d),
+        StoreOp::TagsAdded {
+            session_id,
+            tags,
+            by,
+            at,
+        } => tags
+            .iter()
+            .try_for_each(|tag| tags::insert(conn, *session_id, tag, by, *at)),
     }
 }
 
@@ -675,5 +689,26 @@ mod tests {
             details::of_session(store.conn(), 2).unwrap(),
             vec![detail(2, "email", "b@example.com", true)]
         );
+    }
+
+    /// History replayed to a joining visitor from the store never includes staff's notes or
+    /// system lines.
+    #[test]
+    fn older_history_for_a_join_has_no_notes_or_system_lines() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut ops = vec![StoreOp::OpenSession(session(1, SessionState::Chatting))];
+        for (n, role) in [
+            (1, Role::Visitor),
+            (2, Role::Note),
+            (3, Role::System),
+            (4, Role::Staff),
+            (5, Role::Visitor),
+        ] {
+            ops.push(StoreOp::AppendMessage(message(1, n, role)));
+        }
+        store.apply(&ops).unwrap();
+        let got = messages::said_before(store.conn(), 1, "1-5", None, 100).unwrap();
+        let bodies: Vec<&str> = got.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(bodies, ["line 1", "line 4"]);
     }
 }

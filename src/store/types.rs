@@ -75,6 +75,13 @@ pub enum StoreOp {
         session_id: i64,
         details: Vec<DetailRecord>,
     },
+    /// A staff member's tags on a session (`!tag`); a tag it already has is kept as it was.
+    TagsAdded {
+        session_id: i64,
+        tags: Vec<String>,
+        by: BareJid,
+        at: Timestamp,
+    },
 }
 
 /// What the core is resumed from at start-up: the sessions that are not CLOSED, who was in

@@ -489,6 +489,7 @@ fn op_kind(op: &StoreOp) -> &'static str {
         StoreOp::RosterAdded { .. } => "roster_added",
         StoreOp::RosterRemoved { .. } => "roster_removed",
         StoreOp::SessionDetails { .. } => "session_details",
+        StoreOp::TagsAdded { .. } => "tags_added",
     }
 }
 
@@ -497,9 +498,9 @@ fn op_session(op: &StoreOp) -> i64 {
         StoreOp::OpenSession(s) | StoreOp::UpdateSession(s) => s.id,
         StoreOp::AppendMessage(m) => m.session_id,
         StoreOp::OccupantJoined(o) => o.session_id,
-        StoreOp::OccupantLeft { session_id, .. } | StoreOp::SessionDetails { session_id, .. } => {
-            *session_id
-        }
+        StoreOp::OccupantLeft { session_id, .. }
+        | StoreOp::SessionDetails { session_id, .. }
+        | StoreOp::TagsAdded { session_id, .. } => *session_id,
         // Not about a session.
         StoreOp::RosterAdded { .. } | StoreOp::RosterRemoved { .. } => 0,
     }

@@ -510,6 +510,12 @@ impl Room {
         self.history.iter().filter(|h| h.role == Role::Visitor)
     }
 
+    /// The id for a staff note written into this session's transcript: the session's next
+    /// stanza-id, so that a resumed room still never gives an id twice.
+    pub fn note_stanza_id(&mut self) -> String {
+        self.next_stanza_id()
+    }
+
     fn next_stanza_id(&mut self) -> String {
         let id = format!("{}-{}", self.session.id, self.seq);
         self.seq = self.seq.saturating_add(1);
