@@ -24,6 +24,7 @@ mod routing;
 pub mod session;
 mod staff;
 pub mod stanzas;
+mod widget;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -212,6 +212,8 @@ impl Room {
                     return vec![];
                 };
                 let mut m = stanzas::chat(from, Jid::from(d.jid.to_bare()), body);
+                // The visitor's own id, so that a XEP-0333 marker from staff names it.
+                m.id = origin_id(kept).map(xmpp_parsers::message::Id);
                 m.payloads.extend(kept.iter().cloned());
                 return vec![m.into()];
             }
@@ -268,7 +270,7 @@ impl Room {
         out.store(StoreOp::OccupantJoined(occ.record(self.session.id)));
         if let Some(me) = self.occupant_jid(&nick) {
             for o in self.joined() {
-                out.send(stanzas::occupant_presence(
+                let p = stanzas::occupant_presence(
                     me.clone(),
                     o.jid.clone(),
                     Role::Staff,
@@ -276,7 +278,8 @@ impl Room {
                     o.role == Role::Staff,
                     &occ.shown,
                     &[],
-                ));
+                );
+                out.send(crate::core::widget::with_profile(p, ctx.site, &occ));
             }
         }
         self.occupants.push(occ);
@@ -330,4 +333,12 @@ impl Room {
             .or_else(|| self.direct_staff())
             .cloned()
     }
+}
+
+/// The `<origin-id/>` a reflected message kept, if any.
+fn origin_id(kept: &[minidom::Element]) -> Option<String> {
+    kept.iter()
+        .find(|e| e.name() == "origin-id" && e.ns() == stanzas::NS_SID)
+        .and_then(|e| e.attr("id"))
+        .map(str::to_string)
 }

@@ -12,6 +12,7 @@ use super::{leave, Arrival, Ctx, HistoryItem, Occupant, Room};
 use crate::core::refusal::Refusal;
 use crate::core::session::Role;
 use crate::core::stanzas::{self, Shown, NS_MUC};
+use crate::core::widget;
 use crate::core::{Effects, OrElse};
 use crate::store::StoreOp;
 use crate::time::Timestamp;
@@ -376,7 +377,7 @@ impl Room {
             let Some(o_jid) = self.occupant_jid(&o.nick) else {
                 continue;
             };
-            out.send(stanzas::occupant_presence(
+            let p = stanzas::occupant_presence(
                 o_jid,
                 joiner.clone(),
                 o.role,
@@ -384,11 +385,12 @@ impl Room {
                 me_staff,
                 &o.shown,
                 &[],
-            ));
+            );
+            out.send(widget::with_profile(p, ctx.site, o));
         }
         if welcome != Welcome::Again {
             for o in self.joined().filter(|o| o.jid != *joiner) {
-                out.send(stanzas::occupant_presence(
+                let p = stanzas::occupant_presence(
                     me_jid.clone(),
                     o.jid.clone(),
                     me.role,
@@ -396,7 +398,8 @@ impl Room {
                     o.role == Role::Staff,
                     &me.shown,
                     &[],
-                ));
+                );
+                out.send(widget::with_profile(p, ctx.site, me));
             }
         }
         let codes: &[u16] = if welcome == Welcome::Created {
