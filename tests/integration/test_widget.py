@@ -186,7 +186,7 @@ async def open_widget(browser, url, viewport=None, open_panel=True):
     page = await ctx.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: m.type in ("error", "debug") and errors.append(f"console.{m.type}: {m.text}"))
+    page.on("console", lambda m: console_noise(m) and errors.append(f"console.{m.type}: {m.text}"))
     await page.goto(url)
     if open_panel:
         await page.wait_for_selector(".frontdesk .fd-launcher")
@@ -195,6 +195,13 @@ async def open_widget(browser, url, viewport=None, open_panel=True):
             await page.keyboard.press("Enter")
         await page.wait_for_selector(".frontdesk[data-open='true']", state="attached")
     return page, errors
+
+
+def console_noise(m) -> bool:
+    """Console output the widget must not make (Strophe's logging is off unless debug: true);
+    the browser's own lines about refused connections are expected where a test cuts the server."""
+    browser_net = m.text.startswith(("Failed to load resource", "WebSocket connection to"))
+    return m.type in ("error", "debug", "info", "log") and not browser_net
 
 
 async def state_is(page, state: str, timeout: float = 15):
@@ -494,7 +501,6 @@ async def test_an_unreachable_server_is_said_and_retried(ejabberd, desk, browser
     await shot(page, shots, "14-unreachable")
     assert await page.is_disabled(".frontdesk .fd-input")
     await axe(page, "unreachable")
-    errors = [e for e in errors if "ERR_CONNECTION_REFUSED" not in e]
     assert not errors, errors
 
 
