@@ -670,3 +670,5 @@ mod tests_routing;
 mod tests_staff;
 #[cfg(test)]
 mod tests_token;
+#[cfg(test)]
+mod tests_widget;
