@@ -27,7 +27,8 @@ import xmpp_env
 from conftest import ARTEFACTS
 from helpers import JoinRefused, body, frontdesk_with_clients, groupchat_from, kind, attr, child, poll, show
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# One event loop for the module, as the browser is shared (sync tests carry no mark).
+MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "examples" / "web"
@@ -205,7 +206,12 @@ def console_noise(m) -> bool:
 
 
 async def state_is(page, state: str, timeout: float = 15):
-    await page.wait_for_selector(f".frontdesk[data-state='{state}']", state="attached", timeout=timeout * 1000)
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+    try:
+        await page.wait_for_selector(f".frontdesk[data-state='{state}']", state="attached", timeout=timeout * 1000)
+    except PlaywrightTimeout:
+        now = await page.eval_on_selector(".frontdesk", "e => [e.dataset.state, e.textContent.slice(0, 300)]")
+        raise AssertionError(f"the widget never reached {state!r} in {timeout} s; it is {now}") from None
 
 
 async def lines(page) -> list[str]:
@@ -266,6 +272,7 @@ async def staff_available(client, room: str, want: bool, timeout: float = 15):
         await asyncio.sleep(0.2)
 
 
+@MODULE_LOOP
 async def test_the_widget_from_launcher_to_end_chat(ejabberd, desk, browser, web_server, shots):
     """The whole visit over ejabberd's WebSocket, on a desktop and on a phone: the launcher, the
     panel, bubbles and names, links, read markers both ways, the unread badge, a reload, and
@@ -380,6 +387,7 @@ async def test_the_widget_from_launcher_to_end_chat(ejabberd, desk, browser, web
     assert not errors, errors
 
 
+@MODULE_LOOP
 async def test_availability_options_and_french(ejabberd, desk, browser, web_server, shots):
     """Staff online: the panel says so before the chat, never who. A French page with its own
     colour on the left, started from the one-line script tag."""
@@ -407,6 +415,7 @@ async def test_availability_options_and_french(ejabberd, desk, browser, web_serv
     assert not errors, errors
 
 
+@MODULE_LOOP
 async def test_an_upper_case_visitor_id_is_lower_cased_and_a_bad_one_is_said(ejabberd, desk, browser, web_server, shots):
     fd, _ = desk
     ctx = await browser.new_context(viewport=DESKTOP)
@@ -425,6 +434,7 @@ async def test_an_upper_case_visitor_id_is_lower_cased_and_a_bad_one_is_said(eja
     await shot(page2, shots, "11-misconfigured")
 
 
+@MODULE_LOOP
 async def test_websocket_falls_back_to_bosh(ejabberd, desk, browser, web_server, shots):
     fd, clients = desk
     room = "w9_shop@chat.localhost"
@@ -451,6 +461,7 @@ def test_the_widget_is_small():
     assert total <= 30 * 1024, sizes
 
 
+@MODULE_LOOP
 async def test_a_wrong_or_missing_token_is_refused_and_the_page_says_so(ejabberd, desk, browser, web_server, shots):
     fd, _ = desk
     other = token(fd, "someone-else")
@@ -467,16 +478,21 @@ async def test_a_wrong_or_missing_token_is_refused_and_the_page_says_so(ejabberd
     assert not errors, errors
 
 
-async def test_a_reload_leaves_the_room_before_it_rejoins(ejabberd, desk, browser, web_server, shots):
+@MODULE_LOOP
+@pytest.mark.parametrize("transport", ["bosh", "websocket"])
+async def test_a_reload_leaves_the_room_before_it_rejoins(ejabberd, desk, browser, web_server, shots, transport):
     # globex has no token_secret: a new address takes the visitor's room only once the old one
-    # is gone. The widget leaves and ends its BOSH session with a beacon when the page goes
+    # is gone. The widget leaves (and ends its BOSH session with a beacon) when the page goes
     # away; without that, frontdesk lets the reloaded page in only after its ping to the old
     # address (whose BOSH session ejabberd keeps) goes unanswered, and logs that it did.
     fd, _clients = desk
-    room = "w6_globex@chat.localhost"
-    page, errors = await open_widget(browser, page_url(web_server, ejabberd, visitor="w6", nick="Gus",
-                                                       site="globex"))
+    visitor = f"w6-{transport}"
+    room = f"{visitor}_globex@chat.localhost"
+    ws = f"ws://127.0.0.1:{ejabberd.http_port}/ws" if transport == "websocket" else None
+    page, errors = await open_widget(browser, page_url(web_server, ejabberd, visitor=visitor, nick="Gus",
+                                                       site="globex", ws=ws))
     await state_is(page, "waiting", 20)
+    assert await page.get_attribute(".frontdesk", "data-transport") == transport
     await page.fill(".frontdesk .fd-input", "before the reload")
     await page.press(".frontdesk .fd-input", "Enter")
     await wait_line(page, "before the reload")
@@ -488,9 +504,10 @@ async def test_a_reload_leaves_the_room_before_it_rejoins(ejabberd, desk, browse
     assert "did not answer a ping" not in fd.log.read_text(), \
         "the reloaded page was let in only after the old address's ping timed out"
     assert not errors, errors
-    await shot(page, shots, "13-reloaded-without-token")
+    await shot(page, shots, f"13-reloaded-without-token-{transport}")
 
 
+@MODULE_LOOP
 async def test_an_unreachable_server_is_said_and_retried(ejabberd, desk, browser, web_server, shots):
     fd, _ = desk
     dead = xmpp_env.free_port()
@@ -513,6 +530,7 @@ def django_tokens():
     return mod
 
 
+@MODULE_LOOP
 async def test_django_tokens_are_accepted_until_they_expire(ejabberd, desk, browser, web_server, shots):
     import time
     fd, _ = desk
@@ -541,6 +559,7 @@ def test_the_django_example_mints_the_published_vectors():
         assert mod.mint_token(v["secret"], v["site"], v["visitor"], expires=v["expires"]) == v["token"], v
 
 
+@MODULE_LOOP
 async def test_the_widget_reconnects_when_the_server_comes_back(ejabberd, desk, browser, web_server, shots):
     fd, clients = desk
     room = "w4_shop@chat.localhost"
@@ -574,6 +593,7 @@ async def test_the_widget_reconnects_when_the_server_comes_back(ejabberd, desk, 
         await relay.stop()
 
 
+@MODULE_LOOP
 async def test_a_stranger_cannot_take_a_widget_visitors_room(ejabberd, desk, browser, web_server, shots):
     """The victim is the real widget (Strophe.js in Chromium) on a site without tokens. A
     stranger who knows the visitor id joins the same room: frontdesk pings the widget, which

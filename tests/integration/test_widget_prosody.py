@@ -15,7 +15,8 @@ from helpers import frontdesk_with_clients, groupchat_from, poll
 from test_widget import (SITES, browser, open_widget, page_url, shot, shots, state_is, token,  # noqa: F401
                          wait_line, web_server)
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# One event loop for the module, as the browser is shared (sync tests carry no mark).
+MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")
 STAFF = {"alice_acme": "localhost", "bob_acme": "localhost", "carol_globex": "localhost"}
 
 
@@ -38,6 +39,7 @@ async def on_prosody(prosody, tmp_path):
         yield running
 
 
+@MODULE_LOOP
 @pytest.mark.parametrize("transport", ["websocket", "bosh"])
 async def test_the_widget_on_prosody(prosody, on_prosody, browser, web_server, shots, transport):
     fd, clients = on_prosody

@@ -204,6 +204,7 @@ impl Room {
         targets: &[BareJid],
         body: &str,
         kept: &[minidom::Element],
+        stanza_id: &str,
     ) -> Vec<Stanza> {
         let from = Jid::from(self.jid.clone());
         match self.session.state {
@@ -212,8 +213,9 @@ impl Room {
                     return vec![];
                 };
                 let mut m = stanzas::chat(from, Jid::from(d.jid.to_bare()), body);
-                // The visitor's own id, so that a XEP-0333 marker from staff names it.
-                m.id = origin_id(kept).map(xmpp_parsers::message::Id);
+                // The room's stanza-id, which the widget knows: a XEP-0333 marker from staff
+                // names it (a visitor's own id could repeat and make clients drop a message).
+                m.id = Some(xmpp_parsers::message::Id(stanza_id.to_string()));
                 m.payloads.extend(kept.iter().cloned());
                 return vec![m.into()];
             }
@@ -333,12 +335,4 @@ impl Room {
             .or_else(|| self.direct_staff())
             .cloned()
     }
-}
-
-/// The `<origin-id/>` a reflected message kept, if any.
-fn origin_id(kept: &[minidom::Element]) -> Option<String> {
-    kept.iter()
-        .find(|e| e.name() == "origin-id" && e.ns() == stanzas::NS_SID)
-        .and_then(|e| e.attr("id"))
-        .map(str::to_string)
 }

@@ -120,7 +120,8 @@ impl Room {
             id: said.id.clone(),
         };
         if said.author.role == Role::Visitor {
-            let copies = self.copies_of_visitor_message(ctx, targets, &said.body, &said.kept);
+            let copies =
+                self.copies_of_visitor_message(ctx, targets, &said.body, &said.kept, &stanza_id);
             reflections.extend(copies);
         }
         let record = MessageRecord {
