@@ -296,6 +296,10 @@ async def test_the_widget_from_launcher_to_end_chat(ejabberd, desk, browser, web
     assert "We will answer as soon as we can" in await page.text_content(".frontdesk .fd-avail")
     await shot(page, shots, "02-open-waiting")
     await axe(page, "the open panel, waiting")
+    await page.set_viewport_size(PHONE)
+    await shot(page, shots, "02b-phone-open-waiting")
+    await axe(page, "the open panel on a phone")
+    await page.set_viewport_size(DESKTOP)
 
     alice = await clients.staff("alice_acme")
     await alice.join(room, "Alice")
@@ -344,6 +348,9 @@ async def test_the_widget_from_launcher_to_end_chat(ejabberd, desk, browser, web
     await page.wait_for_function("() => document.title.startsWith('(1) ')", timeout=5000)
     await shot(page, shots, "05-unread-badge")
     await axe(page, "the unread badge")
+    await page.set_viewport_size(PHONE)
+    await shot(page, shots, "05b-phone-unread-badge")
+    await page.set_viewport_size(DESKTOP)
     await page.click(".frontdesk .fd-launcher")
     assert await page.is_hidden(".frontdesk .fd-badge")
 
@@ -411,6 +418,31 @@ async def test_availability_options_and_french(ejabberd, desk, browser, web_serv
     assert box["x"] < 100, box
     await shot(page, shots, "10-french-online")
     await axe(page, "French, staff online")
+
+    # Alice answers one-to-one from her roster: her configured name and face, and read
+    # markers both ways (her client names the copy's id, the room's stanza-id).
+    room = "w8_shop@chat.localhost"
+    await page.fill(".frontdesk .fd-input", "Bonjour")
+    await page.press(".frontdesk .fd-input", "Enter")
+    def copy_of(text):
+        return lambda st: (kind(st) == "message" and attr(st, "from") == room
+                           and attr(st, "type") == "chat" and body(st) == text)
+    await alice.expect(copy_of("Bonjour"), what="the offer's copy to alice")
+    alice.send_message(mto=room, mbody="Bonjour Ann, je regarde.", mtype="chat")
+    await wait_line(page, "Alice Martin a rejoint la discussion.")
+    await wait_line(page, "Bonjour Ann, je regarde.")
+    await page.fill(".frontdesk .fd-input", "Merci")
+    await page.press(".frontdesk .fd-input", "Enter")
+    copy = await alice.expect(copy_of("Merci"), what="the copy to alice, one-to-one")
+    assert child(copy, NS_MARKERS, "markable") is not None, show(copy)
+    assert await page.get_attribute(".frontdesk .fd-theirs .fd-avatar", "src") == AVATAR
+    alice.send_raw(f"<message type='chat' to='{room}'><displayed xmlns='{NS_MARKERS}' id='{attr(copy, 'id')}'/></message>")
+    await page.wait_for_selector(".frontdesk .fd-mine .fd-seen")
+    assert await page.text_content(".frontdesk .fd-seen") == "Vu"
+    await alice.expect(lambda st: attr(st, "from") == room and attr(st, "type") == "chat"
+                       and child(st, NS_MARKERS, "displayed") is not None, what="the visitor's marker, one-to-one")
+    await shot(page, shots, "10b-french-one-to-one")
+    await axe(page, "French, one-to-one")
     await alice.stop()
     assert not errors, errors
 
