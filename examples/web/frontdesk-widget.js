@@ -187,6 +187,7 @@
     var self = this, t = this.t, r = this.root;
     r.classList.add("frontdesk");
     r.setAttribute("role", "region");
+    r.setAttribute("lang", t.lang);
     r.setAttribute("aria-label", this.o.title || t.title);
     r.setAttribute("data-position", this.o.position === "bottom-left" ? "bottom-left" : "bottom-right");
     if (this.o.color && global.CSS && global.CSS.supports("color", this.o.color)) {

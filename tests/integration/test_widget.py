@@ -482,6 +482,18 @@ async def test_websocket_falls_back_to_bosh(ejabberd, desk, browser, web_server,
     await alice.expect(groupchat_from(room, nick="Ann", body_is="over BOSH"))
     await alice.say(room, "Got it")
     await wait_line(page, "Got it")
+
+    # Staff finish the chat from their client; the visitor starts a new one from the panel.
+    first = fd.session_of(room)["id"]
+    alice.send_raw(f"<message type='chat' to='chat.localhost'><body>!finish {first}</body></message>")
+    await state_is(page, "closed")
+    await wait_line(page, "The chat is now closed.")
+    await page.click(".frontdesk .fd-again")
+    await state_is(page, "waiting")
+    await page.fill(".frontdesk .fd-input", "a new question")
+    await page.press(".frontdesk .fd-input", "Enter")
+    await wait_line(page, "a new question")
+    assert fd.session_of(room)["id"] != first
     assert not errors, errors
 
 
