@@ -59,6 +59,8 @@
       placeholder: "Write a message…", message: "Message", send: "Send", end: "End chat",
       seen: "Seen", today: "Today", newMessage: "New message", misconfigured: "The chat is not set up correctly: {why}",
       missing: "missing option(s) {what}", badVisitor: "the visitor id \"{id}\" may only have a-z, 0-9, \"-\" and \".\"",
+      badPosition: "position must be bottom-right or bottom-left, not \"{what}\"",
+      badColor: "color \"{what}\" is not a CSS colour",
     },
     fr: {
       title: "Discutons", greeting: "Posez-nous vos questions. Nous répondons d'habitude en quelques minutes.",
@@ -74,6 +76,8 @@
       placeholder: "Écrivez un message…", message: "Message", send: "Envoyer", end: "Terminer",
       seen: "Vu", today: "Aujourd'hui", newMessage: "Nouveau message", misconfigured: "La discussion est mal configurée : {why}",
       missing: "option(s) manquante(s) {what}", badVisitor: "l'identifiant \"{id}\" ne peut contenir que a-z, 0-9, \"-\" et \".\"",
+      badPosition: "position doit être bottom-right ou bottom-left, pas \"{what}\"",
+      badColor: "color \"{what}\" n'est pas une couleur CSS",
     },
   };
 
@@ -151,6 +155,8 @@
       o.visitor = v = v.toLowerCase();
     }
     if (!VISITOR_ID.test(v)) return fill(t.badVisitor, { id: v });
+    if (o.position && ["bottom-right", "bottom-left"].indexOf(o.position) < 0) return fill(t.badPosition, { what: o.position });
+    if (o.color && !(global.CSS && global.CSS.supports("color", o.color))) return fill(t.badColor, { what: o.color });
     return null;
   }
 
@@ -170,11 +176,15 @@
     this.retryMs = 1000;
     this.done = false;       // closed, refused, or replaced: no automatic reconnect
     this.build();
-    this.setOpen(this.stored() === "1" || o.open === true, false);
+    var remembered = this.stored();
+    this.setOpen(remembered ? remembered === "1" : o.open === true, false);
     this.connect(0);
     var self = this;
     global.addEventListener("pagehide", function () { self.leaveNow(); });
-    global.document.addEventListener("visibilitychange", function () { self.maybeRead(); });
+    global.document.addEventListener("visibilitychange", function () {
+      if (self.open && !global.document.hidden) self.setUnread(0);
+      self.maybeRead();
+    });
   }
 
   Widget.prototype.stored = function () {
@@ -190,9 +200,7 @@
     r.setAttribute("lang", t.lang);
     r.setAttribute("aria-label", this.o.title || t.title);
     r.setAttribute("data-position", this.o.position === "bottom-left" ? "bottom-left" : "bottom-right");
-    if (this.o.color && global.CSS && global.CSS.supports("color", this.o.color)) {
-      r.style.setProperty("--fd-accent", this.o.color);
-    }
+    if (this.o.color) r.style.setProperty("--fd-accent", this.o.color);
     this.launcher = button("fd-launcher", "", t.open);
     this.launcher.appendChild(el("span", "fd-launcher-icon")).setAttribute("aria-hidden", "true");
     this.badge = el("span", "fd-badge");

@@ -464,6 +464,10 @@ async def test_an_upper_case_visitor_id_is_lower_cased_and_a_bad_one_is_said(eja
     text = await page2.text_content(".frontdesk .fd-status")
     assert "bad_id" in text and "may only have" in text, text
     await shot(page2, shots, "11-misconfigured")
+    page3, _ = await open_widget(browser, page_url(web_server, ejabberd, visitor="w10", position="top-left"),
+                                 open_panel=False)
+    await state_is(page3, "misconfigured", 5)
+    assert "bottom-right or bottom-left" in await page3.text_content(".frontdesk .fd-status")
 
 
 @MODULE_LOOP
