@@ -404,7 +404,6 @@
         self.root.setAttribute("data-transport", self.transport);
         self.retryMs = 1000;
         self.handlers(conn);
-        self.askAvailability();
         self.join();
       } else if (status === S.Status.CONNFAIL || status === S.Status.ERROR || status === S.Status.AUTHFAIL) {
         if (self.connected) self.lost(); else failed();
@@ -506,6 +505,7 @@
     this.setState("connecting", this.t.connecting);
     this.joined = false;
     this.staff = {};
+    this.askAvailability();
     var x = global.$pres({ to: this.me }).c("x", { xmlns: NS_MUC });
     if (this.o.token) x.c("password").t(this.o.token).up();
     this.conn.send(x.tree());
