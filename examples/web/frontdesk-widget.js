@@ -31,6 +31,7 @@
   var NS_SID = "urn:xmpp:sid:0";
   var NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
   var NS_WIDGET = "urn:frontdesk:widget:0";
+  var NS_VISITOR = "urn:frontdesk:visitor:0";
   var NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
   var NS_DATA = "jabber:x:data";
 
@@ -508,7 +509,19 @@
     this.askAvailability();
     var x = global.$pres({ to: this.me }).c("x", { xmlns: NS_MUC });
     if (this.o.token) x.c("password").t(this.o.token).up();
+    if (this.o.context !== false) this.pageContext(x.up());
     this.conn.send(x.tree());
+  };
+
+  /** Where the visitor is, for staff (urn:frontdesk:visitor:0, see web-integration.md);
+   * `context: false` leaves it out. */
+  Widget.prototype.pageContext = function (pres) {
+    var cut = function (v) { return String(v || "").slice(0, 500); };
+    var d = global.document;
+    pres.c("visitor", { xmlns: NS_VISITOR }).c("page", {
+      url: cut(global.location.href), referrer: cut(d.referrer), title: cut(d.title),
+      lang: cut(global.navigator.language),
+    });
   };
 
   Widget.prototype.newChat = function () {
