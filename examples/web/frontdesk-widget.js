@@ -5,15 +5,14 @@
  * Strophe.js and joins their room <visitor>_<site>@<component>; staff answer from their Jabber
  * clients. A launcher button in a corner opens the chat panel.
  *
- *   <script src="strophe.umd.min.js"></script>
  *   <script src="frontdesk-widget.js" data-websocket="wss://example.com/ws"
  *           data-bosh="https://example.com/bosh" data-domain="anon.example.com"
  *           data-component="chat.example.com" data-site="acme" data-visitor="4f2a9c"
  *           data-token="1767225600.27449e83..."></script>
  *
  * or FrontdeskWidget.mount(options) / FrontdeskWidget.mount(element, options). With the
- * script tag, frontdesk-widget.css next to the script is loaded unless the page links it
- * (or data-css="false").
+ * script tag, strophe.umd.min.js (or data-strophe) and frontdesk-widget.css next to the script
+ * are loaded unless the page has them (data-css="false" leaves the CSS to the page).
  *
  * Security: nothing from a message or a presence is inserted as HTML; links are built as
  * elements (http, https and mailto only). The widget's state is on its root element as
@@ -840,7 +839,18 @@
       document.head.appendChild(link);
     }
     var start = function () { global.frontdeskWidget = mount(fromScriptTag(script)); };
-    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-    else start();
+    var ready = function () {
+      if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+      else start();
+    };
+    if (global.Strophe) {
+      ready();
+    } else {
+      // Strophe.js from data-strophe, else next to this script; if it fails, mount says so.
+      var lib = document.createElement("script");
+      lib.src = script.dataset.strophe || script.src.replace(/[^/]*$/, "strophe.umd.min.js");
+      lib.onload = lib.onerror = ready;
+      document.head.appendChild(lib);
+    }
   }
 })(window);
