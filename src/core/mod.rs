@@ -27,6 +27,7 @@ mod routing;
 pub mod session;
 mod staff;
 pub mod stanzas;
+mod widget;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -694,3 +695,5 @@ mod tests_routing;
 mod tests_staff;
 #[cfg(test)]
 mod tests_token;
+#[cfg(test)]
+mod tests_widget;

@@ -314,6 +314,14 @@ impl Core {
         let Some(room) = self.rooms.get_mut(name) else {
             return;
         };
+        let visitor = room
+            .joined_occupant(&a.jid)
+            .filter(|o| o.role == Role::Visitor);
+        if let Some(v) = visitor.filter(|_| super::widget::ends_chat(&a.presence)) {
+            let text = format!("{} ended the chat.", v.nick);
+            tracing::info!(room = %name, "the visitor ended the chat");
+            return self.close_chat(now, name, Some(&text), out);
+        }
         if let Some(d) = room.leave(&ctx, &a.jid, &a.presence, out) {
             self.after_departure(now, name, d, out);
         }

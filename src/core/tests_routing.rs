@@ -397,6 +397,57 @@ fn a_staff_members_display_name_is_their_nick_for_the_visitor() {
         .any(|op| matches!(op, crate::store::StoreOp::AppendMessage(m) if m.body == "Alice joined the chat")));
 }
 
+// ---- read markers (XEP-0333) with one-to-one staff --------------------------------------------------
+
+#[test]
+fn markers_reach_one_to_one_staff_and_come_back_to_the_visitor() {
+    let m = "urn:xmpp:chat-markers:0";
+    let mut s = desk(Routing::Broadcast, 3);
+    s.writes(V1, 1, "Ann", "First");
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{}' type='chat'><body>Hi Ann</body></message>",
+        room(1)
+    ));
+    s.drain();
+    s.staff_inbox.clear();
+    // The copy of the visitor's message is named by its stanza-id, which the widget knows.
+    s.sends(&format!(
+        "<message from='{V1}' to='{}' type='groupchat' id='own'><body>Second</body><markable xmlns='{m}'/></message>",
+        room(1)
+    ));
+    s.drain();
+    let copy = s
+        .staff_inbox
+        .iter()
+        .find(|e| e.attr("type") == Some("chat") && show(e).contains("Second"))
+        .cloned()
+        .expect("the copy to alice");
+    assert!(copy.has_child("markable", m), "{}", show(&copy));
+    let id = copy.attr("id").unwrap_or_default().to_string();
+    assert!(id.starts_with("1-"), "{id}");
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{}' type='chat'><displayed xmlns='{m}' id='{id}'/></message>",
+        room(1)
+    ));
+    s.receives(&format!(
+        "<message from='{}/alice_acme' to='{V1}' type='groupchat'><displayed xmlns='{m}' id='{id}'/></message>",
+        room(1)
+    ));
+    s.staff_inbox.clear();
+    s.sends(&format!(
+        "<message from='{V1}' to='{}' type='groupchat'><displayed xmlns='{m}' id='1-2'/></message>",
+        room(1)
+    ));
+    s.drain();
+    assert!(
+        s.staff_inbox.iter().any(|e| e.attr("type") == Some("chat")
+            && e.attr("to") == Some(ALICE_BARE)
+            && e.get_child("displayed", m).and_then(|d| d.attr("id")) == Some("1-2")),
+        "{:?}",
+        s.staff_inbox.iter().map(show).collect::<Vec<_>>()
+    );
+}
+
 // ---- canned replies and transfers -------------------------------------------------------------------
 
 fn with_canned() -> Scenario {

@@ -230,6 +230,7 @@ impl Room {
         targets: &[BareJid],
         body: &str,
         kept: &[minidom::Element],
+        stanza_id: &str,
     ) -> Vec<Stanza> {
         let from = Jid::from(self.jid.clone());
         match self.session.state {
@@ -238,6 +239,9 @@ impl Room {
                     return vec![];
                 };
                 let mut m = stanzas::chat(from, Jid::from(d.jid.to_bare()), body);
+                // The room's stanza-id, which the widget knows: a XEP-0333 marker from staff
+                // names it (a visitor's own id could repeat and make clients drop a message).
+                m.id = Some(xmpp_parsers::message::Id(stanza_id.to_string()));
                 m.payloads.extend(kept.iter().cloned());
                 return vec![m.into()];
             }
@@ -318,7 +322,7 @@ impl Room {
         out.store(StoreOp::OccupantJoined(occ.record(self.session.id)));
         if let Some(me) = self.occupant_jid(&nick) {
             for o in self.joined() {
-                out.send(stanzas::occupant_presence(
+                let p = stanzas::occupant_presence(
                     me.clone(),
                     o.jid.clone(),
                     Role::Staff,
@@ -326,7 +330,8 @@ impl Room {
                     o.role == Role::Staff,
                     &occ.shown,
                     &[],
-                ));
+                );
+                out.send(crate::core::widget::with_profile(p, ctx.site, &occ));
             }
         }
         self.occupants.push(occ);

@@ -13,6 +13,7 @@ use crate::core::refusal::Refusal;
 use crate::core::replay::{history_stanza, Replay, STORED_HISTORY_MAX};
 use crate::core::session::Role;
 use crate::core::stanzas::{self, Shown, NS_MUC};
+use crate::core::widget;
 use crate::core::{Effects, OrElse};
 use crate::store::StoreOp;
 use crate::time::Timestamp;
@@ -377,7 +378,7 @@ impl Room {
             let Some(o_jid) = self.occupant_jid(&o.nick) else {
                 continue;
             };
-            out.send(stanzas::occupant_presence(
+            let p = stanzas::occupant_presence(
                 o_jid,
                 joiner.clone(),
                 o.role,
@@ -385,11 +386,12 @@ impl Room {
                 me_staff,
                 &o.shown,
                 &[],
-            ));
+            );
+            out.send(widget::with_profile(p, ctx.site, o));
         }
         if welcome != Welcome::Again {
             for o in self.joined().filter(|o| o.jid != *joiner) {
-                out.send(stanzas::occupant_presence(
+                let p = stanzas::occupant_presence(
                     me_jid.clone(),
                     o.jid.clone(),
                     me.role,
@@ -397,7 +399,8 @@ impl Room {
                     o.role == Role::Staff,
                     &me.shown,
                     &[],
-                ));
+                );
+                out.send(widget::with_profile(p, ctx.site, me));
             }
         }
         let codes: &[u16] = if welcome == Welcome::Created {
