@@ -116,6 +116,7 @@ def instructions(ej: xmpp_env.Ejabberd, fd: xmpp_env.Frontdesk, demo_dir: Path, 
     page = "(run npm ci in examples/web to get the browser widget)"
     if widget:
         page = widget + "/index.html?" + urlencode({
+            "websocket": f"ws://127.0.0.1:{ej.http_port}/ws",
             "bosh": f"http://127.0.0.1:{ej.http_port}/bosh", "domain": ej.anon_host,
             "component": ej.component_jid, "site": "acme", "visitor": "web1", "nick": "Browser visitor"})
     pw = ej.passwords

@@ -86,7 +86,7 @@ ensure_prometheus() {
     log "prometheus installed in $((SECONDS - t0)) s"
 }
 
-# The widget's npm packages (Strophe.js, pinned with a lock file) in examples/web/node_modules.
+# The widget's npm packages (Strophe.js, and axe-core for the browser tests; pinned with a lock file) in examples/web/node_modules.
 ensure_web() {
     local web="$REPO/examples/web" stamp="$REPO/examples/web/node_modules/.lock.sha256" want
     if ! command -v npm >/dev/null 2>&1; then

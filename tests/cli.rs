@@ -175,10 +175,12 @@ fn sessions_and_transcript_as_json() {
             "closed_at",
             "created_at",
             "id",
+            "missed",
             "room",
             "site",
             "staff",
             "state",
+            "tags",
             "updated_at",
             "visitor"
         ]
@@ -373,9 +375,51 @@ fn token_prints_a_token_that_verifies_and_refuses_sites_without_a_secret() {
     let secret = frontdesk::token::TokenSecret::new(b"a-long-enough-token-secret".to_vec());
     assert_eq!(
         frontdesk::token::verify(&secret, "v1", "acme", Some(&token), before),
-        Ok(())
+        Ok(frontdesk::token::Details::default())
     );
     assert!(frontdesk::token::verify(&secret, "v2", "acme", Some(&token), before).is_err());
+
+    // With details signed in.
+    let o = frontdesk(&[
+        "token",
+        "--site",
+        "acme",
+        "--visitor",
+        "v1",
+        "--name",
+        "Ann Smith",
+        "--email",
+        "ann@example.com",
+        "--user-id",
+        "4711",
+        "--config",
+        c,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let d = frontdesk::token::verify(&secret, "v1", "acme", Some(&token), before).unwrap();
+    assert_eq!(
+        (d.name.as_deref(), d.email.as_deref(), d.user_id.as_deref()),
+        (Some("Ann Smith"), Some("ann@example.com"), Some("4711"))
+    );
+    let long = "x".repeat(101);
+    let o = frontdesk(&[
+        "token",
+        "--site",
+        "acme",
+        "--visitor",
+        "v1",
+        "--name",
+        &long,
+        "--config",
+        c,
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("at most 100 characters of name"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = frontdesk(&[
         "token",
@@ -691,4 +735,465 @@ fn log_level_comes_from_the_config_unless_rust_log_is_set() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn backup_copies_a_live_database_that_sessions_and_transcript_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let db = dir.path().join("data/frontdesk.db");
+    seed(&db);
+    // As while frontdesk runs: its lock held and its connection open.
+    let _lock = InstanceLock::acquire(&db).unwrap();
+    let _live = Store::open(&db).unwrap();
+    let c = cfg.to_str().unwrap();
+    let copy = dir.path().join("copy.db");
+    let to = copy.to_str().unwrap();
+    let o = frontdesk(&["backup", "--config", c, "--to", to]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("2 session(s), 2 message(s)"), "{out}");
+    let o = frontdesk(&["transcript", "1", "--db", to]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("Alice (staff): Hi Ann"),
+        "{out}{}",
+        stderr(&o)
+    );
+    let o = frontdesk(&["sessions", "--db", to, "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rows.as_array().map(Vec::len), Some(2));
+    // Never over an existing file unless told.
+    let o = frontdesk(&["backup", "--config", c, "--to", to]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    let o = frontdesk(&["backup", "--config", c, "--to", to, "--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Sessions 1 (closed 2026-01-10, 3 lines), 2 (open, 1 line), 3 (closed 2026-03-01), 4
+/// (closed 2026-01-05 on site globex, 1 line), 5 (closed 2026-01-01, the newest).
+fn seed_for_purge(db: &Path) {
+    let day = |d: &str| Timestamp::parse_rfc3339(&format!("{d}T12:00:00Z")).unwrap();
+    let session = |id: i64, site: &str, closed: Option<&str>| {
+        StoreOp::OpenSession(SessionRecord {
+            id,
+            room: BareJid::new(&format!("v{id}_{site}@chat.localhost")).unwrap(),
+            site: SiteId::new(site).unwrap(),
+            visitor: format!("v{id}"),
+            state: if closed.is_some() {
+                SessionState::Closed
+            } else {
+                SessionState::Active
+            },
+            staff: None,
+            visitor_jid: None,
+            created_at: day("2025-12-01"),
+            updated_at: day("2025-12-01"),
+            closed_at: closed.map(day),
+        })
+    };
+    let line = |session_id: i64, n: i64| {
+        StoreOp::AppendMessage(MessageRecord {
+            session_id,
+            at: day("2025-12-01"),
+            role: Role::Visitor,
+            from_jid: Jid::new("x@anon.localhost/r").unwrap(),
+            nick: "V".into(),
+            body: format!("line {n}"),
+            stanza_id: format!("{session_id}-{n}"),
+            origin_id: None,
+        })
+    };
+    let ops = [
+        session(1, "acme", Some("2026-01-10")),
+        session(2, "acme", None),
+        session(3, "acme", Some("2026-03-01")),
+        session(4, "globex", Some("2026-01-05")),
+        session(5, "acme", Some("2026-01-01")),
+        line(1, 1),
+        line(1, 2),
+        line(1, 3),
+        line(2, 1),
+        line(4, 1),
+    ];
+    Store::open(db).unwrap().apply(&ops).unwrap();
+}
+
+fn session_ids(c: &str) -> Vec<i64> {
+    let o = frontdesk(&["sessions", "--config", c, "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut ids: Vec<i64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn purge_deletes_only_old_closed_sessions_and_says_how_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "\n[[sites]]\nid = \"globex\"\nstaff = []\n");
+    let db = dir.path().join("data/frontdesk.db");
+    seed_for_purge(&db);
+    let c = cfg.to_str().unwrap();
+    let o = frontdesk(&["purge", "--config", c, "--before", "2026-1-31"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("YYYY-MM-DD"), "{}", stderr(&o));
+    let purge = |extra: &[&str]| {
+        let mut args = vec!["purge", "--config", c, "--before", "2026-02-01"];
+        args.extend_from_slice(extra);
+        let o = frontdesk(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = purge(&["--dry-run"]);
+    assert!(
+        out.contains("would delete 2 session(s) and 4 message(s)"),
+        "{out}"
+    );
+    assert_eq!(session_ids(c), vec![1, 2, 3, 4, 5]);
+    // While frontdesk runs (its lock held, its connection open) too.
+    let _lock = InstanceLock::acquire(&db).unwrap();
+    let _live = Store::open(&db).unwrap();
+    let out = purge(&["--site", "globex"]);
+    assert!(
+        out.contains("deleted 1 session(s) and 1 message(s) of site \"globex\""),
+        "{out}"
+    );
+    let out = purge(&[]);
+    assert!(
+        out.contains("deleted 1 session(s) and 3 message(s)"),
+        "{out}"
+    );
+    // The open one, the recent one and the newest of all stay.
+    assert_eq!(session_ids(c), vec![2, 3, 5]);
+    let o = frontdesk(&["transcript", "2", "--config", c]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("line 1"));
+}
+
+#[test]
+fn run_with_retain_days_purges_old_closed_sessions_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "\n[[sites]]\nid = \"globex\"\nstaff = []\n");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "path = \"data/frontdesk.db\"",
+        "path = \"data/frontdesk.db\"\nretain_days = 200",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    seed_for_purge(&dir.path().join("data/frontdesk.db"));
+    // Closed more than 200 days before now (December 2026 or later): 1, 3 and 4; 5 is the
+    // newest and 2 is open.
+    let now = Timestamp::now().to_rfc3339();
+    assert!(
+        now.as_str() > "2026-09-17",
+        "the seeded dates assume a later clock: {now}"
+    );
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "frontdesk=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let purged = loop {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) if line.contains("retention") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let line = purged.unwrap_or_else(|| panic!("no retention line within 10 s: {seen:?}"));
+    assert!(
+        line.contains("sessions=3") && line.contains("messages=4"),
+        "{line}"
+    );
+    assert_eq!(session_ids(cfg.to_str().unwrap()), vec![2, 5]);
+}
+
+#[test]
+fn run_refuses_a_database_from_a_newer_frontdesk() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let db = dir.path().join("data/frontdesk.db");
+    Store::open(&db)
+        .unwrap()
+        .conn()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let o = frontdesk(&["run", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("schema version 99") && stderr(&o).contains("upgrade frontdesk"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Chats with known times, for `stats` and `sessions --missed` (figures worked out by hand
+/// in `stats_figures_are_exact`).
+fn seed_chats(db: &Path) {
+    let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+    let day = |d: &str, hms: &str| format!("2026-11-{d}T{hms}Z");
+    // ((id, site, day, created, closed), lines: (role, who, hh:mm:ss))
+    type Line = (Role, &'static str, &'static str);
+    type Chat = (
+        i64,
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+    );
+    #[rustfmt::skip]
+    let chats: Vec<(Chat, Vec<Line>)> = vec![
+        ((1, "acme", "22", "10:00:00", Some("10:10:00")), vec![
+            (Role::Visitor, "v", "10:00:10"),
+            (Role::Staff, "alice@example.com/desk", "10:00:40"),
+            (Role::Staff, "bob@example.com/laptop", "10:01:00"),
+        ]),
+        ((2, "acme", "22", "11:00:00", Some("11:20:00")), vec![
+            (Role::Visitor, "v", "11:00:05"),
+            (Role::Staff, "bob@example.com/laptop", "11:02:05"),
+        ]),
+        ((3, "acme", "22", "12:00:00", Some("12:05:00")), vec![
+            (Role::Visitor, "v", "12:00:01"),
+            (Role::System, "chat.localhost", "12:00:02"),
+            (Role::Note, "alice@example.com/desk", "12:10:00"),
+        ]),
+        ((4, "acme", "22", "12:30:00", Some("12:31:00")), vec![]),
+        ((5, "acme", "23", "09:00:00", None), vec![(Role::Visitor, "v", "09:00:02")]),
+        ((6, "acme", "23", "10:00:00", Some("10:30:00")), vec![
+            (Role::Staff, "alice@example.com/desk", "10:00:01"),
+            (Role::Visitor, "v", "10:00:03"),
+            (Role::Staff, "alice@example.com/desk", "10:00:13"),
+        ]),
+        ((7, "globex", "22", "13:00:00", Some("13:05:00")), vec![
+            (Role::Visitor, "v", "13:00:01"),
+            (Role::Staff, "carol@example.com/pc", "13:00:21"),
+        ]),
+        ((8, "acme", "23", "11:00:00", Some("11:01:00")), vec![
+            (Role::Staff, "alice@example.com/desk", "11:00:01"),
+            (Role::Visitor, "v", "11:00:05"),
+        ]),
+    ];
+    let mut ops = Vec::new();
+    for ((id, site, d, created, closed), lines) in chats {
+        let closed_at = closed.map(|c| at(&day(d, c)));
+        ops.push(StoreOp::OpenSession(SessionRecord {
+            id,
+            room: BareJid::new(&format!("v{id}_{site}@chat.localhost")).unwrap(),
+            site: SiteId::new(site).unwrap(),
+            visitor: format!("v{id}"),
+            state: if closed.is_some() {
+                SessionState::Closed
+            } else {
+                SessionState::Active
+            },
+            staff: None,
+            visitor_jid: Some(FullJid::new("x@anon.localhost/r").unwrap()),
+            created_at: at(&day(d, created)),
+            updated_at: closed_at.unwrap_or(at(&day(d, created))),
+            closed_at,
+        }));
+        for (n, (role, who, hms)) in lines.into_iter().enumerate() {
+            let from = if who == "v" {
+                "x@anon.localhost/r"
+            } else {
+                who
+            };
+            ops.push(StoreOp::AppendMessage(MessageRecord {
+                session_id: id,
+                at: at(&day(d, hms)),
+                role,
+                from_jid: Jid::new(from).unwrap(),
+                nick: "n".into(),
+                body: format!("line {n} of #{id}"),
+                stanza_id: format!("{id}-{n}"),
+                origin_id: None,
+            }));
+        }
+    }
+    ops.push(StoreOp::TagsAdded {
+        session_id: 3,
+        tags: vec!["callback".into(), "vip".into()],
+        by: BareJid::new("alice@example.com").unwrap(),
+        at: at("2026-11-22T12:11:00Z"),
+    });
+    Store::open(db).unwrap().apply(&ops).unwrap();
+}
+
+fn stats_json(c: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["stats", "--config", c, "--json"];
+    args.extend_from_slice(extra);
+    let o = frontdesk(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Every figure, worked out by hand from `seed_chats`: chats are sessions where the visitor
+/// wrote (not #4); answered once a staff line follows the visitor's first (not #8, whose staff
+/// line came first; a note is not a reply, #3); missed if closed unanswered (#3, #8); #5 is
+/// open and unanswered. Percentiles are nearest-rank.
+#[test]
+fn stats_figures_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    seed_chats(&dir.path().join("data/frontdesk.db"));
+    let c = cfg.to_str().unwrap();
+    let staff = |jid: &str, chats: u64, replies: u64, p50: i64| serde_json::json!({"staff": jid, "chats": chats, "first_replies": replies, "first_reply_ms_p50": p50});
+    let day = |d: &str, chats: u64, answered: u64, missed: u64| serde_json::json!({"day": d, "chats": chats, "answered": answered, "missed": missed});
+    assert_eq!(
+        stats_json(c, &[]),
+        serde_json::json!({
+            "site": null, "since": null,
+            "chats": 7, "answered": 4, "missed": 2,
+            // replies 10 s (#6), 20 s (#7), 30 s (#1), 120 s (#2)
+            "first_reply_ms": {"p50": 20_000, "p90": 120_000},
+            // closed chats: 60 s, 300 s, 300 s, 600 s, 1200 s, 1800 s
+            "duration_ms": {"p50": 300_000},
+            "staff": [
+                staff("alice@example.com", 3, 2, 10_000),
+                staff("bob@example.com", 2, 1, 120_000),
+                staff("carol@example.com", 1, 1, 20_000),
+            ],
+            "days": [day("2026-11-22", 4, 3, 1), day("2026-11-23", 3, 1, 1)],
+        })
+    );
+    assert_eq!(
+        stats_json(c, &["--site", "acme"]),
+        serde_json::json!({
+            "site": "acme", "since": null,
+            "chats": 6, "answered": 3, "missed": 2,
+            "first_reply_ms": {"p50": 30_000, "p90": 120_000},
+            "duration_ms": {"p50": 600_000},
+            "staff": [
+                staff("alice@example.com", 3, 2, 10_000),
+                staff("bob@example.com", 2, 1, 120_000),
+            ],
+            "days": [day("2026-11-22", 3, 2, 1), day("2026-11-23", 3, 1, 1)],
+        })
+    );
+    assert_eq!(
+        stats_json(c, &["--since", "2026-11-23"]),
+        serde_json::json!({
+            "site": null, "since": "2026-11-23",
+            "chats": 3, "answered": 1, "missed": 1,
+            "first_reply_ms": {"p50": 10_000, "p90": 10_000},
+            "duration_ms": {"p50": 60_000},
+            "staff": [staff("alice@example.com", 2, 1, 10_000)],
+            "days": [day("2026-11-23", 3, 1, 1)],
+        })
+    );
+    // docs/storage.md's p50 in SQL alone gives the same figure.
+    let doc = include_str!("../docs/storage.md");
+    let example = doc
+        .split("the p50 of the first reply times, in SQL alone:")
+        .nth(1)
+        .unwrap();
+    let example = example
+        .split("```sql\n")
+        .nth(1)
+        .unwrap()
+        .split("\n```")
+        .next()
+        .unwrap();
+    let sql = example.replace("/* the first query */", frontdesk::store::stats::CHATS_SQL);
+    let store = Store::open_read_only(&dir.path().join("data/frontdesk.db")).unwrap();
+    let p50: i64 = store
+        .conn()
+        .query_row(&sql, rusqlite::params![None::<String>, ""], |r| r.get(0))
+        .unwrap();
+    assert_eq!(p50, 20_000);
+
+    let none = stats_json(c, &["--site", "nowhere"]);
+    assert_eq!(none["chats"], 0);
+    assert_eq!(none["first_reply_ms"]["p50"], serde_json::Value::Null);
+
+    let o = frontdesk(&["stats", "--config", c, "--site", "acme"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let expected = "Chats on site acme, ever (days are UTC days):
+chats 6, answered 3, missed 2, open and unanswered 1
+first staff reply: p50 30 s, p90 2 min 0 s (3 answered)
+chat duration: p50 10 min 0 s (5 closed)
+";
+    assert!(text.starts_with(expected), "{text}");
+    assert!(
+        text.contains(
+            "\nalice@example.com                     3              2             10 s\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n2026-11-23      3         1       1\n"),
+        "{text}"
+    );
+
+    for bad in ["2026-13-01", "22.11.2026", "2026-11-1", "yesterday"] {
+        let o = frontdesk(&["stats", "--config", c, "--since", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        assert!(stderr(&o).contains("YYYY-MM-DD"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn sessions_mark_missed_chats_and_show_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    seed_chats(&dir.path().join("data/frontdesk.db"));
+    let c = cfg.to_str().unwrap();
+    let o = frontdesk(&["sessions", "--config", c, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let missed: Vec<i64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["missed"] == true)
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(missed, [3, 8]);
+    assert_eq!(v[2]["tags"], serde_json::json!(["callback", "vip"]));
+    assert_eq!(v[0]["tags"], serde_json::json!([]));
+    assert_eq!(v[0]["missed"], false);
+
+    let o = frontdesk(&["sessions", "--config", c, "--missed"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(
+        rows[0].starts_with("    3  CLOSED    missed  acme"),
+        "{text}"
+    );
+    assert!(rows[0].contains("callback,vip"), "{text}");
+    assert!(rows[1].starts_with("    8  CLOSED    missed"), "{text}");
+
+    // The note shows in the transcript (text and JSON), and the tags in its header.
+    let o = frontdesk(&["transcript", "3", "--config", c]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .ends_with("CLOSED, tags: callback, vip"),
+        "{text}"
+    );
+    assert!(text.contains("n (note): line 2 of #3"), "{text}");
+    let o = frontdesk(&["transcript", "3", "--config", c, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[2]["role"], "note");
 }

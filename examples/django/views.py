@@ -2,7 +2,8 @@
 
 settings.py:
     FRONTDESK = {
-        "BOSH": "https://example.com/bosh",          # ejabberd's mod_bosh behind your proxy
+        "WEBSOCKET": "wss://example.com/ws",         # optional: tried first (ejabberd /ws, Prosody /xmpp-websocket)
+        "BOSH": "https://example.com/bosh",          # the fallback (ejabberd /bosh, Prosody /http-bind)
         "DOMAIN": "anon.example.com",                # the anonymous vhost
         "COMPONENT": "chat.example.com",             # frontdesk's [component] jid
         "SITE": "acme",                              # the [[sites]] id
@@ -14,7 +15,7 @@ urls.py:
 
 The visitor id is kept in the Django session, so a reload (or another page of the site) is the
 same visitor and brings the conversation back. Nothing here talks to frontdesk or the XMPP
-server: the browser does, over BOSH.
+server: the browser does, over WebSocket or BOSH.
 """
 
 from __future__ import annotations
@@ -40,15 +41,18 @@ def chat(request):
     fd = settings.FRONTDESK
     vid = visitor_id(request)
     nick = request.user.get_full_name() if request.user.is_authenticated else ""
+    options = {
+        "bosh": fd["BOSH"],
+        "domain": fd["DOMAIN"],
+        "component": fd["COMPONENT"],
+        "site": fd["SITE"],
+        "visitor": vid,
+        "nick": nick or "Visitor",
+        "token": mint_token(fd["TOKEN_SECRET"], fd["SITE"], vid, ttl=86400),
+    }
+    if fd.get("WEBSOCKET"):
+        options["websocket"] = fd["WEBSOCKET"]
     return render(request, "frontdesk/chat.html", {
         "widget_url": fd["WIDGET_URL"],
-        "options": {
-            "bosh": fd["BOSH"],
-            "domain": fd["DOMAIN"],
-            "component": fd["COMPONENT"],
-            "site": fd["SITE"],
-            "visitor": vid,
-            "nick": nick or "Visitor",
-            "token": mint_token(fd["TOKEN_SECRET"], fd["SITE"], vid, ttl=86400),
-        },
+        "options": options,
     })

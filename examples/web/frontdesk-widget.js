@@ -1,24 +1,23 @@
 /*
- * frontdesk-widget.js: an embeddable live-chat widget for frontdesk.
+ * frontdesk-widget.js: an embeddable live-chat widget for frontdesk (no build step).
  *
- * The page's visitor logs in anonymously over the XMPP server's own BOSH with Strophe.js and
- * joins their room <visitor>_<site>@<component>; staff answer from their Jabber clients.
- * Nothing here touches the web app's server, and nothing polls.
+ * The visitor logs in anonymously over the XMPP server's WebSocket (RFC 7395) or BOSH with
+ * Strophe.js and joins their room <visitor>_<site>@<component>; staff answer from their Jabber
+ * clients. A launcher button in a corner opens the chat panel.
  *
- *   <link rel="stylesheet" href="frontdesk-widget.css">
- *   <script src="node_modules/strophe.js/dist/strophe.umd.min.js"></script>
- *   <script src="frontdesk-widget.js"></script>
- *   <div id="chat"></div>
- *   <script>
- *     FrontdeskWidget.mount(document.getElementById("chat"), {
- *       bosh: "https://example.com/bosh", domain: "anon.example.com",
- *       component: "chat.example.com", site: "acme", visitor: "4f2a9c",
- *       nick: "Ann", token: "1767225600.27449e83..." });
- *   </script>
+ *   <script src="frontdesk-widget.js" data-websocket="wss://example.com/ws"
+ *           data-bosh="https://example.com/bosh" data-domain="anon.example.com"
+ *           data-component="chat.example.com" data-site="acme" data-visitor="4f2a9c"
+ *           data-token="1767225600.27449e83..."></script>
  *
- * Security: nothing from a message or a presence is ever inserted as HTML (textContent only).
- * The widget's state is on the root element as data-state (connecting, waiting, chatting,
- * closed, refused, unreachable, replaced), for styling and for tests.
+ * or FrontdeskWidget.mount(options) / FrontdeskWidget.mount(element, options). With the
+ * script tag, strophe.umd.min.js (or data-strophe) and frontdesk-widget.css next to the script
+ * are loaded unless the page has them (data-css="false" leaves the CSS to the page).
+ *
+ * Security: nothing from a message or a presence is inserted as HTML; links are built as
+ * elements (http, https and mailto only). The widget's state is on its root element as
+ * data-state (connecting, waiting, chatting, closed, refused, unreachable, reconnecting,
+ * replaced, misconfigured), for styling and for tests.
  */
 (function (global) {
   "use strict";
@@ -26,9 +25,14 @@
   var NS_MUC = "http://jabber.org/protocol/muc";
   var NS_MUC_USER = "http://jabber.org/protocol/muc#user";
   var NS_CHATSTATES = "http://jabber.org/protocol/chatstates";
+  var NS_MARKERS = "urn:xmpp:chat-markers:0";
   var NS_DELAY = "urn:xmpp:delay";
   var NS_SID = "urn:xmpp:sid:0";
   var NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+  var NS_WIDGET = "urn:frontdesk:widget:0";
+  var NS_VISITOR = "urn:frontdesk:visitor:0";
+  var NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
+  var NS_DATA = "jabber:x:data";
 
   // Strophe over BOSH to an unreachable server can stay silent for a long time: our own timer.
   var CONNECT_TIMEOUT_MS = 8000;
@@ -38,19 +42,43 @@
   // ping to our own server every 15 s that goes unanswered for 10 s means the link is gone.
   var PING_EVERY_MS = 15000;
   var PING_TIMEOUT_MS = 10000;
+  var VISITOR_ID = /^[a-z0-9.-]{1,64}$/;
 
-  var TEXT = {
-    connecting: "Connecting…",
-    waiting: "Waiting for someone to answer. Write your question below.",
-    chatting: function (who) { return "You are chatting with " + who + "."; },
-    closed: "The chat is closed.",
-    unreachable: "The chat server cannot be reached. Trying again…",
-    reconnecting: "Connection lost. Reconnecting…",
-    replaced: "This chat continues in another window.",
-    typing: function (who) { return who + " is typing…"; },
-    notSent: "Not delivered: ",
-    newChat: "Start a new chat",
-    placeholder: "Type a message and press Enter",
+  var STRINGS = {
+    en: {
+      title: "Chat with us", greeting: "Ask us anything. We usually answer within minutes.",
+      open: "Open the chat", minimize: "Minimize the chat", unread: "{n} unread",
+      online: "We are online.", offline: "We will answer as soon as we can.",
+      connecting: "Connecting…", waiting: "Waiting for someone to answer. Write your question below.",
+      chatting: "You are chatting with {who}.", closed: "The chat is closed.",
+      unreachable: "The chat server cannot be reached. Trying again…",
+      reconnecting: "Connection lost. Reconnecting…", replaced: "This chat continues in another window.",
+      refused: "This chat could not be opened.", typing: "{who} is typing…",
+      joined: "{who} joined the chat.", left: "{who} left the chat.", you: "You",
+      notSent: "Not delivered: {why}", tryAgain: "please try again.", newChat: "Start a new chat",
+      placeholder: "Write a message…", message: "Message", send: "Send", end: "End chat",
+      seen: "Seen", today: "Today", newMessage: "New message", misconfigured: "The chat is not set up correctly: {why}",
+      missing: "missing option(s) {what}", badVisitor: "the visitor id \"{id}\" may only have a-z, 0-9, \"-\" and \".\"",
+      badPosition: "position must be bottom-right or bottom-left, not \"{what}\"",
+      badColor: "color \"{what}\" is not a CSS colour",
+    },
+    fr: {
+      title: "Discutons", greeting: "Posez-nous vos questions. Nous répondons d'habitude en quelques minutes.",
+      open: "Ouvrir la discussion", minimize: "Réduire la discussion", unread: "{n} non lu(s)",
+      online: "Nous sommes en ligne.", offline: "Nous vous répondrons dès que possible.",
+      connecting: "Connexion…", waiting: "En attente d'une réponse. Écrivez votre question ci-dessous.",
+      chatting: "Vous discutez avec {who}.", closed: "La discussion est terminée.",
+      unreachable: "Le serveur de discussion est injoignable. Nouvel essai…",
+      reconnecting: "Connexion perdue. Reconnexion…", replaced: "Cette discussion continue dans une autre fenêtre.",
+      refused: "Cette discussion n'a pas pu être ouverte.", typing: "{who} écrit…",
+      joined: "{who} a rejoint la discussion.", left: "{who} a quitté la discussion.", you: "Vous",
+      notSent: "Non remis : {why}", tryAgain: "veuillez réessayer.", newChat: "Nouvelle discussion",
+      placeholder: "Écrivez un message…", message: "Message", send: "Envoyer", end: "Terminer",
+      seen: "Vu", today: "Aujourd'hui", newMessage: "Nouveau message", misconfigured: "La discussion est mal configurée : {why}",
+      missing: "option(s) manquante(s) {what}", badVisitor: "l'identifiant \"{id}\" ne peut contenir que a-z, 0-9, \"-\" et \".\"",
+      badPosition: "position doit être bottom-right ou bottom-left, pas \"{what}\"",
+      badColor: "color \"{what}\" n'est pas une couleur CSS",
+    },
   };
 
   function el(tag, cls, text) {
@@ -58,6 +86,13 @@
     if (cls) e.className = cls;
     if (text !== undefined) e.textContent = text;
     return e;
+  }
+
+  function button(cls, text, label) {
+    var b = el("button", cls, text);
+    b.type = "button";
+    if (label) b.setAttribute("aria-label", label);
+    return b;
   }
 
   function child(stanza, name, ns) {
@@ -73,124 +108,322 @@
     return null;
   }
 
-  function Widget(root, o) {
+  function isHttpUrl(u) {
+    try { return /^https?:$/.test(new URL(u).protocol); } catch (e) { return false; }
+  }
+
+  /** Appends `text` to `parent` as text nodes and links: http(s) and mailto only, never HTML. */
+  function linkify(parent, text) {
+    var re = /\b(?:https?:\/\/|mailto:)[^\s<>"]+/gi, last = 0, m;
+    while ((m = re.exec(text))) {
+      var url = m[0].replace(/[.,;:!?)\]']+$/, "");
+      if (!url.length) continue;
+      parent.appendChild(document.createTextNode(text.slice(last, m.index)));
+      var a = el("a", "fd-link", url);
+      a.href = url;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      parent.appendChild(a);
+      last = m.index + url.length;
+      re.lastIndex = last;
+    }
+    parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  function fill(s, vars) {
+    return s.replace(/\{(\w+)\}/g, function (_, k) { return vars && k in vars ? vars[k] : ""; });
+  }
+
+  function pickStrings(o) {
+    var want = (o.lang || (global.navigator && global.navigator.language) || "en").toLowerCase().split("-")[0];
+    var base = STRINGS[want] || STRINGS.en, t = {};
+    Object.keys(STRINGS.en).forEach(function (k) { t[k] = base[k] || STRINGS.en[k]; });
+    Object.keys(o.texts || {}).forEach(function (k) { if (typeof o.texts[k] === "string") t[k] = o.texts[k]; });
+    t.lang = STRINGS[want] ? want : "en";
+    return t;
+  }
+
+  /** What is wrong with `o`, or null; lower-cases an upper-case visitor id (with a warning). */
+  function validate(o, t) {
+    var missing = ["domain", "component", "site", "visitor"].filter(function (k) { return !o[k]; });
+    if (!o.bosh && !o.websocket) missing.push("bosh or websocket");
+    if (missing.length) return fill(t.missing, { what: missing.join(", ") });
+    var v = String(o.visitor);
+    if (v !== v.toLowerCase()) {
+      // XMPP lower-cases the room's address, so the upper-case one would never be answered.
+      global.console.warn("frontdesk widget: the visitor id \"" + v + "\" was lower-cased; render ids in lower case");
+      o.visitor = v = v.toLowerCase();
+    }
+    if (!VISITOR_ID.test(v)) return fill(t.badVisitor, { id: v });
+    if (o.position && ["bottom-right", "bottom-left"].indexOf(o.position) < 0) return fill(t.badPosition, { what: o.position });
+    if (o.color && !(global.CSS && global.CSS.supports("color", o.color))) return fill(t.badColor, { what: o.color });
+    return null;
+  }
+
+  function Widget(root, o, t) {
     this.root = root;
     this.o = o;
+    this.t = t;
     this.room = o.visitor + "_" + o.site + "@" + o.component;
     this.nick = o.nick || "Visitor";
     this.me = this.room + "/" + this.nick;
+    this.key = "frontdesk:" + this.room;
     this.seen = {};          // stanza-ids already shown (history comes again on a rejoin)
-    this.staff = {};         // nick -> true for staff in the room
+    this.lines = {};         // stanza-id or own message id -> the visitor's <li>
+    this.staff = {};         // nick -> avatar URL or "" for staff in the room
     this.typing = {};        // nick -> true
+    this.unread = 0;
     this.retryMs = 1000;
-    this.composing = false;
-    this.pausedTimer = null;
-    this.connectTimer = null;
-    this.retryTimer = null;
-    this.conn = null;
-    this.done = false;       // closed by staff, refused, or replaced: no automatic reconnect
+    this.done = false;       // closed, refused, or replaced: no automatic reconnect
     this.build();
-    this.connect();
+    var remembered = this.stored();
+    this.setOpen(remembered ? remembered === "1" : o.open === true, false);
+    this.connect(0);
     var self = this;
-    // Leave when the page goes away, so that a reload (a new anonymous address) is let into the
-    // room at once instead of after frontdesk's ping to the old address times out.
     global.addEventListener("pagehide", function () { self.leaveNow(); });
+    global.document.addEventListener("visibilitychange", function () {
+      if (self.open && !global.document.hidden) self.setUnread(0);
+      self.maybeRead();
+    });
   }
 
+  Widget.prototype.stored = function () {
+    try { return global.localStorage.getItem(this.key + ":open"); } catch (e) { return null; }
+  };
+
+  // ---- the page's parts ----------------------------------------------------------------
+
   Widget.prototype.build = function () {
-    var self = this;
-    this.root.classList.add("frontdesk");
+    var self = this, t = this.t, r = this.root;
+    r.classList.add("frontdesk");
+    r.setAttribute("role", "region");
+    r.setAttribute("lang", t.lang);
+    r.setAttribute("aria-label", this.o.title || t.title);
+    r.setAttribute("data-position", this.o.position === "bottom-left" ? "bottom-left" : "bottom-right");
+    if (this.o.color) r.style.setProperty("--fd-accent", this.o.color);
+    this.launcher = button("fd-launcher", "", t.open);
+    this.launcher.appendChild(el("span", "fd-launcher-icon")).setAttribute("aria-hidden", "true");
+    this.badge = el("span", "fd-badge");
+    this.badge.hidden = true;
+    this.launcher.appendChild(this.badge);
+    this.panel = el("div", "fd-panel");
+    this.panel.id = "fd-panel-" + Math.random().toString(36).slice(2);
+    this.panel.setAttribute("role", "dialog");
+    this.launcher.setAttribute("aria-controls", this.panel.id);
+    this.buildHeader();
+    this.buildBody();
+    r.appendChild(this.panel);
+    r.appendChild(this.launcher);
+    this.launcher.addEventListener("click", function () { self.setOpen(!self.open, true); });
+    this.panel.addEventListener("keydown", function (ev) {
+      if (ev.key === "Escape") { self.setOpen(false, true); self.launcher.focus(); }
+    });
+    this.setState("connecting", t.connecting);
+  };
+
+  Widget.prototype.buildHeader = function () {
+    var self = this, t = this.t, o = this.o;
+    var head = el("div", "fd-header");
+    this.avatar = el("img", "fd-avatar fd-head-avatar");
+    this.avatar.alt = "";
+    this.avatar.hidden = true;
+    var titles = el("div", "fd-titles");
+    this.title = el("h2", "fd-title", o.title || t.title);
+    this.title.id = this.panel.id + "-title";
+    this.panel.setAttribute("aria-labelledby", this.title.id);
+    titles.appendChild(this.title);
+    titles.appendChild(el("p", "fd-greeting", o.greeting || t.greeting));
+    this.avail = el("p", "fd-avail");
+    titles.appendChild(this.avail);
+    this.end = button("fd-end", t.end);
+    this.end.hidden = true;
+    var min = button("fd-min", "–", t.minimize);
+    head.appendChild(this.avatar);
+    head.appendChild(titles);
+    head.appendChild(this.end);
+    head.appendChild(min);
+    this.panel.appendChild(head);
+    min.addEventListener("click", function () { self.setOpen(false, true); self.launcher.focus(); });
+    this.end.addEventListener("click", function () { self.endChat(); });
+  };
+
+  Widget.prototype.buildBody = function () {
+    var self = this, t = this.t;
     this.statusLine = el("div", "fd-status");
     this.statusLine.setAttribute("role", "status");
-    this.log = el("ol", "fd-log");
+    this.log = el("div", "fd-log");
+    this.log.setAttribute("role", "log");
     this.log.setAttribute("aria-live", "polite");
+    this.log.setAttribute("tabindex", "0");
+    this.log.setAttribute("aria-label", t.title);
     this.typingLine = el("div", "fd-typing");
+    this.typingLine.setAttribute("aria-live", "polite");
     this.form = el("form", "fd-form");
     this.input = el("input", "fd-input");
     this.input.type = "text";
     this.input.maxLength = 4000;
-    this.input.placeholder = TEXT.placeholder;
-    this.input.setAttribute("aria-label", "Message");
-    this.again = el("button", "fd-again", TEXT.newChat);
-    this.again.type = "button";
+    this.input.placeholder = t.placeholder;
+    this.input.setAttribute("aria-label", t.message);
+    this.input.setAttribute("enterkeyhint", "send");
+    this.sendButton = el("button", "fd-send", t.send);
+    this.sendButton.type = "submit";
+    this.again = button("fd-again", t.newChat);
     this.again.hidden = true;
     this.form.appendChild(this.input);
-    this.root.appendChild(this.statusLine);
-    this.root.appendChild(this.log);
-    this.root.appendChild(this.typingLine);
-    this.root.appendChild(this.form);
-    this.root.appendChild(this.again);
-    this.form.addEventListener("submit", function (ev) {
-      ev.preventDefault();
-      self.send();
-    });
+    this.form.appendChild(this.sendButton);
+    [this.statusLine, this.log, this.typingLine, this.again, this.form].forEach(function (e) { self.panel.appendChild(e); });
+    this.form.addEventListener("submit", function (ev) { ev.preventDefault(); self.send(); });
     this.input.addEventListener("input", function () { self.typed(); });
-    this.again.addEventListener("click", function () {
-      self.again.hidden = true;
-      self.done = false;
-      self.join();
-    });
-    this.setState("connecting", TEXT.connecting);
+    this.input.addEventListener("focus", function () { self.fitViewport(); });
+    this.again.addEventListener("click", function () { self.newChat(); });
+    if (global.visualViewport) {
+      global.visualViewport.addEventListener("resize", function () { self.fitViewport(); });
+    }
+  };
+
+  /** On a phone the on-screen keyboard shrinks the visual viewport: the panel follows it. */
+  Widget.prototype.fitViewport = function () {
+    var vv = global.visualViewport;
+    var small = global.matchMedia && global.matchMedia("(max-width: 599px)").matches;
+    this.panel.style.height = small && vv ? vv.height + "px" : "";
+  };
+
+  Widget.prototype.setOpen = function (open, remember) {
+    this.open = open;
+    this.root.setAttribute("data-open", open ? "true" : "false");
+    this.panel.hidden = !open;
+    this.launcher.setAttribute("aria-expanded", open ? "true" : "false");
+    if (remember) {
+      try { global.localStorage.setItem(this.key + ":open", open ? "1" : "0"); } catch (e) { /* private mode */ }
+    }
+    if (open) {
+      this.setUnread(0);
+      this.fitViewport();
+      this.scrollDown();
+      if (remember) (this.input.disabled ? this.panel.querySelector("button:not([hidden])") : this.input).focus();
+      this.maybeRead();
+    }
   };
 
   Widget.prototype.setState = function (state, text) {
     this.state = state;
     this.root.setAttribute("data-state", state);
     this.statusLine.textContent = text;
-    this.input.disabled = !(state === "waiting" || state === "chatting");
+    var live = state === "waiting" || state === "chatting";
+    this.input.disabled = !live;
+    this.sendButton.disabled = !live;
+    this.end.hidden = !live;
   };
 
-  Widget.prototype.line = function (kind, who, text, id) {
-    if (id) {
-      if (this.seen[id]) return;
-      this.seen[id] = true;
-    }
-    var li = el("li", "fd-line fd-" + kind);
-    if (who) li.appendChild(el("span", "fd-who", who));
-    li.appendChild(el("span", "fd-text", text));
-    this.log.appendChild(li);
+  Widget.prototype.setAvailable = function (on) {
+    this.root.setAttribute("data-available", on ? "true" : "false");
+    this.avail.textContent = on ? this.t.online : this.t.offline;
+  };
+
+  Widget.prototype.scrollDown = function () {
     this.log.scrollTop = this.log.scrollHeight;
+  };
+
+  // ---- the conversation ----------------------------------------------------------------
+
+  Widget.prototype.dayOf = function (d) {
+    var s = d.toLocaleDateString(this.t.lang, { weekday: "long", day: "numeric", month: "long" });
+    return d.toDateString() === new Date().toDateString() ? this.t.today : s;
+  };
+
+  /** A line in the log: kind is mine, theirs, system or error; `at` a Date. */
+  Widget.prototype.line = function (kind, who, text, opts) {
+    opts = opts || {};
+    if (opts.sid) {
+      if (this.seen[opts.sid]) return null;
+      this.seen[opts.sid] = true;
+    }
+    var at = opts.at || new Date();
+    var day = at.toDateString();
+    if (day !== this.lastDay) {
+      this.lastDay = day;
+      var sep = el("div", "fd-day", this.dayOf(at));
+      sep.setAttribute("role", "separator");
+      this.log.appendChild(sep);
+    }
+    var li = el("div", "fd-line fd-" + kind);
+    if (opts.avatar) {
+      var img = el("img", "fd-avatar");
+      img.alt = "";
+      img.src = opts.avatar;
+      li.appendChild(img);
+    }
+    var bubble = el("div", "fd-bubble");
+    if (who) bubble.appendChild(el("span", "fd-who", who));
+    var body = el("span", "fd-text");
+    if (kind === "mine" || kind === "theirs") linkify(body, text); else body.textContent = text;
+    bubble.appendChild(body);
+    var time = el("time", "fd-time", at.toLocaleTimeString(this.t.lang, { hour: "2-digit", minute: "2-digit" }));
+    time.dateTime = at.toISOString();
+    bubble.appendChild(time);
+    li.appendChild(bubble);
+    this.log.appendChild(li);
+    this.scrollDown();
+    return li;
+  };
+
+  Widget.prototype.system = function (text, opts) {
+    return this.line("system", "", text, opts);
   };
 
   // ---- connection ----------------------------------------------------------------------
 
-  Widget.prototype.connect = function () {
-    var self = this;
+  /** Transports in order: WebSocket first when configured, BOSH as the fallback. */
+  Widget.prototype.transports = function () {
+    return [this.o.websocket, this.o.bosh].filter(Boolean);
+  };
+
+  Widget.prototype.connect = function (attempt) {
+    var self = this, S = global.Strophe;
     clearTimeout(this.retryTimer);
     if (this.conn) {
       try { this.conn.reset(); } catch (e) { /* a fresh one follows */ }
     }
-    var conn = new global.Strophe.Connection(this.o.bosh);
+    var url = this.transports()[attempt];
+    var conn = new S.Connection(url);
     this.conn = conn;
+    this.connected = false;
+    var failed = function () {
+      if (self.conn !== conn || self.connected) return;
+      clearTimeout(self.connectTimer);
+      if (attempt + 1 < self.transports().length) self.connect(attempt + 1); else self.unreachable();
+    };
     clearTimeout(this.connectTimer);
-    this.connectTimer = setTimeout(function () {
-      if (self.conn === conn && !conn.connected) self.unreachable();
-    }, CONNECT_TIMEOUT_MS);
-    conn.connect(this.o.domain, null, function (status, condition) {
+    this.connectTimer = setTimeout(failed, CONNECT_TIMEOUT_MS);
+    conn.connect(this.o.domain, null, function (status) {
       if (self.conn !== conn) return;
-      var S = global.Strophe.Status;
-      if (status === S.CONNECTED) {
+      if (status === S.Status.CONNECTED) {
         clearTimeout(self.connectTimer);
+        self.connected = true;
+        self.transport = /^wss?:/.test(url) ? "websocket" : "bosh";
+        self.root.setAttribute("data-transport", self.transport);
         self.retryMs = 1000;
         self.handlers(conn);
         self.join();
-      } else if (status === S.CONNFAIL || status === S.AUTHFAIL || status === S.ERROR) {
-        self.unreachable(condition);
-      } else if (status === S.DISCONNECTED) {
-        if (!self.done) self.lost();
+      } else if (status === S.Status.CONNFAIL || status === S.Status.ERROR || status === S.Status.AUTHFAIL) {
+        if (self.connected) self.lost(); else failed();
+      } else if (status === S.Status.DISCONNECTED) {
+        if (!self.connected) failed();
+        else if (!self.done) self.lost();
       }
     });
   };
 
   Widget.prototype.unreachable = function () {
-    this.setState("unreachable", TEXT.unreachable);
+    this.setState("unreachable", this.t.unreachable);
     this.retry();
   };
 
   Widget.prototype.lost = function () {
     this.joined = false;
+    this.connected = false;
     this.conn = null;
-    this.setState("reconnecting", TEXT.reconnecting);
+    this.setState("reconnecting", this.t.reconnecting);
     this.retry();
   };
 
@@ -200,7 +433,7 @@
     clearTimeout(this.connectTimer);
     var wait = this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
-    this.retryTimer = setTimeout(function () { self.connect(); }, wait);
+    this.retryTimer = setTimeout(function () { self.connect(0); }, wait);
   };
 
   Widget.prototype.watch = function (conn) {
@@ -225,39 +458,95 @@
     this.watch(conn);
     conn.addHandler(function (p) { self.onPresence(p); return true; }, null, "presence");
     conn.addHandler(function (m) { self.onMessage(m); return true; }, null, "message");
-    // XEP-0199: answer the room's pings, so that frontdesk knows this page is still here (an
-    // unanswered ping keeps the room for us, but an answer settles it at once).
+    // XEP-0199: answer the room's pings, so that frontdesk knows this page is still here.
     conn.addHandler(function (iq) {
       conn.send(global.$iq({ type: "result", to: iq.getAttribute("from"), id: iq.getAttribute("id") }));
       return true;
     }, "urn:xmpp:ping", "iq", "get");
   };
 
-  /** Leaves the room and ends the BOSH session in one beacon: requests a page makes while it
-   * unloads are cancelled, beacons are not. Uses Strophe's BOSH sid and next rid. */
+  /** frontdesk says in the room's disco#info whether any staff of the site is available. */
+  Widget.prototype.askAvailability = function () {
+    var self = this;
+    var iq = global.$iq({ type: "get", to: this.room }).c("query", { xmlns: NS_DISCO_INFO });
+    this.conn.sendIQ(iq.tree(), function (res) {
+      var fields = res.getElementsByTagNameNS(NS_DATA, "field");
+      for (var i = 0; i < fields.length; i++) {
+        if (fields[i].getAttribute("var") === "staff-available") {
+          var v = child(fields[i], "value", NS_DATA);
+          self.setAvailable(!!v && (v.textContent === "true" || v.textContent === "1"));
+        }
+      }
+    }, function () {}, 10000);
+  };
+
+  /** Leaves the room as the page goes away, so that a reload is let in at once. Over BOSH in
+   * one beacon (requests a page makes while it unloads are cancelled, beacons are not), using
+   * Strophe's sid and next rid; over WebSocket the frame goes out before the socket closes. */
   Widget.prototype.leaveNow = function () {
     var conn = this.conn;
-    var proto = conn && conn._proto;
-    if (!conn || !this.joined || !proto || !proto.sid || typeof proto.rid !== "number" ||
-        !global.navigator || !global.navigator.sendBeacon) return;
+    if (!conn || !this.joined) return;
+    var unavailable = global.$pres({ type: "unavailable", to: this.me });
+    this.joined = false;
+    if (this.transport === "websocket") {
+      try { conn.send(unavailable.tree()); conn.flush(); } catch (e) { /* the page is going anyway */ }
+      return;
+    }
+    var proto = conn._proto;
+    if (!proto || !proto.sid || typeof proto.rid !== "number" || !global.navigator.sendBeacon) return;
     var body = global.$build("body", { xmlns: "http://jabber.org/protocol/httpbind", type: "terminate",
                                        sid: proto.sid, rid: proto.rid })
       .c("presence", { xmlns: "jabber:client", type: "unavailable", to: this.me });
     // text/plain keeps it a simple cross-origin request (a beacon cannot be preflighted).
     global.navigator.sendBeacon(this.o.bosh, new Blob([global.Strophe.serialize(body.tree())], { type: "text/plain;charset=UTF-8" }));
-    this.joined = false;
   };
 
   Widget.prototype.join = function () {
-    this.setState("connecting", TEXT.connecting);
+    this.setState("connecting", this.t.connecting);
     this.joined = false;
     this.staff = {};
+    this.askAvailability();
     var x = global.$pres({ to: this.me }).c("x", { xmlns: NS_MUC });
     if (this.o.token) x.c("password").t(this.o.token).up();
+    if (this.o.context !== false) this.pageContext(x.up());
     this.conn.send(x.tree());
   };
 
+  /** Where the visitor is, for staff (urn:frontdesk:visitor:0, see web-integration.md);
+   * `context: false` leaves it out. */
+  Widget.prototype.pageContext = function (pres) {
+    var cut = function (v) { return String(v || "").slice(0, 500); };
+    var d = global.document;
+    pres.c("visitor", { xmlns: NS_VISITOR }).c("page", {
+      url: cut(global.location.href), referrer: cut(d.referrer), title: cut(d.title),
+      lang: cut(global.navigator.language),
+    });
+  };
+
+  Widget.prototype.newChat = function () {
+    this.again.hidden = true;
+    this.done = false;
+    if (this.conn && this.connected) this.join(); else this.connect(0);
+    this.input.focus();
+  };
+
+  /** The visitor ends the chat: frontdesk closes it as staff's !finish would. */
+  Widget.prototype.endChat = function () {
+    if (!this.conn || !this.joined) return;
+    this.ending = true;
+    this.conn.send(global.$pres({ type: "unavailable", to: this.me }).c("end-chat", { xmlns: NS_WIDGET }).tree());
+  };
+
   // ---- what arrives --------------------------------------------------------------------
+
+  function mucUser(p) {
+    var x = child(p, "x", NS_MUC_USER), codes = [];
+    if (x) {
+      var st = x.getElementsByTagNameNS(NS_MUC_USER, "status");
+      for (var i = 0; i < st.length; i++) codes.push(st[i].getAttribute("code"));
+    }
+    return { x: x, codes: codes, item: x ? child(x, "item", NS_MUC_USER) : null };
+  }
 
   Widget.prototype.onPresence = function (p) {
     var from = p.getAttribute("from") || "";
@@ -265,114 +554,195 @@
     if ((slash < 0 ? from : from.slice(0, slash)) !== this.room) return;
     var nick = slash < 0 ? "" : from.slice(slash + 1);
     var type = p.getAttribute("type");
-    var x = child(p, "x", NS_MUC_USER);
-    var codes = [];
-    if (x) {
-      var st = x.getElementsByTagNameNS(NS_MUC_USER, "status");
-      for (var i = 0; i < st.length; i++) codes.push(st[i].getAttribute("code"));
-    }
-    var item = x ? child(x, "item", NS_MUC_USER) : null;
-    var isStaff = item && (item.getAttribute("affiliation") === "admin" || item.getAttribute("role") === "moderator");
-
-    if (type === "error") {
-      if (nick !== this.nick) return;
-      var err = directChild(p, "error");
-      var text = err ? child(err, "text", NS_STANZAS) : null;
-      this.done = true;
-      this.setState("refused", text && text.textContent ? text.textContent : "This chat could not be opened.");
-      return;
-    }
-    if (type === "unavailable") {
-      if (nick === this.nick) {
-        var destroy = x ? child(x, "destroy", NS_MUC_USER) : null;
-        var reason = item ? child(item, "reason", NS_MUC_USER) : null;
-        if (destroy) {
-          this.closed();
-        } else if (reason && /another|new connection/i.test(reason.textContent)) {
-          this.done = true;
-          this.setState("replaced", TEXT.replaced);
-          this.conn.disconnect();
-        }
-        return;
-      }
-      if (this.staff[nick]) {
-        delete this.staff[nick];
-        this.setTyping(nick, false);
-        this.line("system", "", nick + " left the chat.");
-        this.refreshState();
-      }
-      return;
-    }
-    if (nick === this.nick && codes.indexOf("110") >= 0) {
+    var u = mucUser(p);
+    if (type === "error") return this.onJoinError(p, nick);
+    if (type === "unavailable") return nick === this.nick ? this.onSelfGone(u) : this.onStaffGone(nick);
+    if (nick === this.nick && u.codes.indexOf("110") >= 0) {
       this.joined = true;
       this.refreshState();
+      this.maybeRead();
       return;
     }
-    if (isStaff && !this.staff[nick]) {
-      this.staff[nick] = true;
-      if (this.joined) this.line("system", "", nick + " joined the chat.");
+    var isStaff = u.item && (u.item.getAttribute("affiliation") === "admin" || u.item.getAttribute("role") === "moderator");
+    if (isStaff && !(nick in this.staff)) {
+      var prof = child(p, "profile", NS_WIDGET);
+      var avatar = prof && isHttpUrl(prof.getAttribute("avatar")) ? prof.getAttribute("avatar") : "";
+      this.staff[nick] = avatar;
+      if (avatar) { this.avatar.src = avatar; this.avatar.hidden = false; }
+      if (this.joined) this.system(fill(this.t.joined, { who: nick }));
       this.refreshState();
     }
+  };
+
+  Widget.prototype.onJoinError = function (p, nick) {
+    if (nick !== this.nick) return;
+    var err = directChild(p, "error");
+    var text = err ? child(err, "text", NS_STANZAS) : null;
+    this.done = true;
+    this.setState("refused", text && text.textContent ? text.textContent : this.t.refused);
+  };
+
+  Widget.prototype.onSelfGone = function (u) {
+    var destroy = u.x ? child(u.x, "destroy", NS_MUC_USER) : null;
+    var reason = u.item ? child(u.item, "reason", NS_MUC_USER) : null;
+    if (destroy || this.ending) {
+      this.closed();
+    } else if (reason && /another|new connection/i.test(reason.textContent)) {
+      this.done = true;
+      this.setState("replaced", this.t.replaced);
+      this.conn.disconnect();
+    }
+  };
+
+  Widget.prototype.onStaffGone = function (nick) {
+    if (!(nick in this.staff)) return;
+    delete this.staff[nick];
+    this.setTyping(nick, false);
+    this.system(fill(this.t.left, { who: nick }));
+    this.refreshState();
   };
 
   Widget.prototype.refreshState = function () {
     var names = Object.keys(this.staff);
-    if (names.length) this.setState("chatting", TEXT.chatting(names.join(", ")));
-    else this.setState("waiting", TEXT.waiting);
+    if (names.length) this.setState("chatting", fill(this.t.chatting, { who: names.join(", ") }));
+    else this.setState("waiting", this.t.waiting);
   };
 
   Widget.prototype.closed = function () {
     this.done = true;
+    this.ending = false;
     this.joined = false;
     this.staff = {};
     this.typing = {};
     this.typingLine.textContent = "";
-    this.setState("closed", TEXT.closed);
+    this.setState("closed", this.t.closed);
     this.again.hidden = false;
+    // The closing line stays in view, above the button that starts a new chat.
+    this.scrollDown();
   };
+
+  function delayOf(m) {
+    var d = child(m, "delay", NS_DELAY);
+    var at = d ? new Date(d.getAttribute("stamp")) : null;
+    return at && !isNaN(at.getTime()) ? at : null;
+  }
 
   Widget.prototype.onMessage = function (m) {
     var from = m.getAttribute("from") || "";
     var slash = from.indexOf("/");
-    var bareFrom = slash < 0 ? from : from.slice(0, slash);
-    if (bareFrom !== this.room) return;
+    if ((slash < 0 ? from : from.slice(0, slash)) !== this.room) return;
     var nick = slash < 0 ? "" : from.slice(slash + 1);
     var type = m.getAttribute("type");
     if (type === "error") {
       var err = directChild(m, "error");
       var t = err ? child(err, "text", NS_STANZAS) : null;
-      this.line("error", "", TEXT.notSent + (t && t.textContent ? t.textContent : "please try again."));
+      this.line("error", "", fill(this.t.notSent, { why: t && t.textContent ? t.textContent : this.t.tryAgain }));
       return;
     }
     if (type !== "groupchat") return;
     var body = directChild(m, "body");
+    if (!body) return this.onSignal(m, nick);
     var sid = child(m, "stanza-id", NS_SID);
-    var id = sid ? sid.getAttribute("id") : null;
-    if (!body) {
-      if (nick && nick !== this.nick) {
-        if (child(m, "composing", NS_CHATSTATES)) this.setTyping(nick, true);
-        else if (child(m, "paused", NS_CHATSTATES) || child(m, "active", NS_CHATSTATES) ||
-                 child(m, "inactive", NS_CHATSTATES) || child(m, "gone", NS_CHATSTATES)) this.setTyping(nick, false);
-      }
-      return;
-    }
-    var text = body.textContent;
+    this.onBody(m, nick, body.textContent, sid ? sid.getAttribute("id") : null);
+  };
+
+  Widget.prototype.onBody = function (m, nick, text, sid) {
+    var at = delayOf(m);
+    var opts = { sid: sid, at: at || new Date() };
     if (!nick) {
       // The room itself speaks: notices such as "The chat is now closed."
-      this.line("system", "", text, id);
+      if (this.system(text, opts) && !at) this.notify();
       if (/chat is now closed|could not be saved/i.test(text)) this.closed();
       return;
     }
     this.setTyping(nick, false);
-    var kind = nick === this.nick ? "mine" : "theirs";
-    if (child(m, "delay", NS_DELAY)) kind += " fd-history";
-    this.line(kind, nick === this.nick ? "You" : nick, text, id);
+    if (nick === this.nick) {
+      var li = this.line("mine", this.t.you, text, opts);
+      if (li && sid) this.lines[sid] = li;
+      if (li && m.getAttribute("id")) this.lines[m.getAttribute("id")] = li;
+      return;
+    }
+    opts.avatar = this.staff[nick] || "";
+    if (this.line("theirs", nick, text, opts)) {
+      this.lastTheirs = sid;
+      if (!at) this.notify();
+      this.maybeRead();
+    }
+  };
+
+  /** A message without a body: a chat state, or a XEP-0333 marker from staff. */
+  Widget.prototype.onSignal = function (m, nick) {
+    if (!nick || nick === this.nick) return;
+    var shown = child(m, "displayed", NS_MARKERS);
+    if (shown) return this.markSeen(shown.getAttribute("id"));
+    if (child(m, "composing", NS_CHATSTATES)) this.setTyping(nick, true);
+    else if (child(m, "paused", NS_CHATSTATES) || child(m, "active", NS_CHATSTATES) ||
+             child(m, "inactive", NS_CHATSTATES) || child(m, "gone", NS_CHATSTATES)) this.setTyping(nick, false);
+  };
+
+  Widget.prototype.markSeen = function (id) {
+    var li = id && this.lines[id];
+    if (!li) return;
+    if (this.seenMark && this.seenMark.parentNode) {
+      // A marker for an older message does not move "Seen" back.
+      if (this.seenMark.parentNode.compareDocumentPosition(li) & Node.DOCUMENT_POSITION_PRECEDING) return;
+      this.seenMark.parentNode.removeChild(this.seenMark);
+    }
+    this.seenMark = this.seenMark || el("span", "fd-seen", this.t.seen);
+    li.appendChild(this.seenMark);
+    this.scrollDown();
+  };
+
+  /** Staff's newest message was seen: the panel is open on a visible page. */
+  Widget.prototype.maybeRead = function () {
+    if (!this.open || global.document.hidden || !this.joined || !this.lastTheirs ||
+        this.lastTheirs === this.readSent) return;
+    this.readSent = this.lastTheirs;
+    this.conn.send(global.$msg({ to: this.room, type: "groupchat" })
+      .c("displayed", { xmlns: NS_MARKERS, id: this.lastTheirs }).tree());
+  };
+
+  /** A new message while the panel is closed or the tab hidden: badge, title, sound. */
+  Widget.prototype.notify = function () {
+    if (this.open && !global.document.hidden) return;
+    this.setUnread(this.unread + 1);
+    if (this.o.sound) this.beep();
+  };
+
+  Widget.prototype.setUnread = function (n) {
+    var self = this, doc = global.document;
+    this.unread = n;
+    this.badge.hidden = n === 0;
+    this.badge.textContent = n ? String(n) : "";
+    this.launcher.setAttribute("aria-label", n ? this.t.open + " (" + fill(this.t.unread, { n: n }) + ")" : this.t.open);
+    clearInterval(this.flashTimer);
+    if (this.pageTitle !== undefined) { doc.title = this.pageTitle; }
+    if (!n) { this.pageTitle = undefined; return; }
+    this.pageTitle = doc.title;
+    var on = false;
+    this.flashTimer = setInterval(function () {
+      on = !on;
+      doc.title = on ? "(" + self.unread + ") " + self.t.newMessage : self.pageTitle;
+    }, 1000);
+  };
+
+  Widget.prototype.beep = function () {
+    try {
+      var A = global.AudioContext || global.webkitAudioContext;
+      var ctx = this.audio = this.audio || new A();
+      var osc = ctx.createOscillator(), gain = ctx.createGain();
+      gain.gain.value = 0.05;
+      osc.frequency.value = 880;
+      osc.connect(gain).connect(ctx.destination);
+      osc.start();
+      osc.stop(ctx.currentTime + 0.15);
+    } catch (e) { /* no sound, no harm */ }
   };
 
   Widget.prototype.setTyping = function (nick, on) {
     if (on) this.typing[nick] = true; else delete this.typing[nick];
     var names = Object.keys(this.typing);
-    this.typingLine.textContent = names.length ? TEXT.typing(names.join(", ")) : "";
+    this.typingLine.textContent = names.length ? fill(this.t.typing, { who: names.join(", ") }) : "";
   };
 
   // ---- what the visitor does -----------------------------------------------------------
@@ -402,22 +772,85 @@
     if (!text || !this.joined) return;
     clearTimeout(this.pausedTimer);
     this.composing = false;
+    var id = this.conn.getUniqueId("m");
     // Shown when the room reflects it: then it is stored and staff have it.
-    this.conn.send(global.$msg({ to: this.room, type: "groupchat", id: this.conn.getUniqueId("m") })
+    this.conn.send(global.$msg({ to: this.room, type: "groupchat", id: id })
       .c("body").t(text).up()
-      .c("active", { xmlns: NS_CHATSTATES }).tree());
+      .c("active", { xmlns: NS_CHATSTATES }).up()
+      .c("markable", { xmlns: NS_MARKERS }).up()
+      .c("origin-id", { xmlns: NS_SID, id: id }).tree());
     this.input.value = "";
+    this.input.focus();
   };
 
-  global.FrontdeskWidget = {
-    mount: function (root, options) {
-      var missing = ["bosh", "domain", "component", "site", "visitor"].filter(function (k) { return !options[k]; });
-      if (missing.length) {
-        root.textContent = "frontdesk widget: missing option(s) " + missing.join(", ");
-        root.setAttribute("data-state", "misconfigured");
-        return null;
-      }
-      return new Widget(root, options);
-    },
-  };
+  // ---- mounting ------------------------------------------------------------------------
+
+  function quietStrophe(debug) {
+    var S = global.Strophe;
+    if (!S || debug || !S.setLogLevel) return;
+    var levels = S.LogLevel || S.LOG_LEVELS;
+    if (levels) S.setLogLevel(levels.FATAL);
+  }
+
+  function mount(root, options) {
+    if (!(root instanceof global.Element)) {
+      options = root;
+      root = document.createElement("div");
+      document.body.appendChild(root);
+    }
+    var o = {};
+    Object.keys(options || {}).forEach(function (k) { o[k] = options[k]; });
+    var t = pickStrings(o);
+    var why = validate(o, t);
+    if (!why && !global.Strophe) why = "Strophe.js is not loaded";
+    if (why) {
+      global.console.error("frontdesk widget: " + why);
+      root.classList.add("frontdesk");
+      root.setAttribute("data-state", "misconfigured");
+      root.setAttribute("data-open", "true");
+      var p = el("div", "fd-panel");
+      var s = el("div", "fd-status", fill(t.misconfigured, { why: why }));
+      s.setAttribute("role", "alert");
+      p.appendChild(s);
+      root.appendChild(p);
+      return null;
+    }
+    quietStrophe(o.debug === true);
+    return new Widget(root, o, t);
+  }
+
+  /** Options from the script tag's data- attributes (data-visitor, data-sound="true", …). */
+  function fromScriptTag(script) {
+    var o = {}, d = script.dataset;
+    Object.keys(d).forEach(function (k) {
+      o[k] = d[k] === "true" ? true : d[k] === "false" ? false : d[k];
+    });
+    return o;
+  }
+
+  global.FrontdeskWidget = { mount: mount, strings: STRINGS };
+
+  var script = document.currentScript;
+  if (script && (script.dataset.site || script.dataset.visitor)) {
+    if (script.dataset.css !== "false" && !document.querySelector("link[href*='frontdesk-widget']")) {
+      var link = document.createElement("link");
+      link.rel = "stylesheet";
+      link.href = script.src.replace(/\.js(\?.*)?$/, ".css");
+      document.head.appendChild(link);
+    }
+    var start = function () { global.frontdeskWidget = mount(fromScriptTag(script)); };
+    var ready = function () {
+      if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+      else start();
+    };
+    if (global.Strophe) {
+      ready();
+    } else {
+      // Strophe.js from data-strophe, else next to this script; if it fails, mount says so.
+      var lib = document.createElement("script");
+      lib.src = script.dataset.strophe || script.src.replace(/[^/]*$/, "strophe.umd.min.js");
+      lib.onload = lib.onerror = ready;
+      document.head.appendChild(lib);
+    }
+  }
 })(window);

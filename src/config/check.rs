@@ -164,7 +164,7 @@ impl Checker {
 
     fn store(&mut self, root: &Table, base: &Path) -> Option<StoreConfig> {
         let t = self.table(root, "store")?;
-        self.unknown_keys(t, "store", &["path", "synchronous"]);
+        self.unknown_keys(t, "store", &["path", "synchronous", "retain_days"]);
         let path = self.string(t, "store", "path", true);
         let synchronous = match self.string(t, "store", "synchronous", false).as_deref() {
             None => Some(Durability::default()),
@@ -178,10 +178,48 @@ impl Checker {
                 None
             }
         };
+        // 0 is the default: keep everything.
+        let retain = self.int_in(
+            t,
+            "store",
+            "retain_days",
+            0..=36_500,
+            0,
+            "must be a whole number of days from 1 to 36500, or 0 (the default) to keep every closed session",
+        );
         Some(StoreConfig {
             path: base.join(path?),
             synchronous: synchronous?,
+            retain_days: u32::try_from(retain?).ok().filter(|d| *d > 0),
         })
+    }
+
+    /// `[roster]`'s `remove_after_secs` and `check_staff_secs`; false if either is bad.
+    fn roster_timings(&mut self, t: &Table, r: &mut RosterConfig) -> bool {
+        let remove = self.int_in(
+            t,
+            "roster",
+            "remove_after_secs",
+            0..=i64::MAX,
+            DEFAULT_REMOVE_AFTER_SECS as i64,
+            "must be a whole number of seconds, 0 or more",
+        );
+        let check = self.int_in(
+            t,
+            "roster",
+            "check_staff_secs",
+            5..=86_400,
+            DEFAULT_CHECK_STAFF_SECS as i64,
+            "must be a whole number of seconds from 5 to 86400",
+        );
+        // Both at least 0, so the casts keep them.
+        if let Some(n) = remove {
+            r.remove_after_secs = n as u64;
+        }
+        if let Some(n) = check {
+            r.check_staff_secs = n as u64;
+        }
+        remove.is_some() && check.is_some()
     }
 
     fn roster(&mut self, root: &Table) -> Option<RosterConfig> {
@@ -221,32 +259,7 @@ impl Checker {
                 }
             }
         }
-        let secs = self.int_in(
-            t,
-            "roster",
-            "remove_after_secs",
-            0..=i64::MAX,
-            DEFAULT_REMOVE_AFTER_SECS as i64,
-            "must be a whole number of seconds, 0 or more",
-        );
-        match secs {
-            // 0 or more, so the cast keeps it.
-            Some(n) => r.remove_after_secs = n as u64,
-            None => ok = false,
-        }
-        let check = self.int_in(
-            t,
-            "roster",
-            "check_staff_secs",
-            5..=86_400,
-            DEFAULT_CHECK_STAFF_SECS as i64,
-            "must be a whole number of seconds from 5 to 86400",
-        );
-        match check {
-            // 5 or more, so the cast keeps it.
-            Some(n) => r.check_staff_secs = n as u64,
-            None => ok = false,
-        }
+        ok &= self.roster_timings(t, &mut r);
         if r.mode == RosterMode::EjabberdApi && r.ejabberd_api.is_none() {
             self.problem(
                 "roster.ejabberd_api",

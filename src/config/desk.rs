@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::hours::{self, OpeningHours};
 use super::read::Checker;
 use super::{Canned, DeskConfig, Routing, StaffProfile};
 use toml::{Table, Value};
@@ -103,12 +104,84 @@ impl Checker {
             }),
         };
         let canned = self.canned(t, prefix);
+        let hours = self.hours(t, prefix);
         // In range, so the casts keep the values.
         Some(DeskConfig {
             max_chats_per_staff: max? as u32,
             routing: routing?,
             offer_timeout_secs: timeout? as u64,
             canned: canned?,
+            hours: hours?,
+        })
+    }
+
+    /// `hours` (a list of "mon-fri 09:00-17:00") and `timezone` (IANA), which it needs.
+    fn hours(&mut self, t: &Table, prefix: &str) -> Option<Option<OpeningHours>> {
+        let tz = self.string(t, prefix, "timezone", false);
+        let arr = match t.get("hours") {
+            None => {
+                if tz.is_some() {
+                    self.problem(
+                        format!("{prefix}.timezone"),
+                        "is only used with hours; add hours or remove it",
+                    );
+                    return None;
+                }
+                return Some(None);
+            }
+            Some(Value::Array(a)) => a,
+            Some(_) => {
+                self.problem(
+                    format!("{prefix}.hours"),
+                    "must be a list such as [\"mon-fri 09:00-17:00\"]",
+                );
+                return None;
+            }
+        };
+        let mut openings = Vec::new();
+        let mut ok = true;
+        for (i, v) in arr.iter().enumerate() {
+            let key = format!("{prefix}.hours[{i}]");
+            match v.as_str().map(hours::parse_entry) {
+                Some(Ok(o)) => openings.extend(o),
+                Some(Err(e)) => {
+                    self.problem(key, e);
+                    ok = false;
+                }
+                None => {
+                    self.problem(key, "must be a string such as \"mon-fri 09:00-17:00\"");
+                    ok = false;
+                }
+            }
+        }
+        let tz = self.timezone(tz, prefix);
+        if arr.is_empty() {
+            self.problem(
+                format!("{prefix}.hours"),
+                "is empty: leave it out to be always open",
+            );
+            ok = false;
+        }
+        let tz = tz?;
+        ok.then_some(Some(OpeningHours { tz, openings }))
+    }
+
+    /// `timezone`, which `hours` need: an IANA name.
+    fn timezone(&mut self, tz: Option<String>, prefix: &str) -> Option<chrono_tz::Tz> {
+        let key = format!("{prefix}.timezone");
+        let Some(z) = tz else {
+            self.problem(
+                key,
+                "missing: hours need the site's time zone, e.g. \"Europe/Oslo\"",
+            );
+            return None;
+        };
+        z.parse::<chrono_tz::Tz>().ok().or_else(|| {
+            self.problem(
+                key,
+                format!("{z:?} is not an IANA time zone name such as \"Europe/Oslo\""),
+            );
+            None
         })
     }
 

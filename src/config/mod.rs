@@ -10,6 +10,7 @@
 
 mod check;
 mod desk;
+pub mod hours;
 mod log;
 mod read;
 mod sites;
@@ -166,6 +167,8 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// `[store] synchronous`: when a commit returns.
     pub synchronous: crate::store::Durability,
+    /// `[store] retain_days`: CLOSED sessions older than this are deleted daily; None keeps all.
+    pub retain_days: Option<u32>,
 }
 
 /// How visitors get into staff rosters (`[roster]`, optional).
@@ -300,6 +303,8 @@ pub struct DeskConfig {
     /// An offer nobody took moves on (or is announced again) after this.
     pub offer_timeout_secs: u64,
     pub canned: Vec<Canned>,
+    /// `hours` with `timezone`; `None`: always open.
+    pub hours: Option<hours::OpeningHours>,
 }
 
 impl Default for DeskConfig {
@@ -309,6 +314,7 @@ impl Default for DeskConfig {
             routing: Routing::Broadcast,
             offer_timeout_secs: desk::DEFAULT_OFFER_TIMEOUT_SECS,
             canned: Vec::new(),
+            hours: None,
         }
     }
 }

@@ -81,6 +81,8 @@ impl Checker {
                 "routing",
                 "offer_timeout_secs",
                 "canned",
+                "hours",
+                "timezone",
             ],
         );
         let token_secret = self.token_secret(t, prefix, base);
@@ -138,24 +140,9 @@ impl Checker {
         let mut found = BTreeMap::new();
         for (j, v) in a.iter().enumerate() {
             let key = format!("{staff_key}[{j}]");
-            let (s, profile, jid_key) = match (v, profiles.is_some()) {
-                (Value::String(s), _) => (s.as_str(), None, key.clone()),
-                (Value::Table(tb), true) => {
-                    let profile = self.staff_profile(tb, &key);
-                    if self.string(tb, &key, "jid", true).is_none() {
-                        continue;
-                    }
-                    let s = tb.get("jid").and_then(Value::as_str).unwrap_or("");
-                    (s, Some(profile), format!("{key}.jid"))
-                }
-                (_, true) => {
-                    self.problem(key, "must be a bare JID string, or a table such as { jid = \"bob@example.com\", name = \"Bob\" }");
-                    continue;
-                }
-                (_, false) => {
-                    self.problem(key, "must be a string (a bare JID)");
-                    continue;
-                }
+            let Some((s, profile, jid_key)) = self.account_entry(v, &key, profiles.is_some())
+            else {
+                continue;
             };
             match BareJid::new(s) {
                 Ok(jid) if jid.node().is_some() => {
@@ -182,6 +169,33 @@ impl Checker {
             p.extend(found);
         }
         Some(out)
+    }
+
+    /// One entry of an accounts list at `key`: its JID text, its staff profile if it is a
+    /// table (allowed only with `tables`), and the key to name its JID by.
+    fn account_entry<'v>(
+        &mut self,
+        v: &'v Value,
+        key: &str,
+        tables: bool,
+    ) -> Option<(&'v str, Option<StaffProfile>, String)> {
+        match (v, tables) {
+            (Value::String(s), _) => Some((s.as_str(), None, key.to_string())),
+            (Value::Table(tb), true) => {
+                let profile = self.staff_profile(tb, key);
+                self.string(tb, key, "jid", true)?;
+                let s = tb.get("jid").and_then(Value::as_str).unwrap_or("");
+                Some((s, Some(profile), format!("{key}.jid")))
+            }
+            (_, true) => {
+                self.problem(key, "must be a bare JID string, or a table such as { jid = \"bob@example.com\", name = \"Bob\" }");
+                None
+            }
+            (_, false) => {
+                self.problem(key, "must be a string (a bare JID)");
+                None
+            }
+        }
     }
 
     /// `token_secret` or `token_secret_file` (read now, so check-config finds a bad one).

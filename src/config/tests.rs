@@ -170,6 +170,25 @@ fn syntax_error_names_the_file() {
     assert!(e.to_string().contains("bad.toml"));
 }
 
+#[test]
+fn store_retain_days_is_off_by_default_and_checked() {
+    let c = Config::parse(GOOD, Path::new("/f.toml")).unwrap();
+    assert_eq!(c.store.retain_days, None);
+    let with = |v: &str| {
+        GOOD.replace(
+            "path = \"data/frontdesk.db\"",
+            &format!("path = \"x.db\"\nretain_days = {v}"),
+        )
+    };
+    let c = Config::parse(&with("90"), Path::new("/f.toml")).unwrap();
+    assert_eq!(c.store.retain_days, Some(90));
+    let c = Config::parse(&with("0"), Path::new("/f.toml")).unwrap();
+    assert_eq!(c.store.retain_days, None);
+    for bad in ["-1", "36501", "\"90\"", "1.5"] {
+        assert_eq!(keys(&with(bad)), vec!["store.retain_days"], "{bad}");
+    }
+}
+
 const DESK: &str = r#"
 [component]
 jid = "chat.example.com"
@@ -279,6 +298,47 @@ fn the_example_config_parses_with_its_log_section() {
     assert_eq!(c.log.format, LogFormat::Json);
     let bad = GOOD.to_string() + "\n[log]\nformat = \"yaml\"\nlevel = \"chatty\"\ncolour = 1\n";
     assert_eq!(keys(&bad), vec!["log.colour", "log.format", "log.level"]);
+}
+
+#[test]
+fn opening_hours_need_a_time_zone_and_say_what_is_wrong() {
+    let with = |extra: &str| {
+        DESK.replace(
+            "offer_timeout_secs = 30",
+            &format!("offer_timeout_secs = 30\n{extra}"),
+        )
+    };
+    let c = Config::parse(
+        &with("hours = [\"mon-fri 09:00-17:00\", \"sat 10:00-13:00\"]\ntimezone = \"Europe/Oslo\""),
+        Path::new("/f.toml"),
+    )
+    .unwrap();
+    let h = c.sites[0].desk.hours.as_ref().unwrap();
+    assert_eq!(h.tz.name(), "Europe/Oslo");
+    assert_eq!(h.openings.len(), 6);
+    assert_eq!(
+        keys(&with("hours = [\"mon-fri 09:00-17:00\"]")),
+        ["sites[0].timezone"]
+    );
+    assert_eq!(
+        keys(&with("timezone = \"Europe/Oslo\"")),
+        ["sites[0].timezone"]
+    );
+    assert_eq!(
+        keys(&with(
+            "hours = [\"mon-fri 9-5\", \"sun 22:00-02:00\", 7]\ntimezone = \"Mars/Olympus\""
+        )),
+        [
+            "sites[0].hours[0]",
+            "sites[0].hours[1]",
+            "sites[0].hours[2]",
+            "sites[0].timezone"
+        ]
+    );
+    assert_eq!(
+        keys(&with("hours = []\ntimezone = \"UTC\"")),
+        ["sites[0].hours"]
+    );
 }
 
 #[test]

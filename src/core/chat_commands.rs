@@ -37,8 +37,29 @@ impl Core {
         lines.join("\n")
     }
 
-    /// The chat `n` of `staff` (or their only one), or what is wrong.
-    fn own_chat(&self, staff: &BareJid, n: Option<i64>, cmd: &str) -> Result<RoomName, String> {
+    /// `!info N`: what is known of the visitor of open chat N.
+    pub(super) fn info_text(&self, name: &RoomName) -> String {
+        let (Some(room), Some(site)) = (self.rooms.get(name), self.config.sites.get(name.site()))
+        else {
+            return "That chat is closed.".into();
+        };
+        let mut lines = vec![format!(
+            "#{} {} on {} — {}",
+            room.session_id(),
+            room.visitor_nick(),
+            site.name,
+            room.state()
+        )];
+        let details = room.details().lines();
+        if details.is_empty() {
+            lines.push("Nothing else is known of this visitor: no signed details in their token, no page or pre-chat answers from the widget.".into());
+        }
+        lines.extend(details);
+        lines.join("\n")
+    }
+
+    /// The chats `staff` has now, by number.
+    pub(super) fn chats_of(&self, staff: &BareJid) -> Vec<(i64, RoomName)> {
         let mut mine: Vec<(i64, RoomName)> = self
             .rooms
             .values()
@@ -46,6 +67,12 @@ impl Core {
             .map(|r| (r.session_id(), r.name().clone()))
             .collect();
         mine.sort();
+        mine
+    }
+
+    /// The chat `n` of `staff` (or their only one), or what is wrong.
+    fn own_chat(&self, staff: &BareJid, n: Option<i64>, cmd: &str) -> Result<RoomName, String> {
+        let mine = self.chats_of(staff);
         match n {
             Some(n) => {
                 let name = self.room_for(n, staff)?;
@@ -182,6 +209,18 @@ impl Core {
             return format!("#{n} is back in the queue: it is offered to the others.");
         };
         let who = target.to_bare();
+        self.tell_new_handler(name, &staff, &who, out);
+        format!("#{n} is now {who}'s.")
+    }
+
+    /// What the visitor wrote so far, from the contact, and a note from the desk, to whom a
+    /// chat was handed.
+    fn tell_new_handler(&self, name: &RoomName, from: &BareJid, who: &BareJid, out: &mut Effects) {
+        let (Some(room), Some(site)) = (self.rooms.get(name), self.config.sites.get(name.site()))
+        else {
+            return;
+        };
+        let n = room.session_id();
         let desk = Jid::from(self.config.component.clone());
         let contact = Jid::from(room.jid().clone());
         for h in room.visitor_lines() {
@@ -193,12 +232,11 @@ impl Core {
             ));
         }
         let note = format!(
-            "{staff} handed you chat #{n} with {} on {}. Reply to them; !transcript {n} shows the conversation so far.",
+            "{from} handed you chat #{n} with {} on {}. Reply to them; !transcript {n} shows the conversation so far.",
             room.visitor_nick(),
-            ctx.site.name
+            site.name
         );
         out.send(stanzas::chat(desk, Jid::from(who.clone()), &note));
-        format!("#{n} is now {who}'s.")
     }
 
     /// The resource a transfer to `who` goes to, or why it cannot.

@@ -10,6 +10,7 @@ use xmpp_parsers::disco::{DiscoItemsResult, Item};
 use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::ns;
+use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::DefinedCondition;
 
 use super::refusal::Refusal;
@@ -36,6 +37,7 @@ pub enum Command {
     Finish(Option<i64>),
     Status,
     Transcript(i64),
+    Info(i64),
     Diag,
     /// `!say [N] KEY`: a canned reply into the sender's chat.
     Say {
@@ -48,6 +50,12 @@ pub enum Command {
         chat: i64,
         to: Option<String>,
     },
+    /// `!note N text`: an internal note in chat N's transcript.
+    Note(i64, String),
+    /// `!tag N word…`: labels on chat N (checked when run, see `notes::tag_words`).
+    Tag(i64, String),
+    /// `!missed [days]`: chats closed unanswered in the last days (default 7).
+    Missed(Option<i64>),
 }
 
 /// What a command takes after its name, and how the [`Command`] is made from it.
@@ -59,6 +67,15 @@ pub enum Takes {
     Chat(fn(i64) -> Command),
     /// A chat number or nothing: `!finish`, `!finish 12`.
     MaybeChat(fn(Option<i64>) -> Command),
+    /// A chat number and text: `!note 12 called back`. `usage` names the text in `!help`,
+    /// `label` is the ad-hoc form's text field.
+    ChatText {
+        make: fn(i64, String) -> Command,
+        usage: &'static str,
+        label: &'static str,
+    },
+    /// A number of days or nothing: `!missed`, `!missed 30`.
+    MaybeDays(fn(Option<i64>) -> Command),
     /// Words after the name, parsed by the command: `!say 12 hello`. In an ad-hoc form, the
     /// chat (required or not) and a second field of this kind.
     Text {
@@ -134,6 +151,38 @@ pub static COMMANDS: &[CommandSpec] = &[
         menu: "Transcript of a chat",
     },
     CommandSpec {
+        name: "info",
+        takes: Takes::Chat(Command::Info),
+        help: Some("what is known of chat N's visitor (signed details, page, pre-chat answers)"),
+        menu: "Visitor details",
+    },
+    CommandSpec {
+        name: "note",
+        takes: Takes::ChatText {
+            make: Command::Note,
+            usage: "text",
+            label: "Note",
+        },
+        help: Some("add an internal note to chat N (staff see it, the visitor never does)"),
+        menu: "Note on a chat",
+    },
+    CommandSpec {
+        name: "tag",
+        takes: Takes::ChatText {
+            make: Command::Tag,
+            usage: "word…",
+            label: "Tags (words)",
+        },
+        help: Some("label chat N with words, e.g. !tag 12 billing refund"),
+        menu: "Tag a chat",
+    },
+    CommandSpec {
+        name: "missed",
+        takes: Takes::MaybeDays(Command::Missed),
+        help: Some("chats nobody answered in the last D days (default 7), to follow up"),
+        menu: "Missed chats",
+    },
+    CommandSpec {
         name: "diag",
         takes: Takes::Nothing(Command::Diag),
         help: Some("what the front desk sees (roster method, privileges, uptime, open chats)"),
@@ -195,6 +244,8 @@ impl CommandSpec {
             Takes::Chat(_) => format!("!{} N", self.name),
             Takes::MaybeChat(_) => format!("!{} [N]", self.name),
             Takes::Text { usage, .. } => format!("!{} {usage}", self.name),
+            Takes::ChatText { usage, .. } => format!("!{} N {usage}", self.name),
+            Takes::MaybeDays(_) => format!("!{} [D]", self.name),
         }
     }
 
@@ -210,6 +261,15 @@ impl CommandSpec {
                 .transpose()
                 .map(f),
             Takes::Text { parse, .. } => parse(rest.trim()),
+            Takes::ChatText { make: f, .. } => {
+                let n = chat_number(self.name, arg)?;
+                let text = rest
+                    .trim_start()
+                    .split_once(char::is_whitespace)
+                    .map_or("", |(_, t)| t);
+                Ok(f(n, text.trim().to_string()))
+            }
+            Takes::MaybeDays(f) => arg.map(days).transpose().map(f),
         }
     }
 }
@@ -225,6 +285,14 @@ fn chat_number(name: &str, arg: Option<&str>) -> Result<i64, String> {
     a.trim_start_matches('#')
         .parse::<i64>()
         .map_err(|_| format!("{a:?} is not a chat number"))
+}
+
+/// A number of days for `!missed`.
+fn days(a: &str) -> Result<i64, String> {
+    a.parse::<i64>()
+        .ok()
+        .filter(|d| (1..=366).contains(d))
+        .ok_or_else(|| format!("{a:?} is not a number of days from 1 to 366"))
 }
 
 /// `!say [N] KEY`.
@@ -265,7 +333,12 @@ pub fn parse(text: &str) -> Result<Command, String> {
         return Ok(Command::Help);
     }
     command_spec(&name)
-        .ok_or_else(|| format!("Unknown command !{name}. Send !help for the list."))?
+        .ok_or_else(|| {
+            format!(
+                "Unknown command !{}. Send !help for the list.",
+                crate::render::short(&name, 32)
+            )
+        })?
         .command(rest.trim())
 }
 
@@ -283,18 +356,58 @@ pub enum ReplyTo {
 /// A store read the core asked for; the answer comes back as `Input::QueryDone`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
+    /// A session, its transcript and its tags: [`Answer::Transcript`].
     Transcript { id: u64, session_id: i64 },
+    /// A session's row: [`Answer::Session`].
+    Session { id: u64, session_id: i64 },
+    /// Chats closed unanswered since then: [`Answer::Missed`].
+    Missed { id: u64, since: Timestamp },
 }
 
-/// Store reads in flight: who asked, and where the answer goes.
+/// What a store read returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Transcript(Option<Transcript>),
+    Session(Option<SessionRow>),
+    Missed(Vec<crate::store::stats::Missed>),
+}
+
+/// A session with its transcript and tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcript {
+    pub session: SessionRow,
+    pub lines: Vec<MessageRow>,
+    pub tags: Vec<String>,
+}
+
+/// What the core does with an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Then {
+    Transcript,
+    /// `!note`: write this note once the session's site is known.
+    Note {
+        sender: FullJid,
+        text: String,
+    },
+    /// `!tag`: add these tags once the session's site is known.
+    Tag {
+        tags: Vec<String>,
+    },
+    /// `!missed`: list them (covering `days`).
+    Missed {
+        days: i64,
+    },
+}
+
+/// Store reads in flight: who asked, where the answer goes, and what it is for.
 #[derive(Debug, Default)]
 pub struct Queries {
-    by_id: std::collections::BTreeMap<u64, (BareJid, ReplyTo)>,
+    by_id: std::collections::BTreeMap<u64, (BareJid, ReplyTo, Then)>,
 }
 
 impl Queries {
-    pub fn asked(&mut self, id: u64, staff: BareJid, reply: ReplyTo) {
-        self.by_id.insert(id, (staff, reply));
+    pub fn asked(&mut self, id: u64, staff: BareJid, reply: ReplyTo, then: Then) {
+        self.by_id.insert(id, (staff, reply, then));
     }
 
     #[cfg(test)]
@@ -302,15 +415,15 @@ impl Queries {
         self.by_id.is_empty()
     }
 
-    pub fn answered(&mut self, id: u64) -> Option<(BareJid, ReplyTo)> {
+    pub fn answered(&mut self, id: u64) -> Option<(BareJid, ReplyTo, Then)> {
         self.by_id.remove(&id)
     }
 }
 
-/// What a store read returned.
-pub type TranscriptResult = Result<Option<(SessionRow, Vec<MessageRow>)>, String>;
+/// What a store read returned, or why it failed.
+pub type QueryResult = Result<Answer, String>;
 
-fn ago(now: Timestamp, then: Timestamp) -> String {
+pub(super) fn ago(now: Timestamp, then: Timestamp) -> String {
     let s = (now.millis() - then.millis()).max(0) / 1000;
     match s {
         0..=59 => format!("{s} s"),
@@ -374,16 +487,12 @@ impl Core {
         }
     }
 
-    fn reply(&self, to: &ReplyTo, text: &str, out: &mut Effects) {
-        match to {
-            ReplyTo::Chat(j) => self.desk_says(j, text, out),
-            ReplyTo::Adhoc { to, iq_id, node } => out.send(stanzas::iq_result(
-                Jid::from(self.config.component.clone()),
-                to.clone(),
-                iq_id.clone(),
-                Some(adhoc_completed(node, text)),
-            )),
-        }
+    pub(super) fn reply(&self, to: &ReplyTo, text: &str, out: &mut Effects) {
+        out.send(self.reply_stanza(to, text));
+    }
+
+    pub(super) fn reply_stanza(&self, to: &ReplyTo, text: &str) -> Stanza {
+        reply_stanza(Jid::from(self.config.component.clone()), to, text)
     }
 
     /// The room of session `n`, if it is open and on one of `staff`'s sites.
@@ -429,6 +538,10 @@ impl Core {
                 },
             },
             Command::Finish(n) => self.finish(now, &staff, n, out),
+            Command::Info(n) => match self.room_for(n, &staff) {
+                Err(e) => e,
+                Ok(name) => self.info_text(&name),
+            },
             Command::Canned => self.canned_text(&staff),
             Command::Say { chat, key } => self.say(now, sender, chat, &key, out),
             Command::Transfer { chat, to } => match self.room_for(chat, &staff) {
@@ -437,10 +550,13 @@ impl Core {
             },
             Command::Transcript(n) => {
                 let id = self.ids.next();
-                self.queries.asked(id, staff.clone(), reply);
+                self.queries.asked(id, staff.clone(), reply, Then::Transcript);
                 out.query(Query::Transcript { id, session_id: n });
                 return;
             }
+            Command::Note(n, text) => return self.note(now, sender, n, text, reply, out),
+            Command::Tag(n, words) => return self.tag(now, &staff, n, &words, reply, out),
+            Command::Missed(days) => return self.missed(now, &staff, days, reply, out),
         };
         self.reply(&reply, &text, out);
     }
@@ -497,13 +613,7 @@ impl Core {
         n: Option<i64>,
         out: &mut Effects,
     ) -> String {
-        let mut mine: Vec<(i64, RoomName)> = self
-            .rooms
-            .values()
-            .filter(|r| r.handler().as_ref() == Some(staff))
-            .map(|r| (r.session_id(), r.name().clone()))
-            .collect();
-        mine.sort();
+        let mine = self.chats_of(staff);
         let name = match n {
             Some(n) => match self.room_for(n, staff) {
                 Err(e) => return e,
@@ -669,29 +779,32 @@ impl Core {
     /// The store answered a `!transcript` read.
     pub(super) fn transcript_ready(
         &mut self,
-        id: u64,
-        result: TranscriptResult,
+        staff: &BareJid,
+        reply: &ReplyTo,
+        result: Result<Option<Transcript>, String>,
         out: &mut Effects,
     ) {
-        let Some((staff, reply)) = self.queries.answered(id) else {
-            return;
-        };
-        let sites = self.staff_sites(&staff);
+        let sites = self.staff_sites(staff);
         let text = match result {
             Err(e) => {
                 tracing::error!(error = %e, "transcript read failed");
                 "The transcript could not be read; the log says why.".to_string()
             }
-            Ok(Some((session, rows))) if sites.iter().any(|s| s.as_str() == session.site) => {
+            Ok(Some(Transcript {
+                session,
+                lines: rows,
+                tags,
+            })) if sites.iter().any(|s| s.as_str() == session.site) => {
                 let mut lines: Vec<String> = rows.iter().map(transcript_line).collect();
                 let skipped = lines.len().saturating_sub(TRANSCRIPT_MAX_LINES);
                 lines.drain(..skipped);
                 let head = format!(
-                    "#{} {} ({}), {}{}:",
+                    "#{} {} ({}), {}{}{}:",
                     session.id,
                     render::one_line(&session.visitor),
                     render::one_line(&session.site),
                     session.state,
+                    super::notes::tags_suffix(&tags),
                     if skipped > 0 {
                         format!(", last {TRANSCRIPT_MAX_LINES} lines")
                     } else {
@@ -706,7 +819,7 @@ impl Core {
             }
             Ok(_) => "There is no such chat on your sites.".to_string(),
         };
-        self.reply(&reply, &text, out);
+        self.reply(reply, &text, out);
     }
 
     // ---- XEP-0050 ad-hoc commands ---------------------------------------------------------
@@ -785,24 +898,58 @@ impl Core {
         let command = match (&spec.takes, form) {
             (Takes::Nothing(c), _) => c.clone(),
             (_, None) => return Ok(Step::Answer(self.adhoc_form(spec, &sender.to_bare()))),
-            (_, Some(form)) => {
-                let rest = [form_value(&form, "session"), form_value(&form, "text")]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                match spec.command(&rest) {
-                    Ok(c) => c,
-                    Err(e) => return Ok(Step::Answer(adhoc_completed(node, &e))),
-                }
-            }
+            (_, Some(form)) => match spec.command(&form_arg(spec, &form)) {
+                Ok(c) => c,
+                Err(e) => return Ok(Step::Answer(adhoc_completed(node, &e))),
+            },
         };
         Ok(Step::Run(sender, command))
     }
 
-    /// The form asking which chat: a list of the open chats on the staff member's sites
-    /// (required unless the command can do without one).
+    /// The form asking what the command needs: which chat, and its text or a number of days.
     fn adhoc_form(&self, spec: &CommandSpec, staff: &BareJid) -> Element {
+        let fields = match spec.takes {
+            Takes::ChatText { label, .. } => vec![
+                text_field("session", "Chat number (#N, open or closed)", true, None),
+                text_field("text", label, true, None),
+            ],
+            Takes::MaybeDays(_) => vec![text_field("days", "Days", false, Some("7"))],
+            Takes::Text { field: second, .. } => vec![
+                self.chat_field(spec, staff),
+                self.second_field(second, &self.staff_sites(staff)),
+            ],
+            _ => vec![self.chat_field(spec, staff)],
+        };
+        let form = DataForm {
+            type_: DataFormType::Form,
+            title: Some(match spec.takes {
+                Takes::MaybeDays(_) => format!("{}: how many days back?", spec.name),
+                _ => format!("{}: which chat?", spec.name),
+            }),
+            instructions: None,
+            fields,
+        };
+        stanzas::element(
+            "command",
+            NS_COMMANDS,
+            &[
+                ("node", spec.name),
+                ("sessionid", spec.name),
+                ("status", "executing"),
+            ],
+        )
+        .append(
+            stanzas::element("actions", NS_COMMANDS, &[("execute", "complete")])
+                .append(Element::builder("complete", NS_COMMANDS).build())
+                .build(),
+        )
+        .append(Element::from(form))
+        .build()
+    }
+
+    /// A list of the open chats on the staff member's sites (required unless the command can
+    /// do without one).
+    fn chat_field(&self, spec: &CommandSpec, staff: &BareJid) -> Field {
         let sites = self.staff_sites(staff);
         let mut rooms: Vec<_> = self
             .rooms
@@ -832,38 +979,28 @@ impl Core {
                 value: r.session_id().to_string(),
             })
             .collect();
-        let mut fields = vec![field];
-        if let Takes::Text { field: second, .. } = spec.takes {
-            fields.push(self.text_field(second, &sites));
-        }
-        let form = DataForm {
-            type_: DataFormType::Form,
-            title: Some(format!("{}: which chat?", spec.name)),
-            instructions: None,
-            fields,
-        };
-        stanzas::element(
-            "command",
-            NS_COMMANDS,
-            &[
-                ("node", spec.name),
-                ("sessionid", spec.name),
-                ("status", "executing"),
-            ],
+        field
+    }
+}
+
+/// The answer to a command from the front desk `desk`, as a chat message or the ad-hoc
+/// command's result.
+pub fn reply_stanza(desk: Jid, to: &ReplyTo, text: &str) -> Stanza {
+    match to {
+        ReplyTo::Chat(j) => stanzas::chat(desk, Jid::from(j.clone()), text).into(),
+        ReplyTo::Adhoc { to, iq_id, node } => stanzas::iq_result(
+            desk,
+            to.clone(),
+            iq_id.clone(),
+            Some(adhoc_completed(node, text)),
         )
-        .append(
-            stanzas::element("actions", NS_COMMANDS, &[("execute", "complete")])
-                .append(Element::builder("complete", NS_COMMANDS).build())
-                .build(),
-        )
-        .append(Element::from(form))
-        .build()
+        .into(),
     }
 }
 
 impl Core {
     /// The second field of a [`Takes::Text`] command's form.
-    fn text_field(&self, kind: TextField, sites: &[crate::address::SiteId]) -> Field {
+    fn second_field(&self, kind: TextField, sites: &[crate::address::SiteId]) -> Field {
         match kind {
             TextField::Text(label) => {
                 let mut f = Field::new("text", FieldType::TextSingle);
@@ -926,6 +1063,27 @@ fn form_value<'a>(form: &'a DataForm, var: &str) -> Option<&'a str> {
         .and_then(|f| f.values.first())
         .map(|v| v.trim())
         .filter(|v| !v.is_empty())
+}
+
+/// What a submitted form gives the command, as `!text` would after the command's name.
+fn form_arg(spec: &CommandSpec, form: &DataForm) -> String {
+    let value = |var| form_value(form, var).unwrap_or_default();
+    let arg = match spec.takes {
+        Takes::ChatText { .. } | Takes::Text { .. } => {
+            format!("{} {}", value("session"), value("text"))
+        }
+        Takes::MaybeDays(_) => value("days").to_string(),
+        _ => value("session").to_string(),
+    };
+    arg.trim().to_string()
+}
+
+fn text_field(var: &str, label: &str, required: bool, value: Option<&str>) -> Field {
+    let mut field = Field::new(var, FieldType::TextSingle);
+    field.label = Some(label.into());
+    field.required = required;
+    field.values = value.map(str::to_string).into_iter().collect();
+    field
 }
 
 fn adhoc_status(node: &str, status: &str) -> Element {

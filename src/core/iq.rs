@@ -209,7 +209,10 @@ impl Core {
         }
         if is(payload, "query", NS_DISCO_INFO) && payload.attr("node").is_none() {
             let title = format!("{} — visitor {}", site.name, name.visitor());
-            Ok(Some(stanzas::disco_info(&title, ROOM_FEATURES)))
+            let mut info = stanzas::disco_info(&title, ROOM_FEATURES);
+            let available = site.staff.iter().any(|s| self.staff.is_available(s));
+            info.append_child(super::widget::availability_form(available));
+            Ok(Some(info))
         } else if is(payload, "query", NS_DISCO_ITEMS) {
             Ok(Some(empty_items()))
         } else if is(payload, "ping", NS_PING) {

@@ -9,16 +9,19 @@
 mod availability;
 mod chat_commands;
 pub mod commands;
+pub mod details;
 mod iq;
 pub mod limits;
 mod message;
 pub mod metrics;
 pub mod nick;
+mod notes;
 mod pings;
 mod presence;
 mod queue;
 mod reconfigure;
 pub mod refusal;
+pub mod replay;
 mod room;
 mod rooms;
 pub mod roster;
@@ -26,6 +29,7 @@ mod routing;
 pub mod session;
 mod staff;
 pub mod stanzas;
+mod widget;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -176,7 +180,7 @@ pub enum Input {
     /// The store answered a [`commands::Query`].
     QueryDone {
         id: u64,
-        result: commands::TranscriptResult,
+        result: commands::QueryResult,
     },
     /// A reloaded config (SIGHUP), already checked; its component address is the running one.
     Reconfigure(Box<CoreConfig>),
@@ -216,6 +220,13 @@ pub enum OrElse {
         to: Jid,
         id: Option<xmpp_parsers::message::Id>,
     },
+    /// A staff member's note or tags: they are told it was not saved (this text instead of
+    /// the confirmation). Nothing in the core depends on it.
+    Tell {
+        desk: Jid,
+        to: commands::ReplyTo,
+        text: String,
+    },
 }
 
 impl OrElse {
@@ -228,12 +239,14 @@ impl OrElse {
             )
             .message(room, to, id)
             .into()],
+            OrElse::Tell { desk, to, text } => vec![commands::reply_stanza(desk, &to, &text)],
         }
     }
 
-    /// The input that tells the core the write failed.
-    pub fn not_stored(&self) -> Input {
-        match self {
+    /// The input that tells the core the write failed, if the core needs to know.
+    pub fn not_stored(&self) -> Option<Input> {
+        Some(match self {
+            OrElse::Tell { .. } => return None,
             OrElse::SessionNotSaved { session_id } => Input::NotStored {
                 session_id: *session_id,
                 stanza_id: None,
@@ -246,7 +259,7 @@ impl OrElse {
                 session_id: *session_id,
                 stanza_id: Some(stanza_id.clone()),
             },
-        }
+        })
     }
 }
 
@@ -267,6 +280,8 @@ pub enum Output {
     Api(roster::ApiCall),
     /// Read from the store and report back with `Input::QueryDone`.
     Query(commands::Query),
+    /// Send history older than memory holds, read from the store, in this place (replay.rs).
+    Replay(replay::Replay),
 }
 
 /// The seam every output leaves through, in order; it also notes which rooms changed state,
@@ -302,6 +317,10 @@ impl Effects {
     /// An event for the monitoring counters.
     pub fn count(&mut self, c: metrics::Counted) {
         self.counted.push(c);
+    }
+
+    pub fn replay(&mut self, r: replay::Replay) {
+        self.outputs.push(Output::Replay(r));
     }
 
     /// The room's session changed state (or was opened).
@@ -425,6 +444,9 @@ impl Core {
         for (id, sid) in snapshot.last_stanza_ids {
             kept.entry(id).or_default().last_stanza_id = Some(sid);
         }
+        for d in snapshot.details {
+            kept.entry(d.session_id).or_default().details.push(d);
+        }
         let mut occupants: BTreeMap<i64, Vec<OccupantRecord>> = BTreeMap::new();
         for o in snapshot.occupants {
             occupants.entry(o.session_id).or_default().push(o);
@@ -472,7 +494,7 @@ impl Core {
             Input::ApiDone { id, result } => {
                 self.api_answered(now, &id, result.err(), &mut out);
             }
-            Input::QueryDone { id, result } => self.transcript_ready(id, result, &mut out),
+            Input::QueryDone { id, result } => self.query_done(now, id, result, &mut out),
             Input::Reconfigure(c) => self.reconfigure(now, *c, &mut out),
             Input::NotStored {
                 session_id,
@@ -712,12 +734,18 @@ mod tests_determinism;
 #[cfg(test)]
 mod tests_limits;
 #[cfg(test)]
+mod tests_notes;
+#[cfg(test)]
 mod tests_prop;
 #[cfg(test)]
 mod tests_reload;
+#[cfg(test)]
+mod tests_replay;
 #[cfg(test)]
 mod tests_routing;
 #[cfg(test)]
 mod tests_staff;
 #[cfg(test)]
 mod tests_token;
+#[cfg(test)]
+mod tests_widget;

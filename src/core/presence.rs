@@ -170,15 +170,19 @@ impl Core {
             JoinDecision::Wait => self.defer_join(now, &name, a, out),
             JoinDecision::Replace(old) => {
                 self.pings.forget_jid(&old);
+                let details = self.visitor_details(now, &name, &a.presence);
                 let Some(ctx) = self.config.ctx(now, &name) else {
                     return;
                 };
                 if let Some(room) = self.rooms.get_mut(&name) {
                     room.replace_visitor(&old, out);
                     room.admit(&ctx, a, Role::Visitor, false, out);
+                    room.note_details(details, out);
                 }
             }
             JoinDecision::Admit { role, created } => {
+                let details =
+                    (role == Role::Visitor).then(|| self.visitor_details(now, &name, &a.presence));
                 let Some(ctx) = self.config.ctx(now, &name) else {
                     return;
                 };
@@ -191,6 +195,9 @@ impl Core {
                     }
                 };
                 room.admit(&ctx, a, role, created, out);
+                if let Some(d) = details {
+                    room.note_details(d, out);
+                }
                 if created {
                     self.roster_add_room(now, &name, out);
                 }
@@ -307,6 +314,14 @@ impl Core {
         let Some(room) = self.rooms.get_mut(name) else {
             return;
         };
+        let visitor = room
+            .joined_occupant(&a.jid)
+            .filter(|o| o.role == Role::Visitor);
+        if let Some(v) = visitor.filter(|_| super::widget::ends_chat(&a.presence)) {
+            let text = format!("{} ended the chat.", v.nick);
+            tracing::info!(room = %name, "the visitor ended the chat");
+            return self.close_chat(now, name, Some(&text), out);
+        }
         if let Some(d) = room.leave(&ctx, &a.jid, &a.presence, out) {
             self.after_departure(now, name, d, out);
         }
@@ -387,14 +402,19 @@ impl Core {
     }
     /// On a site with a `token_secret`, a visitor's join carries a token for exactly this
     /// visitor id and site in the MUC `<password>`.
-    fn check_token(&self, now: Timestamp, name: &RoomName, p: &Presence) -> Result<(), Refusal> {
+    fn check_token(
+        &self,
+        now: Timestamp,
+        name: &RoomName,
+        p: &Presence,
+    ) -> Result<token::Details, Refusal> {
         let Some(secret) = self
             .config
             .sites
             .get(name.site())
             .and_then(|s| s.token_secret.as_ref())
         else {
-            return Ok(());
+            return Ok(token::Details::default());
         };
         let password = p
             .payloads
@@ -420,9 +440,24 @@ impl Core {
                 token::TokenError::Malformed | token::TokenError::BadSignature => {
                     "Your sign-in token is not valid for this chat; reload the page."
                 }
+                token::TokenError::Details => {
+                    "Your sign-in token's visitor details are not valid (the website's fault); reload the page."
+                }
             };
             Refusal::auth(DefinedCondition::NotAuthorized, text)
         })
+    }
+
+    /// What an admitted visitor's join says of them: the token's signed details (the token
+    /// was checked already) and the widget's `<visitor/>` element.
+    fn visitor_details(
+        &self,
+        now: Timestamp,
+        name: &RoomName,
+        p: &Presence,
+    ) -> super::details::VisitorDetails {
+        let signed = self.check_token(now, name, p).unwrap_or_default();
+        super::details::VisitorDetails::from_join(&signed, p)
     }
 
     /// A visitor may not take a staff member's account name (the nick staff get when they

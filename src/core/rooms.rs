@@ -13,6 +13,9 @@ use crate::time::Timestamp;
 #[derive(Debug)]
 pub struct Rooms {
     by_name: BTreeMap<RoomName, Room>,
+    /// Who has each CHATTING room, so that counting a staff member's chats does not walk
+    /// every room (most are visitors browsing). Kept by [`Rooms::note_handler`].
+    handled: BTreeMap<RoomName, BareJid>,
     next_session_id: i64,
 }
 
@@ -20,6 +23,7 @@ impl Rooms {
     pub fn new(next_session_id: i64) -> Rooms {
         Rooms {
             by_name: BTreeMap::new(),
+            handled: BTreeMap::new(),
             next_session_id: next_session_id.max(1),
         }
     }
@@ -64,7 +68,9 @@ impl Rooms {
         self.next_session_id = self
             .next_session_id
             .max(room.session_id().saturating_add(1));
-        self.by_name.insert(room.name().clone(), room);
+        let name = room.name().clone();
+        self.by_name.insert(name.clone(), room);
+        self.note_handler(&name);
     }
 
     /// Opens a new session in a new room for `visitor`.
@@ -89,7 +95,25 @@ impl Rooms {
     }
 
     pub fn remove(&mut self, name: &RoomName) -> Option<Room> {
+        self.handled.remove(name);
         self.by_name.remove(name)
+    }
+
+    /// The room's state or staff may have changed: who has it now, if anyone.
+    pub fn note_handler(&mut self, name: &RoomName) {
+        let handler = self
+            .by_name
+            .get(name)
+            .filter(|r| r.state() == crate::core::session::SessionState::Chatting)
+            .and_then(|r| r.handler());
+        match handler {
+            Some(h) => {
+                self.handled.insert(name.clone(), h);
+            }
+            None => {
+                self.handled.remove(name);
+            }
+        }
     }
 
     /// Open sessions on one site.
@@ -115,13 +139,17 @@ impl Rooms {
     }
 
     /// How many chats each staff member has (CHATTING rooms they handle), on every site.
-    pub fn loads(&self) -> std::collections::BTreeMap<xmpp_parsers::jid::BareJid, usize> {
-        let mut loads = std::collections::BTreeMap::new();
-        for r in self.by_name.values() {
-            if r.state() == crate::core::session::SessionState::Chatting {
-                if let Some(h) = r.handler() {
-                    *loads.entry(h).or_insert(0) += 1;
-                }
+    pub fn loads(&self) -> BTreeMap<BareJid, usize> {
+        let mut loads = BTreeMap::new();
+        for (name, h) in &self.handled {
+            // An entry can outlive its handler without a state change (the room emptied and
+            // waits to close): only a room that has them now counts.
+            let live = self.by_name.get(name).is_some_and(|r| {
+                r.state() == crate::core::session::SessionState::Chatting
+                    && r.handler().as_ref() == Some(h)
+            });
+            if live {
+                *loads.entry(h.clone()).or_insert(0) += 1;
             }
         }
         loads

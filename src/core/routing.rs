@@ -124,13 +124,24 @@ impl Core {
             .map(|r| (r.session_id(), r.name().clone()))
             .collect();
         waiting.sort();
+        if waiting.is_empty() {
+            return;
+        }
+        // Offers do not change who has how many chats: counted once for every room.
+        let loads = self.rooms.loads();
         for (_, name) in waiting {
-            self.route(now, &name, out);
+            self.route(now, &name, &loads, out);
         }
     }
 
-    /// One waiting chat: see [`Core::route_waiting`].
-    pub(super) fn route(&mut self, now: Timestamp, name: &RoomName, out: &mut Effects) {
+    /// One waiting chat: see [`Core::route_waiting`]. `loads` from [`Rooms::loads`].
+    pub(super) fn route(
+        &mut self,
+        now: Timestamp,
+        name: &RoomName,
+        loads: &BTreeMap<BareJid, usize>,
+        out: &mut Effects,
+    ) {
         let Some(site) = self.config.sites.get(name.site()) else {
             return;
         };
@@ -141,8 +152,7 @@ impl Core {
         if room.state() != SessionState::Active {
             return;
         }
-        let loads = self.rooms.loads();
-        let eligible = self.eligible(room, &loads);
+        let eligible = self.eligible(room, loads);
         if routing == Routing::Broadcast {
             return self.announce(now, name, &eligible, timeout, out);
         }
@@ -159,7 +169,7 @@ impl Core {
                 self.desk_says(&holder, &format!("#{n} went to the next person: no answer in {} s. You can still take it: !accept {n}.", timeout / 1000), out);
             }
         }
-        self.offer_next(now, name, timeout, &loads, out);
+        self.offer_next(now, name, timeout, loads, out);
     }
 
     /// Gives the offer of `name` (held by nobody now) to the next eligible staff member,

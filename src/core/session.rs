@@ -68,6 +68,9 @@ pub enum Role {
     Visitor,
     Staff,
     System,
+    /// A staff member's internal note (`!note`): in the transcript for staff, never shown to
+    /// the visitor nor replayed as room history.
+    Note,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,6 +83,7 @@ impl Role {
             Role::Visitor => "visitor",
             Role::Staff => "staff",
             Role::System => "system",
+            Role::Note => "note",
         }
     }
 }
@@ -91,6 +95,7 @@ impl FromStr for Role {
             "visitor" => Ok(Role::Visitor),
             "staff" => Ok(Role::Staff),
             "system" => Ok(Role::System),
+            "note" => Ok(Role::Note),
             other => Err(UnknownRole(other.to_string())),
         }
     }
@@ -142,4 +147,16 @@ pub struct OccupantRecord {
     pub joined_at: Timestamp,
     /// Staff who took the chat one-to-one from their roster rather than joining the room.
     pub direct: bool,
+}
+
+/// One thing known of a session's visitor: a detail the web app signed in their token
+/// (`signed`), or one the widget sent with the join (page context, pre-chat answers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetailRecord {
+    pub session_id: i64,
+    /// `name`, `email`, `user_id` (signed); `page`, `referrer`, `title`, `language`, or
+    /// `prechat.<field>` (from the widget).
+    pub key: String,
+    pub value: String,
+    pub signed: bool,
 }

@@ -314,6 +314,7 @@ impl Core {
     pub(super) fn after_state_changes(&mut self, now: Timestamp, out: &mut Effects) {
         let mut waits_again = false;
         for name in out.take_changed() {
+            self.rooms.note_handler(&name);
             self.announce_contact(&name, out);
             let Some(room) = self.rooms.get_mut(&name) else {
                 // Closed and gone: a place under someone's cap is free.
@@ -343,7 +344,8 @@ impl Core {
                     if let Some(last) = room.last_staff().cloned() {
                         room.pass(&last);
                     }
-                    self.route(now, &name, out);
+                    let loads = self.rooms.loads();
+                    self.route(now, &name, &loads, out);
                 }
                 SessionState::Closed => waits_again = true,
                 _ => {}

@@ -124,7 +124,7 @@ fn muc_user_renamed(
     x.build()
 }
 
-fn attr(b: ElementBuilder, name: &str, value: &str) -> ElementBuilder {
+pub fn attr(b: ElementBuilder, name: &str, value: &str) -> ElementBuilder {
     // Only called with literal attribute names, which are always valid NCNames.
     match NcName::try_from(name) {
         Ok(n) => b.attr(n, value),

@@ -201,7 +201,9 @@ impl Scenario {
                     self.or_else
                         .extend(or_else.into_stanzas().iter().map(to_element));
                 }
-                job @ (Output::Api(_) | Output::Query(_)) => self.jobs.push(job),
+                job @ (Output::Api(_) | Output::Query(_) | Output::Replay(_)) => {
+                    self.jobs.push(job)
+                }
             }
         }
         self.answer_probes(probed);

@@ -255,7 +255,7 @@ fn check(
                 check_op(op, seen)?;
             }
             Output::Store(op) => check_op(op, seen)?,
-            Output::Api(_) | Output::Query(_) => {}
+            Output::Api(_) | Output::Query(_) | Output::Replay(_) => {}
         }
     }
     for s in &stanzas {
@@ -517,6 +517,14 @@ proptest! {
             if let Err(e) = check(&cfg, &core, from.as_deref(), err_from.as_deref(), &outs, &mut seen) {
                 prop_assert!(false, "after {a:?}: {e}");
             }
+            // The index of who has which chat agrees with the rooms themselves.
+            let mut recount = std::collections::BTreeMap::new();
+            for r in core.rooms.values().filter(|r| r.state() == SessionState::Chatting) {
+                if let Some(h) = r.handler() {
+                    *recount.entry(h).or_insert(0usize) += 1;
+                }
+            }
+            prop_assert_eq!(core.rooms.loads(), recount, "after {:?}: the chats per staff member drifted", a);
         }
     }
 }

@@ -16,7 +16,7 @@ fn desk(routing: Routing, max_chats: u32) -> Scenario {
             max_chats_per_staff: max_chats,
             routing,
             offer_timeout_secs: 60,
-            canned: Vec::new(),
+            ..DeskConfig::default()
         };
     }
     let mut s = Scenario::with_config(c);
@@ -397,6 +397,57 @@ fn a_staff_members_display_name_is_their_nick_for_the_visitor() {
         .any(|op| matches!(op, crate::store::StoreOp::AppendMessage(m) if m.body == "Alice joined the chat")));
 }
 
+// ---- read markers (XEP-0333) with one-to-one staff --------------------------------------------------
+
+#[test]
+fn markers_reach_one_to_one_staff_and_come_back_to_the_visitor() {
+    let m = "urn:xmpp:chat-markers:0";
+    let mut s = desk(Routing::Broadcast, 3);
+    s.writes(V1, 1, "Ann", "First");
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{}' type='chat'><body>Hi Ann</body></message>",
+        room(1)
+    ));
+    s.drain();
+    s.staff_inbox.clear();
+    // The copy of the visitor's message is named by its stanza-id, which the widget knows.
+    s.sends(&format!(
+        "<message from='{V1}' to='{}' type='groupchat' id='own'><body>Second</body><markable xmlns='{m}'/></message>",
+        room(1)
+    ));
+    s.drain();
+    let copy = s
+        .staff_inbox
+        .iter()
+        .find(|e| e.attr("type") == Some("chat") && show(e).contains("Second"))
+        .cloned()
+        .expect("the copy to alice");
+    assert!(copy.has_child("markable", m), "{}", show(&copy));
+    let id = copy.attr("id").unwrap_or_default().to_string();
+    assert!(id.starts_with("1-"), "{id}");
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{}' type='chat'><displayed xmlns='{m}' id='{id}'/></message>",
+        room(1)
+    ));
+    s.receives(&format!(
+        "<message from='{}/alice_acme' to='{V1}' type='groupchat'><displayed xmlns='{m}' id='{id}'/></message>",
+        room(1)
+    ));
+    s.staff_inbox.clear();
+    s.sends(&format!(
+        "<message from='{V1}' to='{}' type='groupchat'><displayed xmlns='{m}' id='1-2'/></message>",
+        room(1)
+    ));
+    s.drain();
+    assert!(
+        s.staff_inbox.iter().any(|e| e.attr("type") == Some("chat")
+            && e.attr("to") == Some(ALICE_BARE)
+            && e.get_child("displayed", m).and_then(|d| d.attr("id")) == Some("1-2")),
+        "{:?}",
+        s.staff_inbox.iter().map(show).collect::<Vec<_>>()
+    );
+}
+
 // ---- canned replies and transfers -------------------------------------------------------------------
 
 fn with_canned() -> Scenario {
@@ -696,4 +747,79 @@ fn the_usual_answer_time_is_told_once_enough_chats_were_answered() {
         notices(&mut s, V1),
         ["You are next in line. Chats here are usually answered within about 2 min."]
     );
+}
+
+// ---- business hours -------------------------------------------------------------------------------
+
+fn with_hours(entries: &[&str]) -> Scenario {
+    let mut s = desk(Routing::Broadcast, 3);
+    let hours = crate::config::hours::OpeningHours {
+        tz: "Europe/Oslo".parse().unwrap(),
+        openings: entries
+            .iter()
+            .flat_map(|e| crate::config::hours::parse_entry(e).unwrap())
+            .collect(),
+    };
+    for site in s.core.config.sites.values_mut() {
+        site.desk.hours = Some(hours.clone());
+    }
+    s
+}
+
+#[test]
+fn outside_hours_the_visitor_is_told_when_the_desk_opens_and_the_chat_is_still_offered() {
+    // The scenario's clock: Sunday 2026-11-22 10:00 UTC, 11:00 in Oslo.
+    let mut s = with_hours(&["mon-fri 09:00-17:00"]);
+    let room1 = room(1);
+    s.sends(&format!("<presence from='{V1}' to='{room1}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.drain();
+    s.sends(&format!(
+        "<message from='{V1}' to='{room1}' type='groupchat'><body>Hello?</body></message>"
+    ));
+    let told = notices(&mut s, V1);
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].starts_with("We are closed right now and open again tomorrow at 09:00"),
+        "{told:?}"
+    );
+    s.sends(&format!(
+        "<message from='{V1}' to='{room1}' type='groupchat'><body>Anyone?</body></message>"
+    ));
+    assert!(notices(&mut s, V1).is_empty(), "told once");
+    assert_eq!(
+        s.offers_to(ALICE_BARE).len(),
+        1,
+        "offered to whoever is available anyway"
+    );
+}
+
+#[test]
+fn the_closed_notice_names_the_next_opening_and_replaces_nobody_available() {
+    let mut s = with_hours(&["mon-fri 09:00-17:00"]);
+    for who in [ALICE, BOB] {
+        s.sends(&format!(
+            "<presence from='{who}' to='{COMPONENT}' type='unavailable'/>"
+        ));
+    }
+    let room1 = room(1);
+    s.sends(&format!("<presence from='{V1}' to='{room1}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    s.drain();
+    s.sends(&format!(
+        "<message from='{V1}' to='{room1}' type='groupchat'><body>Hello?</body></message>"
+    ));
+    assert_eq!(
+        notices(&mut s, V1),
+        ["We are closed right now and open again tomorrow at 09:00 (Europe/Oslo time). Leave your email address here and we will write back; if someone is around, they may answer sooner."]
+    );
+}
+
+#[test]
+fn within_hours_nothing_is_said() {
+    let mut s = with_hours(&["sun 10:00-12:00"]);
+    s.writes(V1, 1, "Ann", "Hello?");
+    s.sends(&format!(
+        "<message from='{V1}' to='{}' type='groupchat'><body>Anyone?</body></message>",
+        room(1)
+    ));
+    assert!(notices(&mut s, V1).is_empty());
 }

@@ -559,7 +559,11 @@ fn transcript_is_read_from_the_store_and_only_for_the_sites_staff() {
     };
     s.feed(Input::QueryDone {
         id,
-        result: Ok(Some((row.clone(), vec![msg.clone()]))),
+        result: Ok(commands::Answer::Transcript(Some(commands::Transcript {
+            session: row.clone(),
+            lines: vec![msg.clone()],
+            tags: vec![],
+        }))),
     });
     s.staff_gets(&format!(
         "<message type='chat' from='{COMPONENT}' to='{ALICE_BARE}'><body>#7 v1 (acme), CLOSED:\n[2026-11-22 09:01] Ann (visitor): Is it shipped?</body></message>"
@@ -570,7 +574,11 @@ fn transcript_is_read_from_the_store_and_only_for_the_sites_staff() {
     };
     s.feed(Input::QueryDone {
         id,
-        result: Ok(Some((row, vec![msg]))),
+        result: Ok(commands::Answer::Transcript(Some(commands::Transcript {
+            session: row,
+            lines: vec![msg],
+            tags: vec![],
+        }))),
     });
     s.staff_gets(&format!("<message type='chat' from='{COMPONENT}' to='{CAROL_BARE}'><body>There is no such chat on your sites.</body></message>"));
 }
@@ -626,7 +634,7 @@ impl Scenario {
             if let Output::Query(commands::Query::Transcript { id, .. }) = job {
                 self.feed(Input::QueryDone {
                     id,
-                    result: Ok(None),
+                    result: Ok(commands::Answer::Transcript(None)),
                 });
             }
         }
@@ -714,6 +722,10 @@ fn help_text_is_generated_from_the_table_unchanged() {
 !finish [N] — close your chat (or chat N)
 !status — your current chats
 !transcript N — the transcript of chat N
+!info N — what is known of chat N's visitor (signed details, page, pre-chat answers)
+!note N text — add an internal note to chat N (staff see it, the visitor never does)
+!tag N word… — label chat N with words, e.g. !tag 12 billing refund
+!missed [D] — chats nobody answered in the last D days (default 7), to follow up
 !diag — what the front desk sees (roster method, privileges, uptime, open chats)
 !say [N] KEY — send canned reply KEY into your chat (or chat N)
 !canned — the canned replies of your sites
@@ -747,6 +759,10 @@ fn the_ad_hoc_menu_keeps_its_order_and_names() {
         ("finish", "Finish a chat"),
         ("status", "My chats"),
         ("transcript", "Transcript of a chat"),
+        ("info", "Visitor details"),
+        ("note", "Note on a chat"),
+        ("tag", "Tag a chat"),
+        ("missed", "Missed chats"),
         ("diag", "Diagnostics"),
         ("say", "Send a canned reply"),
         ("canned", "Canned replies"),

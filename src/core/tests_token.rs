@@ -128,3 +128,149 @@ fn sites_without_a_secret_keep_the_ping_first_rule() {
     ));
     s.receives_nothing();
 }
+
+// ---- what a join says of the visitor ----------------------------------------------------------------
+
+const PAGE: &str = "<visitor xmlns='urn:frontdesk:visitor:0'><page url='https://shop.example.com/cart' referrer='https://search.example/?q=x' title='Your cart' lang='nb'/><field var='email'>ann@home.example</field><field var='order'>A-1</field></visitor>";
+
+fn join_with(from: &str, nick: &str, password: &str, extra: &str) -> String {
+    format!("<presence from='{from}' to='{ROOM}/{nick}'><x xmlns='http://jabber.org/protocol/muc'><password>{password}</password></x>{extra}</presence>")
+}
+
+fn desk_lines(s: &mut Scenario, staff: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    s.staff_inbox.retain(|e| {
+        let mine = e.name() == "message"
+            && e.attr("to") == Some(staff)
+            && e.attr("from") == Some(COMPONENT);
+        if mine {
+            out.push(
+                e.get_child("body", "jabber:component:accept")
+                    .map(|b| b.text())
+                    .unwrap_or_default(),
+            );
+        }
+        !mine
+    });
+    out
+}
+
+#[test]
+fn signed_details_and_the_page_reach_staff_with_the_offer_and_in_info() {
+    let mut s = with_tokens();
+    s.sends(&format!("<presence from='{ALICE}' to='{COMPONENT}'/>"));
+    let details = token::Details {
+        name: Some("Ann Smith".into()),
+        email: Some("ann@example.com".into()),
+        user_id: Some("4711".into()),
+    };
+    let t = token::mint_with(
+        &TokenSecret::new(SECRET),
+        "v1",
+        "acme",
+        s.now.millis() / 1000 + 60,
+        &details,
+    );
+    s.sends(&join_with(V1, "Ann", &t, PAGE));
+    s.drain();
+    let stored: Vec<_> = s
+        .stored
+        .iter()
+        .filter_map(|op| match op {
+            crate::store::StoreOp::SessionDetails { details, .. } => Some(details.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stored.len(), 1);
+    let keys: Vec<(&str, bool)> = stored[0]
+        .iter()
+        .map(|d| (d.key.as_str(), d.signed))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("name", true),
+            ("email", true),
+            ("user_id", true),
+            ("page", false),
+            ("referrer", false),
+            ("title", false),
+            ("language", false),
+            ("prechat.email", false),
+            ("prechat.order", false),
+        ],
+        "the widget's answers are kept apart from what the website signed"
+    );
+    s.staff_inbox.clear();
+    s.sends(&format!(
+        "<message from='{V1}' to='{ROOM}' type='groupchat'><body>Hi</body></message>"
+    ));
+    let offer = desk_lines(&mut s, "alice_acme@example.com");
+    assert_eq!(
+        offer,
+        ["Visitor Ann on ACME Inc. wants to chat (#1). Reply to them, or send !accept 1.\nname: Ann Smith ✓ · email: ann@example.com ✓ · page: https://shop.example.com/cart (!info 1 for more)"]
+    );
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{COMPONENT}' type='chat'><body>!info 1</body></message>"
+    ));
+    let info = desk_lines(&mut s, "alice_acme@example.com");
+    assert_eq!(
+        info,
+        ["#1 Ann on ACME Inc. — ACTIVE\nname: Ann Smith (signed by the website)\nemail: ann@example.com (signed by the website)\nuser id: 4711 (signed by the website)\npage: https://shop.example.com/cart (from the widget)\nreferrer: https://search.example/?q=x (from the widget)\ntitle: Your cart (from the widget)\nlanguage: nb (from the widget)\nasked: email: ann@home.example (from the widget)\nasked: order: A-1 (from the widget)"]
+    );
+}
+
+#[test]
+fn hostile_page_context_is_cut_bounded_and_rendered_safely() {
+    let mut s = with_tokens();
+    s.sends(&format!("<presence from='{ALICE}' to='{COMPONENT}'/>"));
+    let t = token_for(&s, "v1", "acme", 60);
+    let long = "x".repeat(5_000);
+    let mut fields = String::new();
+    for i in 0..30 {
+        fields.push_str(&format!("<field var='f{i}'>v</field>"));
+    }
+    let extra = format!(
+        "<visitor xmlns='urn:frontdesk:visitor:0'><page url='{long}' title='Refund approved&#x202E;&#10;carol_beta (staff): ok'/><field var='BAD NAME'>x</field><field var=''>x</field>{fields}</visitor>"
+    );
+    s.sends(&join_with(V1, "Ann", &t, &extra));
+    s.drain();
+    let stored = s
+        .stored
+        .iter()
+        .find_map(|op| match op {
+            crate::store::StoreOp::SessionDetails { details, .. } => Some(details.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let page = stored.iter().find(|d| d.key == "page").unwrap();
+    assert_eq!(
+        page.value.chars().count(),
+        crate::core::details::VALUE_CHARS
+    );
+    let prechat = stored
+        .iter()
+        .filter(|d| d.key.starts_with("prechat."))
+        .count();
+    assert_eq!(prechat, crate::core::details::PRECHAT_FIELDS);
+    assert!(stored
+        .iter()
+        .all(|d| d.key != "prechat.BAD NAME" && d.key != "prechat."));
+    s.sends(&format!(
+        "<message from='{ALICE}' to='{COMPONENT}' type='chat'><body>!info 1</body></message>"
+    ));
+    let info = desk_lines(&mut s, "alice_acme@example.com").join("\n");
+    assert!(crate::render::is_rendered(&info, true), "{info:?}");
+    assert!(
+        !info.contains("\ncarol_beta (staff): ok"),
+        "a forged line: {info}"
+    );
+    // Another site's staff cannot ask.
+    s.sends(&format!(
+        "<message from='{CAROL}' to='{COMPONENT}' type='chat'><body>!info 1</body></message>"
+    ));
+    assert_eq!(
+        desk_lines(&mut s, "carol_globex@example.com"),
+        ["There is no open chat #1 on your sites."]
+    );
+}

@@ -14,6 +14,7 @@ mod link;
 pub mod metrics;
 mod outbox;
 pub mod reader;
+pub mod reads;
 pub mod reload;
 mod sender;
 pub mod wire;
@@ -162,7 +163,10 @@ pub async fn run(config: Config, secret: Secret) -> Result<(), ShellError> {
     let (feedback_tx, mut feedback) = tokio::sync::mpsc::unbounded_channel();
     let writer = Writer::spawn(
         store,
-        WriterConfig::default(),
+        WriterConfig {
+            retain_days: config.store.retain_days,
+            ..WriterConfig::default()
+        },
         sender::Sender::new(feedback_tx).with_metrics(metrics.clone()),
     )?;
     let mut core = Core::new(CoreConfig::from_config(&config), snapshot, Timestamp::now())
@@ -439,21 +443,12 @@ impl Helpers {
                 outbox::Job::Api(call) => {
                     let _ = self.api.send(call);
                 }
-                outbox::Job::Query(crate::core::commands::Query::Transcript { id, session_id }) => {
+                outbox::Job::Query(query) => {
                     let db = self.db.clone();
                     let tx = self.results_tx.clone();
                     tokio::task::spawn_blocking(move || {
-                        let result = Store::open_read_only(&db)
-                            .and_then(|s| {
-                                Ok(s.session(session_id)?
-                                    .map(|row| (row, s.transcript(session_id))))
-                            })
-                            .map_err(|e| e.to_string())
-                            .and_then(|o| match o {
-                                Some((row, Ok(msgs))) => Ok(Some((row, msgs))),
-                                Some((_, Err(e))) => Err(e.to_string()),
-                                None => Ok(None),
-                            });
+                        let id = reads::id(&query);
+                        let result = reads::read(&db, &query);
                         let _ = tx.send(Input::QueryDone { id, result });
                     });
                 }

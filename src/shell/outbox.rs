@@ -6,8 +6,9 @@
 use xmpp_parsers::stanza::Stanza;
 
 use super::sender::{Delivery, Sender};
+use crate::core::replay::Replay;
 use crate::core::Output;
-use crate::store::Writer;
+use crate::store::{messages, Store, Writer};
 
 /// The store thread with the link's sender behind it.
 pub type LinkWriter = Writer<Sender>;
@@ -46,8 +47,25 @@ impl Outbox {
                 }
                 Output::Api(call) => self.jobs.push(Job::Api(call)),
                 Output::Query(q) => self.jobs.push(Job::Query(q)),
+                Output::Replay(r) => {
+                    flush(&mut sends);
+                    writer.read(Box::new(move |store| {
+                        Delivery::Send(older_history(store, &r))
+                    }));
+                }
             }
         }
         flush(&mut sends);
+    }
+}
+
+/// The stanzas for a [`Replay`]: on a failed read the joiner gets only what memory had.
+fn older_history(store: &Store, r: &Replay) -> Vec<Stanza> {
+    match messages::said_before(store.conn(), r.session_id, &r.before, r.after, r.max) {
+        Ok(lines) => r.stanzas(lines),
+        Err(e) => {
+            tracing::warn!(session = r.session_id, error = %e, "cannot read older history; the joiner gets what memory holds");
+            Vec::new()
+        }
     }
 }

@@ -121,9 +121,9 @@ impl Deliver for Sender {
                 Delivery::AfterWrite { then, or_else } => match outcome {
                     Outcome::Failed(e) => {
                         tracing::error!(error = %e, "a message could not be stored; the sender is told and nobody else sees it");
-                        let _ = self
-                            .feedback
-                            .send(Feedback::NotStored(or_else.not_stored()));
+                        if let Some(input) = or_else.not_stored() {
+                            let _ = self.feedback.send(Feedback::NotStored(input));
+                        }
                         self.queue(or_else.into_stanzas());
                     }
                     Outcome::Stored | Outcome::NoWrite => {

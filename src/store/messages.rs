@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, Row};
 use super::addresses::{self, Unusable};
 use super::{parse_time, StoreError};
 use crate::store::{MessageRecord, MessageRow, Role};
+use crate::time::Timestamp;
 
 pub fn insert(conn: &Connection, m: &MessageRecord) -> Result<(), StoreError> {
     conn.prepare_cached(
@@ -104,7 +105,8 @@ pub fn of_session(conn: &Connection, session_id: i64) -> Result<Vec<MessageRow>,
         .collect()
 }
 
-/// The latest `limit` visitor and staff lines of a session, oldest first: its history on join.
+/// The latest `limit` visitor and staff lines of a session, oldest first: its history on join
+/// (never system lines nor staff's notes).
 /// Lines that do not parse are left out (after the limit, so fewer may come back).
 pub fn latest_said(
     conn: &Connection,
@@ -113,11 +115,38 @@ pub fn latest_said(
 ) -> Result<Vec<MessageRecord>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM (SELECT id, {COLUMNS} FROM messages
-           WHERE session_id = ?1 AND role != 'system' ORDER BY id DESC LIMIT ?2)
+           WHERE session_id = ?1 AND role IN ('visitor', 'staff') ORDER BY id DESC LIMIT ?2)
          ORDER BY id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![session_id, limit as i64], raw)?;
+    let rows = rows
+        .map(|r| r.map_err(StoreError::from).and_then(check))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(resumable(rows))
+}
+
+/// The latest `limit` visitor and staff lines (never system lines or staff's notes) of a
+/// session stored before the line with
+/// stanza-id `before` and said after `after`, oldest first: history older than a room holds in
+/// memory (core/replay.rs). Nothing if `before` is not stored.
+pub fn said_before(
+    conn: &Connection,
+    session_id: i64,
+    before: &str,
+    after: Option<Timestamp>,
+    limit: usize,
+) -> Result<Vec<MessageRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM (SELECT id, {COLUMNS} FROM messages
+           WHERE session_id = ?1 AND role IN ('visitor', 'staff') AND (?3 IS NULL OR at > ?3)
+             AND id < (SELECT id FROM messages WHERE session_id = ?1 AND stanza_id = ?2)
+           ORDER BY id DESC LIMIT ?4)
+         ORDER BY id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let after = after.map(|t| t.to_rfc3339());
+    let rows = stmt.query_map(params![session_id, before, after, limit as i64], raw)?;
     let rows = rows
         .map(|r| r.map_err(StoreError::from).and_then(check))
         .collect::<Result<Vec<_>, _>>()?;

@@ -51,6 +51,40 @@ const MIGRATIONS: &[&str] = &[
         added_at    TEXT NOT NULL,
         PRIMARY KEY (staff, contact)
     );",
+    // 3: staff's internal notes in transcripts (role 'note': SQLite cannot change a CHECK, so
+    // the table is copied), and tags on sessions.
+    "CREATE TABLE messages_v3 (
+        id          INTEGER PRIMARY KEY,
+        session_id  INTEGER NOT NULL REFERENCES sessions(id),
+        at          TEXT NOT NULL,
+        role        TEXT NOT NULL CHECK (role IN ('visitor','staff','system','note')),
+        from_jid    TEXT NOT NULL,
+        nick        TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        stanza_id   TEXT NOT NULL,
+        origin_id   TEXT
+    );
+    INSERT INTO messages_v3 (id, session_id, at, role, from_jid, nick, body, stanza_id, origin_id)
+        SELECT id, session_id, at, role, from_jid, nick, body, stanza_id, origin_id FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_v3 RENAME TO messages;
+    CREATE INDEX messages_session ON messages(session_id, id);
+    CREATE TABLE tags (
+        session_id  INTEGER NOT NULL REFERENCES sessions(id),
+        tag         TEXT NOT NULL,
+        added_by    TEXT NOT NULL,
+        added_at    TEXT NOT NULL,
+        PRIMARY KEY (session_id, tag)
+    );",
+    // 4: what is known of each session's visitor: details the web app signed in the token
+    // (signed = 1), the page and pre-chat answers the widget sent (signed = 0).
+    "CREATE TABLE session_details (
+        session_id  INTEGER NOT NULL REFERENCES sessions(id),
+        key         TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        signed      INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (session_id, key)
+    );",
 ];
 
 /// The schema version this build writes.
@@ -68,6 +102,14 @@ pub fn version(conn: &Connection) -> Result<i64, StoreError> {
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current = version(&tx)?;
+    if current > LATEST {
+        // Written by a newer frontdesk: running on it would write rows it does not expect.
+        return Err(StoreError::TooNew {
+            path: tx.path().unwrap_or_default().into(),
+            found: current,
+            known: LATEST,
+        });
+    }
     let missing = MIGRATIONS.iter().enumerate().skip(current.max(0) as usize);
     let mut applied = None;
     for (i, sql) in missing {
@@ -88,7 +130,9 @@ mod tests {
     use super::*;
     use xmpp_parsers::jid::{BareJid, FullJid};
 
-    use crate::store::{messages, occupants, roster_items, sessions, MessageRow, OccupantRecord};
+    use crate::store::{
+        messages, occupants, roster_items, sessions, tags, MessageRow, OccupantRecord,
+    };
     use crate::store::{Role, SessionRow, SessionState};
     use crate::time::Timestamp;
 
@@ -106,7 +150,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 4);
+        assert_eq!(tables, 6);
     }
 
     fn at(s: &str) -> Timestamp {
@@ -123,13 +167,20 @@ mod tests {
     fn database_at(version: usize) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-        for sql in &MIGRATIONS[..version] {
-            conn.execute_batch(sql).unwrap();
+        // Each version's rows are written right after its own migration, with its columns.
+        for step in 1..=version {
+            conn.execute_batch(MIGRATIONS[step - 1]).unwrap();
+            conn.execute_batch(rows_of_version(step)).unwrap();
         }
         conn.pragma_update(None, "user_version", version as i64)
             .unwrap();
-        if version >= 1 {
-            conn.execute_batch(
+        conn
+    }
+
+    /// The rows a frontdesk of that version wrote.
+    fn rows_of_version(version: usize) -> &'static str {
+        match version {
+            1 => {
                 "INSERT INTO sessions VALUES
                    (1, 'v1_acme@chat.example.com', 'acme', 'v1', 'CHATTING', 'alice@example.com',
                     'a1@anon.example.com/r1', '2026-01-01T10:00:00.000Z',
@@ -152,19 +203,27 @@ mod tests {
                  INSERT INTO occupants VALUES
                    (1, 'a1@anon.example.com/r1', 'Ann', 'visitor', '2026-01-01T10:00:00.000Z'),
                    (1, 'alice@example.com/pc', 'Alice', 'staff', '2026-01-01T10:01:00.500Z'),
-                   (3, 'a3@anon.example.com/r3', 'Cy', 'visitor', '2026-01-03T08:00:00.000Z');",
-            )
-            .unwrap();
-        }
-        if version >= 2 {
-            conn.execute_batch(
+                   (3, 'a3@anon.example.com/r3', 'Cy', 'visitor', '2026-01-03T08:00:00.000Z');"
+            }
+            2 => {
                 "UPDATE occupants SET direct = 1 WHERE jid = 'alice@example.com/pc';
                  INSERT INTO roster_items VALUES
-                   ('alice@example.com', 'v3_acme@chat.example.com', '2026-01-03T08:00:00.000Z');",
-            )
-            .unwrap();
+                   ('alice@example.com', 'v3_acme@chat.example.com', '2026-01-03T08:00:00.000Z');"
+            }
+            3 => {
+                "INSERT INTO messages VALUES
+                   (5, 2, '2026-01-02T09:40:00.000Z', 'note', 'bob@example.com/pc',
+                    'bob@example.com', 'emailed them', '2-note-1767346800000', NULL);
+                 INSERT INTO tags VALUES
+                   (2, 'billing', 'bob@example.com', '2026-01-02T09:41:00.000Z');"
+            }
+            4 => {
+                "INSERT INTO session_details VALUES
+                   (1, 'name', 'Ann Smith', 1),
+                   (1, 'page', 'https://shop.example.com/', 0);"
+            }
+            _ => "",
         }
-        conn
     }
 
     fn session(
@@ -301,11 +360,22 @@ mod tests {
                 transcript_1,
                 "from {from}"
             );
+            let mut transcript_2 = transcript_2.clone();
+            if from >= 3 {
+                transcript_2.push(line(
+                    2,
+                    "2026-01-02T09:40:00.000Z",
+                    Role::Note,
+                    ("bob@example.com/pc", "bob@example.com", "emailed them"),
+                    ("2-note-1767346800000", None),
+                ));
+            }
             assert_eq!(
                 messages::of_session(&conn, 2).unwrap(),
                 transcript_2,
                 "from {from}"
             );
+            upgraded_to_3(&conn, from);
 
             // Version 2's `direct` is 0 (in the room, not one-to-one) for the occupants a
             // version-1 database had.
@@ -364,6 +434,62 @@ mod tests {
             messages::insert(&conn, &messages::record(more.clone()).unwrap()).unwrap();
             assert_eq!(messages::of_session(&conn, 1).unwrap().last(), Some(&more));
         }
+    }
+
+    /// Version 3 copied `messages` to allow notes: the ids and the index survive, the CHECK
+    /// takes `note` and still refuses other roles, and `tags` takes tags.
+    fn upgraded_to_3(conn: &Connection, from: usize) {
+        let ids: String = conn
+            .query_row(
+                "SELECT group_concat(id) FROM (SELECT id FROM messages ORDER BY id)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(ids, if from >= 3 { "1,2,3,4,5" } else { "1,2,3,4" });
+        let plan: String = conn
+            .query_row(
+                "SELECT group_concat(detail) FROM (EXPLAIN QUERY PLAN
+                   SELECT * FROM messages WHERE session_id = 1 ORDER BY id)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or_default();
+        let index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'messages_session' AND tbl_name = 'messages'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 1, "from {from}: {plan}");
+        let bogus = conn.execute(
+            "INSERT INTO messages (session_id, at, role, from_jid, nick, body, stanza_id)
+             VALUES (1, '2026-01-05T00:00:00.000Z', 'bogus', 'x@y/z', '', '', '1-9')",
+            [],
+        );
+        assert!(bogus.is_err(), "from {from}: the role CHECK is gone");
+        let note = line(
+            1,
+            "2026-01-05T00:00:00.000Z",
+            Role::Note,
+            (
+                "alice@example.com/pc",
+                "alice@example.com",
+                "call back \u{202e}",
+            ),
+            ("1-4", None),
+        );
+        messages::insert(conn, &messages::record(note.clone()).unwrap()).unwrap();
+        assert_eq!(messages::of_session(conn, 1).unwrap().last(), Some(&note));
+        let alice = bare("alice@example.com");
+        for tag in ["vip", "billing", "vip"] {
+            tags::insert(conn, 1, tag, &alice, at("2026-01-05T00:00:00.000Z")).unwrap();
+        }
+        assert_eq!(tags::of_session(conn, 1).unwrap(), ["billing", "vip"]);
+        // Delete what this added, so the caller's later checks see the upgraded rows only.
+        conn.execute_batch("DELETE FROM messages WHERE session_id = 1 AND role = 'note'; DELETE FROM tags WHERE session_id = 1;")
+            .unwrap();
     }
 
     /// Two processes starting on a new database at once: the one that comes second must see

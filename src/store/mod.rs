@@ -4,12 +4,17 @@
 //! carry typed addresses; the table modules turn them into text and back (`addresses`).
 
 pub mod addresses;
+pub mod backup;
+pub mod details;
 pub mod lock;
 pub mod messages;
 pub mod migrations;
 pub mod occupants;
+pub mod retention;
 pub mod roster_items;
 pub mod sessions;
+pub mod stats;
+pub mod tags;
 pub mod types;
 pub mod writer;
 
@@ -18,7 +23,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use addresses::Unusable;
+pub use backup::{backup, BackupReport};
 pub use lock::InstanceLock;
+pub use retention::{PurgeFilter, Purged};
 pub use types::*;
 pub use writer::{Ack, Writer, WriterConfig, WriterStats};
 
@@ -52,6 +59,15 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} already exists: choose another file, or pass --force to replace it")]
+    BackupExists { path: PathBuf },
+    #[error("backup failed: {0}")]
+    Backup(String),
+    #[error("cannot write the backup {path}: {source} (does its directory exist, and may this user write there?)")]
+    BackupWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start the store thread: {0}")]
     Thread(std::io::Error),
     #[error("database error: {0}")]
@@ -60,6 +76,27 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store writer thread has stopped")]
     WriterGone,
+}
+
+/// A reader or maintainer works only on a database at this build's version.
+fn check_version(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let found = migrations::version(conn)?;
+    let known = migrations::LATEST;
+    if found > known {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    if found < known {
+        return Err(StoreError::TooOld {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn parse_time(s: &str) -> Result<Timestamp, StoreError> {
@@ -167,27 +204,46 @@ impl Store {
             source,
         })?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let found = migrations::version(&conn)?;
-        let known = migrations::LATEST;
-        if found > known {
-            return Err(StoreError::TooNew {
+        check_version(&conn, path)?;
+        Ok(Store { conn })
+    }
+
+    /// For maintenance beside a running frontdesk (`purge`): reads and writes, but never
+    /// creates or migrates, and only a database at this build's schema version.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing {
                 path: path.to_path_buf(),
-                found,
-                known,
             });
         }
-        if found < known {
-            return Err(StoreError::TooOld {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(
+            |source| StoreError::Open {
                 path: path.to_path_buf(),
-                found,
-                known,
-            });
-        }
+                source,
+            },
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        check_version(&conn, path)?;
         Ok(Store { conn })
     }
 
     pub fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// What a purge would delete.
+    pub fn purge_count(&self, f: &PurgeFilter) -> Result<Purged, StoreError> {
+        retention::count(&self.conn, f)
+    }
+
+    /// Deletes what `f` matches, in transactions of `rows` rows.
+    pub fn purge(&mut self, f: &PurgeFilter, rows: u64) -> Result<Purged, StoreError> {
+        retention::purge_all(&mut self.conn, f, rows)
     }
 
     /// What the core resumes from: open sessions, their occupants, and their latest
@@ -212,6 +268,7 @@ impl Store {
             first_visitor_lines,
             last_stanza_ids,
             roster_items: roster_items::all(&self.conn)?,
+            details: details::of_open_sessions(&self.conn)?,
         })
     }
 
@@ -253,6 +310,10 @@ impl Store {
     pub fn transcript(&self, session_id: i64) -> Result<Vec<MessageRow>, StoreError> {
         messages::of_session(&self.conn, session_id)
     }
+
+    pub fn tags(&self, session_id: i64) -> Result<Vec<String>, StoreError> {
+        tags::of_session(&self.conn, session_id)
+    }
 }
 
 fn apply_one(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
@@ -266,6 +327,18 @@ fn apply_one(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
             roster_items::insert(conn, staff, contact, *at)
         }
         StoreOp::RosterRemoved { staff, contact } => roster_items::delete(conn, staff, contact),
+        StoreOp::SessionDetails {
+            session_id,
+            details: d,
+        } => details::replace(conn, *session_id, d),
+        StoreOp::TagsAdded {
+            session_id,
+            tags,
+            by,
+            at,
+        } => tags
+            .iter()
+            .try_for_each(|tag| tags::insert(conn, *session_id, tag, by, *at)),
     }
 }
 
@@ -571,5 +644,71 @@ mod tests {
             .map(|m| m.from_jid)
             .collect();
         assert_eq!(from, vec!["a@anon/r", "@anon/r", "a@anon/r"]);
+    }
+
+    #[test]
+    fn visitor_details_are_kept_replaced_and_resumed_for_open_sessions() {
+        let mut store = Store::open_in_memory().unwrap();
+        let detail = |id: i64, key: &str, value: &str, signed: bool| DetailRecord {
+            session_id: id,
+            key: key.into(),
+            value: value.into(),
+            signed,
+        };
+        store
+            .apply(&[
+                StoreOp::OpenSession(session(1, SessionState::Active)),
+                StoreOp::OpenSession(session(2, SessionState::Closed)),
+                StoreOp::SessionDetails {
+                    session_id: 1,
+                    details: vec![detail(1, "name", "Old", true)],
+                },
+                StoreOp::SessionDetails {
+                    session_id: 1,
+                    details: vec![
+                        detail(1, "name", "Ann", true),
+                        detail(1, "page", "https://x/", false),
+                    ],
+                },
+                StoreOp::SessionDetails {
+                    session_id: 2,
+                    details: vec![detail(2, "email", "b@example.com", true)],
+                },
+            ])
+            .unwrap();
+        let snap = store.snapshot(10).unwrap();
+        assert_eq!(
+            snap.details,
+            vec![
+                detail(1, "name", "Ann", true),
+                detail(1, "page", "https://x/", false)
+            ],
+            "replaced, and only open sessions resume"
+        );
+        assert_eq!(
+            details::of_session(store.conn(), 2).unwrap(),
+            vec![detail(2, "email", "b@example.com", true)]
+        );
+    }
+
+    /// History replayed to a joining visitor from the store never includes staff's notes or
+    /// system lines.
+    #[test]
+    fn older_history_for_a_join_has_no_notes_or_system_lines() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut ops = vec![StoreOp::OpenSession(session(1, SessionState::Chatting))];
+        for (n, role) in [
+            (1, Role::Visitor),
+            (2, Role::Note),
+            (3, Role::System),
+            (4, Role::Staff),
+            (5, Role::Visitor),
+        ] {
+            ops.push(StoreOp::AppendMessage(message(1, n, role)));
+        }
+        store.apply(&ops).unwrap();
+        let got = messages::said_before(store.conn(), 1, "1-5", None, 100).unwrap();
+        let bodies: Vec<&str> = got.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(bodies, ["line 1", "line 4"]);
     }
 }

@@ -6,7 +6,8 @@
 use xmpp_parsers::jid::{BareJid, FullJid};
 
 pub use crate::core::session::{
-    MessageRecord, OccupantRecord, Role, SessionRecord, SessionState, UnknownRole, UnknownState,
+    DetailRecord, MessageRecord, OccupantRecord, Role, SessionRecord, SessionState, UnknownRole,
+    UnknownState,
 };
 use crate::time::Timestamp;
 
@@ -69,6 +70,18 @@ pub enum StoreOp {
         staff: BareJid,
         contact: BareJid,
     },
+    /// Replace what is known of session `session_id`'s visitor.
+    SessionDetails {
+        session_id: i64,
+        details: Vec<DetailRecord>,
+    },
+    /// A staff member's tags on a session (`!tag`); a tag it already has is kept as it was.
+    TagsAdded {
+        session_id: i64,
+        tags: Vec<String>,
+        by: BareJid,
+        at: Timestamp,
+    },
 }
 
 /// What the core is resumed from at start-up: the sessions that are not CLOSED, who was in
@@ -90,4 +103,6 @@ pub struct Snapshot {
     pub last_stanza_ids: Vec<(i64, String)>,
     /// Roster items we put into staff rosters and have not removed: (staff, contact).
     pub roster_items: Vec<(BareJid, BareJid)>,
+    /// What is known of each open session's visitor.
+    pub details: Vec<DetailRecord>,
 }

@@ -10,13 +10,15 @@
 //! committed, and a message costs one hand-off between threads, not two.
 
 use std::cell::Cell;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::retention::{self, PurgeFilter, Purged};
 use super::{Store, StoreError, StoreOp};
+use crate::time::Timestamp;
 
 /// What became of the write an item rode with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +69,8 @@ impl Deliver for Acks {
 pub struct WriterConfig {
     pub max_batch: usize,
     pub max_delay: Duration,
+    /// `[store] retain_days`: purge older CLOSED sessions at start and every day after.
+    pub retain_days: Option<u32>,
 }
 
 impl Default for WriterConfig {
@@ -78,6 +82,7 @@ impl Default for WriterConfig {
             // low load; never waiting made commits so small under load that their fixed cost
             // saturated the CPU sooner.
             max_delay: Duration::from_millis(1),
+            retain_days: None,
         }
     }
 }
@@ -94,7 +99,13 @@ enum Job<T> {
     Write(StoreOp, Option<T>),
     /// Something that rides with no write; it still keeps its place in the order.
     Item(T),
+    /// A read, once everything before it is committed, that makes the item delivered in its
+    /// place (history older than memory: core/replay.rs).
+    Read(Read<T>),
 }
+
+/// A read on the store thread that makes an item to deliver.
+pub type Read<T> = Box<dyn FnOnce(&Store) -> T + Send>;
 
 pub struct Writer<D: Deliver> {
     tx: Sender<Job<D::Item>>,
@@ -211,6 +222,14 @@ impl<D: Deliver> Writer<D> {
         }
     }
 
+    /// Runs `read` on the store thread once everything submitted before it is committed,
+    /// and delivers what it returns in its place.
+    pub fn read(&self, read: Read<D::Item>) {
+        if self.tx.send(Job::Read(read)).is_err() {
+            tracing::error!("store thread is gone; a read was dropped");
+        }
+    }
+
     /// Commits everything queued, delivers it, and stops the threads.
     pub fn shutdown(self) -> Result<WriterStats, StoreError> {
         drop(self.tx);
@@ -292,7 +311,8 @@ fn run<D: Deliver>(
     let mut stats = WriterStats::default();
     let mut batch: Vec<Job<D::Item>> = Vec::with_capacity(cfg.max_batch);
     let mut pace = Pace::new(Instant::now(), cfg.max_delay);
-    while let Ok(first) = rx.recv() {
+    let mut retention = cfg.retain_days.map(Retention::new);
+    while let Some(first) = next_job(&rx, &mut retention, &mut store) {
         batch.push(first);
         // Whatever is queued already goes into this commit.
         drain(&rx, &mut batch, cfg.max_batch);
@@ -320,6 +340,82 @@ fn run<D: Deliver>(
         }
     }
     stats
+}
+
+/// Rows (messages and sessions) deleted per retention transaction: a few ms, so a write that
+/// arrives meanwhile waits that long at most.
+const RETENTION_ROWS: u64 = 500;
+const RETENTION_EVERY: Duration = Duration::from_secs(86_400);
+
+/// The daily `retain_days` purge. It runs only while no write is queued, one short
+/// transaction at a time, so the chats never wait behind it.
+struct Retention {
+    days: u32,
+    next: Instant,
+    /// The pass under way, and what it has deleted so far.
+    pass: Option<(PurgeFilter, Purged)>,
+}
+
+impl Retention {
+    fn new(days: u32) -> Retention {
+        Retention {
+            days,
+            next: Instant::now(),
+            pass: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let before = retention::days_before(Timestamp::now(), self.days);
+        self.pass = Some((PurgeFilter { before, site: None }, Purged::default()));
+        self.next = Instant::now() + RETENTION_EVERY;
+    }
+
+    /// One chunk of the pass under way; ends the pass when nothing is left or on an error.
+    fn step(&mut self, store: &mut Store) {
+        let Some((filter, total)) = &mut self.pass else {
+            return;
+        };
+        match retention::purge_chunk(store.conn_mut(), filter, RETENTION_ROWS) {
+            Ok((done, more)) => {
+                total.add(done);
+                if more {
+                    return;
+                }
+                tracing::info!(sessions = total.sessions, messages = total.messages, closed_before = %filter.before, "retention: deleted old closed sessions ([store] retain_days)");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "retention purge failed; trying again tomorrow")
+            }
+        }
+        self.pass = None;
+    }
+}
+
+/// The next job; between jobs, while none is queued, the retention purge's due work.
+fn next_job<T>(
+    rx: &Receiver<Job<T>>,
+    retention: &mut Option<Retention>,
+    store: &mut Store,
+) -> Option<Job<T>> {
+    let Some(r) = retention else {
+        return rx.recv().ok();
+    };
+    loop {
+        if r.pass.is_some() {
+            match rx.try_recv() {
+                Ok(job) => return Some(job),
+                Err(TryRecvError::Empty) => r.step(store),
+                Err(TryRecvError::Disconnected) => return None,
+            }
+            continue;
+        }
+        match rx.recv_timeout(r.next.saturating_duration_since(Instant::now())) {
+            Ok(job) => return Some(job),
+            Err(RecvTimeoutError::Timeout) => r.start(),
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+    }
 }
 
 /// Lets the WAL start over from its beginning. Under steady load the checkpointer's passive
@@ -358,7 +454,7 @@ fn commit<T>(
         .iter()
         .filter_map(|j| match j {
             Job::Write(op, _) => Some(op),
-            Job::Item(_) => None,
+            Job::Item(_) | Job::Read(_) => None,
         })
         .collect();
     stats.batches += 1;
@@ -392,6 +488,9 @@ fn commit<T>(
                 }
             }
             Job::Item(item) => done.push((item, Outcome::NoWrite)),
+            // After the commit: it sees every write queued before it (and the batch's later
+            // ones too, which a read must not depend on).
+            Job::Read(read) => done.push((read(store), Outcome::NoWrite)),
         }
     }
     done
@@ -406,6 +505,8 @@ fn op_kind(op: &StoreOp) -> &'static str {
         StoreOp::OccupantLeft { .. } => "occupant_left",
         StoreOp::RosterAdded { .. } => "roster_added",
         StoreOp::RosterRemoved { .. } => "roster_removed",
+        StoreOp::SessionDetails { .. } => "session_details",
+        StoreOp::TagsAdded { .. } => "tags_added",
     }
 }
 
@@ -414,7 +515,9 @@ fn op_session(op: &StoreOp) -> i64 {
         StoreOp::OpenSession(s) | StoreOp::UpdateSession(s) => s.id,
         StoreOp::AppendMessage(m) => m.session_id,
         StoreOp::OccupantJoined(o) => o.session_id,
-        StoreOp::OccupantLeft { session_id, .. } => *session_id,
+        StoreOp::OccupantLeft { session_id, .. }
+        | StoreOp::SessionDetails { session_id, .. }
+        | StoreOp::TagsAdded { session_id, .. } => *session_id,
         // Not about a session.
         StoreOp::RosterAdded { .. } | StoreOp::RosterRemoved { .. } => 0,
     }
@@ -423,7 +526,7 @@ fn op_session(op: &StoreOp) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{message, session};
+    use crate::store::tests::{message, session, t};
     use crate::store::{Role, SessionState};
 
     fn wait(ack: Ack) -> Result<(), String> {
@@ -536,6 +639,7 @@ mod tests {
             WriterConfig {
                 max_batch: 100,
                 max_delay: Duration::from_millis(50),
+                retain_days: None,
             },
             Acks,
         )
@@ -548,6 +652,81 @@ mod tests {
         assert_eq!(wait(c), Ok(()));
         assert_eq!(wait(w.flush()), Ok(()));
         assert_eq!(w.shutdown().unwrap().failed_ops, 1);
+    }
+
+    #[test]
+    fn retain_days_purges_old_closed_sessions_at_start_and_keeps_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let mut store = Store::open(&path).unwrap();
+        let now = Timestamp::now();
+        let mut ops = Vec::new();
+        // 1..=300 closed 40 days ago, 301 closed yesterday, 302 open: 2 chunks of work.
+        for id in 1..=302 {
+            let mut s = session(id, SessionState::Closed);
+            s.closed_at = Some(retention::days_before(now, if id <= 300 { 40 } else { 1 }));
+            if id == 302 {
+                s.state = SessionState::Active;
+                s.closed_at = None;
+            }
+            ops.push(StoreOp::OpenSession(s));
+            ops.push(StoreOp::AppendMessage(message(id, 1, Role::Visitor)));
+        }
+        store.apply(ops.iter()).unwrap();
+        let cfg = WriterConfig {
+            retain_days: Some(30),
+            ..WriterConfig::default()
+        };
+        let w = Writer::spawn(store, cfg, Acks).unwrap();
+        let reader = Store::open_read_only(&path).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while reader.list_sessions(None, None).unwrap().len() > 2 {
+            assert!(Instant::now() < deadline, "the purge did not finish");
+            // Writes still go through while it runs.
+            let op = StoreOp::AppendMessage(message(302, 2, Role::Staff));
+            assert_eq!(wait(w.submit_acked(op)), Ok(()));
+        }
+        let left: Vec<i64> = reader
+            .list_sessions(None, None)
+            .unwrap()
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(left.len(), 2);
+        assert!(left.contains(&301) && left.contains(&302), "{left:?}");
+        w.shutdown().unwrap();
+    }
+
+    #[test]
+    fn a_read_sees_the_writes_before_it_and_keeps_its_place() {
+        let w = Writer::spawn(
+            Store::open_in_memory().unwrap(),
+            WriterConfig::default(),
+            Acks,
+        )
+        .unwrap();
+        w.submit(StoreOp::OpenSession(session(1, SessionState::Active)));
+        for n in 1..=3 {
+            w.submit(StoreOp::AppendMessage(message(1, n, Role::Visitor)));
+        }
+        let (tx, rx) = oneshot::channel();
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        w.read(Box::new(move |store| {
+            let count = |after, max| {
+                super::super::messages::said_before(store.conn(), 1, "1-3", after, max)
+                    .map(|m| m.iter().map(|m| m.body.clone()).collect::<Vec<_>>())
+                    .map_err(|e| e.to_string())
+            };
+            let _ = seen_tx.send((count(None, 10), count(Some(t(1)), 10), count(None, 1)));
+            tx
+        }));
+        // The lines stored before "1-3"; said after t(1); the newest one.
+        let (all, after, newest) = seen_rx.recv().unwrap();
+        assert_eq!(all.unwrap(), ["line 1", "line 2"]);
+        assert_eq!(after.unwrap(), ["line 2"]);
+        assert_eq!(newest.unwrap(), ["line 2"]);
+        assert_eq!(wait(rx), Ok(()));
+        w.shutdown().unwrap();
     }
 
     #[test]
@@ -580,6 +759,7 @@ mod tests {
         let cfg = WriterConfig {
             max_batch: 100,
             max_delay: Duration::from_millis(1),
+            retain_days: None,
         };
         let w = Writer::spawn(Store::open(&path).unwrap(), cfg, Acks).unwrap();
         assert_eq!(

@@ -267,14 +267,15 @@ class Client(slixmpp.ClientXMPP):
         return "\n".join(f"  {show(st)}" for st in self.log[-n:]) or "  (nothing)"
 
     # ---- MUC ------------------------------------------------------------------------------
-    def send_join(self, room: str, nick: str, extra: str = "") -> None:
-        self.send_raw(f"<presence to='{room}/{nick}'><x xmlns='{NS_MUC}'/>{extra}</presence>")
+    def send_join(self, room: str, nick: str, extra: str = "", history: str = "") -> None:
+        """history: what goes inside the MUC <x/>, e.g. "<history maxstanzas='5'/>"."""
+        self.send_raw(f"<presence to='{room}/{nick}'><x xmlns='{NS_MUC}'>{history}</x>{extra}</presence>")
 
-    async def join(self, room: str, nick: str, timeout: float = 10) -> Joined:
+    async def join(self, room: str, nick: str, timeout: float = 10, history: str = "") -> Joined:
         """Join `room` as `nick`: wait for the self-presence (status 110) and then the subject.
         Raises JoinRefused on an error presence."""
         start = len(self.log)
-        self.send_join(room, nick)
+        self.send_join(room, nick, history=history)
         me = f"{room}/{nick}"
 
         def self_or_error(st):

@@ -145,3 +145,79 @@ async def test_a_canned_reply_and_a_transfer_as_the_visitor_sees_them(canned, ej
 async def poll_session(fd, room, pred, timeout: float = 10):
     from helpers import poll
     return await poll(lambda: fd.session_of(room), lambda s: bool(s) and pred(s), timeout, "the session row")
+
+
+def notice_from(room: str, starts: str):
+    """A system line to the visitor: a groupchat message from the room's bare JID."""
+    def p(st):
+        return (kind(st) == "message" and attr(st, "type") == "groupchat" and attr(st, "from") == room
+                and (body(st) or "").startswith(starts))
+    return p
+
+
+async def test_closed_hours_and_places_in_line_as_visitors_hear_them(ejabberd, tmp_path):
+    import datetime
+    day = datetime.datetime.now(datetime.timezone.utc).date() + datetime.timedelta(days=3)
+    sites = [{"id": "acme", "name": "ACME Inc.", "staff": [f"alice_acme@{ejabberd.staff_host}"],
+              "desk": {"hours": [f"{day.strftime('%a').lower()} 09:00-10:00"], "timezone": "UTC"}}]
+    roster = {"ejabberd_api": f"http://127.0.0.1:{ejabberd.http_port}/api", "remove_after_secs": 3}
+    async with frontdesk_with_clients(ejabberd, tmp_path / "frontdesk", sites=sites, roster=roster) as (fd, clients):
+        first, second = room_of("v86"), room_of("v87")
+        ann, bea = await clients.visitor(), await clients.visitor()
+        await ann.join(first, "Ann")
+        await ann.say(first, "Hello?")
+        closed = await ann.expect(notice_from(first, "We are closed right now"), what="the closed-hours notice")
+        assert body(closed).startswith(f"We are closed right now and open again on {day.strftime('%A')} at 09:00 "
+                                       "(UTC time). Leave your email address here"), body(closed)
+        await ann.expect_none(notice_from(first, "No one is available"), within=0.5,
+                              what="'no one is available' on top of the closed notice")
+        await bea.join(second, "Bea")
+        await bea.say(second, "Hi")
+        # Nobody takes them: after 10 s of waiting each hears their place.
+        await ann.expect(notice_from(first, "You are next in line."), timeout=20, what="Ann's place")
+        await bea.expect(notice_from(second, "You are number 2 in line."), timeout=20, what="Bea's place")
+        # Ann leaves: Bea moves up.
+        await ann.leave(first, "Ann")
+        await bea.expect(notice_from(second, "You are next in line."), timeout=25, what="Bea's new place")
+
+
+async def test_signed_details_and_the_page_reach_staff(ejabberd, tmp_path):
+    host = ejabberd.staff_host
+    sites = [{"id": "acme", "name": "ACME Inc.", "staff": [f"alice_acme@{host}"],
+              "token_secret": "a-long-enough-token-secret-for-acme"}]
+    roster = {"ejabberd_api": f"http://127.0.0.1:{ejabberd.http_port}/api", "remove_after_secs": 3}
+    async with frontdesk_with_clients(ejabberd, tmp_path / "frontdesk", sites=sites, roster=roster) as (fd, clients):
+        component = ejabberd.component_jid
+        alice = await clients.staff("alice_acme")
+        await until_desk_says(alice, component, "!diag", "available: 1", timeout=20)
+        r = fd.cli("token", "--site", "acme", "--visitor", "v88", "--name", "Ann Smith", "--email",
+                   "ann@example.com", "--user-id", "4711")
+        assert r.returncode == 0, r.stderr
+        token = r.stdout.strip()
+        room = room_of("v88")
+        v = await clients.visitor()
+        v.send_raw(f"<presence to='{room}/Ann'><x xmlns='http://jabber.org/protocol/muc'><password>{token}</password></x>"
+                   "<visitor xmlns='urn:frontdesk:visitor:0'><page url='https://shop.example.com/cart' "
+                   "title='Your cart &#x202E;evil' lang='en'/><field var='order'>A-1</field></visitor></presence>")
+        await v.expect(lambda st: kind(st) == "presence" and attr(st, "from") == f"{room}/Ann", what="the self-presence")
+        await v.say(room, "Hello")
+        n = fd.session_of(room)["id"]
+        offer = await alice.expect(offer_of(component, n), what="the offer")
+        assert body(offer).endswith(f"\nname: Ann Smith ✓ · email: ann@example.com ✓ · page: "
+                                    f"https://shop.example.com/cart (!info {n} for more)"), body(offer)
+        info = body(await desk(alice, component, f"!info {n}", f"#{n} Ann"))
+        for line in ("name: Ann Smith (signed by the website)", "user id: 4711 (signed by the website)",
+                     "page: https://shop.example.com/cart (from the widget)", "asked: order: A-1 (from the widget)"):
+            assert line in info, info
+        assert "\u202e" not in info, repr(info)
+        # Kept with the session: the database has them, signed ones marked.
+        import sqlite3
+        con = sqlite3.connect(f"file:{fd.db}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT key, value, signed FROM session_details WHERE session_id = ? ORDER BY key",
+                               (n,)).fetchall()
+        finally:
+            con.close()
+        assert ("email", "ann@example.com", 1) in rows and ("prechat.order", "A-1", 0) in rows, rows
+        # The visitor never sees any of it.
+        assert not any("4711" in (body(st) or "") for st in v.log), "details leaked to the visitor"

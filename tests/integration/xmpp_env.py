@@ -447,9 +447,11 @@ def frontdesk_toml(*, jid: str, server: str, secret: str, db_path: str, sites=DE
 
 
 def toml_value(v) -> str:
-    """A string, a number, or a dict as an inline table (a staff entry with a name)."""
+    """A string, a number, a list, or a dict as an inline table (a staff entry with a name)."""
     if isinstance(v, dict):
         return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     return toml_str(v) if isinstance(v, str) else str(v)
 
 

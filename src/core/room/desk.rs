@@ -189,13 +189,39 @@ impl Room {
         out.send(stanzas::chat(desk.clone(), Jid::from(staff.clone()), note));
     }
 
-    /// The desk's note that goes with an offer.
+    /// The desk's note that goes with an offer (with what is known of the visitor, if
+    /// anything).
     pub fn offer_note(&self, site_name: &str) -> String {
         let id = self.session.id;
-        format!(
+        let note = format!(
             "Visitor {} on {site_name} wants to chat (#{id}). Reply to them, or send !accept {id}.",
             self.visitor_nick(),
-        )
+        );
+        match self.details.summary() {
+            Some(s) => format!("{note}\n{s} (!info {id} for more)"),
+            None => note,
+        }
+    }
+
+    /// What the visitor's join said of them (token details, page, pre-chat answers): kept,
+    /// and written, when it is new.
+    pub fn note_details(
+        &mut self,
+        details: crate::core::details::VisitorDetails,
+        out: &mut Effects,
+    ) {
+        if details.is_empty() || details == self.details {
+            return;
+        }
+        out.store(StoreOp::SessionDetails {
+            session_id: self.session.id,
+            details: details.records(self.session.id),
+        });
+        self.details = details;
+    }
+
+    pub fn details(&self) -> &crate::core::details::VisitorDetails {
+        &self.details
     }
 
     /// Where a visitor's new message goes besides the room: to the one-to-one staff member
@@ -207,6 +233,7 @@ impl Room {
         targets: &[BareJid],
         body: &str,
         kept: &[minidom::Element],
+        stanza_id: &str,
         out: &mut Effects,
     ) -> Vec<Stanza> {
         let from = Jid::from(self.jid.clone());
@@ -216,6 +243,9 @@ impl Room {
                     return vec![];
                 };
                 let mut m = stanzas::chat(from, Jid::from(d.jid.to_bare()), body);
+                // The room's stanza-id, which the widget knows: a XEP-0333 marker from staff
+                // names it (a visitor's own id could repeat and make clients drop a message).
+                m.id = Some(xmpp_parsers::message::Id(stanza_id.to_string()));
                 m.payloads.extend(kept.iter().cloned());
                 return vec![m.into()];
             }
@@ -240,6 +270,14 @@ impl Room {
                 self.hold_offer(first, ctx.now);
             }
         }
+        if let Some(text) = self.closed_text(ctx) {
+            if let Some(to) = self.visitor().map(|v| v.jid.clone()) {
+                let sid = self.next_stanza_id();
+                copies.push(stanzas::room_notice(&self.jid, to, &text, &sid).into());
+                // The closed notice says it all: no "nobody is available" as well.
+                self.told_nobody = true;
+            }
+        }
         if targets.is_empty() && self.offered.is_empty() && !self.told_nobody {
             self.told_nobody = true;
             if let Some(v) = self.visitor() {
@@ -249,6 +287,22 @@ impl Room {
             }
         }
         copies
+    }
+
+    /// Outside the site's hours, once per chat: when the desk opens, and to leave an email.
+    fn closed_text(&mut self, ctx: &Ctx) -> Option<String> {
+        let hours = ctx.site.desk.hours.as_ref()?;
+        if self.told_closed || hours.open_at(ctx.now) {
+            return None;
+        }
+        self.told_closed = true;
+        let when = hours
+            .next_opening(ctx.now)
+            .map(|w| format!(" and open again {w} ({} time)", hours.tz.name()))
+            .unwrap_or_default();
+        Some(format!(
+            "We are closed right now{when}. Leave your email address here and we will write back; if someone is around, they may answer sooner."
+        ))
     }
 
     /// The nick a staff member gets when they answer one-to-one: their display name from the
@@ -273,7 +327,7 @@ impl Room {
         out.store(StoreOp::OccupantJoined(occ.record(self.session.id)));
         if let Some(me) = self.occupant_jid(&nick) {
             for o in self.joined() {
-                out.send(stanzas::occupant_presence(
+                let p = stanzas::occupant_presence(
                     me.clone(),
                     o.jid.clone(),
                     Role::Staff,
@@ -281,7 +335,8 @@ impl Room {
                     o.role == Role::Staff,
                     &occ.shown,
                     &[],
-                ));
+                );
+                out.send(crate::core::widget::with_profile(p, ctx.site, &occ));
             }
         }
         self.occupants.push(occ);

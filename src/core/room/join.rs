@@ -8,11 +8,13 @@ use xmpp_parsers::muc::Muc;
 use xmpp_parsers::presence::Presence;
 use xmpp_parsers::stanza_error::DefinedCondition;
 
-use super::{leave, Arrival, Ctx, HistoryItem, Occupant, Room};
+use super::{leave, Arrival, Ctx, HistoryItem, Occupant, Room, HISTORY_MAX};
 use crate::core::metrics::Counted;
 use crate::core::refusal::Refusal;
+use crate::core::replay::{history_stanza, Replay, STORED_HISTORY_MAX};
 use crate::core::session::Role;
 use crate::core::stanzas::{self, Shown, NS_MUC};
+use crate::core::widget;
 use crate::core::{Effects, OrElse};
 use crate::store::StoreOp;
 use crate::time::Timestamp;
@@ -378,7 +380,7 @@ impl Room {
             let Some(o_jid) = self.occupant_jid(&o.nick) else {
                 continue;
             };
-            out.send(stanzas::occupant_presence(
+            let p = stanzas::occupant_presence(
                 o_jid,
                 joiner.clone(),
                 o.role,
@@ -386,11 +388,12 @@ impl Room {
                 me_staff,
                 &o.shown,
                 &[],
-            ));
+            );
+            out.send(widget::with_profile(p, ctx.site, o));
         }
         if welcome != Welcome::Again {
             for o in self.joined().filter(|o| o.jid != *joiner) {
-                out.send(stanzas::occupant_presence(
+                let p = stanzas::occupant_presence(
                     me_jid.clone(),
                     o.jid.clone(),
                     me.role,
@@ -398,7 +401,8 @@ impl Room {
                     o.role == Role::Staff,
                     &me.shown,
                     &[],
-                ));
+                );
+                out.send(widget::with_profile(p, ctx.site, me));
             }
         }
         let codes: &[u16] = if welcome == Welcome::Created {
@@ -426,49 +430,63 @@ impl Room {
         now: Timestamp,
         out: &mut Effects,
     ) {
-        for item in self.history_to_send(req, now) {
-            let Some(from) = self.occupant_jid(&item.nick) else {
-                continue;
-            };
-            out.send(stanzas::groupchat_text(stanzas::GroupchatText {
-                from,
-                to: joiner.clone(),
-                id: item.id.clone(),
-                body: &item.body,
-                lang: item.lang.clone(),
-                stanza_id: &item.stanza_id,
-                room: &self.jid,
-                kept: vec![],
-                delayed: Some(item.at),
-            }));
+        let (items, older) = self.history_to_send(req, now);
+        if older > 0 {
+            if let Some(oldest) = items.first() {
+                out.replay(Replay {
+                    session_id: self.session.id,
+                    room: self.jid.clone(),
+                    to: joiner.clone(),
+                    before: oldest.stanza_id.clone(),
+                    after: history_after(req, now),
+                    max: older,
+                });
+            }
+        }
+        for item in items {
+            if let Some(s) = history_stanza(&self.jid, joiner, item) {
+                out.send(s);
+            }
         }
     }
 
-    /// The history a joiner asked for (XEP-0045 `<history maxstanzas|seconds|since>`), newest
-    /// kept.
-    fn history_to_send(
-        &self,
-        req: Option<&History>,
-        now: Timestamp,
-    ) -> impl Iterator<Item = &HistoryItem> {
-        let max = match req {
-            Some(h) if h.maxchars == Some(0) => 0,
-            Some(h) => h.maxstanzas.map_or(usize::MAX, |n| n as usize),
-            None => usize::MAX,
+    /// The history a joiner asked for (XEP-0045 `<history maxstanzas|seconds|since>`) that
+    /// memory holds, newest kept, and how many older lines to read from the store. With no
+    /// `maxstanzas`, a join gets [`HISTORY_MAX`] lines in all; with one, up to
+    /// [`STORED_HISTORY_MAX`] from the store.
+    fn history_to_send(&self, req: Option<&History>, now: Timestamp) -> (Vec<&HistoryItem>, usize) {
+        let (max, wanted) = match req {
+            Some(h) if h.maxchars == Some(0) => (0, 0),
+            Some(History {
+                maxstanzas: Some(n),
+                ..
+            }) => (*n as usize, (*n as usize).min(STORED_HISTORY_MAX)),
+            _ => (usize::MAX, HISTORY_MAX),
         };
-        let since = req
-            .and_then(|h| h.since.as_ref())
-            .map(|d| Timestamp(d.0.timestamp_millis()));
-        let seconds = req
-            .and_then(|h| h.seconds)
-            .map(|s| now.plus_millis(-(i64::from(s) * 1000)));
-        let after = since.max(seconds);
+        let after = history_after(req, now);
         let eligible: Vec<_> = self
             .history
             .iter()
             .filter(|h| after.is_none_or(|a| h.at > a))
             .collect();
+        // Older lines can only qualify if every line in memory did.
+        let older = if self.older_in_store && eligible.len() == self.history.len() {
+            wanted.saturating_sub(eligible.len())
+        } else {
+            0
+        };
         let skip = eligible.len().saturating_sub(max);
-        eligible.into_iter().skip(skip)
+        (eligible.into_iter().skip(skip).collect(), older)
     }
+}
+
+/// Lines said at or before this instant are not wanted (`<history since|seconds>`).
+fn history_after(req: Option<&History>, now: Timestamp) -> Option<Timestamp> {
+    let since = req
+        .and_then(|h| h.since.as_ref())
+        .map(|d| Timestamp(d.0.timestamp_millis()));
+    let seconds = req
+        .and_then(|h| h.seconds)
+        .map(|s| now.plus_millis(-(i64::from(s) * 1000)));
+    since.max(seconds)
 }

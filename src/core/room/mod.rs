@@ -87,7 +87,7 @@ pub struct HistoryItem {
 }
 
 impl HistoryItem {
-    fn of_record(m: MessageRecord) -> Option<HistoryItem> {
+    pub(crate) fn of_record(m: MessageRecord) -> Option<HistoryItem> {
         // A line whose sender is not a full JID was not written by us: leave it out.
         if !m.from_jid.is_full() {
             return None;
@@ -171,6 +171,8 @@ pub struct Kept {
     pub first_visitor_line: Option<MessageRecord>,
     /// The stanza-id of the session's latest line of any kind.
     pub last_stanza_id: Option<String>,
+    /// What is known of the visitor (token details, page context, pre-chat answers).
+    pub details: Vec<super::session::DetailRecord>,
 }
 
 #[derive(Debug)]
@@ -182,6 +184,8 @@ pub struct Room {
     history: VecDeque<HistoryItem>,
     /// Bytes of the bodies in `history`.
     history_bytes: usize,
+    /// Memory has let go of lines the store still has (see replay.rs).
+    older_in_store: bool,
     /// Next sequence number for stanza-ids in this session.
     seq: u64,
     /// Set while nobody is in the room; the session closes when it runs out.
@@ -203,6 +207,10 @@ pub struct Room {
     told_position: Option<(usize, Timestamp)>,
     /// When a staff member first took the chat.
     first_answer: Option<Timestamp>,
+    /// The visitor was told the desk is closed.
+    told_closed: bool,
+    /// What is known of the visitor besides their nick.
+    details: crate::core::details::VisitorDetails,
     /// The visitor was told that nobody is available (once per session).
     told_nobody: bool,
     /// The one-to-one staff member was told the visitor left; they hear when they are back.
@@ -229,6 +237,7 @@ impl Room {
             occupants: Vec::new(),
             history: VecDeque::new(),
             history_bytes: 0,
+            older_in_store: false,
             seq: 1,
             emptied: None,
             pending_joins: Vec::new(),
@@ -239,6 +248,8 @@ impl Room {
             announced_at: None,
             told_position: None,
             first_answer: None,
+            told_closed: false,
+            details: Default::default(),
             told_nobody: false,
             told_left: false,
             first_message: None,
@@ -290,10 +301,13 @@ impl Room {
             .max();
         room.seq = last_seq.map_or(1, |s| s.saturating_add(1));
         room.first_message = kept.first_visitor_line.map(|m| (m.body, m.at));
+        room.details = crate::core::details::VisitorDetails::from_records(kept.details);
         if room.first_message.is_none() && record.state == SessionState::Active {
             // ACTIVE means the visitor wrote, even if the line itself is not to be found.
             room.first_message = Some((String::new(), record.updated_at));
         }
+        // The store gave as many as asked for: it may hold older ones.
+        room.older_in_store = kept.history.len() >= HISTORY_MAX;
         for item in kept.history.into_iter().filter_map(HistoryItem::of_record) {
             room.remember(item, usize::MAX);
         }
@@ -495,6 +509,12 @@ impl Room {
         self.history.iter().filter(|h| h.role == Role::Visitor)
     }
 
+    /// The id for a staff note written into this session's transcript: the session's next
+    /// stanza-id, so that a resumed room still never gives an id twice.
+    pub fn note_stanza_id(&mut self) -> String {
+        self.next_stanza_id()
+    }
+
     fn next_stanza_id(&mut self) -> String {
         let id = format!("{}-{}", self.session.id, self.seq);
         self.seq = self.seq.saturating_add(1);
@@ -512,6 +532,7 @@ impl Room {
         {
             if let Some(old) = self.history.pop_front() {
                 self.history_bytes = self.history_bytes.saturating_sub(old.body.len());
+                self.older_in_store = true;
             }
         }
     }

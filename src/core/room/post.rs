@@ -14,14 +14,28 @@ use crate::core::stanzas::{self, NS_CHATSTATES, NS_SID};
 use crate::core::Effects;
 use crate::core::OrElse;
 
-/// The payloads a reflected message keeps: chat states and the sender's origin-id. Anything
-/// else (a forged `<stanza-id>` or `<delay>`, XHTML, unknown extensions) is dropped.
+/// XEP-0333 chat markers: relayed like chat states (and rate-limited with them).
+pub const NS_MARKERS: &str = "urn:xmpp:chat-markers:0";
+
+/// The payloads a reflected message keeps: chat states, chat markers and the sender's
+/// origin-id. Anything else (a forged `<stanza-id>` or `<delay>`, XHTML, unknown extensions)
+/// is dropped.
 pub fn kept_payloads(payloads: &[Element]) -> Vec<Element> {
     payloads
         .iter()
-        .filter(|e| e.ns() == NS_CHATSTATES || (e.ns() == NS_SID && e.name() == "origin-id"))
+        .filter(|e| {
+            e.ns() == NS_CHATSTATES || is_marker(e) || (e.ns() == NS_SID && e.name() == "origin-id")
+        })
         .cloned()
         .collect()
+}
+
+fn is_marker(e: &Element) -> bool {
+    e.ns() == NS_MARKERS
+        && matches!(
+            e.name(),
+            "markable" | "received" | "displayed" | "acknowledged"
+        )
 }
 
 /// A message with a body, from an occupant (joined, or one-to-one staff).
@@ -106,7 +120,8 @@ impl Room {
             id: said.id.clone(),
         };
         if said.author.role == Role::Visitor {
-            let copies = self.copies_of_visitor_message(ctx, targets, &said.body, &said.kept, out);
+            let copies = self
+                .copies_of_visitor_message(ctx, targets, &said.body, &said.kept, &stanza_id, out);
             reflections.extend(copies);
         }
         let record = MessageRecord {

@@ -1,0 +1,360 @@
+//! Scenario tests of notes, tags and missed chats, with a real store behind the core: every
+//! write the core asks for is applied to an in-memory database, and every read it asks for is
+//! answered from it by the shell's own `reads::answer`.
+
+use super::tests::*;
+use super::*;
+use crate::store::{stats, Store};
+
+const ALICE_BARE: &str = "alice_acme@example.com";
+
+/// A scenario and the database its writes go to.
+struct Desk {
+    s: Scenario,
+    store: Store,
+}
+
+impl Desk {
+    fn new() -> Desk {
+        Desk {
+            s: Scenario::new(),
+            store: Store::open_in_memory().unwrap(),
+        }
+    }
+
+    /// Commits what the core wrote, and answers its reads (which may write more).
+    fn sync(&mut self) {
+        loop {
+            let ops = std::mem::take(&mut self.s.stored);
+            self.store.apply(&ops).unwrap();
+            let jobs = std::mem::take(&mut self.s.jobs);
+            if jobs.is_empty() {
+                return;
+            }
+            for job in jobs {
+                if let Output::Query(q) = job {
+                    let id = crate::shell::reads::id(&q);
+                    let result =
+                        crate::shell::reads::answer(&self.store, &q).map_err(|e| e.to_string());
+                    self.s.feed(Input::QueryDone { id, result });
+                }
+            }
+        }
+    }
+
+    /// `from` sends `text` to the front desk; the desk's answer.
+    #[track_caller]
+    fn command(&mut self, from: &str, text: &str) -> String {
+        let body = text.replace('&', "&amp;").replace('<', "&lt;");
+        self.s.sends(&format!(
+            "<message from='{from}' to='{COMPONENT}' type='chat'><body>{body}</body></message>"
+        ));
+        self.sync();
+        let bare = from.split('/').next().unwrap_or(from);
+        let i = self
+            .s
+            .staff_inbox
+            .iter()
+            .rposition(|e| e.attr("from") == Some(COMPONENT) && e.attr("to") == Some(bare))
+            .unwrap_or_else(|| panic!("the desk did not answer {text:?}"));
+        let answer = self.s.staff_inbox.remove(i).unwrap();
+        answer
+            .get_child("body", "jabber:component:accept")
+            .map(|b| b.text())
+            .unwrap_or_default()
+    }
+
+    /// A visitor who wrote and left: the chat closes 5 s later.
+    fn visitor_writes_and_leaves(&mut self, body: &str) {
+        self.s.visitor_joins();
+        self.s.visitor_says(body);
+        self.s.sends(&format!(
+            "<presence type='unavailable' from='{V1}' to='{ROOM}/Ann'/>"
+        ));
+        self.s.after_secs(6);
+        self.s.drain();
+        self.sync();
+        assert_eq!(self.s.state("v1_acme"), None, "the chat should be closed");
+    }
+
+    fn notes(&self, session: i64) -> Vec<String> {
+        self.store
+            .transcript(session)
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.role == session::Role::Note)
+            .map(|m| m.body)
+            .collect()
+    }
+}
+
+#[test]
+fn a_note_is_kept_in_the_transcript_for_staff_and_never_reaches_the_visitor() {
+    let mut d = Desk::new();
+    d.s.visitor_joins();
+    d.s.visitor_says("Hi");
+    d.sync();
+    let answer = d.command(ALICE, "!note 1 VIP customer,\nwants a call back <soon>");
+    assert_eq!(answer, "Note added to #1.");
+    d.s.receives_nothing(); // nothing to the visitor (or anyone in the room)
+    assert_eq!(d.notes(1), ["VIP customer,\nwants a call back <soon>"]);
+    let row = d.store.transcript(1).unwrap().pop().unwrap();
+    assert_eq!(
+        (
+            row.nick.as_str(),
+            row.from_jid.as_str(),
+            row.stanza_id.as_str()
+        ),
+        (ALICE_BARE, ALICE, "1-3"), // the room's own sequence: 1-1 join, 1-2 "Hi"
+        "{row:?}"
+    );
+    // The room's history (what a joining visitor is replayed, and what a restart resumes)
+    // leaves notes out.
+    let snap = d.store.snapshot(20).unwrap();
+    assert!(
+        snap.messages.iter().all(|m| m.role != session::Role::Note),
+        "{snap:?}"
+    );
+    // Staff read it in !transcript, marked as a note, each line of it marked.
+    let t = d.command(ALICE, "!transcript 1");
+    assert!(
+        t.ends_with(&format!(
+            "] {ALICE_BARE} (note): VIP customer,\n    │ wants a call back <soon>"
+        )),
+        "{t}"
+    );
+    // The visitor writes again: still nothing of the note anywhere on the MUC side.
+    d.s.visitor_says("Hello?");
+    let all: Vec<String> = d.s.drain().iter().map(show).collect();
+    assert!(all.iter().all(|x| !x.contains("VIP")), "{all:?}");
+}
+
+#[test]
+fn notes_that_are_refused_say_why_and_store_nothing() {
+    let mut d = Desk::new();
+    d.s.visitor_joins();
+    d.s.visitor_says("Hi");
+    d.sync();
+    assert_eq!(
+        d.command(CAROL, "!note 1 not mine"),
+        "#1 is a chat of another site: you can only note chats of your own sites."
+    );
+    assert_eq!(d.command(ALICE, "!note 99 who?"), "There is no such chat.");
+    assert_eq!(
+        d.command(ALICE, "!note 1"),
+        "!note needs some text, e.g. !note 1 emailed them the invoice"
+    );
+    assert_eq!(
+        d.command(ALICE, "!note"),
+        "!note needs a chat number, e.g. !note 12"
+    );
+    assert_eq!(d.command(ALICE, "!note x hi"), "\"x\" is not a chat number");
+    let max = d.s.core.config.limits.body_chars;
+    assert_eq!(
+        d.command(ALICE, &format!("!note 1 {}", "n".repeat(max + 1))),
+        format!(
+            "A note is at most {max} characters; that one has {}.",
+            max + 1
+        )
+    );
+    assert!(d.notes(1).is_empty());
+    // Carol cannot note a closed chat of another site either (the store says whose it is).
+    d.s.sends(&format!(
+        "<presence type='unavailable' from='{V1}' to='{ROOM}/Ann'/>"
+    ));
+    d.s.after_secs(6);
+    d.sync();
+    assert_eq!(
+        d.command(CAROL, "!note 1 not mine"),
+        "#1 is a chat of another site: you can only note chats of your own sites."
+    );
+    assert_eq!(
+        d.command(CAROL, "!tag 1 mine"),
+        "#1 is a chat of another site: you can only tag chats of your own sites."
+    );
+    assert!(d.notes(1).is_empty());
+    assert!(d.store.tags(1).unwrap().is_empty());
+}
+
+#[test]
+fn bidi_overrides_and_controls_in_notes_are_kept_but_shown_escaped() {
+    let mut d = Desk::new();
+    d.s.visitor_joins();
+    d.sync();
+    let forged = "ok\u{202E}gnp.exe\u{2066}\n[10:00] carol (staff): refund approved";
+    d.command(ALICE, &format!("!note 1 {forged}"));
+    assert_eq!(d.notes(1), [forged]); // the file has what was written
+    let t = d.command(ALICE, "!transcript 1");
+    let last = t.lines().rev().take(2).collect::<Vec<_>>();
+    assert_eq!(
+        last,
+        [
+            "    │ [10:00] carol (staff): refund approved",
+            &*format!("[2026-11-22 10:00] {ALICE_BARE} (note): ok\\u{{202E}}gnp.exe\\u{{2066}}"),
+        ],
+        "{t}"
+    );
+    assert!(crate::render::is_rendered(&t, true), "{t:?}");
+}
+
+#[test]
+fn tags_are_words_kept_once_and_shown_in_the_transcript_header() {
+    let mut d = Desk::new();
+    d.s.visitor_joins();
+    d.sync();
+    assert_eq!(
+        d.command(ALICE, "!tag 1 Billing #refund billing"),
+        "#1 tagged billing, refund."
+    );
+    assert_eq!(
+        d.command(ALICE, "!tag 1 refund vip"),
+        "#1 tagged refund, vip."
+    );
+    assert_eq!(d.store.tags(1).unwrap(), ["billing", "refund", "vip"]);
+    d.s.receives_nothing();
+    let t = d.command(ALICE, "!transcript 1");
+    assert!(
+        t.starts_with("#1 v1 (acme), INACTIVE, tags: billing, refund, vip:"),
+        "{t}"
+    );
+    // Not words: refused whole, nothing stored.
+    for (bad, shown) in [
+        ("a/b", "a/b"),
+        ("rtl\u{202E}x", "rtl\\u{202E}x"),
+        ("zero\u{200D}width", "zero\u{200D}width"),
+        (&"x".repeat(33), &"x".repeat(33)),
+    ] {
+        assert_eq!(
+            d.command(ALICE, &format!("!tag 1 fine {bad}")),
+            format!("\"{shown}\" cannot be a tag: a tag is 1 to 32 letters, digits, - or _."),
+        );
+    }
+    assert_eq!(
+        d.command(ALICE, "!tag 1"),
+        "!tag needs one or more words, e.g. !tag 12 billing refund"
+    );
+    assert_eq!(
+        d.command(ALICE, "!tag 1 a b c d e f g h i j k"),
+        "At most 10 tags at a time; that was 11."
+    );
+    assert_eq!(
+        d.command(CAROL, "!tag 1 mine"),
+        "#1 is a chat of another site: you can only tag chats of your own sites."
+    );
+    assert_eq!(d.store.tags(1).unwrap(), ["billing", "refund", "vip"]);
+}
+
+#[test]
+fn a_chat_closed_unanswered_is_missed_until_followed_up_with_notes_and_tags() {
+    let mut d = Desk::new();
+    d.visitor_writes_and_leaves("Where is my order 1234?");
+    let missed = d.command(ALICE, "!missed");
+    assert_eq!(
+        missed,
+        "1 missed chat(s) on your sites in the last 7 days (closed with no staff reply):\n\
+         #1 visitor v1 on ACME Inc. — 2026-11-22 10:00 UTC, closed 0 s ago — \"Where is my order 1234?\""
+    );
+    assert_eq!(
+        d.command(CAROL, "!missed 30"),
+        "No missed chats on your sites in the last 30 days."
+    );
+    // A closed chat takes notes and tags (the store says whose it is).
+    assert_eq!(
+        d.command(ALICE, "!note 1 emailed them"),
+        "Note added to #1."
+    );
+    assert_eq!(
+        d.command(ALICE, "!tag 1 followed-up"),
+        "#1 tagged followed-up."
+    );
+    assert_eq!(d.notes(1), ["emailed them"]);
+    assert_eq!(d.store.tags(1).unwrap(), ["followed-up"]);
+    let note = d.store.transcript(1).unwrap().pop().unwrap();
+    assert!(note.stanza_id.starts_with("1-note-"), "{note:?}");
+    // A note is not a reply: the chat is still missed.
+    assert_eq!(stats::missed_ids(d.store.conn()).unwrap(), [1].into());
+    // Older than the window: not listed.
+    d.s.after_secs(2 * 86_400);
+    assert_eq!(
+        d.command(ALICE, "!missed 1"),
+        "No missed chats on your sites in the last day."
+    );
+    for bad in ["0", "367", "week"] {
+        assert_eq!(
+            d.command(ALICE, &format!("!missed {bad}")),
+            format!("\"{bad}\" is not a number of days from 1 to 366")
+        );
+    }
+}
+
+#[test]
+fn a_chat_staff_answered_is_not_missed_and_admins_see_every_site() {
+    let mut c = config();
+    c.admins = [BareJid::new("root@example.com").unwrap()].into();
+    let mut d = Desk {
+        s: Scenario::with_config(c),
+        store: Store::open_in_memory().unwrap(),
+    };
+    d.s.visitor_joins();
+    d.s.visitor_says("Hi");
+    d.s.alice_joins();
+    d.s.sends(&format!(
+        "<message from='{ALICE}' to='{ROOM}' type='groupchat'><body>Hello!</body></message>"
+    ));
+    for who in [V1, ALICE] {
+        let nick = if who == V1 { "Ann" } else { "Alice" };
+        d.s.sends(&format!(
+            "<presence type='unavailable' from='{who}' to='{ROOM}/{nick}'/>"
+        ));
+    }
+    d.s.after_secs(6);
+    d.s.drain();
+    d.sync();
+    assert_eq!(d.s.state("v1_acme"), None);
+    assert_eq!(
+        d.command(ALICE, "!missed"),
+        "No missed chats on your sites in the last 7 days."
+    );
+    // A second chat, unanswered: the admin (staff of no site) sees it.
+    d.visitor_writes_and_leaves("anyone?");
+    let all = d.command("root@example.com/x", "!missed");
+    assert!(
+        all.starts_with("1 missed chat(s)") && all.contains("#2 visitor v1"),
+        "{all}"
+    );
+    assert_eq!(
+        d.command("root@example.com/x", "!note 2 seen"),
+        "Note added to #2."
+    );
+}
+
+#[test]
+fn notes_tags_and_missed_as_ad_hoc_commands() {
+    let mut d = Desk::new();
+    d.visitor_writes_and_leaves("Hello?");
+    let cmd = "http://jabber.org/protocol/commands";
+    // The note form asks for a chat number and the text.
+    d.s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='n1'><command xmlns='{cmd}' node='note' action='execute'/></iq>"));
+    d.s.receives("<iq type='result' id='n1'><command xmlns='http://jabber.org/protocol/commands' node='note' status='executing'><x xmlns='jabber:x:data' type='form'><field var='session'><required/></field><field var='text' label='Note'><required/></field></x></command></iq>");
+    d.s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='n2'><command xmlns='{cmd}' node='note' sessionid='note' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='session'><value>1</value></field><field var='text'><value>left a voicemail</value></field></x></command></iq>"));
+    d.sync();
+    d.s.receives("<iq type='result' id='n2'><command xmlns='http://jabber.org/protocol/commands' node='note' status='completed'><note type='info'>Note added to #1.</note></command></iq>");
+    assert_eq!(d.notes(1), ["left a voicemail"]);
+    // An empty note from the form is refused as from !note.
+    d.s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='n3'><command xmlns='{cmd}' node='note' sessionid='note' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='session'><value>1</value></field></x></command></iq>"));
+    d.s.receives("<iq type='result' id='n3'><command xmlns='http://jabber.org/protocol/commands' node='note' status='completed'><note type='info'>!note needs some text, e.g. !note 1 emailed them the invoice</note></command></iq>");
+    d.s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='t1'><command xmlns='{cmd}' node='tag' sessionid='tag' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='session'><value>#1</value></field><field var='text'><value>callback</value></field></x></command></iq>"));
+    d.sync();
+    d.s.receives("<iq type='result' id='t1'><command xmlns='http://jabber.org/protocol/commands' node='tag' status='completed'><note type='info'>#1 tagged callback.</note></command></iq>");
+    // missed: a form with the days (7 unless changed), then the list.
+    d.s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='m1'><command xmlns='{cmd}' node='missed' action='execute'/></iq>"));
+    d.s.receives("<iq type='result' id='m1'><command xmlns='http://jabber.org/protocol/commands' node='missed' status='executing'><x xmlns='jabber:x:data' type='form'><field var='days'><value>7</value></field></x></command></iq>");
+    d.s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='m2'><command xmlns='{cmd}' node='missed' sessionid='missed' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='days'><value>7</value></field></x></command></iq>"));
+    d.sync();
+    let r = d.s.inbox.pop_front().unwrap();
+    assert!(
+        show(&r).contains("#1 visitor v1 on ACME Inc."),
+        "{}",
+        show(&r)
+    );
+}

@@ -1,0 +1,90 @@
+"""Notes, tags and missed chats against the real ejabberd with slixmpp staff: a chat the
+visitor leaves unanswered shows in !missed and `frontdesk sessions`; a note and tags never
+reach the visitor (checked on every stanza the visitor's client received) and show in
+!transcript and the CLI; notes from staff of another site, on chats that do not exist, and
+empty ones are refused with a reason.
+
+alice_acme is staff of "acme" (ACME Inc.), carol_globex of "globex".
+"""
+
+from __future__ import annotations
+
+from helpers import body, groupchat_from, poll, show
+from test_staff import desk, room_of, roster_item, session_when
+
+
+async def test_a_missed_chat_then_notes_and_tags_the_visitor_never_sees(frontdesk, clients, ejabberd):
+    component = ejabberd.component_jid
+    alice = await clients.staff("alice_acme")
+    carol = await clients.staff("carol_globex")
+    await poll(lambda: roster_item(alice, component), lambda i: i is not None, 15, "the front desk in the roster")
+
+    # A visitor writes and leaves; nobody answers: missed once the session closes.
+    missed_room = room_of("v30")
+    v = await clients.visitor()
+    await v.join(missed_room, "Ann")
+    await v.say(missed_room, "Please email me about order 77")
+    await v.leave(missed_room, "Ann")
+    s = await session_when(frontdesk, missed_room, lambda s: s["state"] == "CLOSED", "CLOSED", timeout=20)
+    m = s["id"]
+    assert s["missed"] is True and s["tags"] == [], s
+    answer = await desk(alice, component, "!missed", "missed chat")
+    assert f"#{m} visitor v30 on ACME Inc." in body(answer), body(answer)
+    assert '"Please email me about order 77"' in body(answer), body(answer)
+    answer = await desk(carol, component, "!missed", "missed chats")
+    assert body(answer) == "No missed chats on your sites in the last 7 days.", body(answer)
+    listed = frontdesk.cli("sessions", "--missed")
+    assert listed.returncode == 0 and f"v30_acme@chat.localhost" in listed.stdout, listed
+    # A follow-up note on the closed chat is not a reply: still missed.
+    answer = await desk(alice, component, f"!note {m} emailed them", "Note")
+    assert body(answer) == f"Note added to #{m}.", body(answer)
+    assert frontdesk.session_of(missed_room)["missed"] is True
+
+    # A chat in progress: a note and tags, while the visitor is there.
+    room = room_of("v31")
+    v2 = await clients.visitor()
+    await v2.join(room, "Bo")
+    await v2.say(room, "Hi, is anyone there?")
+    n = (await session_when(frontdesk, room, lambda s: s["state"] == "ACTIVE", "ACTIVE"))["id"]
+    secret = "internal-zq7: VIP, refund approved \u202e by finance"
+    answer = await desk(alice, component, f"!note {n} {secret}", "Note")
+    assert body(answer) == f"Note added to #{n}.", body(answer)
+    answer = await desk(alice, component, f"!tag {n} Tagzq1 refund-zq2 tagzq1", "tagged")
+    assert body(answer) == f"#{n} tagged tagzq1, refund-zq2.", body(answer)
+
+    # Refused, with the reason: another site's staff, a chat that does not exist, no text,
+    # a tag that is not a word.
+    answer = await desk(carol, component, f"!note {n} mine now", "another site")
+    assert body(answer) == f"#{n} is a chat of another site: you can only note chats of your own sites.", body(answer)
+    answer = await desk(carol, component, f"!tag {n} mine", "another site")
+    assert "you can only tag chats of your own sites" in body(answer), body(answer)
+    answer = await desk(alice, component, "!note 99999 hello", "no such chat")
+    assert body(answer) == "There is no such chat.", body(answer)
+    answer = await desk(alice, component, f"!note {n}", "needs some text")
+    answer = await desk(alice, component, f"!tag {n} bad\u202etag", "cannot be a tag")
+    assert "bad\\u{202E}tag" in body(answer), body(answer)
+
+    # The visitor keeps chatting: the room reflects their next line, and nothing of the note
+    # or the tags ever reached their client (every stanza it received, join to now).
+    await v2.say(room, "Hello?")
+    seen = [show(st) for st in v2.log]
+    assert seen and all("zq7" not in x and "zq1" not in x and "zq2" not in x for x in seen), seen
+    assert all("zq7" not in show(st) for st in v.log)
+
+    # Staff see the note, each hidden character escaped, and the tags in !transcript...
+    answer = await desk(alice, component, f"!transcript {n}", f"#{n} v31")
+    text = body(answer)
+    assert text.splitlines()[0] == f"#{n} v31 (acme), ACTIVE, tags: refund-zq2, tagzq1:", text
+    assert "alice_acme@localhost (note): internal-zq7: VIP, refund approved \\u{202E} by finance" in text, text
+    # ... and in the CLI: the transcript has the note as it was written, the listing the tags.
+    t = frontdesk.transcript(n)
+    notes = [(e["role"], e["from"], e["body"]) for e in t if e["role"] == "note"]
+    assert notes == [("note", "alice_acme@localhost/desk", secret)], t
+    s = frontdesk.session_of(room)
+    assert s["tags"] == ["refund-zq2", "tagzq1"] and s["missed"] is False, s
+    printed = frontdesk.cli("transcript", str(n))
+    assert "(note): internal-zq7" in printed.stdout and "\u202e" not in printed.stdout, printed.stdout
+
+    # The numbers: one missed chat, and the open one neither answered nor missed.
+    stats = frontdesk._json("stats", "--site", "acme")
+    assert (stats["chats"], stats["answered"], stats["missed"]) == (2, 0, 1), stats
