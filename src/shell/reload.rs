@@ -24,6 +24,10 @@ fn fixed_keys(running: &Config, file: &Config) -> Vec<&'static str> {
     if running.store.synchronous != file.store.synchronous {
         keys.push("store.synchronous");
     }
+    // The store thread was started with it.
+    if running.store.retain_days != file.store.retain_days {
+        keys.push("store.retain_days");
+    }
     if running.metrics != file.metrics {
         keys.push("metrics.listen");
     }
