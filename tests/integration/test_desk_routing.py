@@ -6,7 +6,6 @@ offered one at a time in turn (`routing = "round-robin"`), an offer moving on wh
 from __future__ import annotations
 
 import asyncio
-import secrets
 
 import pytest
 
@@ -18,8 +17,7 @@ TIMEOUT = 5   # offer_timeout_secs
 
 @pytest.fixture
 async def routed(ejabberd, tmp_path):
-    if "dave_acme" not in ejabberd.passwords:
-        ejabberd.register("dave_acme", ejabberd.staff_host, secrets.token_urlsafe(9))
+    ejabberd.ensure_staff_account("dave_acme")
     host = ejabberd.staff_host
     sites = [
         {"id": "acme", "name": "ACME Inc.",

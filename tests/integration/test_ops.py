@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import secrets
 import shutil
 import subprocess
 import urllib.error
@@ -67,7 +66,7 @@ async def test_reload_adds_staff_and_a_site_mid_chat(frontdesk, clients, ejabber
     await v.expect(groupchat_from(room, body_is="Alice here."), what="alice's reply in the room")
 
     # Dave has an account and is online, but is nobody's staff yet.
-    ejabberd.register("dave_acme", "localhost", secrets.token_urlsafe(9))
+    ejabberd.ensure_staff_account("dave_acme")
     dave = await clients.staff("dave_acme")
     frontdesk.rewrite_config(sites=sites_with_dave())
     frontdesk.reload()

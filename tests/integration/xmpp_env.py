@@ -231,6 +231,12 @@ class Ejabberd:
         if host == self.staff_host:
             self.passwords[user] = password
 
+    def ensure_staff_account(self, user: str) -> None:
+        """An account on the staff host, registered once for the whole run (the server is
+        shared by the tests of a run)."""
+        if user not in self.passwords:
+            self.register(user, self.staff_host, secrets.token_urlsafe(9))
+
     # ---- lifecycle ------------------------------------------------------------------------
     def beam_pids(self) -> list[int]:
         """The Erlang VM process of this node (not the ejabberdctl/su/erl wrappers)."""
