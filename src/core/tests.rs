@@ -344,6 +344,30 @@ impl Scenario {
         self.inbox.drain(..).collect()
     }
 
+    /// The bodies the desk sent `staff` since the last call (and forgets them).
+    pub(super) fn desk_told(&mut self, staff: &str) -> Vec<String> {
+        self.told(staff, COMPONENT)
+    }
+
+    /// The bodies `from` sent `staff` since the last call (and forgets them).
+    pub(super) fn told(&mut self, staff: &str, from: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        self.staff_inbox.retain(|e| {
+            let mine = e.name() == "message"
+                && e.attr("to") == Some(staff)
+                && e.attr("from") == Some(from);
+            if mine {
+                out.push(
+                    e.get_child("body", "jabber:component:accept")
+                        .map(|b| b.text())
+                        .unwrap_or_default(),
+                );
+            }
+            !mine
+        });
+        out
+    }
+
     pub(super) fn after_secs(&mut self, secs: i64) {
         self.now = self.now.plus_millis(secs * 1000);
         self.feed(Input::Tick);

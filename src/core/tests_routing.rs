@@ -48,30 +48,6 @@ impl Scenario {
         ));
     }
 
-    /// The bodies the desk sent `staff` since the last call (and forgets them).
-    fn desk_told(&mut self, staff: &str) -> Vec<String> {
-        self.told(staff, COMPONENT)
-    }
-
-    /// The bodies `from` sent `staff` since the last call (and forgets them).
-    fn told(&mut self, staff: &str, from: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        self.staff_inbox.retain(|e| {
-            let mine = e.name() == "message"
-                && e.attr("to") == Some(staff)
-                && e.attr("from") == Some(from);
-            if mine {
-                out.push(
-                    e.get_child("body", "jabber:component:accept")
-                        .map(|b| b.text())
-                        .unwrap_or_default(),
-                );
-            }
-            !mine
-        });
-        out
-    }
-
     fn offers_to(&mut self, staff: &str) -> Vec<String> {
         self.desk_told(staff)
             .into_iter()

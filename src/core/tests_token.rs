@@ -137,24 +137,6 @@ fn join_with(from: &str, nick: &str, password: &str, extra: &str) -> String {
     format!("<presence from='{from}' to='{ROOM}/{nick}'><x xmlns='http://jabber.org/protocol/muc'><password>{password}</password></x>{extra}</presence>")
 }
 
-fn desk_lines(s: &mut Scenario, staff: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    s.staff_inbox.retain(|e| {
-        let mine = e.name() == "message"
-            && e.attr("to") == Some(staff)
-            && e.attr("from") == Some(COMPONENT);
-        if mine {
-            out.push(
-                e.get_child("body", "jabber:component:accept")
-                    .map(|b| b.text())
-                    .unwrap_or_default(),
-            );
-        }
-        !mine
-    });
-    out
-}
-
 #[test]
 fn signed_details_and_the_page_reach_staff_with_the_offer_and_in_info() {
     let mut s = with_tokens();
@@ -205,7 +187,7 @@ fn signed_details_and_the_page_reach_staff_with_the_offer_and_in_info() {
     s.sends(&format!(
         "<message from='{V1}' to='{ROOM}' type='groupchat'><body>Hi</body></message>"
     ));
-    let offer = desk_lines(&mut s, "alice_acme@example.com");
+    let offer = s.desk_told("alice_acme@example.com");
     assert_eq!(
         offer,
         ["Visitor Ann on ACME Inc. wants to chat (#1). Reply to them, or send !accept 1.\nname: Ann Smith ✓ · email: ann@example.com ✓ · page: https://shop.example.com/cart (!info 1 for more)"]
@@ -213,7 +195,7 @@ fn signed_details_and_the_page_reach_staff_with_the_offer_and_in_info() {
     s.sends(&format!(
         "<message from='{ALICE}' to='{COMPONENT}' type='chat'><body>!info 1</body></message>"
     ));
-    let info = desk_lines(&mut s, "alice_acme@example.com");
+    let info = s.desk_told("alice_acme@example.com");
     assert_eq!(
         info,
         ["#1 Ann on ACME Inc. — ACTIVE\nname: Ann Smith (signed by the website)\nemail: ann@example.com (signed by the website)\nuser id: 4711 (signed by the website)\npage: https://shop.example.com/cart (from the widget)\nreferrer: https://search.example/?q=x (from the widget)\ntitle: Your cart (from the widget)\nlanguage: nb (from the widget)\nasked: email: ann@home.example (from the widget)\nasked: order: A-1 (from the widget)"]
@@ -259,7 +241,7 @@ fn hostile_page_context_is_cut_bounded_and_rendered_safely() {
     s.sends(&format!(
         "<message from='{ALICE}' to='{COMPONENT}' type='chat'><body>!info 1</body></message>"
     ));
-    let info = desk_lines(&mut s, "alice_acme@example.com").join("\n");
+    let info = s.desk_told("alice_acme@example.com").join("\n");
     assert!(crate::render::is_rendered(&info, true), "{info:?}");
     assert!(
         !info.contains("\ncarol_beta (staff): ok"),
@@ -270,7 +252,7 @@ fn hostile_page_context_is_cut_bounded_and_rendered_safely() {
         "<message from='{CAROL}' to='{COMPONENT}' type='chat'><body>!info 1</body></message>"
     ));
     assert_eq!(
-        desk_lines(&mut s, "carol_globex@example.com"),
+        s.desk_told("carol_globex@example.com"),
         ["There is no open chat #1 on your sites."]
     );
 }
