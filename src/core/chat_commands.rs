@@ -5,7 +5,7 @@ use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 
 use super::room::post::Said;
 use super::session::SessionState;
-use super::{stanzas, Core, Effects};
+use super::{Core, Effects};
 use crate::address::{RoomName, SiteId};
 use crate::time::Timestamp;
 
@@ -214,29 +214,27 @@ impl Core {
     }
 
     /// What the visitor wrote so far, from the contact, and a note from the desk, to whom a
-    /// chat was handed.
-    fn tell_new_handler(&self, name: &RoomName, from: &BareJid, who: &BareJid, out: &mut Effects) {
-        let (Some(room), Some(site)) = (self.rooms.get(name), self.config.sites.get(name.site()))
+    /// chat was handed: an offer's makings, with its own note.
+    fn tell_new_handler(
+        &mut self,
+        name: &RoomName,
+        from: &BareJid,
+        who: &BareJid,
+        out: &mut Effects,
+    ) {
+        let desk = Jid::from(self.config.component.clone());
+        let (Some(room), Some(site)) =
+            (self.rooms.get_mut(name), self.config.sites.get(name.site()))
         else {
             return;
         };
         let n = room.session_id();
-        let desk = Jid::from(self.config.component.clone());
-        let contact = Jid::from(room.jid().clone());
-        for h in room.visitor_lines() {
-            out.send(stanzas::chat_delayed(
-                contact.clone(),
-                Jid::from(who.clone()),
-                &h.body,
-                h.at,
-            ));
-        }
         let note = format!(
             "{from} handed you chat #{n} with {} on {}. Reply to them; !transcript {n} shows the conversation so far.",
             room.visitor_nick(),
             site.name
         );
-        out.send(stanzas::chat(desk, Jid::from(who.clone()), &note));
+        room.offer_to(&desk, who, &note, out);
     }
 
     /// The resource a transfer to `who` goes to, or why it cannot.
