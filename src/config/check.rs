@@ -10,7 +10,7 @@ use xmpp_parsers::jid::BareJid;
 use super::read::{Checker, InlineOrFile};
 use super::{
     ComponentConfig, Config, HttpUrl, Limits, MetricsConfig, RosterConfig, RosterMode,
-    SecretSource, StoreConfig, DEFAULT_CHECK_STAFF_SECS, DEFAULT_REMOVE_AFTER_SECS,
+    RosterVisitors, SecretSource, StoreConfig, DEFAULT_CHECK_STAFF_SECS, DEFAULT_REMOVE_AFTER_SECS,
 };
 use crate::store::Durability;
 
@@ -234,6 +234,7 @@ impl Checker {
                 "ejabberd_api",
                 "remove_after_secs",
                 "check_staff_secs",
+                "visitors",
             ],
         );
         let mut r = RosterConfig::default();
@@ -255,6 +256,18 @@ impl Checker {
                 Ok(url) => r.ejabberd_api = Some(url),
                 Err(e) => {
                     self.problem("roster.ejabberd_api", e);
+                    ok = false;
+                }
+            }
+        }
+        if let Some(v) = self.string(t, "roster", "visitors", false) {
+            match RosterVisitors::parse(&v) {
+                Some(visitors) => r.visitors = visitors,
+                None => {
+                    self.problem(
+                        "roster.visitors",
+                        format!("{v:?} is not one of {}", RosterVisitors::WORDS.join(", ")),
+                    );
                     ok = false;
                 }
             }

@@ -181,6 +181,8 @@ pub struct RosterConfig {
     pub remove_after_secs: u64,
     /// How often staff who seem online are checked (a probe, and a ping to each resource).
     pub check_staff_secs: u64,
+    /// Which visitors become contacts in staff rosters.
+    pub visitors: RosterVisitors,
 }
 
 pub const DEFAULT_REMOVE_AFTER_SECS: u64 = 60;
@@ -193,6 +195,28 @@ impl Default for RosterConfig {
             ejabberd_api: None,
             remove_after_secs: DEFAULT_REMOVE_AFTER_SECS,
             check_staff_secs: DEFAULT_CHECK_STAFF_SECS,
+            visitors: RosterVisitors::All,
+        }
+    }
+}
+
+/// `[roster] visitors`: every visitor from arrival, or only those who wrote (or were taken).
+/// A busy site's browsing visitors would fill every staff roster and cost two roster writes
+/// per staff member each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RosterVisitors {
+    All,
+    Waiting,
+}
+
+impl RosterVisitors {
+    pub const WORDS: [&'static str; 2] = ["all", "waiting"];
+
+    fn parse(s: &str) -> Option<RosterVisitors> {
+        match s {
+            "all" => Some(RosterVisitors::All),
+            "waiting" => Some(RosterVisitors::Waiting),
+            _ => None,
         }
     }
 }

@@ -87,12 +87,19 @@ fn roster_section_defaults_and_problems() {
     assert_eq!(c.roster.mode, RosterMode::EjabberdApi);
     assert_eq!(c.roster.remove_after_secs, 5);
     assert_eq!(c.roster.check_staff_secs, 20);
+    assert_eq!(c.roster.visitors, crate::config::RosterVisitors::All);
+    let w = Config::parse(
+        &format!("{GOOD}\n[roster]\nvisitors = \"waiting\"\n"),
+        Path::new("/f.toml"),
+    )
+    .unwrap();
+    assert_eq!(w.roster.visitors, crate::config::RosterVisitors::Waiting);
     let url = c.roster.ejabberd_api.unwrap();
     assert_eq!(
         (url.host.as_str(), url.port, url.path.as_str()),
         ("127.0.0.1", 5280, "/api")
     );
-    let bad = format!("{GOOD}\n[roster]\nmode = \"sometimes\"\nejabberd_api = \"https://x/api\"\nremove_after_secs = -1\ncheck_staff_secs = 1\ncolour = 1\n");
+    let bad = format!("{GOOD}\n[roster]\nmode = \"sometimes\"\nejabberd_api = \"https://x/api\"\nremove_after_secs = -1\ncheck_staff_secs = 1\ncolour = 1\nvisitors = \"some\"\n");
     let k = keys(&bad);
     for key in [
         "roster.mode",
@@ -100,6 +107,7 @@ fn roster_section_defaults_and_problems() {
         "roster.remove_after_secs",
         "roster.check_staff_secs",
         "roster.colour",
+        "roster.visitors",
     ] {
         assert!(k.contains(&key.to_string()), "{key} not in {k:?}");
     }

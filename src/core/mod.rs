@@ -710,7 +710,11 @@ impl Core {
         self.pings.forget_room(name);
         let told = room.close(now, out);
         if let Some(site) = self.config.sites.get(name.site()) {
+            let everyone = self.config.roster.visitors == crate::config::RosterVisitors::All;
             for s in &site.staff {
+                if !everyone && !self.roster.has_item(s, room.jid()) {
+                    continue;
+                }
                 out.send(stanzas::presence_of_type(
                     stanzas::contact_full(&Jid::from(room.jid().clone())),
                     Jid::from(s.clone()),

@@ -199,7 +199,7 @@ impl Core {
                     room.note_details(d, out);
                 }
                 if created {
-                    self.roster_add_room(now, &name, out);
+                    self.roster_admit_room(now, &name, out);
                 }
             }
         }

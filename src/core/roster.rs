@@ -13,9 +13,11 @@ use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::presence::Type as PresenceType;
 
 use super::metrics::Counted;
+use super::room::Room;
 use super::stanzas;
 use super::{Core, Effects};
-use crate::config::RosterMode;
+use crate::config::{RosterMode, RosterVisitors};
+use crate::store::types::SessionState;
 use crate::store::StoreOp;
 use crate::time::Timestamp;
 
@@ -542,16 +544,32 @@ impl Core {
         }
         // Open visitors whose items we know are in place need nothing (a reconnect to a
         // server with many open chats would otherwise redo every item).
-        let rooms = self.rooms.names_where(|r| {
-            self.config
-                .sites
-                .get(r.name().site())
-                .is_some_and(|s| s.staff.iter().any(|st| !self.roster.has_item(st, r.jid())))
-        });
+        let rooms =
+            self.rooms.names_where(|r| {
+                self.contact_wanted(r)
+                    && self.config.sites.get(r.name().site()).is_some_and(|s| {
+                        s.staff.iter().any(|st| !self.roster.has_item(st, r.jid()))
+                    })
+            });
         for name in &rooms {
+            if let Some(r) = self.rooms.get_mut(name) {
+                r.mark_rostered();
+            }
             self.roster_add_room(now, name, out);
         }
-        let open: BTreeSet<BareJid> = self.rooms.values().map(|r| r.jid().clone()).collect();
+        let open: BTreeSet<BareJid> = self
+            .rooms
+            .values()
+            .filter(|r| self.contact_wanted(r))
+            .map(|r| r.jid().clone())
+            .collect();
+        // Browsing visitors after a reload to "waiting": their items go, and come back if
+        // they write.
+        for name in self.rooms.names_where(|r| !self.contact_wanted(r)) {
+            if let Some(r) = self.rooms.get_mut(&name) {
+                r.forget_rostered();
+            }
+        }
         let stale: Vec<(BareJid, BareJid)> = self
             .roster
             .items
@@ -562,6 +580,32 @@ impl Core {
         for (staff, contact) in stale {
             let due = now.plus_millis(self.roster.remove_after_ms);
             self.roster.removals.entry((staff, contact)).or_insert(due);
+        }
+    }
+
+    /// Should the room's visitor be a contact in its site's staff rosters (`[roster] visitors`)?
+    pub(super) fn contact_wanted(&self, room: &Room) -> bool {
+        self.config.roster.visitors == RosterVisitors::All || room.state() != SessionState::Inactive
+    }
+
+    /// Is the room's contact presence for `staff`: an item in place, or one wanted and not
+    /// still being written (a presence before its item is lost on some clients).
+    pub(super) fn contact_shown_to(&self, room: &Room, staff: &BareJid) -> bool {
+        self.roster.has_item(staff, room.jid())
+            || (self.contact_wanted(room) && !self.roster.item_pending(staff, room.jid()))
+    }
+
+    /// The visitor contact goes into staff rosters the first time the room wants it: at
+    /// arrival with `visitors = "all"`, when the visitor writes (or is taken) with "waiting".
+    pub(super) fn roster_admit_room(
+        &mut self,
+        now: Timestamp,
+        name: &crate::address::RoomName,
+        out: &mut Effects,
+    ) {
+        let wanted = self.rooms.get(name).is_some_and(|r| self.contact_wanted(r));
+        if wanted && self.rooms.get_mut(name).is_some_and(|r| r.mark_rostered()) {
+            self.roster_add_room(now, name, out);
         }
     }
 
@@ -608,11 +652,15 @@ impl Core {
         let Some(site) = self.config.sites.get(site) else {
             return;
         };
+        // Only items that exist: a visitor who never became a contact costs no removal. An
+        // add still in flight is scheduled for removal when it completes (`roster_done`).
         let due = now.plus_millis(self.roster.remove_after_ms);
         for s in &site.staff {
-            self.roster
-                .removals
-                .insert((s.clone(), contact.clone()), due);
+            if self.roster.has_item(s, contact) {
+                self.roster
+                    .removals
+                    .insert((s.clone(), contact.clone()), due);
+            }
         }
     }
 
@@ -661,6 +709,10 @@ impl Core {
                 }
                 // The item may have arrived after the contact's presence: send it again.
                 self.send_contact_presence_to(&contact, &staff, out);
+                // The chat closed while the item was being written.
+                if contact != self.config.component && !self.contact_is_open(&contact) {
+                    self.roster_schedule_removal_for(now, &staff, &contact);
+                }
                 // A staff member who logged in before the front desk was in their roster never
                 // sent us their presence: ask for it now that the subscription exists (a probe
                 // sent before it may have gone unanswered).
@@ -680,6 +732,13 @@ impl Core {
                 self.verify_staff(now, &staff, out);
             }
         }
+    }
+
+    fn contact_is_open(&self, contact: &BareJid) -> bool {
+        contact
+            .node()
+            .and_then(|n| crate::address::RoomName::parse(n.as_str()).ok())
+            .is_some_and(|n| self.rooms.get(&n).is_some())
     }
 
     /// An IQ answer to a privileged roster set: ours only if it has the id we gave it and comes

@@ -253,7 +253,10 @@ impl Core {
             .and_then(|n| RoomName::parse(n.as_str()).ok())
             .and_then(|n| self.rooms.get(&n));
         match room {
-            Some(room) if self.is_site_staff(staff, room.name().site()) => {
+            Some(room)
+                if self.is_site_staff(staff, room.name().site())
+                    && self.contact_shown_to(room, staff) =>
+            {
                 let (show, status) = room.contact_status();
                 out.send(stanzas::contact_presence(
                     Jid::from(contact.clone()),
@@ -275,16 +278,24 @@ impl Core {
         let Some(site) = self.config.sites.get(name.site()) else {
             return;
         };
+        let Some(room) = self.rooms.get(name) else {
+            return;
+        };
+        let shown: Vec<&BareJid> = site
+            .staff
+            .iter()
+            .filter(|s| self.contact_shown_to(room, s))
+            .collect();
+        if shown.is_empty() {
+            return;
+        }
         let Some(room) = self.rooms.get_mut(name) else {
             return;
         };
         let Some((show, status)) = room.contact_status_to_announce() else {
             return;
         };
-        for s in &site.staff {
-            if self.roster.item_pending(s, room.jid()) {
-                continue;
-            }
+        for s in shown {
             out.send(stanzas::contact_presence(
                 Jid::from(room.jid().clone()),
                 Jid::from(s.clone()),
@@ -315,6 +326,7 @@ impl Core {
         let mut waits_again = false;
         for name in out.take_changed() {
             self.rooms.note_handler(&name);
+            self.roster_admit_room(now, &name, out);
             self.announce_contact(&name, out);
             let Some(room) = self.rooms.get_mut(&name) else {
                 // Closed and gone: a place under someone's cap is free.

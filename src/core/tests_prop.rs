@@ -15,7 +15,7 @@ use xmpp_parsers::stanza::Stanza;
 
 use super::tests::{config, to_element, COMPONENT};
 use super::*;
-use crate::config::{HttpUrl, RosterConfig, RosterMode};
+use crate::config::{HttpUrl, RosterConfig, RosterMode, RosterVisitors};
 use crate::core::session::Role;
 
 const VISITORS: [&str; 3] = [
@@ -471,12 +471,13 @@ proptest! {
     #![proptest_config(ProptestConfig { max_shrink_iters: 2000, ..ProptestConfig::default() })]
 
     #[test]
-    fn invariants_hold_after_every_input(acts in prop::collection::vec(act(), 1..60)) {
+    fn invariants_hold_after_every_input(acts in prop::collection::vec(act(), 1..60), waiting in any::<bool>()) {
         let mut cfg = config();
         cfg.roster = RosterConfig {
             mode: RosterMode::Auto,
             ejabberd_api: Some(HttpUrl::parse("http://127.0.0.1:5280/api").unwrap()),
             remove_after_secs: 30,
+            visitors: if waiting { RosterVisitors::Waiting } else { RosterVisitors::All },
             ..RosterConfig::default()
         };
         let mut now = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();

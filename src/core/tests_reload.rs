@@ -194,3 +194,45 @@ fn counters_and_gauges_follow_the_chat() {
     let g = s.core.gauges();
     assert_eq!(g.sessions.get(&(acme(), "CHATTING")), Some(&1));
 }
+
+#[test]
+fn a_reload_to_visitors_waiting_takes_browsing_visitors_out_of_rosters_until_they_write() {
+    let mut s = connected();
+    // The subscription requests about the visitor contact to each staff member, by type.
+    let requests = |s: &mut Scenario| -> Vec<(String, String)> {
+        s.staff_inbox
+            .drain(..)
+            .filter(|e| e.name() == "presence" && e.attr("from") == Some(ROOM))
+            .filter_map(|e| Some((e.attr("to")?.to_string(), e.attr("type")?.to_string())))
+            .filter(|(_, t)| t.contains("subscribe"))
+            .collect()
+    };
+    s.visitor_joins();
+    let alice = BareJid::new("alice_acme@example.com").unwrap();
+    let room = BareJid::new(ROOM).unwrap();
+    assert!(requests(&mut s)
+        .iter()
+        .any(|(to, t)| to == "alice_acme@example.com" && t == "subscribe"));
+    assert!(s.core.roster.has_item(&alice, &room));
+    reload(&mut s, |c| {
+        c.roster.visitors = crate::config::RosterVisitors::Waiting
+    });
+    s.after_secs(61);
+    let removed = requests(&mut s);
+    assert!(
+        removed
+            .iter()
+            .any(|(to, t)| to == "alice_acme@example.com" && t == "unsubscribe"),
+        "{removed:?}"
+    );
+    assert!(!s.core.roster.has_item(&alice, &room));
+    // Writing brings the contact back.
+    s.visitor_says("Still there?");
+    let back = requests(&mut s);
+    assert!(
+        back.iter()
+            .any(|(to, t)| to == BOB_BARE && t == "subscribe"),
+        "{back:?}"
+    );
+    assert!(s.core.roster.has_item(&alice, &room));
+}

@@ -1628,3 +1628,158 @@ fn one_to_one_messages_to_staff_carry_distinct_ids() {
     let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
     assert_eq!(distinct.len(), ids.len(), "{ids:?}");
 }
+
+// ---- [roster] visitors = "waiting" ----------------------------------------------------------
+
+fn waiting_policy() -> Scenario {
+    let mut c = config();
+    c.roster = RosterConfig {
+        mode: RosterMode::EjabberdApi,
+        ejabberd_api: Some(HttpUrl::parse("http://127.0.0.1:5280/api").unwrap()),
+        remove_after_secs: 60,
+        visitors: crate::config::RosterVisitors::Waiting,
+        ..RosterConfig::default()
+    };
+    let mut s = Scenario::with_config(c);
+    s.feed(Input::Connected);
+    s.answer_api_calls();
+    s.staff_inbox.clear();
+    s
+}
+
+impl Scenario {
+    /// The API calls made so far, as (command, staff local part, contact), all answered ok.
+    fn answer_api_calls(&mut self) -> Vec<(String, String, String)> {
+        let calls = self.api_calls();
+        let seen = calls
+            .iter()
+            .map(|c| {
+                let contact = format!("{}@{}", arg(c, "user"), arg(c, "host"));
+                (
+                    c.command.to_string(),
+                    arg(c, "localuser").to_string(),
+                    contact,
+                )
+            })
+            .collect();
+        for c in calls {
+            self.feed(Input::ApiDone {
+                id: c.id,
+                result: Ok(()),
+            });
+        }
+        seen
+    }
+}
+
+#[test]
+fn with_visitors_waiting_a_browsing_visitor_costs_staff_nothing() {
+    let mut s = waiting_policy();
+    s.visitor_joins();
+    assert!(
+        s.answer_api_calls().is_empty(),
+        "no roster write for a browsing visitor"
+    );
+    s.staff_nothing_to(ALICE_BARE);
+    s.staff_nothing_to(BOB_BARE);
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"
+    ));
+    s.after_secs(6);
+    assert_eq!(s.state("v1_acme"), None, "the room closed");
+    s.after_secs(61);
+    assert!(
+        s.answer_api_calls().is_empty(),
+        "no removal of what was never added"
+    );
+    s.staff_nothing_to(ALICE_BARE);
+    s.staff_nothing_to(BOB_BARE);
+}
+
+#[test]
+fn with_visitors_waiting_the_visitor_who_writes_becomes_a_contact_and_leaves_again() {
+    let mut s = waiting_policy();
+    s.visitor_joins();
+    s.sends(&format!(
+        "<presence type='probe' from='{BOB_BARE}' to='{ROOM}'/>"
+    ));
+    s.staff_gets(&format!(
+        "<presence type='unavailable' from='{ROOM}/frontdesk' to='{BOB_BARE}'/>"
+    ));
+    s.visitor_says("Where is my parcel?");
+    let room = ROOM.to_string();
+    assert_eq!(
+        s.answer_api_calls(),
+        vec![
+            ("add_rosteritem".into(), "alice_acme".into(), room.clone()),
+            ("add_rosteritem".into(), "bob_acme".into(), room.clone()),
+        ]
+    );
+    // The presence follows each item once it is in place.
+    s.staff_gets(&format!("<presence from='{ROOM}/frontdesk' to='{ALICE_BARE}'><show>chat</show><status>ACTIVE — Where is my parcel?</status></presence>"));
+    s.staff_gets(&format!(
+        "<presence from='{ROOM}/frontdesk' to='{BOB_BARE}'><show>chat</show></presence>"
+    ));
+    // Further state changes add nothing more.
+    s.alice_joins();
+    assert!(s.answer_api_calls().is_empty());
+    s.staff_gets(&format!(
+        "<presence from='{ROOM}/frontdesk' to='{BOB_BARE}'><show>dnd</show></presence>"
+    ));
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"
+    ));
+    s.sends(&format!(
+        "<presence from='{ALICE}' to='{ROOM}/Alice' type='unavailable'/>"
+    ));
+    s.after_secs(6);
+    assert_eq!(s.state("v1_acme"), None);
+    s.staff_gets(&format!(
+        "<presence type='unavailable' from='{ROOM}/frontdesk' to='{BOB_BARE}'/>"
+    ));
+    s.after_secs(61);
+    assert_eq!(
+        s.answer_api_calls(),
+        vec![
+            (
+                "delete_rosteritem".into(),
+                "alice_acme".into(),
+                room.clone()
+            ),
+            ("delete_rosteritem".into(), "bob_acme".into(), room),
+        ]
+    );
+}
+
+#[test]
+fn an_item_written_after_its_chat_closed_is_removed_again() {
+    let mut s = waiting_policy();
+    s.visitor_joins();
+    s.visitor_says("Hello?");
+    let calls = s.api_calls();
+    assert_eq!(calls.len(), 2);
+    s.sends(&format!(
+        "<presence from='{V1}' to='{ROOM}/Ann' type='unavailable'/>"
+    ));
+    s.after_secs(6);
+    assert_eq!(s.state("v1_acme"), None);
+    // The server answers only now.
+    for c in calls {
+        s.feed(Input::ApiDone {
+            id: c.id,
+            result: Ok(()),
+        });
+    }
+    s.after_secs(61);
+    let removed: Vec<String> = s
+        .answer_api_calls()
+        .into_iter()
+        .filter(|(cmd, _, _)| cmd == "delete_rosteritem")
+        .map(|(_, staff, _)| staff)
+        .collect();
+    assert_eq!(removed, vec!["alice_acme", "bob_acme"]);
+    let bare = |j: &str| BareJid::new(j).unwrap();
+    let (alice, room) = (bare(ALICE_BARE), bare(ROOM));
+    assert!(!s.core.roster.has_item(&alice, &room));
+    assert!(s.core.roster.has_item(&alice, &bare(COMPONENT)));
+}

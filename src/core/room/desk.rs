@@ -53,6 +53,15 @@ impl Room {
         Some((show, status))
     }
 
+    /// True the first time: the visitor contact is to go into staff rosters now.
+    pub fn mark_rostered(&mut self) -> bool {
+        !std::mem::replace(&mut self.rostered, true)
+    }
+
+    pub fn forget_rostered(&mut self) {
+        self.rostered = false;
+    }
+
     /// After a reconnect nobody can be assumed to have seen the contact's presence.
     pub fn forget_announced(&mut self) {
         self.announced = None;

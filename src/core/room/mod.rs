@@ -221,6 +221,8 @@ pub struct Room {
     /// The visitor contact's presence status last sent to staff, so unchanged states are not
     /// sent again.
     announced: Option<String>,
+    /// Its contact was put into staff rosters (see `Core::roster_admit_room`).
+    rostered: bool,
 }
 
 /// Parses the sequence number of a stanza-id `<session>-<seq>`.
@@ -254,6 +256,7 @@ impl Room {
             told_left: false,
             first_message: None,
             announced: None,
+            rostered: false,
         }
     }
 
