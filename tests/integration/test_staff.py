@@ -284,3 +284,38 @@ async def test_accept_by_command_and_cancel(frontdesk, clients, ejabberd):
     # A chat someone has cannot be cancelled.
     await desk(bob, component, f"!cancel {n}", "cannot be cancelled")
     assert frontdesk.session_of(room)["state"] == "CHATTING"
+
+
+async def test_with_visitors_waiting_only_visitors_who_write_reach_staff_rosters(frontdesk, clients, ejabberd):
+    """[roster] visitors = "waiting", set by a reload: a browsing visitor never reaches a staff
+    client (no roster push, no presence); the one who writes does, and leaves again."""
+    roster = dict(frontdesk.toml_args["roster"], visitors="waiting")
+    frontdesk.rewrite_config(roster=roster)
+    frontdesk.reload()
+    await poll(frontdesk.log_text, lambda t: "config reloaded" in t, 10, "the reload")
+    component = ejabberd.component_jid
+    alice = await clients.staff("alice_acme")
+    await poll(lambda: roster_item(alice, component), lambda i: i is not None, 15, "the front desk in alice's roster")
+    browsing, writer = room_of("v31"), room_of("v32")
+    vb = await clients.visitor("vb")
+    await vb.join(browsing, "Ann")
+    await session_when(frontdesk, browsing, lambda s: s["state"] == "INACTIVE", "the browsing visitor's session")
+    vw = await clients.visitor("vw")
+    await vw.join(writer, "Ben")
+    await vw.say(writer, "Hello, anyone there?")
+    await poll(lambda: roster_item(alice, writer), lambda i: i is not None, 15, "the writing visitor in alice's roster")
+    await alice.expect(contact_presence(writer, "chat", "ACTIVE — Hello"), what="the ACTIVE presence")
+    # Roster writes go out in order: one for the browsing visitor, who came first, would be
+    # in place by now. Nothing about them reached the staff client at all.
+    assert roster_item(alice, browsing) is None
+    about = [show(st) for st in alice.log if browsing in show(st)]
+    assert not about, "\n".join(about)
+    # Writing brings them in.
+    await vb.say(browsing, "Actually, one question")
+    await poll(lambda: roster_item(alice, browsing), lambda i: i is not None, 15, "the browsing visitor, now writing")
+    await alice.expect(contact_presence(browsing, "chat", "ACTIVE — Actually"), what="their ACTIVE presence")
+    # Both leave: both items go after remove_after_secs (3).
+    await vb.leave(browsing, "Ann")
+    await vw.leave(writer, "Ben")
+    await poll(lambda: (roster_item(alice, browsing), roster_item(alice, writer)),
+               lambda items: items == (None, None), 25, "both visitors gone from alice's roster")
