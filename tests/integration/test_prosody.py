@@ -16,7 +16,7 @@ import prosody_env
 from conftest import TIMINGS
 import xmpp_env
 from helpers import body, frontdesk_with_clients, groupchat_from, poll
-from test_staff import chat_from, contact_presence, roster_item, session_when, until_desk_says
+from test_staff import chat_from, contact_presence, roster_item, session_when, until_desk_says, visitors_waiting_flow
 
 STAFF = {"alice_acme": "localhost", "bob_acme": "localhost", "carol_globex": "localhost"}
 
@@ -84,6 +84,13 @@ async def test_privileged_roster_rung_on_prosody(on_prosody, prosody):
     await v.expect(groupchat_from(room, body_is="The chat is now closed."), what="the closing line")
     await session_when(fd, room, lambda s: s["state"] == "CLOSED", "CLOSED")
     await poll(lambda: roster_item(alice, room), lambda i: i is None, 20, "the visitor gone from alice's roster")
+
+
+async def test_with_visitors_waiting_only_visitors_who_write_reach_staff_rosters_on_prosody(prosody, tmp_path):
+    async with frontdesk_with_clients(prosody, tmp_path / "frontdesk",
+                                      roster={"remove_after_secs": 3, "visitors": "waiting"}) as (fd, clients):
+        await visitors_waiting_flow(fd, clients, prosody.component_jid)
+        assert "roster: privilege" in fd.log_text() or "rung=privilege" in fd.log_text(), fd.log_tail(30)
 
 
 async def _refused(fd) -> tuple[int, str]:

@@ -293,7 +293,11 @@ async def test_with_visitors_waiting_only_visitors_who_write_reach_staff_rosters
     frontdesk.rewrite_config(roster=roster)
     frontdesk.reload()
     await poll(frontdesk.log_text, lambda t: "config reloaded" in t, 10, "the reload")
-    component = ejabberd.component_jid
+    await visitors_waiting_flow(frontdesk, clients, ejabberd.component_jid)
+
+
+async def visitors_waiting_flow(frontdesk, clients, component):
+    """The staff client's view with visitors = "waiting" (also run on Prosody)."""
     alice = await clients.staff("alice_acme")
     await poll(lambda: roster_item(alice, component), lambda i: i is not None, 15, "the front desk in alice's roster")
     browsing, writer = room_of("v31"), room_of("v32")
