@@ -411,9 +411,23 @@ impl Core {
         out: &mut Effects,
     ) {
         tracing::info!(server = %server, ns = %advert.ns, perms = ?advert.perms, "privileges advertised");
+        let can_set = advert.can_set_roster();
         self.roster.adverts.insert(server, advert);
         if self.roster.mode == RosterMode::Privilege && self.roster.rung.is_none() {
             self.choose_rung(now, out);
+        }
+        // A server slow to advertise (a loaded machine) let `auto` settle for subscription
+        // requests, which staff must approve one by one: move up now.
+        if self.roster.mode == RosterMode::Auto
+            && can_set
+            && self.roster.rung == Some(Rung::Subscribe)
+        {
+            tracing::warn!("roster privileges advertised after the wait for them; moving up from subscription requests");
+            self.choose_rung(now, out);
+            // Subscription requests may still wait for approval: write every item for sure.
+            for name in self.rooms.names_where(|r| self.contact_wanted(r)) {
+                self.roster_add_room(now, &name, out);
+            }
         }
     }
 

@@ -192,6 +192,57 @@ fn diag_calls_the_expected_privilege_fallback_expected_not_failed() {
 }
 
 #[test]
+fn auto_moves_up_from_subscription_requests_when_privileges_are_advertised_late() {
+    let mut c = config();
+    c.roster = RosterConfig {
+        mode: RosterMode::Auto,
+        ejabberd_api: None,
+        ..RosterConfig::default()
+    };
+    let mut s = Scenario::with_config(c);
+    s.feed(Input::Connected);
+    s.after_secs(2);
+    s.staff_gets(&format!(
+        "<presence type='subscribe' from='{COMPONENT}' to='{ALICE_BARE}'/>"
+    ));
+    s.visitor_joins();
+    s.staff_inbox.clear();
+    // Prosody on a loaded machine: the advertisement comes after the 1.5 s wait.
+    s.sends(&format!(
+        "<message from='example.com' to='{COMPONENT}'><privilege xmlns='urn:xmpp:privilege:2'><perm access='roster' type='both'/></privilege></message>"
+    ));
+    s.staff_gets(&format!(
+        "<iq type='set' from='{COMPONENT}' to='{ALICE_BARE}'><query xmlns='jabber:iq:roster'><item jid='{COMPONENT}' subscription='both'/></query></iq>"
+    ));
+    s.staff_gets(&format!(
+        "<iq type='set' from='{COMPONENT}' to='{BOB_BARE}'><query xmlns='jabber:iq:roster'><item jid='{ROOM}' subscription='both'/></query></iq>"
+    ));
+    assert!(
+        s.core.roster.diag().contains("privilege"),
+        "{}",
+        s.core.roster.diag()
+    );
+    // An advertisement without roster access changes nothing.
+    let mut c = config();
+    c.roster = RosterConfig {
+        mode: RosterMode::Auto,
+        ejabberd_api: None,
+        ..RosterConfig::default()
+    };
+    let mut s = Scenario::with_config(c);
+    s.feed(Input::Connected);
+    s.after_secs(2);
+    s.sends(&format!(
+        "<message from='example.com' to='{COMPONENT}'><privilege xmlns='urn:xmpp:privilege:2'><perm access='message' type='outgoing'/></privilege></message>"
+    ));
+    assert!(
+        s.core.roster.diag().contains("subscribe"),
+        "{}",
+        s.core.roster.diag()
+    );
+}
+
+#[test]
 fn auto_without_privilege_or_api_sends_subscription_requests() {
     let mut c = config();
     c.roster = RosterConfig {
