@@ -333,9 +333,10 @@ fn notes_tags_and_missed_as_ad_hoc_commands() {
     let mut d = Desk::new();
     d.visitor_writes_and_leaves("Hello?");
     let cmd = "http://jabber.org/protocol/commands";
-    // The note form asks for a chat number and the text.
+    // The note form asks for a chat (a list of the open ones: none here, or a typed number)
+    // and the text.
     d.s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='n1'><command xmlns='{cmd}' node='note' action='execute'/></iq>"));
-    d.s.receives("<iq type='result' id='n1'><command xmlns='http://jabber.org/protocol/commands' node='note' status='executing'><x xmlns='jabber:x:data' type='form'><field var='session'><required/></field><field var='text' label='Note'><required/></field></x></command></iq>");
+    d.s.receives("<iq type='result' id='n1'><command xmlns='http://jabber.org/protocol/commands' node='note' status='executing'><x xmlns='jabber:x:data' type='form'><field var='session' type='list-single'/><field var='number'/><field var='text' label='Note'><required/></field></x></command></iq>");
     d.s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='n2'><command xmlns='{cmd}' node='note' sessionid='note' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='session'><value>1</value></field><field var='text'><value>left a voicemail</value></field></x></command></iq>"));
     d.sync();
     d.s.receives("<iq type='result' id='n2'><command xmlns='http://jabber.org/protocol/commands' node='note' status='completed'><note type='info'>Note added to #1.</note></command></iq>");
