@@ -931,7 +931,12 @@ impl Core {
         let fields = match spec.takes {
             Takes::ChatText { label, .. } => vec![
                 self.my_chats_field(staff),
-                text_field("number", "Or a chat's number (#N, open or closed)", false, None),
+                text_field(
+                    "number",
+                    "Or a chat's number (#N, open or closed)",
+                    false,
+                    None,
+                ),
                 text_field("text", label, true, None),
             ],
             Takes::MaybeDays(_) => vec![text_field("days", "Days", false, Some("7"))],
@@ -1128,7 +1133,10 @@ fn form_command(spec: &CommandSpec, form: &DataForm) -> Result<Command, String> 
         Takes::ChatText { make, .. } => {
             let chat = form_value(form, "number").or_else(|| form_value(form, "session"));
             let n = chat_number(spec.name, chat)?;
-            Ok(make(n, form_value(form, "text").unwrap_or_default().to_string()))
+            Ok(make(
+                n,
+                form_value(form, "text").unwrap_or_default().to_string(),
+            ))
         }
         _ => spec.command(&form_arg(spec, form)),
     }

@@ -49,8 +49,12 @@ pub fn tag_words(cmd: &str, words: &str) -> Result<Vec<String>, String> {
         }
     }
     match tags.len() {
-        0 if cmd == "tag" => Err("!tag needs one or more words, e.g. !tag 12 billing refund".into()),
-        0 => Err(format!("!{cmd} needs one or more tags, e.g. !{cmd} 12 refund")),
+        0 if cmd == "tag" => {
+            Err("!tag needs one or more words, e.g. !tag 12 billing refund".into())
+        }
+        0 => Err(format!(
+            "!{cmd} needs one or more tags, e.g. !{cmd} 12 refund"
+        )),
         n if n > TAGS_PER_COMMAND => Err(format!(
             "At most {TAGS_PER_COMMAND} tags at a time; that was {n}."
         )),
@@ -339,7 +343,11 @@ impl Core {
             tags.into_iter().partition(|t| had.contains(t));
         let left: Vec<String> = had.into_iter().filter(|t| !gone.contains(t)).collect();
         if gone.is_empty() {
-            let text = format!("#{n} has no tag {}{}.", absent.join(", "), now_tags(&left, true));
+            let text = format!(
+                "#{n} has no tag {}{}.",
+                absent.join(", "),
+                now_tags(&left, true)
+            );
             return self.reply(&reply, &text, out);
         }
         let mut text = format!("#{n}: removed {}.", gone.join(", "));

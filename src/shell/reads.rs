@@ -37,10 +37,12 @@ pub fn answer(s: &Store, q: &Query) -> Result<Answer, StoreError> {
             })
         }
         Query::Session { session_id, .. } => Answer::Session(s.session(*session_id)?),
-        Query::SessionTags { session_id, .. } => Answer::SessionTags(match s.session(*session_id)? {
-            None => None,
-            Some(row) => Some((row, s.tags(*session_id)?)),
-        }),
+        Query::SessionTags { session_id, .. } => {
+            Answer::SessionTags(match s.session(*session_id)? {
+                None => None,
+                Some(row) => Some((row, s.tags(*session_id)?)),
+            })
+        }
         Query::Missed { since, .. } => Answer::Missed(stats::missed(s.conn(), Some(*since))?),
     })
 }
