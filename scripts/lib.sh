@@ -86,6 +86,12 @@ ensure_prometheus() {
     log "prometheus installed in $((SECONDS - t0)) s"
 }
 
+# Debian's php-cli and Node.js, which run the token examples in examples/php and examples/node
+# (tests/integration/test_token_examples.py).
+ensure_php() {
+    ensure_cmds php:php-cli node:nodejs
+}
+
 # The widget's npm packages (Strophe.js, and axe-core for the browser tests; pinned with a lock file) in examples/web/node_modules.
 ensure_web() {
     local web="$REPO/examples/web" stamp="$REPO/examples/web/node_modules/.lock.sha256" want

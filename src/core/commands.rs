@@ -54,6 +54,8 @@ pub enum Command {
     Note(i64, String),
     /// `!tag N word…`: labels on chat N (checked when run, see `notes::tag_words`).
     Tag(i64, String),
+    /// `!untag N word…`: takes those labels off chat N.
+    Untag(i64, String),
     /// `!missed [days]`: chats closed unanswered in the last days (default 7).
     Missed(Option<i64>),
 }
@@ -175,6 +177,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         },
         help: Some("label chat N with words, e.g. !tag 12 billing refund"),
         menu: "Tag a chat",
+    },
+    CommandSpec {
+        name: "untag",
+        takes: Takes::ChatText {
+            make: Command::Untag,
+            usage: "word…",
+            label: "Tags to remove (words)",
+        },
+        help: Some("take tags off chat N, e.g. !untag 12 refund"),
+        menu: "Remove tags from a chat",
     },
     CommandSpec {
         name: "missed",
@@ -360,6 +372,8 @@ pub enum Query {
     Transcript { id: u64, session_id: i64 },
     /// A session's row: [`Answer::Session`].
     Session { id: u64, session_id: i64 },
+    /// A session's row and its tags: [`Answer::SessionTags`].
+    SessionTags { id: u64, session_id: i64 },
     /// Chats closed unanswered since then: [`Answer::Missed`].
     Missed { id: u64, since: Timestamp },
 }
@@ -369,6 +383,7 @@ pub enum Query {
 pub enum Answer {
     Transcript(Option<Transcript>),
     Session(Option<SessionRow>),
+    SessionTags(Option<(SessionRow, Vec<String>)>),
     Missed(Vec<crate::store::stats::Missed>),
 }
 
@@ -391,6 +406,10 @@ pub enum Then {
     },
     /// `!tag`: add these tags once the session's site is known.
     Tag {
+        tags: Vec<String>,
+    },
+    /// `!untag`: remove those of these tags the session has, once its site is known.
+    Untag {
         tags: Vec<String>,
     },
     /// `!missed`: list them (covering `days`).
@@ -556,6 +575,7 @@ impl Core {
             }
             Command::Note(n, text) => return self.note(now, sender, n, text, reply, out),
             Command::Tag(n, words) => return self.tag(now, &staff, n, &words, reply, out),
+            Command::Untag(n, words) => return self.untag(&staff, n, &words, reply, out),
             Command::Missed(days) => return self.missed(now, &staff, days, reply, out),
         };
         self.reply(&reply, &text, out);
@@ -898,7 +918,7 @@ impl Core {
         let command = match (&spec.takes, form) {
             (Takes::Nothing(c), _) => c.clone(),
             (_, None) => return Ok(Step::Answer(self.adhoc_form(spec, &sender.to_bare()))),
-            (_, Some(form)) => match spec.command(&form_arg(spec, &form)) {
+            (_, Some(form)) => match form_command(spec, &form) {
                 Ok(c) => c,
                 Err(e) => return Ok(Step::Answer(adhoc_completed(node, &e))),
             },
@@ -910,7 +930,13 @@ impl Core {
     fn adhoc_form(&self, spec: &CommandSpec, staff: &BareJid) -> Element {
         let fields = match spec.takes {
             Takes::ChatText { label, .. } => vec![
-                text_field("session", "Chat number (#N, open or closed)", true, None),
+                self.my_chats_field(staff),
+                text_field(
+                    "number",
+                    "Or a chat's number (#N, open or closed)",
+                    false,
+                    None,
+                ),
                 text_field("text", label, true, None),
             ],
             Takes::MaybeDays(_) => vec![text_field("days", "Days", false, Some("7"))],
@@ -977,6 +1003,40 @@ impl Core {
                     r.state()
                 )),
                 value: r.session_id().to_string(),
+            })
+            .collect();
+        field
+    }
+}
+
+impl Core {
+    /// The open chats a note or tag may be for: the staff member's own first, then the others
+    /// of their sites (an admin's: of all). Not required: the `number` field may name another.
+    fn my_chats_field(&self, staff: &BareJid) -> Field {
+        let mut rooms: Vec<_> = self
+            .rooms
+            .values()
+            .filter(|r| self.covers(staff, r.name().site().as_str()))
+            .collect();
+        rooms.sort_by_key(|r| (r.handler().as_ref() != Some(staff), r.session_id()));
+        let mut field = Field::new("session", FieldType::ListSingle);
+        field.label = Some("Chat".into());
+        field.options = rooms
+            .iter()
+            .map(|r| {
+                let whose = match (r.handler(), r.staff_present()) {
+                    (Some(h), _) if h == *staff => "yours".to_string(),
+                    (_, Some(o)) => format!("with {}", crate::render::one_line(&o.nick)),
+                    _ => r.state().to_string(),
+                };
+                Option_ {
+                    label: Some(format!(
+                        "#{} {} ({whose})",
+                        r.session_id(),
+                        crate::render::one_line(&r.visitor_nick())
+                    )),
+                    value: r.session_id().to_string(),
+                }
             })
             .collect();
         field
@@ -1063,6 +1123,23 @@ fn form_value<'a>(form: &'a DataForm, var: &str) -> Option<&'a str> {
         .and_then(|f| f.values.first())
         .map(|v| v.trim())
         .filter(|v| !v.is_empty())
+}
+
+/// The command a submitted form asks for. A note's or tag's chat is one whole value, typed
+/// (`number`, which wins) or chosen from the list (`session`, which a client may also show as
+/// a text field): `12 billing` there is not a chat number, rather than chat 12 and a word.
+fn form_command(spec: &CommandSpec, form: &DataForm) -> Result<Command, String> {
+    match spec.takes {
+        Takes::ChatText { make, .. } => {
+            let chat = form_value(form, "number").or_else(|| form_value(form, "session"));
+            let n = chat_number(spec.name, chat)?;
+            Ok(make(
+                n,
+                form_value(form, "text").unwrap_or_default().to_string(),
+            ))
+        }
+        _ => spec.command(&form_arg(spec, form)),
+    }
 }
 
 /// What a submitted form gives the command, as `!text` would after the command's name.

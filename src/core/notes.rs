@@ -1,6 +1,6 @@
 //! Staff's own bookkeeping on chats: internal notes (`!note`, written into the transcript with
-//! the role `note`, never sent to the visitor), tags (`!tag`), and chats nobody answered
-//! (`!missed`). A chat that is open is checked against the room the core holds; any other
+//! the role `note`, never sent to the visitor), tags (`!tag`, `!untag`), and chats nobody
+//! answered (`!missed`, with their tags). A chat that is open is checked against the room the core holds; any other
 //! number is looked up in the store first (an `Output::Query`), so closed chats (a missed one
 //! followed up by email) take notes and tags too.
 
@@ -22,12 +22,20 @@ pub const TAGS_PER_COMMAND: usize = 10;
 const MISSED_MAX_LINES: usize = 50;
 const DEFAULT_MISSED_DAYS: i64 = 7;
 
-/// The words of `!tag` as tags: lower-cased, each 1–32 letters, digits, `-` or `_` (so no
-/// spaces, controls or bidi overrides), repeats once; or what is wrong.
-pub fn tag_words(words: &str) -> Result<Vec<String>, String> {
+/// The words of `!tag` or `!untag` (`cmd`) as tags: lower-cased, each 1–32 letters, digits,
+/// `-` or `_` (so no spaces, controls or bidi overrides), repeats once; or what is wrong.
+pub fn tag_words(cmd: &str, words: &str) -> Result<Vec<String>, String> {
     let mut tags: Vec<String> = Vec::new();
     for word in words.split_whitespace() {
         let tag = word.trim_start_matches('#').to_lowercase();
+        // `!tag 12 -refund` reads as "remove refund": say how, rather than add "-refund".
+        if cmd == "tag" && tag.starts_with('-') {
+            return Err(format!(
+                "\"{}\" cannot be a tag: to take a tag off a chat, use !untag N {}.",
+                short(word, 40),
+                short(tag.trim_start_matches('-'), 40)
+            ));
+        }
         let ok_char = |c: char| c.is_alphanumeric() || c == '-' || c == '_';
         let len = tag.chars().count();
         if len == 0 || len > TAG_MAX_CHARS || !tag.chars().all(ok_char) {
@@ -41,7 +49,12 @@ pub fn tag_words(words: &str) -> Result<Vec<String>, String> {
         }
     }
     match tags.len() {
-        0 => Err("!tag needs one or more words, e.g. !tag 12 billing refund".into()),
+        0 if cmd == "tag" => {
+            Err("!tag needs one or more words, e.g. !tag 12 billing refund".into())
+        }
+        0 => Err(format!(
+            "!{cmd} needs one or more tags, e.g. !{cmd} 12 refund"
+        )),
         n if n > TAGS_PER_COMMAND => Err(format!(
             "At most {TAGS_PER_COMMAND} tags at a time; that was {n}."
         )),
@@ -69,7 +82,7 @@ enum Target {
 
 impl Core {
     /// Does `sender` work on `site`? Staff on their sites, admins on all.
-    fn covers(&self, sender: &BareJid, site: &str) -> bool {
+    pub(super) fn covers(&self, sender: &BareJid, site: &str) -> bool {
         self.config.admins.contains(sender)
             || self.staff_sites(sender).iter().any(|s| s.as_str() == site)
     }
@@ -132,7 +145,7 @@ impl Core {
         reply: ReplyTo,
         out: &mut Effects,
     ) {
-        let tags = match tag_words(words) {
+        let tags = match tag_words("tag", words) {
             Ok(t) => t,
             Err(e) => return self.reply(&reply, &e, out),
         };
@@ -141,6 +154,29 @@ impl Core {
             Ok(Target::Open) => self.write_tags(now, staff, n, tags, &reply, out),
             Ok(Target::Ask) => self.ask_session(staff.clone(), n, reply, Then::Tag { tags }, out),
         }
+    }
+
+    /// `!untag N word…`. Open or closed, the store knows the chat's tags: it is asked first,
+    /// so that a tag the chat does not have is answered as such.
+    pub(super) fn untag(
+        &mut self,
+        staff: &BareJid,
+        n: i64,
+        words: &str,
+        reply: ReplyTo,
+        out: &mut Effects,
+    ) {
+        let tags = match tag_words("untag", words) {
+            Ok(t) => t,
+            Err(e) => return self.reply(&reply, &e, out),
+        };
+        if let Err(e) = self.target(staff, n, "untag") {
+            return self.reply(&reply, &e, out);
+        }
+        let id = self.ids.next();
+        self.queries
+            .asked(id, staff.clone(), reply, Then::Untag { tags });
+        out.query(Query::SessionTags { id, session_id: n });
     }
 
     /// `!missed [days]`.
@@ -193,6 +229,9 @@ impl Core {
                 let text = self.missed_text(now, &staff, days, &rows);
                 self.reply(&reply, &text, out);
             }
+            (Then::Untag { tags }, Ok(Answer::SessionTags(found))) => {
+                self.untag_known(&staff, reply, tags, found, out)
+            }
             (then, Ok(Answer::Session(row))) => {
                 self.session_known(now, &staff, reply, then, row, out)
             }
@@ -228,7 +267,7 @@ impl Core {
         match then {
             Then::Note { sender, text } => self.write_note(now, &sender, n, text, &reply, out),
             Then::Tag { tags } => self.write_tags(now, staff, n, tags, &reply, out),
-            Then::Transcript | Then::Missed { .. } => {}
+            Then::Transcript | Then::Missed { .. } | Then::Untag { .. } => {}
         }
     }
 
@@ -284,6 +323,48 @@ impl Core {
         out.persist(op, vec![done], failed);
     }
 
+    /// The store says what session `N` is and which tags it has: remove those it has.
+    fn untag_known(
+        &mut self,
+        staff: &BareJid,
+        reply: ReplyTo,
+        tags: Vec<String>,
+        found: Option<(SessionRow, Vec<String>)>,
+        out: &mut Effects,
+    ) {
+        let Some((row, had)) = found else {
+            return self.reply(&reply, "There is no such chat.", out);
+        };
+        let n = row.id;
+        if !self.covers(staff, &row.site) {
+            return self.reply(&reply, &other_site(n, "untag"), out);
+        }
+        let (gone, absent): (Vec<String>, Vec<String>) =
+            tags.into_iter().partition(|t| had.contains(t));
+        let left: Vec<String> = had.into_iter().filter(|t| !gone.contains(t)).collect();
+        if gone.is_empty() {
+            let text = format!(
+                "#{n} has no tag {}{}.",
+                absent.join(", "),
+                now_tags(&left, true)
+            );
+            return self.reply(&reply, &text, out);
+        }
+        let mut text = format!("#{n}: removed {}.", gone.join(", "));
+        if !absent.is_empty() {
+            text.push_str(&format!(" It had no {}.", absent.join(", ")));
+        }
+        text.push_str(&now_tags(&left, false));
+        tracing::info!(session = n, staff = %staff, tags = ?gone, "tags removed");
+        let done = self.reply_stanza(&reply, &text);
+        let failed = self.tell(&reply, not_saved(n, "tag removal"));
+        let op = StoreOp::TagsRemoved {
+            session_id: n,
+            tags: gone,
+        };
+        out.persist(op, vec![done], failed);
+    }
+
     fn tell(&self, to: &ReplyTo, text: String) -> OrElse {
         OrElse::Tell {
             desk: Jid::from(self.config.component.clone()),
@@ -328,8 +409,14 @@ impl Core {
             .unwrap_or(&m.site);
         let at = m.created_at.to_rfc3339();
         let at = at.get(..16).unwrap_or(&at).replace('T', " ");
+        let tags: Vec<String> = m.tags.iter().map(|t| one_line(t)).collect();
+        let tags = if tags.is_empty() {
+            String::new()
+        } else {
+            format!(" — tags: {}", tags.join(", "))
+        };
         format!(
-            "#{} visitor {} on {} — {at} UTC, closed {} ago — \"{}\"",
+            "#{} visitor {} on {} — {at} UTC, closed {} ago — \"{}\"{tags}",
             m.id,
             one_line(&m.visitor),
             one_line(site),
@@ -341,6 +428,18 @@ impl Core {
 
 fn other_site(n: i64, what: &str) -> String {
     format!("#{n} is a chat of another site: you can only {what} chats of your own sites.")
+}
+
+/// What tags a chat has left: ` (its tags: a, b)` in a refusal, ` Tags now: a, b.` after a
+/// removal (rendered: a tag in the file may have been written by someone other than frontdesk).
+fn now_tags(left: &[String], refusal: bool) -> String {
+    let list: Vec<String> = left.iter().map(|t| one_line(t)).collect();
+    match (list.is_empty(), refusal) {
+        (true, true) => " (it has no tags)".into(),
+        (false, true) => format!(" (its tags: {})", list.join(", ")),
+        (true, false) => " It has no tags now.".into(),
+        (false, false) => format!(" Tags now: {}.", list.join(", ")),
+    }
 }
 
 fn not_saved(n: i64, what: &str) -> String {

@@ -333,9 +333,10 @@ fn notes_tags_and_missed_as_ad_hoc_commands() {
     let mut d = Desk::new();
     d.visitor_writes_and_leaves("Hello?");
     let cmd = "http://jabber.org/protocol/commands";
-    // The note form asks for a chat number and the text.
+    // The note form asks for a chat (a list of the open ones: none here, or a typed number)
+    // and the text.
     d.s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='n1'><command xmlns='{cmd}' node='note' action='execute'/></iq>"));
-    d.s.receives("<iq type='result' id='n1'><command xmlns='http://jabber.org/protocol/commands' node='note' status='executing'><x xmlns='jabber:x:data' type='form'><field var='session'><required/></field><field var='text' label='Note'><required/></field></x></command></iq>");
+    d.s.receives("<iq type='result' id='n1'><command xmlns='http://jabber.org/protocol/commands' node='note' status='executing'><x xmlns='jabber:x:data' type='form'><field var='session' type='list-single'/><field var='number'/><field var='text' label='Note'><required/></field></x></command></iq>");
     d.s.sends(&format!("<iq type='set' from='{ALICE}' to='{COMPONENT}' id='n2'><command xmlns='{cmd}' node='note' sessionid='note' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='session'><value>1</value></field><field var='text'><value>left a voicemail</value></field></x></command></iq>"));
     d.sync();
     d.s.receives("<iq type='result' id='n2'><command xmlns='http://jabber.org/protocol/commands' node='note' status='completed'><note type='info'>Note added to #1.</note></command></iq>");
@@ -357,4 +358,302 @@ fn notes_tags_and_missed_as_ad_hoc_commands() {
         "{}",
         show(&r)
     );
+}
+
+/// A globex visitor (V2) in room v2_globex, who wrote.
+const GLOBEX_ROOM: &str = "v2_globex@chat.example.com";
+
+impl Desk {
+    /// `from` runs ad-hoc command `node` with a submitted form of `fields`; the note it
+    /// completes with.
+    #[track_caller]
+    fn adhoc(&mut self, from: &str, node: &str, fields: &[(&str, &str)]) -> String {
+        let fields: String = fields
+            .iter()
+            .map(|(var, value)| {
+                let value = value.replace('&', "&amp;").replace('<', "&lt;");
+                format!("<field var='{var}'><value>{value}</value></field>")
+            })
+            .collect();
+        self.s.sends(&format!("<iq type='set' from='{from}' to='{COMPONENT}' id='a1'><command xmlns='{NS_CMD}' node='{node}' sessionid='{node}' action='complete'><x xmlns='jabber:x:data' type='submit'>{fields}</x></command></iq>"));
+        self.sync();
+        let r = self.s.inbox.pop_front().expect("an answer");
+        assert_eq!(r.attr("type"), Some("result"), "{}", show(&r));
+        r.get_child("command", NS_CMD)
+            .and_then(|c| c.get_child("note", NS_CMD))
+            .map(|n| n.text())
+            .unwrap_or_else(|| panic!("no note in {}", show(&r)))
+    }
+
+    /// The (value, label) options of the `session` list in `from`'s form for `node`, and
+    /// the form's field vars in order.
+    #[track_caller]
+    fn adhoc_form(&mut self, from: &str, node: &str) -> (Vec<(String, String)>, Vec<String>) {
+        self.s.sends(&format!("<iq type='set' from='{from}' to='{COMPONENT}' id='f1'><command xmlns='{NS_CMD}' node='{node}' action='execute'/></iq>"));
+        let r = self.s.inbox.pop_front().expect("a form");
+        let x = r
+            .get_child("command", NS_CMD)
+            .and_then(|c| c.get_child("x", "jabber:x:data"))
+            .unwrap_or_else(|| panic!("no form in {}", show(&r)));
+        let fields: Vec<&minidom::Element> = x.children().filter(|f| f.name() == "field").collect();
+        let vars = fields
+            .iter()
+            .map(|f| f.attr("var").unwrap_or("").to_string())
+            .collect();
+        let list = fields
+            .iter()
+            .find(|f| f.attr("var") == Some("session"))
+            .map(|f| {
+                assert_eq!(f.attr("type"), Some("list-single"), "{}", show(&r));
+                f.children()
+                    .filter(|o| o.name() == "option")
+                    .map(|o| {
+                        let value = o.children().next().map(|v| v.text()).unwrap_or_default();
+                        (value, o.attr("label").unwrap_or("").to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        (list, vars)
+    }
+
+    fn globex_visitor_writes(&mut self) {
+        self.s.sends(&format!("<presence from='{V2}' to='{GLOBEX_ROOM}/Gus'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+        self.s.sends(&format!("<message from='{V2}' to='{GLOBEX_ROOM}' type='groupchat' id='g1'><body>Hi globex</body></message>"));
+        self.s.drain();
+        self.sync();
+    }
+}
+
+const NS_CMD: &str = "http://jabber.org/protocol/commands";
+
+#[test]
+fn untag_takes_tags_off_and_says_which_the_chat_did_not_have() {
+    let mut d = Desk::new();
+    d.s.visitor_joins();
+    d.sync();
+    d.command(ALICE, "!tag 1 billing refund vip");
+    assert_eq!(
+        d.command(ALICE, "!untag 1 refund"),
+        "#1: removed refund. Tags now: billing, vip."
+    );
+    assert_eq!(d.store.tags(1).unwrap(), ["billing", "vip"]);
+    // Case and # as !tag takes them; some there, some not.
+    assert_eq!(
+        d.command(ALICE, "!untag 1 #VIP refund nope"),
+        "#1: removed vip. It had no refund, nope. Tags now: billing."
+    );
+    assert_eq!(d.store.tags(1).unwrap(), ["billing"]);
+    // None of them there: said so, and nothing written.
+    let before = d.s.stored.len();
+    assert_eq!(
+        d.command(ALICE, "!untag 1 nope"),
+        "#1 has no tag nope (its tags: billing)."
+    );
+    assert_eq!(d.s.stored.len(), before);
+    assert_eq!(
+        d.command(ALICE, "!untag 1 billing"),
+        "#1: removed billing. It has no tags now."
+    );
+    assert_eq!(
+        d.command(ALICE, "!untag 1 billing"),
+        "#1 has no tag billing (it has no tags)."
+    );
+    assert!(d.store.tags(1).unwrap().is_empty());
+    d.s.receives_nothing(); // the visitor hears nothing of it
+    let t = d.command(ALICE, "!transcript 1");
+    assert!(t.starts_with("#1 v1 (acme), INACTIVE:"), "{t}");
+}
+
+#[test]
+fn untag_refusals_say_why_and_touch_nothing() {
+    let mut d = Desk::new();
+    d.s.visitor_joins();
+    d.sync();
+    d.command(ALICE, "!tag 1 billing");
+    assert_eq!(
+        d.command(ALICE, "!untag 1"),
+        "!untag needs one or more tags, e.g. !untag 12 refund"
+    );
+    assert_eq!(
+        d.command(ALICE, "!untag"),
+        "!untag needs a chat number, e.g. !untag 12"
+    );
+    assert_eq!(
+        d.command(ALICE, "!untag 99 billing"),
+        "There is no such chat."
+    );
+    // Control and bidi characters are not tags: refused whole, shown escaped.
+    for (bad, shown) in [
+        ("bill\u{202E}ing", "bill\\u{202E}ing"),
+        ("bill\u{9f}ing", "bill\\u{009F}ing"),
+        ("\u{2066}billing", "\\u{2066}billing"),
+        ("a/b", "a/b"),
+    ] {
+        assert_eq!(
+            d.command(ALICE, &format!("!untag 1 billing {bad}")),
+            format!("\"{shown}\" cannot be a tag: a tag is 1 to 32 letters, digits, - or _."),
+        );
+    }
+    // Another site's staff, on the open chat and (asking the store) on the closed one.
+    let other = "#1 is a chat of another site: you can only untag chats of your own sites.";
+    assert_eq!(d.command(CAROL, "!untag 1 billing"), other);
+    d.s.sends(&format!(
+        "<presence type='unavailable' from='{V1}' to='{ROOM}/Ann'/>"
+    ));
+    d.s.after_secs(6);
+    d.sync();
+    assert_eq!(d.command(CAROL, "!untag 1 billing"), other);
+    assert_eq!(d.store.tags(1).unwrap(), ["billing"]);
+    // `!tag N -word` reads as a removal: told how, nothing added.
+    assert_eq!(
+        d.command(ALICE, "!tag 1 -billing"),
+        "\"-billing\" cannot be a tag: to take a tag off a chat, use !untag N billing."
+    );
+    assert_eq!(d.store.tags(1).unwrap(), ["billing"]);
+    // The closed chat's own staff can.
+    assert_eq!(
+        d.command(ALICE, "!untag 1 billing"),
+        "#1: removed billing. It has no tags now."
+    );
+}
+
+#[test]
+fn missed_lists_each_chats_tags_rendered() {
+    let mut d = Desk::new();
+    d.visitor_writes_and_leaves("Call me back");
+    d.command(ALICE, "!tag 1 vip callback");
+    let line = |d: &mut Desk| {
+        d.command(ALICE, "!missed")
+            .lines()
+            .nth(1)
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        line(&mut d).ends_with("\"Call me back\" — tags: callback, vip"),
+        "{}",
+        line(&mut d)
+    );
+    d.command(ALICE, "!untag 1 vip");
+    assert!(
+        line(&mut d).ends_with("— tags: callback"),
+        "{}",
+        line(&mut d)
+    );
+    // A tag another program wrote into the file, with a bidi override: shown escaped.
+    let by = BareJid::new(ALICE_BARE).unwrap();
+    crate::store::tags::insert(
+        d.store.conn(),
+        1,
+        "x\u{202E}y",
+        &by,
+        crate::time::Timestamp::from_secs(0),
+    )
+    .unwrap();
+    let shown = line(&mut d);
+    assert!(shown.ends_with("— tags: callback, x\\u{202E}y"), "{shown}");
+    assert!(crate::render::is_rendered(&shown, false), "{shown:?}");
+    // Without tags: no tags part.
+    d.command(ALICE, "!untag 1 callback");
+    d.store.conn().execute("DELETE FROM tags", []).unwrap();
+    assert!(
+        line(&mut d).ends_with("\"Call me back\""),
+        "{}",
+        line(&mut d)
+    );
+}
+
+#[test]
+fn the_note_and_tag_forms_list_ones_chats_and_still_take_a_typed_number() {
+    let mut d = Desk::new();
+    d.s.visitor_joins();
+    d.s.visitor_says("Hi");
+    d.s.alice_joins(); // #1 is alice's
+    d.s.sends(&format!("<presence from='{V2}' to='v2_acme@chat.example.com/Bo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+    d.s.drain();
+    d.sync(); // #2 waits
+    d.globex_visitor_writes(); // #3 is globex's
+    for node in ["note", "tag", "untag"] {
+        let (options, vars) = d.adhoc_form(ALICE, node);
+        assert_eq!(vars, ["session", "number", "text"], "{node}");
+        assert_eq!(
+            options,
+            [
+                ("1".to_string(), "#1 Ann (yours)".to_string()),
+                ("2".to_string(), "#2 Bo (INACTIVE)".to_string())
+            ],
+            "{node}"
+        );
+    }
+    let (carols, _) = d.adhoc_form(CAROL, "note");
+    assert_eq!(carols, [("3".to_string(), "#3 Gus (ACTIVE)".to_string())]);
+    // Chosen from the list; a typed number wins over it.
+    assert_eq!(
+        d.adhoc(
+            ALICE,
+            "note",
+            &[("session", "2"), ("text", "from the list")]
+        ),
+        "Note added to #2."
+    );
+    assert_eq!(
+        d.adhoc(
+            ALICE,
+            "tag",
+            &[("session", "2"), ("number", "#1"), ("text", "typed")]
+        ),
+        "#1 tagged typed."
+    );
+    assert_eq!(d.notes(2), ["from the list"]);
+    assert_eq!(d.store.tags(1).unwrap(), ["typed"]);
+    assert_eq!(
+        d.adhoc(ALICE, "untag", &[("session", "1"), ("text", "typed")]),
+        "#1: removed typed. It has no tags now."
+    );
+    assert!(d.store.tags(1).unwrap().is_empty());
+}
+
+#[test]
+fn forged_and_foreign_chat_numbers_in_the_forms_are_refused() {
+    let mut d = Desk::new();
+    d.s.visitor_joins();
+    d.sync();
+    d.globex_visitor_writes(); // #2 is globex's
+    let other = |what: &str| {
+        format!("#2 is a chat of another site: you can only {what} chats of your own sites.")
+    };
+    // Another site's chat, in the list's field (not one of its options) or typed.
+    assert_eq!(
+        d.adhoc(ALICE, "note", &[("session", "2"), ("text", "mine")]),
+        other("note")
+    );
+    assert_eq!(
+        d.adhoc(ALICE, "tag", &[("number", "2"), ("text", "mine")]),
+        other("tag")
+    );
+    assert_eq!(
+        d.adhoc(ALICE, "untag", &[("number", "#2"), ("text", "x")]),
+        other("untag")
+    );
+    // A value that is not one chat number: not split into a number and words.
+    for (field, forged) in [
+        ("session", "1 billing"),
+        ("session", "1\u{202E}"),
+        ("number", "99999999999999999999"),
+        ("session", "one"),
+    ] {
+        let shown = crate::render::short(forged, 40);
+        assert_eq!(
+            d.adhoc(ALICE, "tag", &[(field, forged), ("text", "x")]),
+            format!("{:?} is not a chat number", forged),
+            "{shown}"
+        );
+    }
+    assert_eq!(
+        d.adhoc(ALICE, "note", &[("text", "no chat")]),
+        "!note needs a chat number, e.g. !note 12"
+    );
+    assert!(d.notes(2).is_empty() && d.notes(1).is_empty());
+    assert!(d.store.tags(1).unwrap().is_empty() && d.store.tags(2).unwrap().is_empty());
 }

@@ -776,6 +776,7 @@ fn help_text_is_generated_from_the_table_unchanged() {
 !info N — what is known of chat N's visitor (signed details, page, pre-chat answers)
 !note N text — add an internal note to chat N (staff see it, the visitor never does)
 !tag N word… — label chat N with words, e.g. !tag 12 billing refund
+!untag N word… — take tags off chat N, e.g. !untag 12 refund
 !missed [D] — chats nobody answered in the last D days (default 7), to follow up
 !diag — what the front desk sees (roster method, privileges, uptime, open chats)
 !say [N] KEY — send canned reply KEY into your chat (or chat N)
@@ -813,6 +814,7 @@ fn the_ad_hoc_menu_keeps_its_order_and_names() {
         ("info", "Visitor details"),
         ("note", "Note on a chat"),
         ("tag", "Tag a chat"),
+        ("untag", "Remove tags from a chat"),
         ("missed", "Missed chats"),
         ("diag", "Diagnostics"),
         ("say", "Send a canned reply"),

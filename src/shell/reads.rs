@@ -9,7 +9,10 @@ use crate::store::{stats, Store, StoreError};
 /// The query's id (for `Input::QueryDone`).
 pub fn id(q: &Query) -> u64 {
     match q {
-        Query::Transcript { id, .. } | Query::Session { id, .. } | Query::Missed { id, .. } => *id,
+        Query::Transcript { id, .. }
+        | Query::Session { id, .. }
+        | Query::SessionTags { id, .. }
+        | Query::Missed { id, .. } => *id,
     }
 }
 
@@ -34,6 +37,12 @@ pub fn answer(s: &Store, q: &Query) -> Result<Answer, StoreError> {
             })
         }
         Query::Session { session_id, .. } => Answer::Session(s.session(*session_id)?),
+        Query::SessionTags { session_id, .. } => {
+            Answer::SessionTags(match s.session(*session_id)? {
+                None => None,
+                Some(row) => Some((row, s.tags(*session_id)?)),
+            })
+        }
         Query::Missed { since, .. } => Answer::Missed(stats::missed(s.conn(), Some(*since))?),
     })
 }

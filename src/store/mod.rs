@@ -339,6 +339,9 @@ fn apply_one(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
         } => tags
             .iter()
             .try_for_each(|tag| tags::insert(conn, *session_id, tag, by, *at)),
+        StoreOp::TagsRemoved { session_id, tags } => tags
+            .iter()
+            .try_for_each(|tag| tags::delete(conn, *session_id, tag)),
     }
 }
 

@@ -57,10 +57,22 @@ pub struct Missed {
     pub closed_at: Timestamp,
     /// The visitor's first line, as they wrote it.
     pub first_message: String,
+    /// Its tags (`tags`), alphabetical.
+    pub tags: Vec<String>,
 }
 
-/// Chats closed at or after `since` (all with `None`) that nobody answered, oldest first.
+/// Chats closed at or after `since` (all with `None`) that nobody answered, oldest first,
+/// with their tags.
 pub fn missed(conn: &Connection, since: Option<Timestamp>) -> Result<Vec<Missed>, StoreError> {
+    let mut rows = missed_rows(conn, since)?;
+    for m in &mut rows {
+        m.tags = super::tags::of_session(conn, m.id)?;
+    }
+    Ok(rows)
+}
+
+/// `MISSED_SQL`'s rows, without their tags.
+fn missed_rows(conn: &Connection, since: Option<Timestamp>) -> Result<Vec<Missed>, StoreError> {
     let since = since.map(|t| t.to_rfc3339()).unwrap_or_default();
     let mut stmt = conn.prepare_cached(MISSED_SQL)?;
     let rows = stmt.query_map([since], |r| {
@@ -81,6 +93,7 @@ pub fn missed(conn: &Connection, since: Option<Timestamp>) -> Result<Vec<Missed>
             created_at: parse_time(&created)?,
             closed_at: parse_time(&closed)?,
             first_message,
+            tags: Vec::new(),
         })
     })
     .collect()
@@ -88,7 +101,7 @@ pub fn missed(conn: &Connection, since: Option<Timestamp>) -> Result<Vec<Missed>
 
 /// The ids of every missed chat.
 pub fn missed_ids(conn: &Connection) -> Result<BTreeSet<i64>, StoreError> {
-    Ok(missed(conn, None)?.into_iter().map(|m| m.id).collect())
+    Ok(missed_rows(conn, None)?.into_iter().map(|m| m.id).collect())
 }
 
 /// One chat as `CHATS_SQL` gives it.

@@ -1,4 +1,5 @@
-//! SQL for the `tags` table: staff's labels on sessions (`!tag`), one row per (session, tag).
+//! SQL for the `tags` table: staff's labels on sessions (`!tag`, `!untag`), one row per
+//! (session, tag) that the session has now.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,13 @@ pub fn insert(
         "INSERT OR IGNORE INTO tags (session_id, tag, added_by, added_at) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![session_id, tag, by.as_str(), at.to_rfc3339()])?;
+    Ok(())
+}
+
+/// Removes a tag (`!untag`); removing one the session does not have changes nothing.
+pub fn delete(conn: &Connection, session_id: i64, tag: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM tags WHERE session_id = ?1 AND tag = ?2")?
+        .execute(params![session_id, tag])?;
     Ok(())
 }
 

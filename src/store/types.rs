@@ -82,6 +82,12 @@ pub enum StoreOp {
         by: BareJid,
         at: Timestamp,
     },
+    /// A staff member's `!untag`: these tags leave the session (the rows are deleted; the log
+    /// says who removed them).
+    TagsRemoved {
+        session_id: i64,
+        tags: Vec<String>,
+    },
 }
 
 /// What the core is resumed from at start-up: the sessions that are not CLOSED, who was in

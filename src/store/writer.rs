@@ -507,6 +507,7 @@ fn op_kind(op: &StoreOp) -> &'static str {
         StoreOp::RosterRemoved { .. } => "roster_removed",
         StoreOp::SessionDetails { .. } => "session_details",
         StoreOp::TagsAdded { .. } => "tags_added",
+        StoreOp::TagsRemoved { .. } => "tags_removed",
     }
 }
 
@@ -517,7 +518,8 @@ fn op_session(op: &StoreOp) -> i64 {
         StoreOp::OccupantJoined(o) => o.session_id,
         StoreOp::OccupantLeft { session_id, .. }
         | StoreOp::SessionDetails { session_id, .. }
-        | StoreOp::TagsAdded { session_id, .. } => *session_id,
+        | StoreOp::TagsAdded { session_id, .. }
+        | StoreOp::TagsRemoved { session_id, .. } => *session_id,
         // Not about a session.
         StoreOp::RosterAdded { .. } | StoreOp::RosterRemoved { .. } => 0,
     }

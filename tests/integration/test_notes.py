@@ -2,15 +2,16 @@
 visitor leaves unanswered shows in !missed and `frontdesk sessions`; a note and tags never
 reach the visitor (checked on every stanza the visitor's client received) and show in
 !transcript and the CLI; notes from staff of another site, on chats that do not exist, and
-empty ones are refused with a reason.
+empty ones are refused with a reason. Tags come off (`!untag`) and show in !missed; the note and
+tag ad-hoc forms list one's open chats and take a typed number.
 
 alice_acme is staff of "acme" (ACME Inc.), carol_globex of "globex".
 """
 
 from __future__ import annotations
 
-from helpers import body, groupchat_from, poll, show
-from test_staff import desk, room_of, roster_item, session_when
+from helpers import body, escape, groupchat_from, poll, show
+from test_staff import NS_COMMANDS, desk, room_of, roster_item, session_when
 
 
 async def test_a_missed_chat_then_notes_and_tags_the_visitor_never_sees(frontdesk, clients, ejabberd):
@@ -88,3 +89,81 @@ async def test_a_missed_chat_then_notes_and_tags_the_visitor_never_sees(frontdes
     # The numbers: one missed chat, and the open one neither answered nor missed.
     stats = frontdesk._json("stats", "--site", "acme")
     assert (stats["chats"], stats["answered"], stats["missed"]) == (2, 0, 1), stats
+
+
+async def test_tags_come_off_and_missed_chats_show_theirs_also_by_ad_hoc(frontdesk, clients, ejabberd):
+    component = ejabberd.component_jid
+    alice = await clients.staff("alice_acme")
+    carol = await clients.staff("carol_globex")
+    await poll(lambda: roster_item(alice, component), lambda i: i is not None, 15, "the front desk in the roster")
+
+    # A missed chat, tagged while following it up: !missed shows its tags.
+    missed_room = room_of("v32")
+    v = await clients.visitor()
+    await v.join(missed_room, "Cy")
+    await v.say(missed_room, "Nobody here? zq5")
+    await v.leave(missed_room, "Cy")
+    m = (await session_when(frontdesk, missed_room, lambda s: s["state"] == "CLOSED", "CLOSED", timeout=20))["id"]
+    answer = await desk(alice, component, f"!tag {m} followed-up vip-zq", "tagged")
+    assert body(answer) == f"#{m} tagged followed-up, vip-zq.", body(answer)
+    line = next(x for x in body(await desk(alice, component, "!missed", "missed chat")).splitlines() if f"#{m} " in x)
+    assert line.endswith('"Nobody here? zq5" — tags: followed-up, vip-zq'), line
+
+    # !untag: what it removed, what the chat did not have, what is left; nothing when none.
+    answer = await desk(alice, component, f"!untag {m} VIP-zq nope", "removed")
+    assert body(answer) == f"#{m}: removed vip-zq. It had no nope. Tags now: followed-up.", body(answer)
+    answer = await desk(alice, component, f"!untag {m} nope", "has no tag")
+    assert body(answer) == f"#{m} has no tag nope (its tags: followed-up).", body(answer)
+    answer = await desk(carol, component, f"!untag {m} followed-up", "another site")
+    assert body(answer) == f"#{m} is a chat of another site: you can only untag chats of your own sites.", body(answer)
+    answer = await desk(alice, component, f"!tag {m} -followed-up", "cannot be a tag")
+    assert "use !untag N followed-up" in body(answer), body(answer)
+    assert frontdesk.session_of(missed_room)["tags"] == ["followed-up"]
+    line = next(x for x in body(await desk(alice, component, "!missed", "missed chat")).splitlines() if f"#{m} " in x)
+    assert line.endswith('"Nobody here? zq5" — tags: followed-up'), line
+
+    # The ad-hoc forms: the chat from a list of the open chats of one's sites, or typed.
+    room = room_of("v33")
+    v2 = await clients.visitor()
+    await v2.join(room, "Bo")
+    await v2.say(room, "Hi, about my invoice")
+    n = (await session_when(frontdesk, room, lambda s: s["state"] == "ACTIVE", "ACTIVE"))["id"]
+    form = await alice.iq(component, f"<command xmlns='{NS_COMMANDS}' node='tag' action='execute'/>", type_="set")
+    fields = {f.get("var"): f for f in form.xml.iter("{jabber:x:data}field")}
+    assert list(fields) == ["session", "number", "text"], show(form)
+    assert fields["session"].get("type") == "list-single", show(form)
+    options = {o.findtext("{jabber:x:data}value"): o.get("label") for o in fields["session"].iter("{jabber:x:data}option")}
+    assert options.get(str(n)) == f"#{n} Bo (ACTIVE)", options
+    assert str(m) not in options, options  # closed: typed instead
+    answer = await adhoc(alice, component, "tag", session=str(n), text="adhoc-zq")
+    assert answer == f"#{n} tagged adhoc-zq.", answer
+    answer = await adhoc(alice, component, "untag", session=str(n), number=f"#{m}", text="followed-up")
+    assert answer == f"#{m}: removed followed-up. It has no tags now.", answer
+    # Another site's chat, as the list's value (not one of carol's options): refused.
+    answer = await adhoc(carol, component, "tag", session=str(n), text="mine")
+    assert answer == f"#{n} is a chat of another site: you can only tag chats of your own sites.", answer
+    answer = await adhoc(alice, component, "note", session=f"{n} forged", text="x")
+    assert answer == f'"{n} forged" is not a chat number', answer
+
+    # The file has what the answers said.
+    import sqlite3
+    con = sqlite3.connect(f"file:{frontdesk.db}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT session_id, tag, added_by FROM tags WHERE session_id IN (?, ?) ORDER BY 1, 2",
+                           (m, n)).fetchall()
+    finally:
+        con.close()
+    assert rows == [(n, "adhoc-zq", "alice_acme@localhost")], rows
+    line = next(x for x in body(await desk(alice, component, "!missed", "missed chat")).splitlines() if f"#{m} " in x)
+    assert line.endswith('"Nobody here? zq5"'), line
+    assert all("zq" not in show(st) or "zq5" in show(st) for st in v2.log + v.log)
+
+
+async def adhoc(client, component: str, node: str, **fields: str) -> str:
+    """Submit ad-hoc command `node`'s form with `fields`; the text it completes with."""
+    values = "".join(f"<field var='{k}'><value>{escape(val)}</value></field>" for k, val in fields.items())
+    r = await client.iq(component, f"<command xmlns='{NS_COMMANDS}' node='{node}' sessionid='{node}' action='complete'>"
+                                   f"<x xmlns='jabber:x:data' type='submit'>{values}</x></command>", type_="set")
+    cmd = r.xml.find(f"{{{NS_COMMANDS}}}command")
+    assert cmd is not None and cmd.get("status") == "completed", show(r)
+    return "".join(cmd.itertext())
