@@ -606,7 +606,7 @@
     var label = el("label", "", this.t[n]);
     label.htmlFor = id;
     if (need) label.appendChild(el("span", "fd-needed", " *")).setAttribute("aria-hidden", "true");
-    var input = el(spec.type === "textarea" ? "textarea" : "input", "fd-input");
+    var input = el(spec.type === "textarea" ? "textarea" : "input", "fd-field-input");
     if (spec.type !== "textarea") input.type = spec.type;
     input.id = id;
     input.name = n;
