@@ -288,3 +288,32 @@ fn email_and_phone_answers_are_checked_loosely() {
         None
     );
 }
+
+#[test]
+fn a_reload_changes_the_fields_asked_and_kept_from_then_on() {
+    let mut s = asking(&["name"]);
+    let disco = |s: &mut Scenario, id: &str| {
+        s.sends(&format!("<iq type='get' from='{V1}' to='{ROOM}' id='{id}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"));
+        show(&s.drain()[0])
+    };
+    assert!(!disco(&mut s, "d1").contains("<value>phone</value>"));
+    let mut c = s.core.config.clone();
+    for site in c.sites.values_mut() {
+        site.desk.prechat = fields(&["phone"]);
+    }
+    s.feed(super::Input::Reconfigure(Box::new(c)));
+    let after = disco(&mut s, "d2");
+    assert!(
+        after.contains("<value>phone</value>") && !after.contains("<value>name</value>"),
+        "{after}"
+    );
+    join_answering(
+        &mut s,
+        V1,
+        "<field var='name'>Ann</field><field var='phone'>555 0100</field>",
+    );
+    assert_eq!(
+        details_written(&s),
+        [pairs(&[("prechat.phone", "555 0100")])]
+    );
+}
