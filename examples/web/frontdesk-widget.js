@@ -537,11 +537,16 @@
     }
     var proto = conn._proto;
     if (!proto || !proto.sid || typeof proto.rid !== "number" || !global.navigator.sendBeacon) return;
-    var body = global.$build("body", { xmlns: "http://jabber.org/protocol/httpbind", type: "terminate",
-                                       sid: proto.sid, rid: proto.rid })
-      .c("presence", { xmlns: "jabber:client", type: "unavailable", to: this.me });
-    // text/plain keeps it a simple cross-origin request (a beacon cannot be preflighted).
-    global.navigator.sendBeacon(this.o.bosh, new Blob([global.Strophe.serialize(body.tree())], { type: "text/plain;charset=UTF-8" }));
+    // A request in flight that the unloading page cancels may never reach the server, which
+    // takes rids in order and would wait for it: the terminate goes with its rid too.
+    var rids = (proto._requests || []).map(function (r) { return r.rid; }).concat([proto.rid]);
+    for (var i = 0; i < rids.length; i++) {
+      var body = global.$build("body", { xmlns: "http://jabber.org/protocol/httpbind", type: "terminate",
+                                         sid: proto.sid, rid: rids[i] })
+        .c("presence", { xmlns: "jabber:client", type: "unavailable", to: this.me });
+      // text/plain keeps it a simple cross-origin request (a beacon cannot be preflighted).
+      global.navigator.sendBeacon(this.o.bosh, new Blob([global.Strophe.serialize(body.tree())], { type: "text/plain;charset=UTF-8" }));
+    }
   };
 
   Widget.prototype.join = function () {

@@ -11,6 +11,7 @@ this reuses; staff on slixmpp. One frontdesk with three sites serves the module:
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 
 import pytest
@@ -144,10 +145,11 @@ async def test_the_prechat_form_is_asked_checked_and_its_answers_reach_staff(eja
 @MODULE_LOOP
 async def test_waiting_visitors_see_their_place_in_line(ejabberd, desks, browser, web_server, shots):
     fd, _ = desks
-    first, _ = await open_widget(browser, page_url(web_server, ejabberd, visitor="q1", nick="Ann", site="line"))
-    second, errors = await open_widget(browser, page_url(web_server, ejabberd, visitor="q2", nick="Bea", site="line"))
-    await state_is(first, "waiting")
-    await state_is(second, "waiting")
+    (first, _), (second, errors) = await asyncio.gather(
+        open_widget(browser, page_url(web_server, ejabberd, visitor="q1", nick="Ann", site="line")),
+        open_widget(browser, page_url(web_server, ejabberd, visitor="q2", nick="Bea", site="line")))
+    await asyncio.gather(state_is(first, "waiting"), state_is(second, "waiting"))
+    # In this order: Ann has waited longer.
     await say(first, "Is anyone there?")
     await say(second, "Hello?")
     # Nobody answers: after 10 s of waiting each hears their place (frontdesk's fixed pace).
