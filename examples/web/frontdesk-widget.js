@@ -97,9 +97,9 @@
       badColor: "color \"{what}\" n'est pas une couleur CSS",
       prechat: "Avant de commencer, dites-nous qui vous êtes.", requiredNote: "Les champs marqués * sont obligatoires.",
       name: "Votre nom", email: "Adresse e-mail", phone: "Téléphone", company: "Entreprise", question: "Votre question",
-      start: "Commencer la discussion", needed: "{field} est obligatoire : veuillez le remplir.",
-      badEmail: "{field} doit ressembler à nom@exemple.fr.",
-      badPhone: "{field} ne peut contenir que des chiffres, des espaces et + - ( ) . / (au moins 3 chiffres).",
+      start: "Commencer la discussion", needed: "« {field} » est obligatoire : veuillez le remplir.",
+      badEmail: "« {field} » doit ressembler à nom@exemple.fr.",
+      badPhone: "« {field} » ne peut contenir que des chiffres, des espaces et + - ( ) . / (au moins 3 chiffres).",
     },
   };
 
@@ -524,8 +524,8 @@
   }
 
   /** Leaves the room as the page goes away, so that a reload is let in at once. Over BOSH in
-   * one beacon (requests a page makes while it unloads are cancelled, beacons are not), using
-   * Strophe's sid and next rid; over WebSocket the frame goes out before the socket closes. */
+   * beacons (requests a page makes while it unloads are cancelled, beacons are not), using
+   * Strophe's sid and rids; over WebSocket the frame goes out before the socket closes. */
   Widget.prototype.leaveNow = function () {
     var conn = this.conn;
     if (!conn || !this.joined) return;
