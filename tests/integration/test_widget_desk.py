@@ -20,8 +20,8 @@ import pytest_asyncio
 from helpers import body, frontdesk_with_clients
 from test_desk_routing import offer_of
 from test_staff import desk as ask_desk, until_desk_says
-from test_widget import (axe, browser, open_widget, page_url, shot, shots, state_is,  # noqa: F401
-                         wait_line, web_server)
+from test_widget import (DESKTOP, PHONE, axe, browser, open_widget, page_url, shot, shots,  # noqa: F401
+                         state_is, wait_line, web_server)
 
 MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")
 CLOSED_DAY = datetime.datetime.now(datetime.timezone.utc).date() + datetime.timedelta(days=3)
@@ -83,6 +83,10 @@ async def test_the_prechat_form_is_asked_checked_and_its_answers_reach_staff(eja
     assert await focused_name(page) == "name", "the keyboard is not in the form's first field"
     await shot(page, shots, "20-prechat-form")
     await axe(page, "the pre-chat form")
+    await page.set_viewport_size(PHONE)
+    await shot(page, shots, "20b-phone-prechat-form")
+    await axe(page, "the pre-chat form on a phone")
+    await page.set_viewport_size(DESKTOP)
 
     # Keyboard only. Enter with nothing filled in: each required field says what to fix.
     await page.keyboard.press("Enter")
