@@ -16,8 +16,12 @@
  *
  * Security: nothing from a message or a presence is inserted as HTML; links are built as
  * elements (http, https and mailto only). The widget's state is on its root element as
- * data-state (connecting, waiting, chatting, closed, refused, unreachable, reconnecting,
- * replaced, misconfigured), for styling and for tests.
+ * data-state (connecting, prechat, waiting, chatting, closed, refused, unreachable,
+ * reconnecting, replaced, misconfigured), for styling and for tests.
+ *
+ * Pre-chat form: when the room's disco#info lists the site's `prechat` fields, the widget asks
+ * them before it joins and sends the answers with the join. They are kept in sessionStorage,
+ * so a reload in the same tab joins again with them instead of asking again.
  */
 (function (global) {
   "use strict";
@@ -43,6 +47,14 @@
   var PING_EVERY_MS = 15000;
   var PING_TIMEOUT_MS = 10000;
   var VISITOR_ID = /^[a-z0-9.-]{1,64}$/;
+  // The pre-chat fields frontdesk knows, with their input and length (as frontdesk cuts them).
+  var FIELDS = {
+    name: { type: "text", max: 100, auto: "name" },
+    email: { type: "email", max: 254, auto: "email" },
+    phone: { type: "tel", max: 32, auto: "tel" },
+    company: { type: "text", max: 100, auto: "organization" },
+    question: { type: "textarea", max: 500 },
+  };
 
   var STRINGS = {
     en: {
@@ -61,6 +73,11 @@
       missing: "missing option(s) {what}", badVisitor: "the visitor id \"{id}\" may only have a-z, 0-9, \"-\" and \".\"",
       badPosition: "position must be bottom-right or bottom-left, not \"{what}\"",
       badColor: "color \"{what}\" is not a CSS colour",
+      prechat: "Before we start, please tell us a little about you.", requiredNote: "Fields marked * are required.",
+      name: "Your name", email: "Email address", phone: "Phone number", company: "Company", question: "Your question",
+      start: "Start the chat", needed: "{field} is required: please fill it in.",
+      badEmail: "{field} must look like name@example.com.",
+      badPhone: "{field} may only have digits, spaces and + - ( ) . / (at least 3 digits).",
     },
     fr: {
       title: "Discutons", greeting: "Posez-nous vos questions. Nous répondons d'habitude en quelques minutes.",
@@ -78,6 +95,11 @@
       missing: "option(s) manquante(s) {what}", badVisitor: "l'identifiant \"{id}\" ne peut contenir que a-z, 0-9, \"-\" et \".\"",
       badPosition: "position doit être bottom-right ou bottom-left, pas \"{what}\"",
       badColor: "color \"{what}\" n'est pas une couleur CSS",
+      prechat: "Avant de commencer, dites-nous qui vous êtes.", requiredNote: "Les champs marqués * sont obligatoires.",
+      name: "Votre nom", email: "Adresse e-mail", phone: "Téléphone", company: "Entreprise", question: "Votre question",
+      start: "Commencer la discussion", needed: "« {field} » est obligatoire : veuillez le remplir.",
+      badEmail: "« {field} » doit ressembler à nom@exemple.fr.",
+      badPhone: "« {field} » ne peut contenir que des chiffres, des espaces et + - ( ) . / (au moins 3 chiffres).",
     },
   };
 
@@ -300,9 +322,16 @@
       this.setUnread(0);
       this.fitViewport();
       this.scrollDown();
-      if (remember) (this.input.disabled ? this.panel.querySelector("button:not([hidden])") : this.input).focus();
+      if (remember) this.focusTarget().focus();
       this.maybeRead();
     }
+  };
+
+  /** Where the keyboard goes when the panel opens: the form's first field, the message
+   * input, or the first button there is. */
+  Widget.prototype.focusTarget = function () {
+    if (this.state === "prechat") return this.prechatForm.querySelector("input, textarea");
+    return this.input.disabled ? this.panel.querySelector("button:not([hidden])") : this.input;
   };
 
   Widget.prototype.setState = function (state, text) {
@@ -310,6 +339,8 @@
     this.root.setAttribute("data-state", state);
     this.statusLine.textContent = text;
     var live = state === "waiting" || state === "chatting";
+    if (this.prechatForm) this.prechatForm.hidden = state !== "prechat";
+    this.log.hidden = this.typingLine.hidden = this.form.hidden = state === "prechat";
     this.input.disabled = !live;
     this.sendButton.disabled = !live;
     this.end.hidden = !live;
@@ -404,7 +435,7 @@
         self.root.setAttribute("data-transport", self.transport);
         self.retryMs = 1000;
         self.handlers(conn);
-        self.join();
+        self.start();
       } else if (status === S.Status.CONNFAIL || status === S.Status.ERROR || status === S.Status.AUTHFAIL) {
         if (self.connected) self.lost(); else failed();
       } else if (status === S.Status.DISCONNECTED) {
@@ -465,24 +496,36 @@
     }, "urn:xmpp:ping", "iq", "get");
   };
 
-  /** frontdesk says in the room's disco#info whether any staff of the site is available. */
-  Widget.prototype.askAvailability = function () {
-    var self = this;
+  /** The form frontdesk puts in the room's disco#info: whether any staff of the site is
+   * available, and the fields the site asks before the chat. Then the pre-chat form, or the
+   * join (also when there is no answer: then there is nothing to ask). */
+  Widget.prototype.start = function () {
+    var self = this, conn = this.conn;
+    this.setState("connecting", this.t.connecting);
     var iq = global.$iq({ type: "get", to: this.room }).c("query", { xmlns: NS_DISCO_INFO });
-    this.conn.sendIQ(iq.tree(), function (res) {
-      var fields = res.getElementsByTagNameNS(NS_DATA, "field");
-      for (var i = 0; i < fields.length; i++) {
-        if (fields[i].getAttribute("var") === "staff-available") {
-          var v = child(fields[i], "value", NS_DATA);
-          self.setAvailable(!!v && (v.textContent === "true" || v.textContent === "1"));
-        }
-      }
-    }, function () {}, 10000);
+    conn.sendIQ(iq.tree(), function (res) {
+      if (self.conn !== conn) return;
+      var f = formValues(res);
+      if (f["staff-available"]) self.setAvailable(/^(true|1)$/.test(f["staff-available"][0]));
+      self.asked = (f.prechat || []).filter(function (n) { return FIELDS[n]; });
+      self.required = f["prechat-required"] || [];
+      if (self.answered()) self.join(); else self.askPrechat();
+    }, function () { if (self.conn === conn) self.join(); }, 10000);
   };
 
+  function formValues(res) {
+    var out = {}, fields = res.getElementsByTagNameNS(NS_DATA, "field");
+    for (var i = 0; i < fields.length; i++) {
+      var vs = fields[i].getElementsByTagNameNS(NS_DATA, "value"), list = [];
+      for (var j = 0; j < vs.length; j++) list.push(vs[j].textContent);
+      out[fields[i].getAttribute("var")] = list;
+    }
+    return out;
+  }
+
   /** Leaves the room as the page goes away, so that a reload is let in at once. Over BOSH in
-   * one beacon (requests a page makes while it unloads are cancelled, beacons are not), using
-   * Strophe's sid and next rid; over WebSocket the frame goes out before the socket closes. */
+   * beacons (requests a page makes while it unloads are cancelled, beacons are not), using
+   * Strophe's sid and rids; over WebSocket the frame goes out before the socket closes. */
   Widget.prototype.leaveNow = function () {
     var conn = this.conn;
     if (!conn || !this.joined) return;
@@ -494,39 +537,131 @@
     }
     var proto = conn._proto;
     if (!proto || !proto.sid || typeof proto.rid !== "number" || !global.navigator.sendBeacon) return;
-    var body = global.$build("body", { xmlns: "http://jabber.org/protocol/httpbind", type: "terminate",
-                                       sid: proto.sid, rid: proto.rid })
-      .c("presence", { xmlns: "jabber:client", type: "unavailable", to: this.me });
-    // text/plain keeps it a simple cross-origin request (a beacon cannot be preflighted).
-    global.navigator.sendBeacon(this.o.bosh, new Blob([global.Strophe.serialize(body.tree())], { type: "text/plain;charset=UTF-8" }));
+    // A request in flight that the unloading page cancels may never reach the server, which
+    // takes rids in order and would wait for it: the terminate goes with its rid too.
+    var rids = (proto._requests || []).map(function (r) { return r.rid; }).concat([proto.rid]);
+    for (var i = 0; i < rids.length; i++) {
+      var body = global.$build("body", { xmlns: "http://jabber.org/protocol/httpbind", type: "terminate",
+                                         sid: proto.sid, rid: rids[i] })
+        .c("presence", { xmlns: "jabber:client", type: "unavailable", to: this.me });
+      // text/plain keeps it a simple cross-origin request (a beacon cannot be preflighted).
+      global.navigator.sendBeacon(this.o.bosh, new Blob([global.Strophe.serialize(body.tree())], { type: "text/plain;charset=UTF-8" }));
+    }
   };
 
   Widget.prototype.join = function () {
     this.setState("connecting", this.t.connecting);
     this.joined = false;
     this.staff = {};
-    this.askAvailability();
     var x = global.$pres({ to: this.me }).c("x", { xmlns: NS_MUC });
     if (this.o.token) x.c("password").t(this.o.token).up();
-    if (this.o.context !== false) this.pageContext(x.up());
+    this.aboutVisitor(x.up());
     this.conn.send(x.tree());
   };
 
-  /** Where the visitor is, for staff (urn:frontdesk:visitor:0, see web-integration.md);
-   * `context: false` leaves it out. */
-  Widget.prototype.pageContext = function (pres) {
+  /** For staff (urn:frontdesk:visitor:0, see web-integration.md): where the visitor is
+   * (`context: false` leaves it out) and their pre-chat answers. */
+  Widget.prototype.aboutVisitor = function (pres) {
     var cut = function (v) { return String(v || "").slice(0, 500); };
-    var d = global.document;
-    pres.c("visitor", { xmlns: NS_VISITOR }).c("page", {
-      url: cut(global.location.href), referrer: cut(d.referrer), title: cut(d.title),
-      lang: cut(global.navigator.language),
+    var d = global.document, answers = this.answers() || {}, asked = this.asked || [];
+    if (this.o.context === false && !asked.length) return;
+    pres.c("visitor", { xmlns: NS_VISITOR });
+    if (this.o.context !== false) {
+      pres.c("page", { url: cut(global.location.href), referrer: cut(d.referrer), title: cut(d.title),
+                       lang: cut(global.navigator.language) }).up();
+    }
+    asked.forEach(function (n) { if (answers[n]) pres.c("field", { "var": n }).t(answers[n]).up(); });
+    pres.up();
+  };
+
+  // ---- the pre-chat form ---------------------------------------------------------------
+
+  Widget.prototype.answers = function () {
+    try { return JSON.parse(global.sessionStorage.getItem(this.key + ":prechat")) || this.pending || null; } catch (e) { return this.pending || null; }
+  };
+
+  /** Nothing to ask, or this tab answered every required field already. */
+  Widget.prototype.answered = function () {
+    var a = this.answers();
+    if (!this.asked.length) return true;
+    return !!a && this.required.every(function (n) { return !FIELDS[n] || a[n]; });
+  };
+
+  Widget.prototype.askPrechat = function () {
+    var self = this, t = this.t, f = this.prechatForm;
+    if (!f) {
+      f = this.prechatForm = el("form", "fd-prechat");
+      f.noValidate = true;
+      f.setAttribute("aria-label", t.prechat);
+      if (this.required.length) f.appendChild(el("p", "fd-prechat-intro", t.requiredNote));
+      this.asked.forEach(function (n) { f.appendChild(self.prechatField(n)); });
+      var go = el("button", "fd-start", t.start);
+      go.type = "submit";
+      f.appendChild(go);
+      f.addEventListener("submit", function (ev) { ev.preventDefault(); self.submitPrechat(); });
+      this.panel.insertBefore(f, this.again);
+    }
+    this.setState("prechat", t.prechat);
+    if (this.open) this.focusTarget().focus();
+  };
+
+  Widget.prototype.prechatField = function (n) {
+    var spec = FIELDS[n], id = this.panel.id + "-" + n, need = this.required.indexOf(n) >= 0;
+    var box = el("div", "fd-field");
+    var label = el("label", "", this.t[n]);
+    label.htmlFor = id;
+    if (need) label.appendChild(el("span", "fd-needed", " *")).setAttribute("aria-hidden", "true");
+    var input = el(spec.type === "textarea" ? "textarea" : "input", "fd-field-input");
+    if (spec.type !== "textarea") input.type = spec.type;
+    input.id = id;
+    input.name = n;
+    input.maxLength = spec.max;
+    input.required = need;
+    if (spec.auto) input.autocomplete = spec.auto;
+    var answers = this.answers() || {};
+    if (answers[n]) input.value = answers[n];
+    var err = el("p", "fd-field-error");
+    err.id = id + "-error";
+    err.hidden = true;
+    input.setAttribute("aria-describedby", err.id);
+    box.appendChild(label);
+    box.appendChild(input);
+    box.appendChild(err);
+    return box;
+  };
+
+  /** What is wrong with answer `v` to field `n`, or "". */
+  Widget.prototype.problemWith = function (n, v) {
+    var t = this.t, what = { field: t[n] };
+    if (!v) return this.required.indexOf(n) >= 0 ? fill(t.needed, what) : "";
+    if (n === "email" && !/^[^\s@<>",;]+@[^\s@<>",;.]([^\s@<>",;]*[^\s@<>",;.])?$/.test(v)) return fill(t.badEmail, what);
+    if (n === "phone" && !(/^[0-9 +\-().\/]+$/.test(v) && (v.match(/[0-9]/g) || []).length >= 3)) return fill(t.badPhone, what);
+    return "";
+  };
+
+  /** Checks every answer; the first wrong field gets the focus and says what to fix. */
+  Widget.prototype.submitPrechat = function () {
+    var self = this, answers = {}, first = null;
+    this.asked.forEach(function (n) {
+      var input = self.prechatForm.elements[n], v = input.value.trim();
+      var why = self.problemWith(n, v), err = global.document.getElementById(input.id + "-error");
+      err.textContent = why;
+      err.hidden = !why;
+      if (why) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+      if (why && !first) first = input;
+      if (v) answers[n] = v;
     });
+    if (first) return first.focus();
+    try { global.sessionStorage.setItem(this.key + ":prechat", JSON.stringify(answers)); } catch (e) { /* private mode */ }
+    this.pending = answers;
+    this.focusAfterJoin = true;
+    this.join();
   };
 
   Widget.prototype.newChat = function () {
     this.again.hidden = true;
     this.done = false;
-    if (this.conn && this.connected) this.join(); else this.connect(0);
+    if (this.conn && this.connected) this.start(); else this.connect(0);
     this.input.focus();
   };
 
@@ -560,6 +695,8 @@
     if (nick === this.nick && u.codes.indexOf("110") >= 0) {
       this.joined = true;
       this.refreshState();
+      // The form the focus was in is gone: the message input takes it.
+      if (this.focusAfterJoin) { this.focusAfterJoin = false; this.input.focus(); }
       this.maybeRead();
       return;
     }

@@ -1,5 +1,6 @@
 //! A site's desk settings in `[[sites]]`: staff entries (a bare JID, or a table with a display
-//! name, an avatar and a chat cap), capacity, routing, offer timeout and canned replies.
+//! name, an avatar and a chat cap), capacity, routing, offer timeout and canned replies
+//! (`prechat` is in prechat.rs, `hours` in hours.rs).
 
 use std::collections::BTreeMap;
 
@@ -105,6 +106,7 @@ impl Checker {
         };
         let canned = self.canned(t, prefix);
         let hours = self.hours(t, prefix);
+        let prechat = self.prechat(t, prefix);
         // In range, so the casts keep the values.
         Some(DeskConfig {
             max_chats_per_staff: max? as u32,
@@ -112,6 +114,7 @@ impl Checker {
             offer_timeout_secs: timeout? as u64,
             canned: canned?,
             hours: hours?,
+            prechat: prechat?,
         })
     }
 

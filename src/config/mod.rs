@@ -12,6 +12,7 @@ mod check;
 mod desk;
 pub mod hours;
 mod log;
+pub mod prechat;
 mod read;
 mod sites;
 #[cfg(test)]
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use toml::Table;
 
 pub use log::{LogConfig, LogFormat};
+pub use prechat::{PrechatField, PrechatKind};
 use read::Checker;
 
 use crate::token::TokenSecret;
@@ -329,6 +331,15 @@ pub struct DeskConfig {
     pub canned: Vec<Canned>,
     /// `hours` with `timezone`; `None`: always open.
     pub hours: Option<hours::OpeningHours>,
+    /// What the widget asks before the first message, in order.
+    pub prechat: Vec<PrechatField>,
+}
+
+impl DeskConfig {
+    /// Does the site's pre-chat form ask for an email address?
+    pub fn asks_email(&self) -> bool {
+        self.prechat.iter().any(|f| f.kind == PrechatKind::Email)
+    }
 }
 
 impl Default for DeskConfig {
@@ -339,6 +350,7 @@ impl Default for DeskConfig {
             offer_timeout_secs: desk::DEFAULT_OFFER_TIMEOUT_SECS,
             canned: Vec::new(),
             hours: None,
+            prechat: Vec::new(),
         }
     }
 }

@@ -83,6 +83,7 @@ impl Checker {
                 "canned",
                 "hours",
                 "timezone",
+                "prechat",
             ],
         );
         let token_secret = self.token_secret(t, prefix, base);

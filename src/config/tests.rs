@@ -373,3 +373,42 @@ fn metrics_listen() {
         vec!["metrics.port"]
     );
 }
+
+#[test]
+fn prechat_fields_are_known_once_each_and_optional_with_a_question_mark() {
+    let with = |extra: &str| {
+        GOOD.replace(
+            "staff = [\"alice_acme@example.com\", \"bob_acme@example.com\"]",
+            &format!("staff = [\"alice_acme@example.com\"]\n{extra}"),
+        )
+    };
+    let c = Config::parse(
+        &with("prechat = [\"name\", \"email?\", \"question\"]"),
+        Path::new("/f.toml"),
+    )
+    .unwrap();
+    let got: Vec<(&str, bool)> = c.sites[0]
+        .desk
+        .prechat
+        .iter()
+        .map(|f| (f.kind.as_str(), f.required))
+        .collect();
+    assert_eq!(got, [("name", true), ("email", false), ("question", true)]);
+    assert!(c.sites[0].desk.asks_email());
+    assert!(c.sites[1].desk.prechat.is_empty() && !c.sites[1].desk.asks_email());
+    let bad = problems(&with(
+        "prechat = [\"name\", \"age\", \"name?\", 7, \"email??\", \"Phone\"]",
+    ));
+    let got: Vec<String> = bad.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "sites[0].prechat[1]: \"age\" is not a pre-chat field: use name, email, phone, company, question, each with a trailing '?' if it is optional",
+            "sites[0].prechat[2]: \"name\" is listed twice",
+            "sites[0].prechat[3]: must be a string such as \"email?\"",
+            "sites[0].prechat[4]: \"email??\" is not a pre-chat field: use name, email, phone, company, question, each with a trailing '?' if it is optional",
+            "sites[0].prechat[5]: \"Phone\" is not a pre-chat field: use name, email, phone, company, question, each with a trailing '?' if it is optional",
+        ]
+    );
+    assert_eq!(keys(&with("prechat = \"name\"")), ["sites[0].prechat"]);
+}

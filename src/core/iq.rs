@@ -211,7 +211,7 @@ impl Core {
             let title = format!("{} — visitor {}", site.name, name.visitor());
             let mut info = stanzas::disco_info(&title, ROOM_FEATURES);
             let available = site.staff.iter().any(|s| self.staff.is_available(s));
-            info.append_child(super::widget::availability_form(available));
+            info.append_child(super::widget::room_form(available, &site.desk.prechat));
             Ok(Some(info))
         } else if is(payload, "query", NS_DISCO_ITEMS) {
             Ok(Some(empty_items()))

@@ -740,6 +740,8 @@ mod tests_limits;
 #[cfg(test)]
 mod tests_notes;
 #[cfg(test)]
+mod tests_prechat;
+#[cfg(test)]
 mod tests_prop;
 #[cfg(test)]
 mod tests_reload;

@@ -457,7 +457,12 @@ impl Core {
         p: &Presence,
     ) -> super::details::VisitorDetails {
         let signed = self.check_token(now, name, p).unwrap_or_default();
-        super::details::VisitorDetails::from_join(&signed, p)
+        let asked = self
+            .config
+            .sites
+            .get(name.site())
+            .map_or(&[][..], |s| &s.desk.prechat[..]);
+        super::details::VisitorDetails::from_join(&signed, p, asked)
     }
 
     /// A visitor may not take a staff member's account name (the nick staff get when they

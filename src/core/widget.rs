@@ -1,7 +1,8 @@
 //! What frontdesk tells its web widget beyond XEP-0045, in the namespace [`NS_WIDGET`]
 //! (documented in docs/web-integration.md): a staff member's avatar in their occupant
-//! presence, whether the site's staff are available (a form in the room's disco#info), and
-//! the visitor's own "End chat" (an element in their unavailable presence).
+//! presence, whether the site's staff are available and what it asks before the chat (a form
+//! in the room's disco#info), and the visitor's own "End chat" (an element in their
+//! unavailable presence).
 
 use minidom::Element;
 use xmpp_parsers::presence::Presence;
@@ -10,6 +11,7 @@ use super::room::Occupant;
 use super::session::Role;
 use super::stanzas::attr;
 use super::SiteInfo;
+use crate::config::PrechatField;
 
 pub const NS_WIDGET: &str = "urn:frontdesk:widget:0";
 const NS_DATA: &str = "jabber:x:data";
@@ -31,22 +33,41 @@ pub fn with_profile(mut p: Presence, site: &SiteInfo, o: &Occupant) -> Presence 
 }
 
 /// The XEP-0128 form in a room's disco#info: `staff-available` is true when any staff member
-/// of the site is available now. Never who, nor how many.
-pub fn availability_form(available: bool) -> Element {
-    let field = |var: &str, type_: &str, value: &str| {
+/// of the site is available now (never who, nor how many); when the site asks questions
+/// before the chat, `prechat` lists its fields in order and `prechat-required` those the
+/// widget must have answered.
+pub fn room_form(available: bool, prechat: &[PrechatField]) -> Element {
+    let field = |var: &str, type_: &str, values: &[&str]| {
         let b = attr(Element::builder("field", NS_DATA), "var", var);
         attr(b, "type", type_)
-            .append(Element::builder("value", NS_DATA).append(value))
+            .append_all(
+                values
+                    .iter()
+                    .map(|v| Element::builder("value", NS_DATA).append(*v)),
+            )
             .build()
     };
-    attr(Element::builder("x", NS_DATA), "type", "result")
-        .append(field("FORM_TYPE", "hidden", NS_WIDGET))
+    let all: Vec<&str> = prechat.iter().map(|f| f.kind.as_str()).collect();
+    let required: Vec<&str> = prechat
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.kind.as_str())
+        .collect();
+    let mut x = attr(Element::builder("x", NS_DATA), "type", "result")
+        .append(field("FORM_TYPE", "hidden", &[NS_WIDGET]))
         .append(field(
             "staff-available",
             "boolean",
-            if available { "true" } else { "false" },
-        ))
-        .build()
+            &[if available { "true" } else { "false" }],
+        ));
+    if !all.is_empty() {
+        x = x.append(field("prechat", "list-multi", &all)).append(field(
+            "prechat-required",
+            "list-multi",
+            &required,
+        ));
+    }
+    x.build()
 }
 
 /// The visitor pressed "End chat": their unavailable presence carries `<end-chat/>`.
@@ -61,8 +82,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_availability_form_says_true_or_false_and_nothing_else() {
-        let f = availability_form(true);
+    fn the_room_form_says_true_or_false_and_nothing_else_without_prechat() {
+        let f = room_form(true, &[]);
         let fields: Vec<_> = f.children().collect();
         assert_eq!(fields.len(), 2);
         assert_eq!(fields[1].attr("var"), Some("staff-available"));
@@ -70,7 +91,7 @@ mod tests {
             fields[1].children().next().map(|v| v.text()),
             Some("true".into())
         );
-        let f = availability_form(false);
+        let f = room_form(false, &[]);
         assert_eq!(
             f.children()
                 .nth(1)

@@ -182,7 +182,7 @@ async def test_closed_hours_and_places_in_line_as_visitors_hear_them(ejabberd, t
 async def test_signed_details_and_the_page_reach_staff(ejabberd, tmp_path):
     host = ejabberd.staff_host
     sites = [{"id": "acme", "name": "ACME Inc.", "staff": [f"alice_acme@{host}"],
-              "token_secret": "a-long-enough-token-secret-for-acme"}]
+              "token_secret": "a-long-enough-token-secret-for-acme", "desk": {"prechat": ["company?"]}}]
     roster = {"ejabberd_api": f"http://127.0.0.1:{ejabberd.http_port}/api", "remove_after_secs": 3}
     async with frontdesk_with_clients(ejabberd, tmp_path / "frontdesk", sites=sites, roster=roster) as (fd, clients):
         component = ejabberd.component_jid
@@ -196,16 +196,17 @@ async def test_signed_details_and_the_page_reach_staff(ejabberd, tmp_path):
         v = await clients.visitor()
         v.send_raw(f"<presence to='{room}/Ann'><x xmlns='http://jabber.org/protocol/muc'><password>{token}</password></x>"
                    "<visitor xmlns='urn:frontdesk:visitor:0'><page url='https://shop.example.com/cart' "
-                   "title='Your cart &#x202E;evil' lang='en'/><field var='order'>A-1</field></visitor></presence>")
+                   "title='Your cart &#x202E;evil' lang='en'/><field var='company'>A-1 Ltd</field>"
+                   "<field var='order'>not asked</field></visitor></presence>")
         await v.expect(lambda st: kind(st) == "presence" and attr(st, "from") == f"{room}/Ann", what="the self-presence")
         await v.say(room, "Hello")
         n = fd.session_of(room)["id"]
         offer = await alice.expect(offer_of(component, n), what="the offer")
-        assert body(offer).endswith(f"\nname: Ann Smith ✓ · email: ann@example.com ✓ · page: "
+        assert body(offer).endswith(f"\nname: Ann Smith ✓ · email: ann@example.com ✓ · company: A-1 Ltd · page: "
                                     f"https://shop.example.com/cart (!info {n} for more)"), body(offer)
         info = body(await desk(alice, component, f"!info {n}", f"#{n} Ann"))
         for line in ("name: Ann Smith (signed by the website)", "user id: 4711 (signed by the website)",
-                     "page: https://shop.example.com/cart (from the widget)", "asked: order: A-1 (from the widget)"):
+                     "page: https://shop.example.com/cart (from the widget)", "asked: company: A-1 Ltd (from the widget)"):
             assert line in info, info
         assert "\u202e" not in info, repr(info)
         # Kept with the session: the database has them, signed ones marked.
@@ -216,6 +217,7 @@ async def test_signed_details_and_the_page_reach_staff(ejabberd, tmp_path):
                                (n,)).fetchall()
         finally:
             con.close()
-        assert ("email", "ann@example.com", 1) in rows and ("prechat.order", "A-1", 0) in rows, rows
+        assert ("email", "ann@example.com", 1) in rows and ("prechat.company", "A-1 Ltd", 0) in rows, rows
+        assert not any(k == "prechat.order" for k, _, _ in rows), "an answer to a field the site does not ask"
         # The visitor never sees any of it.
         assert not any("4711" in (body(st) or "") for st in v.log), "details leaked to the visitor"

@@ -19,6 +19,10 @@ const STATUS_PREVIEW_CHARS: usize = 80;
 pub const NOBODY_TEXT: &str =
     "No one is available right now. Your message has been saved and will be answered as soon as someone is.";
 
+/// The closed-hours notice asks for an email address unless the visitor gave one.
+pub const CLOSED_ASK_EMAIL: &str = "Leave your email address here and we will write back";
+pub const CLOSED_HAVE_EMAIL: &str = "We will write back to the email address you gave";
+
 impl Room {
     /// The visitor contact's roster presence for the session's state.
     pub fn contact_status(&self) -> (Option<Show>, String) {
@@ -213,12 +217,13 @@ impl Room {
     }
 
     /// What the visitor's join said of them (token details, page, pre-chat answers): kept,
-    /// and written, when it is new.
+    /// and written, when it is new. Answers given before and not now stay.
     pub fn note_details(
         &mut self,
         details: crate::core::details::VisitorDetails,
         out: &mut Effects,
     ) {
+        let details = details.rejoined(&self.details);
         if details.is_empty() || details == self.details {
             return;
         }
@@ -298,7 +303,8 @@ impl Room {
         copies
     }
 
-    /// Outside the site's hours, once per chat: when the desk opens, and to leave an email.
+    /// Outside the site's hours, once per chat: when the desk opens, and to leave an email
+    /// unless the visitor gave one (in the pre-chat form or the website's token).
     fn closed_text(&mut self, ctx: &Ctx) -> Option<String> {
         let hours = ctx.site.desk.hours.as_ref()?;
         if self.told_closed || hours.open_at(ctx.now) {
@@ -309,8 +315,13 @@ impl Room {
             .next_opening(ctx.now)
             .map(|w| format!(" and open again {w} ({} time)", hours.tz.name()))
             .unwrap_or_default();
+        let email = if self.details.has_email() {
+            CLOSED_HAVE_EMAIL
+        } else {
+            CLOSED_ASK_EMAIL
+        };
         Some(format!(
-            "We are closed right now{when}. Leave your email address here and we will write back; if someone is around, they may answer sooner."
+            "We are closed right now{when}. {email}; if someone is around, they may answer sooner."
         ))
     }
 
