@@ -51,6 +51,9 @@ def ejabberd_template() -> str:
     t = t.replace("max_user_sessions: 10", "max_user_sessions: 100000")
     t = t.replace("loglevel: info", "loglevel: warning")
     t = t.replace("      - delete_rosteritem\n", "      - delete_rosteritem\n      - get_roster\n")
+    # Without store_current_id, every roster write hashes the user's whole roster for its
+    # version: 70 admin-API writes a second on an empty roster, 9 with 2,000 items (measured).
+    t = t.replace("    versioning: true\n", "    versioning: true\n    store_current_id: true\n")
     return t
 
 
