@@ -205,7 +205,7 @@ class Churn:
                "--staff", ",".join(f"{u}:pw-{u}" for u in users), "--present", str(present),
                "--fill-rate", str(a.fill_rate), "--rates", ",".join(str(r) for r in a.rates_list),
                "--settle", str(a.settle), "--window", str(a.window), "--drain-rate", str(a.fill_rate),
-               "--drain-wait", str(a.remove_after + a.drain_wait)]
+               "--drain-wait", str(a.remove_after + a.drain_wait), "--roster-settle", str(a.roster_settle)]
         pids = {"frontdesk": [fd.proc.pid], "server": srv.pids()}
         rss0 = {k: cpu_rss(v)[1] for k, v in pids.items()}
         res = {"server": srv.kind, "policy": policy, "present": present, "staff": staff, "prefix": prefix,
@@ -270,13 +270,15 @@ def parse_args():
     ap.add_argument("--fill-rate", type=float, default=400)
     ap.add_argument("--remove-after", type=int, default=3)
     ap.add_argument("--drain-wait", type=float, default=60)
+    ap.add_argument("--roster-settle", type=float, default=120,
+                    help="after the fill, wait at most this long for staff roster pushes to stop")
     ap.add_argument("--bin-dir", default=str(REPO / "target" / "release"))
     ap.add_argument("--out", default=str(REPO / "target" / "churn"))
     ap.add_argument("--json", help="write the results here (default docs/benchmark-churn.json unless --short)")
     ap.add_argument("--report-from", help="re-render the report from a results file")
     a = ap.parse_args()
     if a.short:
-        a.points, a.rates, a.window, a.settle, a.drain_wait = "150x2", "20", 3, 1, 30
+        a.points, a.rates, a.window, a.settle, a.drain_wait, a.roster_settle = "150x2", "20", 3, 1, 30, 20
     a.rates_list = [float(r) for r in a.rates.split(",")]
     return a
 

@@ -79,7 +79,7 @@ def window_table(doc: dict) -> list[str]:
 
 
 def point_table(doc: dict) -> list[str]:
-    L = ["| server, policy | N | S | fill: s, join p99 ms | RSS per present visitor, frontdesk / server | "
+    L = ["| server, policy | N | S | fill: s, join p99 ms, roster writes settled after s | RSS per present visitor, frontdesk / server | "
          "fresh staff login: roster items, roster ms, all presences ms | after the run: items left in staff "
          "rosters (client / server), drain s |",
          "|---|---|---|---|---|---|---|"]
@@ -87,7 +87,7 @@ def point_table(doc: dict) -> list[str]:
         f, fr, d = p.get("fill", {}), p.get("fresh_login", {}), p.get("drained", {})
         left = sum(p.get("left_on_server", {}).values())
         L.append(f"| {RUNG[p['server']].split(',')[0]}, {p['policy']} | {p['present']:,} | {p['staff']} | "
-                 f"{fmt(f.get('fill_s'))}, {fmt(f.get('join_p99_ms'), 0)} | "
+                 f"{fmt(f.get('fill_s'))}, {fmt(f.get('join_p99_ms'), 0)}, {fmt(f.get('roster_settle_s'), 0)} | "
                  f"{fmt(per_visitor(p, 'frontdesk'), 0)} B / {fmt(per_visitor(p, 'server'), 0)} B | "
                  f"{fr.get('roster_items', '–')}, {fmt(fr.get('roster_ms'), 0)}, {fmt(fr.get('presences_ms'), 0)} | "
                  f"{d.get('staff_roster_items_max', '–')} / {left}, {fmt(d.get('seconds'), 0)} |")

@@ -34,13 +34,15 @@ pub struct ChurnArgs {
     write_fraction: f64,
     drain_rate: f64,
     drain_wait: f64,
+    /// After the fill, wait this long at most for the staff's roster pushes to stop.
+    roster_settle: f64,
 }
 
 fn churn_usage() -> ! {
     eprintln!(
         "usage: frontdesk-load --churn --c2s HOST:PORT --host STAFF_DOMAIN --anon-host ANON_DOMAIN \
 --rooms 'c1v{{i}}_acme@chat.localhost' --staff user:pw[,...] --present N [--fill-rate 300] \
-[--rates 5,20,50] [--settle 3] [--window 20] [--write-fraction 0.1] [--drain-rate 500] [--drain-wait 60]"
+[--rates 5,20,50] [--settle 3] [--window 20] [--write-fraction 0.1] [--drain-rate 500] [--drain-wait 60] [--roster-settle 0]"
     );
     std::process::exit(2)
 }
@@ -60,6 +62,7 @@ pub fn parse_churn_args(argv: &[String]) -> ChurnArgs {
         write_fraction: 0.1,
         drain_rate: 500.0,
         drain_wait: 60.0,
+        roster_settle: 0.0,
     };
     let mut it = argv.iter().skip(1).filter(|a| *a != "--churn");
     while let Some(k) = it.next() {
@@ -85,6 +88,7 @@ pub fn parse_churn_args(argv: &[String]) -> ChurnArgs {
             "--write-fraction" => a.write_fraction = num(v()),
             "--drain-rate" => a.drain_rate = num(v()),
             "--drain-wait" => a.drain_wait = num(v()),
+            "--roster-settle" => a.roster_settle = num(v()),
             _ => churn_usage(),
         }
     }
@@ -371,6 +375,27 @@ impl Run {
         }
     }
 
+    /// Waits (at most `bound`) until no roster push has reached staff for 3 s: the fill's
+    /// roster writes are done and the windows measure steady churn, not the fill's backlog.
+    async fn settle_rosters(&self, bound: Duration) -> f64 {
+        let t0 = Instant::now();
+        let ops = || {
+            let g = self.st.borrow();
+            g.c.roster_adds + g.c.roster_removes
+        };
+        let (mut last, mut since) = (ops(), Instant::now());
+        while t0.elapsed() < bound {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let n = ops();
+            if n != last {
+                (last, since) = (n, Instant::now());
+            } else if since.elapsed() >= Duration::from_secs(3) {
+                break;
+            }
+        }
+        t0.elapsed().as_secs_f64()
+    }
+
     fn visitor_items(&self) -> (usize, usize) {
         let g = self.st.borrow();
         let sizes: Vec<usize> = g.rosters.iter().map(HashSet::len).collect();
@@ -468,10 +493,13 @@ pub async fn churn_main(a: ChurnArgs) -> Res<()> {
     run.arrivals(a.fill_rate, 1e6, false, Some(a.present)).await;
     let fill_arrivals = t_fill.elapsed().as_secs_f64();
     run.settle_joins(Duration::from_secs(120)).await;
+    let fill_s = t_fill.elapsed().as_secs_f64();
+    let settle_s = run.settle_rosters(Duration::from_secs_f64(a.roster_settle)).await;
     let c = st.borrow().c.clone();
     let mut fill_joins: Vec<u64> = st.borrow().joins.iter().map(|x| x.1).collect();
-    emit(format!("{{\"event\":\"filled\",\"staff_initial_visitor_items\":{initial},\"present\":{},\"joined\":{},\"join_failures\":{},\"arrivals_s\":{fill_arrivals:.3},\"fill_s\":{:.3},\"join_p50_ms\":{},\"join_p99_ms\":{}}}",
-        run.present.len(), c.joined, c.join_failures, t_fill.elapsed().as_secs_f64(),
+    let items = run.visitor_items().0;
+    emit(format!("{{\"event\":\"filled\",\"staff_initial_visitor_items\":{initial},\"present\":{},\"joined\":{},\"join_failures\":{},\"arrivals_s\":{fill_arrivals:.3},\"fill_s\":{fill_s:.3},\"roster_settle_s\":{settle_s:.3},\"staff_visitor_items_avg\":{items},\"join_p50_ms\":{},\"join_p99_ms\":{}}}",
+        run.present.len(), c.joined, c.join_failures,
         ms(pct(&mut fill_joins, 50.0)), ms(pct(&mut fill_joins, 99.0))));
     for &rate in &a.rates {
         run.arrivals(rate, a.settle, true, None).await;
