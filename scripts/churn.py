@@ -219,15 +219,17 @@ class Churn:
                 res["fill"] = ev
                 res["rss_at_n_kib"] = {k: cpu_rss(v)[1] for k, v in pids.items()}
             elif e == "window_start":
-                cpu0 = {k: cpu_rss(v)[0] for k, v in pids.items()}
-            elif e == "window_end":
+                cpu0, t0 = {k: cpu_rss(v)[0] for k, v in pids.items()}, time.monotonic()
+            elif e == "window_stop":
                 cpu = {k: cpu_rss(v)[0] - cpu0[k] for k, v in pids.items()}
+                wall = time.monotonic() - t0
+            elif e == "window_end":
                 n = max(ev["arrivals"], 1)
                 ev.update(cpu_s=cpu, loadavg=loadavg(),
                           cpu_ms_per_arrival={k: v / n * 1000 for k, v in cpu.items()},
-                          core_share={k: v / ev["seconds"] for k, v in cpu.items()})
+                          core_share={k: v / wall for k, v in cpu.items()})
                 ev["cpu_ms_per_arrival"]["total"] = sum(cpu.values()) / n * 1000
-                ev["core_share"]["total"] = sum(cpu.values()) / ev["seconds"]
+                ev["core_share"]["total"] = sum(cpu.values()) / wall
                 res["windows"].append(ev)
                 self.say(res, ev)
             else:
@@ -275,6 +277,7 @@ def parse_args():
     ap.add_argument("--bin-dir", default=str(REPO / "target" / "release"))
     ap.add_argument("--out", default=str(REPO / "target" / "churn"))
     ap.add_argument("--json", help="write the results here (default docs/benchmark-churn.json unless --short)")
+    ap.add_argument("--no-report", action="store_true", help="only the results file (--json)")
     ap.add_argument("--report-from", help="re-render the report from a results file")
     a = ap.parse_args()
     if a.short:
@@ -316,6 +319,9 @@ def main() -> int:
     doc = {"meta": meta, "points": results}
     if a.short:
         print(json.dumps(doc))
+        return 0
+    if a.no_report:
+        Path(a.json or out / "results.json").write_text(json.dumps(doc, indent=1))
         return 0
     Path(a.json or REPO / "docs" / "benchmark-churn.json").write_text(json.dumps(doc, indent=1))
     import churn_report

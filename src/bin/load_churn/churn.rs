@@ -4,8 +4,9 @@
 //! and byte they receive. First the room count is filled to N quickly; then, for each rate,
 //! arrivals and departures (the oldest visitor) match, and a window is measured.
 //!
-//! Lines of JSON on stdout: `{"event":"filled"}`, `{"event":"window_start"}` and
-//! `{"event":"window_end",...}` per rate (the driver reads CPU from /proc at those lines),
+//! Lines of JSON on stdout: `{"event":"filled"}`, then per rate `{"event":"window_start"}` and
+//! `{"event":"window_stop"}` (the driver reads CPU from /proc at those two lines) and
+//! `{"event":"window_end",...}` once the window's joins are answered,
 //! `{"event":"fresh_login",...}`, `{"event":"drained",...}`.
 
 use std::cell::RefCell;
@@ -508,6 +509,7 @@ pub async fn churn_main(a: ChurnArgs) -> Res<()> {
         emit(format!("{{\"event\":\"window_start\",\"rate\":{rate}}}"));
         run.arrivals(rate, a.window, true, None).await;
         let t1 = micros(base);
+        emit(format!("{{\"event\":\"window_stop\",\"rate\":{rate}}}"));
         let secs = (t1 - t0) as f64 / 1e6;
         // Joins sent in the window get their answer before the line is written.
         run.settle_joins(Duration::from_secs(10)).await;
