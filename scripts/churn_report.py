@@ -157,7 +157,7 @@ def markdown(doc: dict) -> str:
     notes = Path(__file__).resolve().parents[1] / "docs" / "benchmark-churn-notes.md"
     if notes.exists():
         L += ["", notes.read_text().rstrip()]
-    L += ["", "Rerun: `scripts/bench --churn` (all points, about 20 minutes) or `scripts/churn.py --points 1000x5 "
+    L += ["", "Rerun: `scripts/bench --churn` (all points, about 30 minutes) or `scripts/churn.py --points 1000x5 "
           "--servers ejabberd`; `tests/integration/test_churn_short.py` runs `scripts/churn.py --short` in the "
           "suite.", ""]
     return "\n".join(L)
