@@ -24,6 +24,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
+#[path = "load_churn/churn.rs"]
+mod churn;
+
 #[derive(Debug, Clone)]
 struct Args {
     c2s: String,
@@ -712,6 +715,11 @@ fn main() {
         }
         return;
     }
+    if argv.iter().any(|a| a == "--churn") {
+        let a = churn::parse_churn_args(&argv);
+        run_local(churn::churn_main(a));
+        return;
+    }
     let a = parse_args();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -725,6 +733,25 @@ fn main() {
     };
     let local = tokio::task::LocalSet::new();
     if let Err(e) = local.block_on(&rt, main_async(a)) {
+        eprintln!("frontdesk-load: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Runs `fut` on a single-threaded runtime; exits 1 with its error.
+fn run_local(fut: impl std::future::Future<Output = Res<()>>) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("frontdesk-load: {e}");
+            std::process::exit(1);
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    if let Err(e) = local.block_on(&rt, fut) {
         eprintln!("frontdesk-load: {e}");
         std::process::exit(1);
     }
