@@ -40,13 +40,57 @@ CLK = os.sysconf("SC_CLK_TCK")
 ECHO_JID = "echo.localhost"
 ECHO_SECRET = secrets.token_hex(12)
 ECHO_PORT = xmpp_env.free_port()
-LABELS = {"muc": "mod_muc", "echo": "echo component", "frontdesk": "frontdesk"}
+LABELS = {"muc": "mod_muc", "mam": "mod_muc + mod_mam (SQLite, DELETE journal)",
+          "mam-wal": "mod_muc + mod_mam (SQLite, WAL)", "echo": "echo component", "frontdesk": "frontdesk"}
+TARGETS = ("muc", "mam", "mam-wal", "echo", "frontdesk")
+# The archived MUC: one vhost per SQLite journal mode, each with its own database, mod_mam
+# archiving every room message, and its own MUC service (conference.<vhost>).
+MAM_HOSTS = {"mam": "mam.localhost", "mam-wal": "mamwal.localhost"}
 
 
-def bench_template(component_shaper: bool) -> str:
+def mam_db(spool: Path, target: str) -> Path:
+    return spool / f"{target}.db"
+
+
+def mam_hosts(spool: Path) -> str:
+    """host_config for the archived-MUC vhosts: SQLite (ejabberd creates the schema in the file
+    it opens), mod_mam on SQL, rooms archived by default."""
+    out = ""
+    for target, host in MAM_HOSTS.items():
+        out += f"""  {host}:
+    sql_type: sqlite
+    sql_database: "{mam_db(spool, target)}"
+    modules:
+      mod_mam:
+        db_type: sql
+      mod_muc:
+        host: "conference.{host}"
+        access: all
+        access_create: all
+        access_persistent: all
+        access_admin: none
+        history_size: 0
+        max_user_conferences: 100000
+        max_users: 1000
+        default_room_options:
+          mam: true
+          logging: false
+          # A temporary room's archive is deleted when it empties; a desk keeps its transcripts.
+          persistent: true
+"""
+    return out
+
+
+def bench_template(component_shaper: bool, spool: Path | None = None) -> str:
     """The test suite's ejabberd config, opened up for load: no c2s shaper, many sessions per
-    account, mod_muc on conference.<host>; the component listener with or without `fast`."""
+    account, mod_muc on conference.<host>; the component listener with or without `fast`.
+    With `spool`, the archived-MUC vhosts too (databases under it)."""
     t = (REPO / "tests" / "integration" / "ejabberd.yml.in").read_text()
+    # Many clients log in at once: ejabberd's listeners accept with a backlog of 5.
+    t = t.replace("    module: ejabberd_c2s\n", "    module: ejabberd_c2s\n    backlog: 4096\n")
+    if spool is not None:
+        t = t.replace("  - @ANON_HOST@\n", "  - @ANON_HOST@\n" + "".join(f"  - {h}\n" for h in MAM_HOSTS.values()), 1)
+        t = t.replace("host_config:\n", "host_config:\n" + mam_hosts(spool), 1)
     t = t.replace("    shaper: c2s_shaper\n", "")
     t = t.replace("c2s_shaper: normal", "c2s_shaper: none")
     t = t.replace("max_user_sessions: 10", "max_user_sessions: 100000")
@@ -67,7 +111,8 @@ def bench_template(component_shaper: bool) -> str:
         # shaper_rule names a rule of shaper_rules, which names the shaper.
         t = t.replace("    module: ejabberd_service\n", "    module: ejabberd_service\n    shaper_rule: component_shaper\n")
         t = t.replace("shaper_rules:\n", "shaper_rules:\n  component_shaper: fast\n", 1)
-    t = t.replace("modules:\n", """modules:
+    t = t.replace("\nmodules:\n", """
+modules:
   mod_muc:
     host: "conference.@STAFF_HOST@"
     access: all
@@ -114,15 +159,56 @@ class Bench:
         self.fd_bin = bin_dir / "frontdesk"
 
     # ---- servers -------------------------------------------------------------------------
-    def start_ejabberd(self, component_shaper: bool = False) -> None:
+    def start_ejabberd(self, component_shaper: bool = False, mam: bool = False) -> None:
         self.stop_all()
-        ej = xmpp_env.Ejabberd.create(self.out / f"ejabberd-{secrets.token_hex(2)}",
-                                      template=bench_template(component_shaper))
+        base = (self.out / f"ejabberd-{secrets.token_hex(2)}").resolve()
+        ej = xmpp_env.Ejabberd.create(base, template=bench_template(component_shaper, base / "spool" if mam else None))
+        if mam:
+            self.create_mam_dbs(ej)
         ej.start(timeout=60)
         for u in STAFF:
             ej.register(u, ej.staff_host, f"pw-{u}")
         pin(ej.beam_pids(), self.server_cpus)
         self.ej = ej
+        self.mam = mam
+
+    def create_mam_dbs(self, ej) -> None:
+        """The archives' SQLite files, made before ejabberd opens them: WAL is a property of the
+        file (set once, it stays), and ejabberd has no option for it. ejabberd creates the
+        tables itself in an empty database."""
+        import pwd
+        for target in MAM_HOSTS:
+            path = mam_db(ej.spool, target)
+            con = sqlite3.connect(path)
+            try:
+                mode = con.execute(f"PRAGMA journal_mode={'WAL' if target == 'mam-wal' else 'DELETE'}").fetchone()[0]
+            finally:
+                con.close()
+            if mode != ("wal" if target == "mam-wal" else "delete"):
+                raise RuntimeError(f"{path}: journal_mode is {mode}")
+            if os.geteuid() == 0:
+                user = pwd.getpwnam("ejabberd")
+                os.chown(path, user.pw_uid, user.pw_gid)
+
+    def journal_modes(self) -> dict:
+        """The journal mode each archive's file has now (after ejabberd opened and used it)."""
+        out = {}
+        for target in MAM_HOSTS:
+            con = sqlite3.connect(f"file:{mam_db(self.ej.spool, target)}?mode=ro", uri=True)
+            try:
+                out[target] = con.execute("PRAGMA journal_mode").fetchone()[0]
+            finally:
+                con.close()
+        return out
+
+    def warm_mam(self) -> None:
+        """ejabberd opens its SQL connection on first use: one short run per archive first, so
+        that opening (and creating the tables) is not in the measured runs."""
+        for target in MAM_HOSTS:
+            r = self.chat_run(target, 1, 2.0, 1.0)
+            if r["archive_rows"] != r["received"] or r["received"] == 0:
+                raise RuntimeError(f"{target}: warm-up archived {r['archive_rows']} of {r['received']} messages\n"
+                                   f"{self.ej.log_tail()}")
 
     def start_frontdesk(self, db: Path | None = None) -> None:
         fd = xmpp_env.Frontdesk(self.out / f"frontdesk-{secrets.token_hex(2)}", ejabberd=self.ej, sites=[SITE],
@@ -183,6 +269,8 @@ class Bench:
         self.run_no += 1
         if target == "muc":
             return f"m{self.run_no}x{{i}}@conference.{self.ej.staff_host}"
+        if target in MAM_HOSTS:
+            return f"a{self.run_no}x{{i}}@conference.{MAM_HOSTS[target]}"
         if target == "echo":
             return f"e{self.run_no}x{{i}}@{ECHO_JID}"
         return f"b{self.run_no}x{{i}}_acme@{self.ej.component_jid}"
@@ -212,7 +300,25 @@ class Bench:
         r["frontdesk_cpu_per_1k"] = d_fd / msgs * 1000 if target in ("frontdesk", "echo") else None
         if target == "frontdesk":
             r["transcript_rows"] = self.transcript_rows(pat)
+        if target in MAM_HOSTS:
+            r["archive_rows"] = self.archive_rows(target, pat, r["received"])
         return r
+
+    def archive_rows(self, target: str, pattern: str, want: int, timeout: float = 10) -> int:
+        """Rows of this run in the room archive. mod_mam stores before it broadcasts, so they
+        should all be there; a bounded wait covers a late write all the same."""
+        like = pattern.replace("{i}", "%")
+        deadline = time.monotonic() + timeout
+        while True:
+            con = sqlite3.connect(f"file:{mam_db(self.ej.spool, target)}?mode=ro", uri=True, timeout=5)
+            try:
+                n = con.execute("SELECT count(*) FROM archive WHERE username LIKE ? AND kind = 'groupchat'",
+                                (like,)).fetchone()[0]
+            finally:
+                con.close()
+            if n >= want or time.monotonic() > deadline:
+                return n
+            time.sleep(0.1)
 
     def transcript_rows(self, pattern: str) -> int:
         like = pattern.replace("{i}", "%")
@@ -318,6 +424,9 @@ def summarise(runs: list[dict]) -> list[dict]:
         if target == "frontdesk":
             row["rows_match"] = all(r["transcript_rows"] == r["received"] for r in rs)
             row["rows"] = [(r["transcript_rows"], r["received"]) for r in rs]
+        if target in MAM_HOSTS:
+            row["rows_match"] = all(r["archive_rows"] == r["received"] for r in rs)
+            row["rows"] = [(r["archive_rows"], r["received"]) for r in rs]
         rows.append(row)
     return rows
 
@@ -545,6 +654,10 @@ def main() -> int:
                     help="where frontdesk and frontdesk-load are (the test suite uses target/debug)")
     ap.add_argument("--kill9-into", help="run only the kill -9 check and store it in this results file")
     ap.add_argument("--report-from", help="re-render docs/benchmark.md from a benchmark-results.json")
+    ap.add_argument("--targets", default=",".join(TARGETS),
+                    help=f"which of {','.join(TARGETS)} the chat runs go to (interleaved in this order)")
+    ap.add_argument("--chat-only", action="store_true",
+                    help="only the chat runs: no kill -9, idle-room or shaper runs, no report")
     args = ap.parse_args()
     if args.kill9_into:
         path = Path(args.kill9_into)
@@ -585,22 +698,37 @@ def main() -> int:
     t0 = {"loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3])}
     b = Bench(out, os.cpu_count() or 1, Path(args.bin_dir))
     rates = [float(x) for x in args.rates.split(",")]
+    targets = [t for t in args.targets.split(",") if t]
+    if set(targets) - set(TARGETS):
+        ap.error(f"unknown targets {sorted(set(targets) - set(TARGETS))}; known: {', '.join(TARGETS)}")
     runs, mem, kill, shaper_runs = [], [], None, []
     try:
-        b.start_ejabberd()
+        b.start_ejabberd(mam=any(t in MAM_HOSTS for t in targets))
         b.start_frontdesk()
         b.start_echo()
+        if b.mam:
+            b.warm_mam()
+            t0["journal_modes"] = b.journal_modes()
         for rate in rates:
             for rep in range(args.repeats):
-                for target in ("muc", "echo", "frontdesk"):
+                for target in targets:
                     r = b.chat_run(target, args.rooms, rate, args.seconds)
                     runs.append(r)
                     print(f"{target:9} rate {rate:5} rep {rep}: offered {r['offered_per_s']:.0f}/s delivered "
                           f"{r['delivered_per_s']:.0f}/s p99 {r['v2s_p99_ms']}/{r['s2v_p99_ms']} ms lost {r['lost']} "
                           f"reord {r['reordered']} cpu ej {r['ejabberd_cpu_s']:.2f}s fd {r['frontdesk_cpu_s']:.2f}s"
-                          + (f" rows {r['transcript_rows']}" if target == "frontdesk" else ""), flush=True)
+                          + (f" rows {r['transcript_rows']}" if target == "frontdesk" else "")
+                          + (f" archived {r['archive_rows']}" if target in MAM_HOSTS else ""), flush=True)
+        if b.mam:
+            # The archives were checked after each run; their files must still be in the mode measured.
+            t0["journal_modes_after"] = b.journal_modes()
+            if t0["journal_modes_after"] != {"mam": "delete", "mam-wal": "wal"}:
+                raise RuntimeError(f"the archives' journal modes changed: {t0['journal_modes_after']}")
         b.stop_echo()
-        if not args.short:
+        if args.chat_only:
+            (out / "chat-runs.json").write_text(json.dumps(runs, indent=1))
+            print(f"wrote {out / 'chat-runs.json'}")
+        if not args.short and not args.chat_only:
             kill = b.kill9_run(args.rooms, rates[len(rates) // 2], max(args.seconds, 6))
             kill["seconds"] = max(args.seconds, 6)
             print(f"kill -9: {kill['kill9_reflected']} reflected, {kill['kill9_missing']} missing", flush=True)
@@ -620,10 +748,13 @@ def main() -> int:
         b.stop_all()
     rows = summarise(runs)
     srows = summarise(shaper_runs)
+    if args.chat_only:
+        print(json.dumps(rows))
+        return 0
     if args.short:
         print(json.dumps(rows))
         bad = [r for r in rows if r["lost"] or r["reordered"] or r["errors"]
-               or (r["target"] == "frontdesk" and not r["rows_match"])]
+               or (r["target"] in ("frontdesk", *MAM_HOSTS) and not r["rows_match"])]
         return 1 if bad else 0
     if not args.no_report:
         meta = machine_meta(b, args, t0)
