@@ -1,10 +1,13 @@
 """scripts/bench: frontdesk side by side with ejabberd's own mod_muc, on this machine.
 
-One private ejabberd 23.01 (Debian's) hosts mod_muc (rooms on conference.localhost),
+One private ejabberd 23.01 (Debian's) hosts mod_muc (rooms on conference.localhost), the
+archived MUC (mod_muc with mod_mam archiving every message in SQLite: conference.mam.localhost in
+SQLite's DELETE journal, conference.mamwal.localhost in WAL; Debian's erlang-p1-sqlite3),
 frontdesk's component (chat.localhost) and a baseline component that only reflects
 (echo.localhost, `frontdesk-load --echo-component`). The same workload (frontdesk-load: K rooms,
 one anonymous visitor and one logged-in staff member in each, both sending at a fixed rate)
-runs against all three, stepping the rate up; each point is repeated. The servers are pinned to CPU 0
+runs against all five, interleaved, stepping the rate up; each point is repeated. Before each
+run the last one's work must be done (the archive's rows in, the server idle). The servers are pinned to CPU 0
 and the load generator to CPU 1. Writes docs/benchmark.md and docs/benchmark-latency.png.
 
     scripts/bench                 the full run (about 15 minutes)
@@ -453,7 +456,9 @@ def summarise(runs: list[dict]) -> list[dict]:
         row["reordered"] = sum(r["reordered"] for r in rs)
         row["errors"] = sum(r["errors"] + r["client_failures"] for r in rs)
         if target == "frontdesk":
-            row["rows_match"] = all(r["transcript_rows"] == r["received"] for r in rs)
+            # Every message delivered is in the transcript (a run that overloads the core can
+            # also store messages whose reflection came after the clients stopped waiting).
+            row["rows_match"] = all(r["transcript_rows"] >= r["received"] for r in rs)
             row["rows"] = [(r["transcript_rows"], r["received"]) for r in rs]
         if target in MAM_HOSTS:
             # Every message delivered is archived (above its knee the archive also holds
