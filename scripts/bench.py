@@ -1,10 +1,13 @@
 """scripts/bench: frontdesk side by side with ejabberd's own mod_muc, on this machine.
 
-One private ejabberd 23.01 (Debian's) hosts mod_muc (rooms on conference.localhost),
+One private ejabberd 23.01 (Debian's) hosts mod_muc (rooms on conference.localhost), the
+archived MUC (mod_muc with mod_mam archiving every message in SQLite: conference.mam.localhost in
+SQLite's DELETE journal, conference.mamwal.localhost in WAL; Debian's erlang-p1-sqlite3),
 frontdesk's component (chat.localhost) and a baseline component that only reflects
 (echo.localhost, `frontdesk-load --echo-component`). The same workload (frontdesk-load: K rooms,
 one anonymous visitor and one logged-in staff member in each, both sending at a fixed rate)
-runs against all three, stepping the rate up; each point is repeated. The servers are pinned to CPU 0
+runs against all five, interleaved, stepping the rate up; each point is repeated. Before each
+run the last one's work must be done (the archive's rows in, the server idle). The servers are pinned to CPU 0
 and the load generator to CPU 1. Writes docs/benchmark.md and docs/benchmark-latency.png.
 
     scripts/bench                 the full run (about 15 minutes)
@@ -35,18 +38,64 @@ STAFF = ["alice_acme", "bob_acme", "carol_acme", "dave_acme"]
 SITE = {"id": "acme", "name": "ACME Inc.", "staff": [f"{u}@localhost" for u in STAFF]}
 # The product's defaults stop one visitor at 60 messages a minute and 3 rooms; the benchmark
 # needs more of both. Everything else stays at its default.
-BENCH_LIMITS = {"messages_per_minute": 100000, "message_burst": 1000, "rooms_per_visitor": 100}
+BENCH_LIMITS = {"messages_per_minute": 100000, "message_burst": 1000, "rooms_per_visitor": 100,
+                # The idle-room runs join 50 rooms per visitor login at once.
+                "joins_per_minute": 100000, "join_burst": 1000}
 CLK = os.sysconf("SC_CLK_TCK")
 ECHO_JID = "echo.localhost"
 ECHO_SECRET = secrets.token_hex(12)
 ECHO_PORT = xmpp_env.free_port()
-LABELS = {"muc": "mod_muc", "echo": "echo component", "frontdesk": "frontdesk"}
+LABELS = {"muc": "mod_muc", "mam": "mod_muc + mod_mam (SQLite, DELETE journal)",
+          "mam-wal": "mod_muc + mod_mam (SQLite, WAL)", "echo": "echo component", "frontdesk": "frontdesk"}
+TARGETS = ("muc", "mam", "mam-wal", "echo", "frontdesk")
+# The archived MUC: one vhost per SQLite journal mode, each with its own database, mod_mam
+# archiving every room message, and its own MUC service (conference.<vhost>).
+MAM_HOSTS = {"mam": "mam.localhost", "mam-wal": "mamwal.localhost"}
 
 
-def bench_template(component_shaper: bool) -> str:
+def mam_db(spool: Path, target: str) -> Path:
+    return spool / f"{target}.db"
+
+
+def mam_hosts(spool: Path) -> str:
+    """host_config for the archived-MUC vhosts: SQLite (ejabberd creates the schema in the file
+    it opens), mod_mam on SQL, rooms archived by default."""
+    out = ""
+    for target, host in MAM_HOSTS.items():
+        out += f"""  {host}:
+    sql_type: sqlite
+    sql_database: "{mam_db(spool, target)}"
+    modules:
+      mod_mam:
+        db_type: sql
+      mod_muc:
+        host: "conference.{host}"
+        access: all
+        access_create: all
+        access_persistent: all
+        access_admin: none
+        history_size: 0
+        max_user_conferences: 100000
+        max_users: 1000
+        default_room_options:
+          mam: true
+          logging: false
+          # A temporary room's archive is deleted when it empties; a desk keeps its transcripts.
+          persistent: true
+"""
+    return out
+
+
+def bench_template(component_shaper: bool, spool: Path | None = None) -> str:
     """The test suite's ejabberd config, opened up for load: no c2s shaper, many sessions per
-    account, mod_muc on conference.<host>; the component listener with or without `fast`."""
+    account, mod_muc on conference.<host>; the component listener with or without `fast`.
+    With `spool`, the archived-MUC vhosts too (databases under it)."""
     t = (REPO / "tests" / "integration" / "ejabberd.yml.in").read_text()
+    # Many clients log in at once: ejabberd's listeners accept with a backlog of 5.
+    t = t.replace("    module: ejabberd_c2s\n", "    module: ejabberd_c2s\n    backlog: 4096\n")
+    if spool is not None:
+        t = t.replace("  - @ANON_HOST@\n", "  - @ANON_HOST@\n" + "".join(f"  - {h}\n" for h in MAM_HOSTS.values()), 1)
+        t = t.replace("host_config:\n", "host_config:\n" + mam_hosts(spool), 1)
     t = t.replace("    shaper: c2s_shaper\n", "")
     t = t.replace("c2s_shaper: normal", "c2s_shaper: none")
     t = t.replace("max_user_sessions: 10", "max_user_sessions: 100000")
@@ -67,7 +116,8 @@ def bench_template(component_shaper: bool) -> str:
         # shaper_rule names a rule of shaper_rules, which names the shaper.
         t = t.replace("    module: ejabberd_service\n", "    module: ejabberd_service\n    shaper_rule: component_shaper\n")
         t = t.replace("shaper_rules:\n", "shaper_rules:\n  component_shaper: fast\n", 1)
-    t = t.replace("modules:\n", """modules:
+    t = t.replace("\nmodules:\n", """
+modules:
   mod_muc:
     host: "conference.@STAFF_HOST@"
     access: all
@@ -110,23 +160,65 @@ class Bench:
         self.fd: xmpp_env.Frontdesk | None = None
         self.echo: subprocess.Popen | None = None
         self.run_no = 0
+        self.settle_runs = True
         self.load_bin = bin_dir / "frontdesk-load"
         self.fd_bin = bin_dir / "frontdesk"
 
     # ---- servers -------------------------------------------------------------------------
-    def start_ejabberd(self, component_shaper: bool = False) -> None:
+    def start_ejabberd(self, component_shaper: bool = False, mam: bool = False) -> None:
         self.stop_all()
-        ej = xmpp_env.Ejabberd.create(self.out / f"ejabberd-{secrets.token_hex(2)}",
-                                      template=bench_template(component_shaper))
+        base = (self.out / f"ejabberd-{secrets.token_hex(2)}").resolve()
+        ej = xmpp_env.Ejabberd.create(base, template=bench_template(component_shaper, base / "spool" if mam else None))
+        if mam:
+            self.create_mam_dbs(ej)
         ej.start(timeout=60)
         for u in STAFF:
             ej.register(u, ej.staff_host, f"pw-{u}")
         pin(ej.beam_pids(), self.server_cpus)
         self.ej = ej
+        self.mam = mam
+
+    def create_mam_dbs(self, ej) -> None:
+        """The archives' SQLite files, made before ejabberd opens them: WAL is a property of the
+        file (set once, it stays), and ejabberd has no option for it. ejabberd creates the
+        tables itself in an empty database."""
+        import pwd
+        for target in MAM_HOSTS:
+            path = mam_db(ej.spool, target)
+            con = sqlite3.connect(path)
+            try:
+                mode = con.execute(f"PRAGMA journal_mode={'WAL' if target == 'mam-wal' else 'DELETE'}").fetchone()[0]
+            finally:
+                con.close()
+            if mode != ("wal" if target == "mam-wal" else "delete"):
+                raise RuntimeError(f"{path}: journal_mode is {mode}")
+            if os.geteuid() == 0:
+                user = pwd.getpwnam("ejabberd")
+                os.chown(path, user.pw_uid, user.pw_gid)
+
+    def journal_modes(self) -> dict:
+        """The journal mode each archive's file has now (after ejabberd opened and used it)."""
+        out = {}
+        for target in MAM_HOSTS:
+            con = sqlite3.connect(f"file:{mam_db(self.ej.spool, target)}?mode=ro", uri=True)
+            try:
+                out[target] = con.execute("PRAGMA journal_mode").fetchone()[0]
+            finally:
+                con.close()
+        return out
+
+    def warm_mam(self) -> None:
+        """ejabberd opens its SQL connection on first use: one short run per archive first, so
+        that opening (and creating the tables) is not in the measured runs."""
+        for target in MAM_HOSTS:
+            r = self.chat_run(target, 1, 2.0, 1.0)
+            if r["archive_rows"] != r["sent"] or r["received"] != r["sent"] or r["received"] == 0:
+                raise RuntimeError(f"{target}: warm-up archived {r['archive_rows']} of {r['received']} messages\n"
+                                   f"{self.ej.log_tail()}")
 
     def start_frontdesk(self, db: Path | None = None) -> None:
         fd = xmpp_env.Frontdesk(self.out / f"frontdesk-{secrets.token_hex(2)}", ejabberd=self.ej, sites=[SITE],
-                                binary=self.fd_bin, rust_log="frontdesk=warn", roster={"mode": "off"},
+                                binary=self.fd_bin, rust_log=os.environ.get("FRONTDESK_BENCH_LOG", "frontdesk=warn"), roster={"mode": "off"},
                                 limits=BENCH_LIMITS, db=db)
         fd.start()
         self.fd = fd
@@ -183,6 +275,8 @@ class Bench:
         self.run_no += 1
         if target == "muc":
             return f"m{self.run_no}x{{i}}@conference.{self.ej.staff_host}"
+        if target in MAM_HOSTS:
+            return f"a{self.run_no}x{{i}}@conference.{MAM_HOSTS[target]}"
         if target == "echo":
             return f"e{self.run_no}x{{i}}@{ECHO_JID}"
         return f"b{self.run_no}x{{i}}_acme@{self.ej.component_jid}"
@@ -207,12 +301,54 @@ class Bench:
             raise RuntimeError(f"frontdesk-load failed ({p.returncode}): {err[-2000:]}")
         r = json.loads(out.strip().splitlines()[-1])
         r.update(target=target, pattern=pat, ejabberd_cpu_s=d_ej, frontdesk_cpu_s=d_fd, stderr=err[-500:])
+        if target in MAM_HOSTS:
+            # Every message sent that the archive took: it may still be storing the backlog of
+            # a run above its knee, so this waits for the rows to stop coming.
+            r["archive_rows"] = self.archive_rows(target, pat, r["sent"])
+            # What ejabberd spent on that backlog after the clients were gone.
+            r["ejabberd_backlog_cpu_s"] = cpu_seconds(ej_pids) - c_ej - d_ej
+        # A server that fell behind works on after the clients are gone; the next target's run
+        # must not share the core with that.
+        r["settle_s"] = self.settle(ej_pids + fd_pid) if self.settle_runs else None
         msgs = max(r["received"], 1)
         r["ejabberd_cpu_per_1k"] = d_ej / msgs * 1000
         r["frontdesk_cpu_per_1k"] = d_fd / msgs * 1000 if target in ("frontdesk", "echo") else None
+        # The server's and the component's (if any) together: what the message cost the box.
+        r["total_cpu_per_1k"] = r["ejabberd_cpu_per_1k"] + (r["frontdesk_cpu_per_1k"] or 0)
         if target == "frontdesk":
             r["transcript_rows"] = self.transcript_rows(pat)
         return r
+
+    def archive_rows(self, target: str, pattern: str, want: int, timeout: float = 180, still: float = 3) -> int:
+        """Rows of this run in the room archive, once there are `want` or no new ones came for
+        `still` s (at most `timeout` s)."""
+        like = pattern.replace("{i}", "%")
+        t0 = last_change = time.monotonic()
+        last = -1
+        while True:
+            con = sqlite3.connect(f"file:{mam_db(self.ej.spool, target)}?mode=ro", uri=True, timeout=30)
+            try:
+                n = con.execute("SELECT count(*) FROM archive WHERE username LIKE ? AND kind = 'groupchat'",
+                                (like,)).fetchone()[0]
+            finally:
+                con.close()
+            now = time.monotonic()
+            if n != last:
+                last, last_change = n, now
+            if n >= want or now - last_change > still or now - t0 > timeout:
+                return n
+            time.sleep(0.2)  # polling interval of the row count
+
+    def settle(self, pids: list[int], busy: float = 0.25, timeout: float = 60) -> float:
+        """Waits (at most `timeout` s) until `pids` together use less than `busy` of a core over
+        0.25 s; returns how long that took."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            c0 = cpu_seconds(pids)
+            time.sleep(0.25)  # the measuring window, not a wait for an event
+            if cpu_seconds(pids) - c0 < busy * 0.25:
+                break
+        return time.monotonic() - t0
 
     def transcript_rows(self, pattern: str) -> int:
         like = pattern.replace("{i}", "%")
@@ -305,19 +441,33 @@ def fmt(x, nd=1):
 def summarise(runs: list[dict]) -> list[dict]:
     rows = []
     keys = sorted({(r["target"], r["rooms"], r["rate_per_sender"]) for r in runs})
+    for r in runs:
+        # Both directions: the worse of the two p99s of a run.
+        r["p99_ms"] = max(r.get("v2s_p99_ms") or 0, r.get("s2v_p99_ms") or 0) or None
+        # Runs from before the total was recorded (--report-from an older file).
+        r.setdefault("total_cpu_per_1k", r["ejabberd_cpu_per_1k"] + (r.get("frontdesk_cpu_per_1k") or 0))
     for target, rooms, rate in keys:
         rs = [r for r in runs if (r["target"], r["rooms"], r["rate_per_sender"]) == (target, rooms, rate)]
         row = {"target": target, "rooms": rooms, "rate": rate, "offered": rs[0]["offered_per_s"], "n": len(rs)}
         for k in ("delivered_per_s", "v2s_p50_ms", "v2s_p99_ms", "v2s_p999_ms", "s2v_p50_ms", "s2v_p99_ms",
-                  "s2v_p999_ms", "ejabberd_cpu_per_1k", "frontdesk_cpu_per_1k", "join_p50_ms", "join_p99_ms"):
+                  "s2v_p999_ms", "ejabberd_cpu_per_1k", "frontdesk_cpu_per_1k", "total_cpu_per_1k",
+                  "p99_ms", "join_p50_ms", "join_p99_ms"):
             row[k] = med([r.get(k) for r in rs])
             row[k + "_spread"] = spread([r.get(k) for r in rs])
         row["lost"] = sum(r["lost"] for r in rs)
         row["reordered"] = sum(r["reordered"] for r in rs)
         row["errors"] = sum(r["errors"] + r["client_failures"] for r in rs)
         if target == "frontdesk":
-            row["rows_match"] = all(r["transcript_rows"] == r["received"] for r in rs)
+            # Every message delivered is in the transcript (a run that overloads the core can
+            # also store messages whose reflection came after the clients stopped waiting).
+            row["rows_match"] = all(r["transcript_rows"] >= r["received"] for r in rs)
             row["rows"] = [(r["transcript_rows"], r["received"]) for r in rs]
+        if target in MAM_HOSTS:
+            # Every message delivered is archived (above its knee the archive also holds
+            # messages the clients gave up waiting for).
+            row["rows_match"] = all(r["archive_rows"] >= r["received"] for r in rs)
+            row["rows"] = [(r["archive_rows"], r["received"]) for r in rs]
+            row["archived_of_sent"] = [(r["archive_rows"], r["sent"]) for r in rs]
         rows.append(row)
     return rows
 
@@ -327,7 +477,10 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    for target, label, style in (("muc", "ejabberd mod_muc", "o-"), ("echo", "echo component (baseline)", "^-"),
+    for target, label, style in (("muc", "ejabberd mod_muc", "o-"),
+                                 ("mam", "mod_muc + mod_mam, SQLite DELETE journal", "v-"),
+                                 ("mam-wal", "mod_muc + mod_mam, SQLite WAL", "D-"),
+                                 ("echo", "echo component (baseline)", "^-"),
                                  ("frontdesk", "frontdesk", "s-")):
         pts = sorted((r["offered"], r["v2s_p99_ms"], r["s2v_p99_ms"]) for r in rows if r["target"] == target)
         if not pts:
@@ -354,14 +507,25 @@ def report(meta: dict, rows: list[dict], mem: list[dict], kill: dict | None, sha
              f"[benchmark-results.json](benchmark-results.json).\n")
     L.append("## Setup\n")
     L.append(f"* Machine: {meta['cpu']}, {meta['cores']} cores, {meta['mem_gib']:.0f} GiB; {meta['os']}. "
-             f"Load average before the run: {meta['loadavg']}. The machine is shared with other work, so the "
+             f"Load average before the run: {meta['loadavg']}"
+             + (f", after it: {meta['loadavg_end']}" if meta.get("loadavg_end") else "")
+             + ". The machine is shared with other work, so the "
              "numbers are noisy: each point was run "
              f"{meta['repeats']} time(s) and the tables give the median with the spread (min–max).")
     L.append(f"* One ejabberd 23.01 (Debian) on private loopback ports, hosting mod_muc on "
              "`conference.localhost`, frontdesk's component `chat.localhost`, and a baseline component "
              "`echo.localhost` (`frontdesk-load --echo-component`: answers joins and reflects each groupchat "
              "message at once, storing and checking nothing; it shows what any component pays for the two extra "
-             "trips through ejabberd before doing work of its own). No c2s shaper; the "
+             "trips through ejabberd before doing work of its own). "
+             + ("The archived MUC, the fair peer of a service that keeps every message: mod_muc with mod_mam "
+                "archiving every room message (`mam: true`, persistent rooms, as a desk keeps its transcripts) "
+                "in SQLite through ejabberd's `sql_type: sqlite` (Debian's erlang-p1-sqlite3), on two vhosts of "
+                "the same ejabberd with a database each: `conference.mam.localhost` in SQLite's default DELETE "
+                "journal and `conference.mamwal.localhost` in WAL (set on the file before ejabberd opens it; "
+                f"checked after the runs: {meta.get('journal_modes')}). Each archive was warmed up by one short "
+                "run first (ejabberd opens its SQL connection on first use), and after every run its rows "
+                "were counted against the messages delivered. " if meta.get("journal_modes") else "")
+             + "No c2s shaper (the c2s listener's backlog raised from 5 to 4096 for the logins); the "
              "component listener has no shaper (the `fast` run is below). frontdesk: release build, "
              "`[roster] mode = \"off\"`, `[limits]` raised for the load "
              f"({', '.join(f'{k} = {v}' for k, v in BENCH_LIMITS.items())}), everything else default: WAL with synchronous=NORMAL, "
@@ -370,7 +534,7 @@ def report(meta: dict, rows: list[dict], mem: list[dict], kill: dict | None, sha
              f"{meta['load_cpus']} (`taskset`). So the servers share one core, as they would on a small box, "
              "and the generator does not take their time.")
     L.append(f"* Workload (`frontdesk-load`, raw-XML c2s clients): {meta['rooms']} rooms; in each, one anonymous "
-             "visitor (SASL ANONYMOUS) and one staff member (SASL PLAIN, account i mod 4, resource per room) "
+             "visitor (SASL ANONYMOUS) and one staff member (SASL PLAIN, account i mod 4, a resource per room and run) "
              "joined, both sending at the given rate per sender for "
              f"{meta['chat_seconds']} s; the body carries room, direction, sequence number and send time. "
              "Latency is from send to receipt by the other party. The same clients, rates and rooms "
@@ -379,7 +543,7 @@ def report(meta: dict, rows: list[dict], mem: list[dict], kill: dict | None, sha
     L.append("| target | offered msg/s | delivered msg/s | v→s p50 / p99 / p99.9 ms | s→v p50 / p99 / p99.9 ms | "
              "lost | reordered | ejabberd CPU s / 1k msgs | component CPU s / 1k msgs | transcript rows = delivered |")
     L.append("|---|---|---|---|---|---|---|---|---|---|")
-    order = {"muc": 0, "echo": 1, "frontdesk": 2}
+    order = {t: i for i, t in enumerate(TARGETS)}
     for r in sorted(rows, key=lambda r: (r["offered"], order[r["target"]])):
         sp = r["v2s_p99_ms_spread"]
         L.append(f"| {LABELS[r['target']]} | {r['offered']:.0f} | "
@@ -388,10 +552,11 @@ def report(meta: dict, rows: list[dict], mem: list[dict], kill: dict | None, sha
                  f"{fmt(r['s2v_p50_ms'], 2)} / {fmt(r['s2v_p99_ms'], 2)} / {fmt(r['s2v_p999_ms'], 2)} | "
                  f"{r['lost']} | {r['reordered']} | {fmt(r['ejabberd_cpu_per_1k'], 3)} | "
                  f"{fmt(r['frontdesk_cpu_per_1k'], 3)} | "
-                 f"{'' if r['target'] != 'frontdesk' else ('yes' if r['rows_match'] else 'NO ' + str(r['rows']))} |")
+                 f"{'' if 'rows_match' not in r else ('yes' if r['rows_match'] else 'NO ' + str(r['rows']))} |")
     L.append("\n![latency against offered load](benchmark-latency.png)\n")
+    L.extend(chat_table(rows))
     joins = [(r["target"], r["join_p50_ms"], r["join_p99_ms"]) for r in rows]
-    for t in ("muc", "echo", "frontdesk"):
+    for t in TARGETS:
         js = [j for j in joins if j[0] == t]
         if js:
             L.append(f"* Join latency ({LABELS[t]}, visitor join to self-presence, "
@@ -452,8 +617,99 @@ def report(meta: dict, rows: list[dict], mem: list[dict], kill: dict | None, sha
     return "\n".join(L) + "\n"
 
 
+def by_target(rows) -> dict:
+    """{target: {offered: row}}."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["target"], {})[r["offered"]] = r
+    return out
+
+
+CHAT_LIMIT = 3500  # the restated chat-path targets hold up to this offered load (issue 21)
+
+
+def chat_checks(rows) -> dict:
+    """Per offered load up to CHAT_LIMIT: frontdesk's p99 over the echo component's (≤ 1.5),
+    over the archived MUC's (≤ 1, both journals), and the total CPU per message over the echo
+    component's total (≤ 1.2)."""
+    t = by_target(rows)
+    out = {}
+    for o, fd in sorted(t.get("frontdesk", {}).items()):
+        echo = t.get("echo", {}).get(o)
+        if o > CHAT_LIMIT or not echo or not fd["p99_ms"] or not echo["p99_ms"]:
+            continue
+        mams = {m: t[m][o]["p99_ms"] for m in MAM_HOSTS if o in t.get(m, {}) and t[m][o]["p99_ms"]}
+        out[o] = {"p99_over_echo": fd["p99_ms"] / echo["p99_ms"],
+                  "p99_over_mam": {m: fd["p99_ms"] / v for m, v in mams.items()},
+                  "cpu_over_echo": fd["total_cpu_per_1k"] / echo["total_cpu_per_1k"]}
+    return out
+
+
+def chat_table(rows) -> list[str]:
+    t = by_target(rows)
+    checks = chat_checks(rows)
+    if not checks:
+        return []
+    L = ["## The chat path against its targets (issue 21)\n",
+         f"At every offered load up to {CHAT_LIMIT:,} msg/s: frontdesk's p99 (the worse direction) at most 1.5× "
+         "the echo component's and never above the archived MUC's (mod_muc with mod_mam archiving every "
+         "message in SQLite, either journal), and the total CPU per message (ejabberd's plus the "
+         "component's) at most 1.2× the echo component's total. p99 is the median over the repeats, "
+         "with the spread (min–max) in brackets.\n",
+         "| offered msg/s | mod_muc p99 ms | + mod_mam DELETE p99 ms | + mod_mam WAL p99 ms | echo p99 ms | "
+         "frontdesk p99 ms | frontdesk ÷ echo p99 (≤ 1.5) | frontdesk ≤ archived MUC | total CPU s / 1k: "
+         "echo · frontdesk · mam WAL | frontdesk ÷ echo CPU (≤ 1.2) |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def p(target, o):
+        r = t.get(target, {}).get(o)
+        if not r or r["p99_ms"] is None:
+            return "–"
+        lo, hi = r["p99_ms_spread"]
+        extra = "" if r["lost"] == 0 else f", {r['lost']} lost"
+        return f"{r['p99_ms']:.2f} ({fmt(lo, 2)}–{fmt(hi, 2)}{extra})"
+
+    def cpu(target, o):
+        r = t.get(target, {}).get(o)
+        return fmt(r["total_cpu_per_1k"], 3) if r else "–"
+
+    for o, c in checks.items():
+        over_mam = c["p99_over_mam"]
+        mam_ok = "–" if not over_mam else ("yes" if max(over_mam.values()) <= 1 else "**no** (" + ", ".join(
+            f"{v:.2f}× {m}" for m, v in over_mam.items()) + ")")
+        L.append(f"| {o:.0f} | {p('muc', o)} | {p('mam', o)} | {p('mam-wal', o)} | {p('echo', o)} | "
+                 f"{p('frontdesk', o)} | {c['p99_over_echo']:.2f}{'' if c['p99_over_echo'] <= 1.5 else ' **missed**'} | "
+                 f"{mam_ok} | {cpu('echo', o)} · {cpu('frontdesk', o)} · {cpu('mam-wal', o)} | "
+                 f"{c['cpu_over_echo']:.2f}{'' if c['cpu_over_echo'] <= 1.2 else ' **missed**'} |")
+    L.append("")
+    return L
+
+
+def chat_verdicts(rows) -> list[str]:
+    checks = chat_checks(rows)
+    if not checks:
+        return []
+    lat = [o for o, c in checks.items() if c["p99_over_echo"] > 1.5]
+    mam = [o for o, c in checks.items() if c["p99_over_mam"] and max(c["p99_over_mam"].values()) > 1]
+    cpu = [o for o, c in checks.items() if c["cpu_over_echo"] > 1.2]
+    loads = ", ".join(f"{o:.0f}" for o in checks)
+
+    def said(missed):
+        return "met at every load" if not missed else "**missed** at " + ", ".join(f"{o:.0f}" for o in missed)
+    return [
+        f"* Chat path, p99 at most 1.5× the echo component's ({loads} msg/s): "
+        + ", ".join(f"{c['p99_over_echo']:.2f}×" for c in checks.values()) + f": {said(lat)}.",
+        "* Chat path, p99 never above the archived MUC's: " + ", ".join(
+            "/".join(f"{v:.2f}×" for v in c["p99_over_mam"].values()) or "–" for c in checks.values())
+        + f" (frontdesk over mod_mam DELETE/WAL): {said(mam)}.",
+        "* Chat path, total CPU per message at most 1.2× the echo component's total: "
+        + ", ".join(f"{c['cpu_over_echo']:.2f}×" for c in checks.values()) + f": {said(cpu)}.",
+    ]
+
+
 def verdicts(rows, mem, kill) -> list[str]:
-    out = []
+    out = chat_verdicts(rows)
+    out.append("* Issue 5's former targets, for comparison with earlier rounds:")
     muc = {r["offered"]: r for r in rows if r["target"] == "muc"}
     fd = {r["offered"]: r for r in rows if r["target"] == "frontdesk"}
     ok_points = [o for o, r in muc.items() if r["lost"] == 0 and r["errors"] == 0]
@@ -527,6 +783,8 @@ def machine_meta(b: Bench, args, t0) -> dict:
     except (OSError, AttributeError):
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": mem, "os": osr, "loadavg": t0["loadavg"],
+            "loadavg_end": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+            "journal_modes": t0.get("journal_modes_after"),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "server_cpus": b.server_cpus,
             "load_cpus": b.load_cpus}
 
@@ -545,6 +803,13 @@ def main() -> int:
                     help="where frontdesk and frontdesk-load are (the test suite uses target/debug)")
     ap.add_argument("--kill9-into", help="run only the kill -9 check and store it in this results file")
     ap.add_argument("--report-from", help="re-render docs/benchmark.md from a benchmark-results.json")
+    ap.add_argument("--targets", default=",".join(TARGETS),
+                    help=f"which of {','.join(TARGETS)} the chat runs go to (interleaved in this order)")
+    ap.add_argument("--no-settle", action="store_true",
+                    help="start each run at once, even while the server still works off the last one "
+                         "(to see what waiting for it changes)")
+    ap.add_argument("--chat-only", action="store_true",
+                    help="only the chat runs: no kill -9, idle-room or shaper runs, no report")
     args = ap.parse_args()
     if args.kill9_into:
         path = Path(args.kill9_into)
@@ -584,23 +849,39 @@ def main() -> int:
     t_start = time.monotonic()
     t0 = {"loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3])}
     b = Bench(out, os.cpu_count() or 1, Path(args.bin_dir))
+    b.settle_runs = not args.no_settle
     rates = [float(x) for x in args.rates.split(",")]
+    targets = [t for t in args.targets.split(",") if t]
+    if set(targets) - set(TARGETS):
+        ap.error(f"unknown targets {sorted(set(targets) - set(TARGETS))}; known: {', '.join(TARGETS)}")
     runs, mem, kill, shaper_runs = [], [], None, []
     try:
-        b.start_ejabberd()
+        b.start_ejabberd(mam=any(t in MAM_HOSTS for t in targets))
         b.start_frontdesk()
         b.start_echo()
+        if b.mam:
+            b.warm_mam()
+            t0["journal_modes"] = b.journal_modes()
         for rate in rates:
             for rep in range(args.repeats):
-                for target in ("muc", "echo", "frontdesk"):
+                for target in targets:
                     r = b.chat_run(target, args.rooms, rate, args.seconds)
                     runs.append(r)
                     print(f"{target:9} rate {rate:5} rep {rep}: offered {r['offered_per_s']:.0f}/s delivered "
                           f"{r['delivered_per_s']:.0f}/s p99 {r['v2s_p99_ms']}/{r['s2v_p99_ms']} ms lost {r['lost']} "
                           f"reord {r['reordered']} cpu ej {r['ejabberd_cpu_s']:.2f}s fd {r['frontdesk_cpu_s']:.2f}s"
-                          + (f" rows {r['transcript_rows']}" if target == "frontdesk" else ""), flush=True)
+                          + (f" rows {r['transcript_rows']}" if target == "frontdesk" else "")
+                          + (f" archived {r['archive_rows']}" if target in MAM_HOSTS else ""), flush=True)
+        if b.mam:
+            # The archives were checked after each run; their files must still be in the mode measured.
+            t0["journal_modes_after"] = b.journal_modes()
+            if t0["journal_modes_after"] != {"mam": "delete", "mam-wal": "wal"}:
+                raise RuntimeError(f"the archives' journal modes changed: {t0['journal_modes_after']}")
         b.stop_echo()
-        if not args.short:
+        # Kept now: the later parts can fail.
+        (out / "chat-runs.json").write_text(json.dumps(runs, indent=1))
+        print(f"wrote {out / 'chat-runs.json'}")
+        if not args.short and not args.chat_only:
             kill = b.kill9_run(args.rooms, rates[len(rates) // 2], max(args.seconds, 6))
             kill["seconds"] = max(args.seconds, 6)
             print(f"kill -9: {kill['kill9_reflected']} reflected, {kill['kill9_missing']} missing", flush=True)
@@ -620,10 +901,13 @@ def main() -> int:
         b.stop_all()
     rows = summarise(runs)
     srows = summarise(shaper_runs)
+    if args.chat_only:
+        print(json.dumps(rows))
+        return 0
     if args.short:
         print(json.dumps(rows))
         bad = [r for r in rows if r["lost"] or r["reordered"] or r["errors"]
-               or (r["target"] == "frontdesk" and not r["rows_match"])]
+               or (r["target"] in ("frontdesk", *MAM_HOSTS) and not r["rows_match"])]
         return 1 if bad else 0
     if not args.no_report:
         meta = machine_meta(b, args, t0)

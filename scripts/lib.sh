@@ -37,6 +37,16 @@ ensure_ejabberd() {
     log "ejabberd installed in $((SECONDS - t0)) s"
 }
 
+# ejabberd's SQLite driver (scripts/bench's archived-MUC peer: mod_mam on SQLite). ejabberd
+# itself does not depend on it; without it an `sql_type: sqlite` host fails to start.
+ensure_ejabberd_sqlite() {
+    ensure_ejabberd
+    if dpkg-query -W -f='${Status}' erlang-p1-sqlite3 2>/dev/null | grep -q "install ok installed"; then
+        return 0
+    fi
+    apt_install erlang-p1-sqlite3
+}
+
 # Prosody 0.12 and prosody-modules (mod_privilege, XEP-0356 roster rung) from Debian.
 ensure_prosody() {
     if command -v prosody >/dev/null 2>&1 && [ -d /usr/lib/prosody/modules/mod_privilege ]; then

@@ -35,7 +35,8 @@ struct Args {
     /// Room address with `{i}` for the room number, e.g. `b{i}_acme@chat.localhost`.
     rooms: String,
     count: usize,
-    /// `user:password` staff accounts; room i uses account i % len with resource `load{i}`.
+    /// `user:password` staff accounts; room i uses account i % len with resource
+    /// `load-<room's local part>`.
     staff: Vec<(String, String)>,
     /// Messages per second from each visitor and each staff member.
     rate: f64,
@@ -517,7 +518,11 @@ async fn main_async(a: Args) -> Res<()> {
             let mut v = Conn::login(&a.c2s, &a.anon_host, None, "load").await?;
             let jv = join(&mut v, &r, "V", base).await?;
             let (u, p) = &a.staff[i % a.staff.len()];
-            let mut s = Conn::login(&a.c2s, &a.host, Some((u, p)), &format!("load{i}")).await?;
+            // A resource of this run's own: a server still working off an earlier run (the
+            // archived MUC behind its load) would otherwise deliver that run's messages to
+            // this session, which reuses the address.
+            let node = r.split('@').next().unwrap_or(&r);
+            let mut s = Conn::login(&a.c2s, &a.host, Some((u, p)), &format!("load-{node}")).await?;
             join(&mut s, &r, "S", base).await?;
             stats.borrow_mut().joins.push(jv);
             drop(permit);
