@@ -605,6 +605,10 @@ def report(meta: dict, rows: list[dict], mem: list[dict], kill: dict | None, sha
     L.append("## Against the targets\n")
     L.extend(meta.get("verdicts", []))
     L.append("")
+    # The churn run (scripts/bench --churn) writes its own section; it is kept here too.
+    churn = REPO / "docs" / "benchmark-churn.md"
+    if churn.exists():
+        L.append(churn.read_text().rstrip() + "\n")
     notes = REPO / "docs" / "benchmark-notes.md"
     if notes.exists():
         L.append(notes.read_text().rstrip() + "\n")
