@@ -53,8 +53,9 @@ def ejabberd_template() -> str:
     t = t.replace("loglevel: info", "loglevel: warning")
     t = t.replace("      - delete_rosteritem\n", "      - delete_rosteritem\n      - get_roster\n")
     # Without store_current_id, every roster write hashes the user's whole roster for its
-    # version: 70 admin-API writes a second on an empty roster, 9 with 2,000 items (measured).
-    t = t.replace("    versioning: true\n", "    versioning: true\n    store_current_id: true\n")
+    # version (docs/benchmark-churn.md). The suite's config has it; make sure.
+    if "store_current_id: true" not in t:
+        t = t.replace("    versioning: true\n", "    versioning: true\n    store_current_id: true\n")
     return t
 
 
