@@ -9,6 +9,7 @@ alice_acme and bob_acme are staff of "acme" (ACME Inc.), carol_globex of "globex
 from __future__ import annotations
 
 import re
+import secrets
 import time
 
 from conftest import TIMINGS
@@ -300,7 +301,9 @@ async def visitors_waiting_flow(frontdesk, clients, component):
     """The staff client's view with visitors = "waiting" (also run on Prosody)."""
     alice = await clients.staff("alice_acme")
     await poll(lambda: roster_item(alice, component), lambda i: i is not None, 15, "the front desk in alice's roster")
-    browsing, writer = room_of("v31"), room_of("v32")
+    # Fresh ids: other tests' visitors may still be in the shared server's stored rosters.
+    tag = secrets.token_hex(3)
+    browsing, writer = room_of(f"w{tag}b"), room_of(f"w{tag}w")
     vb = await clients.visitor("vb")
     await vb.join(browsing, "Ann")
     await session_when(frontdesk, browsing, lambda s: s["state"] == "INACTIVE", "the browsing visitor's session")
