@@ -725,22 +725,7 @@ fn main() {
         run_local(churn::churn_main(a));
         return;
     }
-    let a = parse_args();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("frontdesk-load: {e}");
-            std::process::exit(1);
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    if let Err(e) = local.block_on(&rt, main_async(a)) {
-        eprintln!("frontdesk-load: {e}");
-        std::process::exit(1);
-    }
+    run_local(main_async(parse_args()));
 }
 
 /// Runs `fut` on a single-threaded runtime; exits 1 with its error.

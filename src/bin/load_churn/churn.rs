@@ -141,11 +141,10 @@ async fn next_small(c: &mut Conn) -> Res<String> {
             return Ok(s);
         }
         c.buf.reserve(2048);
-        let n = c
-            .rd
-            .read_buf(&mut c.buf)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
+        let n =
+            c.rd.read_buf(&mut c.buf)
+                .await
+                .map_err(|e| format!("read: {e}"))?;
         if n == 0 {
             return Err("the server closed the stream".into());
         }
@@ -220,8 +219,11 @@ async fn staff_loop(a: ChurnArgs, k: usize, mut c: Conn, st: S, base: Instant) -
         let now = micros(base);
         if s.starts_with("<iq") && matches!(attr(&s, "type"), Some("get") | Some("set")) {
             let id = attr(&s, "id").unwrap_or("");
-            let to = attr(&s, "from").map(|f| format!(" to='{f}'")).unwrap_or_default();
-            c.send(&format!("<iq type='result' id='{id}'{to}/>")).await?;
+            let to = attr(&s, "from")
+                .map(|f| format!(" to='{f}'"))
+                .unwrap_or_default();
+            c.send(&format!("<iq type='result' id='{id}'{to}/>"))
+                .await?;
         }
         let mut g = st.borrow_mut();
         g.c.stanzas[kind] += 1;
@@ -291,7 +293,10 @@ async fn visitor_inner(
         g.c.joined += 1;
     }
     if writes(i, a.write_fraction) {
-        c.send(&format!("<message type='groupchat' to='{room}'><body>hello from visitor {i}</body></message>")).await?;
+        c.send(&format!(
+            "<message type='groupchat' to='{room}'><body>hello from visitor {i}</body></message>"
+        ))
+        .await?;
         let mut g = st.borrow_mut();
         g.c.writes += 1;
         g.last_action.insert(i, micros(base));
@@ -302,8 +307,10 @@ async fn visitor_inner(
             s = next_small(&mut c) => { s?; }
         }
     }
-    c.send(&format!("<presence type='unavailable' to='{room}/V'/></stream:stream>"))
-        .await?;
+    c.send(&format!(
+        "<presence type='unavailable' to='{room}/V'/></stream:stream>"
+    ))
+    .await?;
     st.borrow_mut().c.departures += 1;
     Ok(())
 }
@@ -400,7 +407,10 @@ impl Run {
     fn visitor_items(&self) -> (usize, usize) {
         let g = self.st.borrow();
         let sizes: Vec<usize> = g.rosters.iter().map(HashSet::len).collect();
-        (sizes.iter().sum::<usize>() / sizes.len().max(1), sizes.iter().copied().max().unwrap_or(0))
+        (
+            sizes.iter().sum::<usize>() / sizes.len().max(1),
+            sizes.iter().copied().max().unwrap_or(0),
+        )
     }
 }
 
@@ -410,13 +420,26 @@ fn window_json(run: &Run, rate: f64, secs: f64, before: &Counts, t0: u64, t1: u6
     let c = &g.c;
     let staff = run.a.staff.len() as f64;
     let arrivals = (c.arrivals - before.arrivals) as f64;
-    let mut joins: Vec<u64> = g.joins.iter().filter(|(t, _)| *t >= t0 && *t < t1).map(|x| x.1).collect();
-    let mut pushes: Vec<u64> = g.pushes.iter().filter(|(t, _)| *t >= t0 && *t < t1).map(|x| x.1).collect();
+    let mut joins: Vec<u64> = g
+        .joins
+        .iter()
+        .filter(|(t, _)| *t >= t0 && *t < t1)
+        .map(|x| x.1)
+        .collect();
+    let mut pushes: Vec<u64> = g
+        .pushes
+        .iter()
+        .filter(|(t, _)| *t >= t0 && *t < t1)
+        .map(|x| x.1)
+        .collect();
     let mut kinds = BTreeMap::new();
     for (k, name) in KINDS.iter().enumerate() {
         let n = (c.stanzas[k] - before.stanzas[k]) as f64;
         let b = (c.bytes[k] - before.bytes[k]) as f64;
-        kinds.insert(*name, (n / arrivals.max(1.0) / staff, b / arrivals.max(1.0) / staff));
+        kinds.insert(
+            *name,
+            (n / arrivals.max(1.0) / staff, b / arrivals.max(1.0) / staff),
+        );
     }
     let total_n: u64 = (0..5).map(|k| c.stanzas[k] - before.stanzas[k]).sum();
     let total_b: u64 = (0..5).map(|k| c.bytes[k] - before.bytes[k]).sum();
@@ -424,7 +447,8 @@ fn window_json(run: &Run, rate: f64, secs: f64, before: &Counts, t0: u64, t1: u6
         .iter()
         .map(|(k, (n, b))| format!("\"{k}\":{{\"stanzas\":{n:.3},\"bytes\":{b:.1}}}"))
         .collect();
-    let ops = (c.roster_adds - before.roster_adds + c.roster_removes - before.roster_removes) as f64;
+    let ops =
+        (c.roster_adds - before.roster_adds + c.roster_removes - before.roster_removes) as f64;
     format!(
         "{{\"event\":\"window_end\",\"rate\":{rate},\"seconds\":{secs:.3},\"arrivals\":{arrivals},\"joined\":{},\"join_failures\":{},\"writes\":{},\"present\":{},\"join_count\":{},\"join_p50_ms\":{},\"join_p99_ms\":{},\"roster_adds\":{},\"roster_removes\":{},\"roster_ops_per_s_per_staff\":{:.3},\"push_count\":{},\"push_p50_ms\":{},\"push_p99_ms\":{},\"stanzas_per_arrival_per_staff\":{:.3},\"bytes_per_arrival_per_staff\":{:.1},\"kinds\":{{{}}},\"staff_roster_items_avg\":{avg_items},\"staff_roster_items_max\":{max_items}}}",
         c.joined - before.joined, c.join_failures - before.join_failures, c.writes - before.writes,
@@ -442,7 +466,10 @@ async fn fresh_login(run: &Run) -> Res<String> {
     let t0 = Instant::now();
     let (mut c, items) = staff_login(&run.a, 0, "fresh").await?;
     let roster_ms = t0.elapsed().as_secs_f64() * 1000.0;
-    let visitors = items.iter().filter(|(j, _)| is_visitor_item(&run.a, j)).count();
+    let visitors = items
+        .iter()
+        .filter(|(j, _)| is_visitor_item(&run.a, j))
+        .count();
     let mut seen = HashSet::new();
     let end = Instant::now() + Duration::from_secs(30);
     while seen.len() < visitors && Instant::now() < end {
@@ -471,8 +498,11 @@ async fn start_staff(a: &ChurnArgs, st: &S, base: Instant) -> Res<usize> {
     st.borrow_mut().rosters = vec![HashSet::new(); a.staff.len()];
     for k in 0..a.staff.len() {
         let (c, items) = staff_login(a, k, "churn").await?;
-        let vis: HashSet<String> =
-            items.into_iter().filter(|(j, _)| is_visitor_item(a, j)).map(|x| x.0).collect();
+        let vis: HashSet<String> = items
+            .into_iter()
+            .filter(|(j, _)| is_visitor_item(a, j))
+            .map(|x| x.0)
+            .collect();
         initial += vis.len();
         st.borrow_mut().rosters[k] = vis;
         let (a2, st2) = (a.clone(), st.clone());
@@ -489,13 +519,21 @@ pub async fn churn_main(a: ChurnArgs) -> Res<()> {
     let base = Instant::now();
     let st: S = Rc::new(RefCell::new(Shared::default()));
     let initial = start_staff(&a, &st, base).await?;
-    let mut run = Run { a: a.clone(), st: st.clone(), base, present: VecDeque::new(), next_i: 0 };
+    let mut run = Run {
+        a: a.clone(),
+        st: st.clone(),
+        base,
+        present: VecDeque::new(),
+        next_i: 0,
+    };
     let t_fill = Instant::now();
     run.arrivals(a.fill_rate, 1e6, false, Some(a.present)).await;
     let fill_arrivals = t_fill.elapsed().as_secs_f64();
     run.settle_joins(Duration::from_secs(120)).await;
     let fill_s = t_fill.elapsed().as_secs_f64();
-    let settle_s = run.settle_rosters(Duration::from_secs_f64(a.roster_settle)).await;
+    let settle_s = run
+        .settle_rosters(Duration::from_secs_f64(a.roster_settle))
+        .await;
     let c = st.borrow().c.clone();
     let mut fill_joins: Vec<u64> = st.borrow().joins.iter().map(|x| x.1).collect();
     let items = run.visitor_items().0;
@@ -515,7 +553,11 @@ pub async fn churn_main(a: ChurnArgs) -> Res<()> {
         run.settle_joins(Duration::from_secs(10)).await;
         emit(window_json(&run, rate, secs, &before, t0, t1));
     }
-    emit(fresh_login(&run).await.unwrap_or_else(|e| format!("{{\"event\":\"fresh_login\",\"error\":{:?}}}", e)));
+    emit(
+        fresh_login(&run)
+            .await
+            .unwrap_or_else(|e| format!("{{\"event\":\"fresh_login\",\"error\":{:?}}}", e)),
+    );
     drain(&mut run).await;
     Ok(())
 }
@@ -547,10 +589,19 @@ mod tests {
 
     #[test]
     fn visitor_numbers_items_and_writers() {
-        assert_eq!(visitor_of("c1v{i}_acme@chat.localhost", "c1v42_acme@chat.localhost"), Some(42));
-        assert_eq!(visitor_of("c1v{i}_acme@chat.localhost", "chat.localhost"), None);
+        assert_eq!(
+            visitor_of("c1v{i}_acme@chat.localhost", "c1v42_acme@chat.localhost"),
+            Some(42)
+        );
+        assert_eq!(
+            visitor_of("c1v{i}_acme@chat.localhost", "chat.localhost"),
+            None
+        );
         let push = "<iq type='set' id='p'><query xmlns='jabber:iq:roster'><item jid='c1v3_acme@chat.localhost' subscription='remove'/></query></iq>";
-        assert_eq!(roster_items(push), vec![("c1v3_acme@chat.localhost".into(), "remove".into())]);
+        assert_eq!(
+            roster_items(push),
+            vec![("c1v3_acme@chat.localhost".into(), "remove".into())]
+        );
         assert_eq!(kind_of(push), 0);
         assert_eq!((0..100).filter(|&i| writes(i, 0.1)).count(), 10);
     }
