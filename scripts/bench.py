@@ -818,7 +818,7 @@ def main() -> int:
     if args.kill9_into:
         path = Path(args.kill9_into)
         d = json.loads(path.read_text())
-        out = Path(args.out)
+        out = Path(args.out).resolve()
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         b = Bench(out, os.cpu_count() or 1, Path(args.bin_dir))
@@ -846,7 +846,7 @@ def main() -> int:
         args.repeats, args.rates = 1, "1,10,35,50"
     if args.short:
         args.repeats, args.rates, args.rooms, args.seconds = 1, "5", 5, 3
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)

@@ -208,6 +208,8 @@ class Churn:
                "--fill-rate", str(a.fill_rate), "--rates", ",".join(str(r) for r in a.rates_list),
                "--settle", str(a.settle), "--window", str(a.window), "--drain-rate", str(a.fill_rate),
                "--drain-wait", str(a.remove_after + a.drain_wait), "--roster-settle", str(a.roster_settle)]
+        if a.writer_stay >= 0:
+            cmd += ["--writer-stay", str(a.writer_stay), "--warmup", str(a.writer_stay + a.remove_after)]
         pids = {"frontdesk": [fd.proc.pid], "server": srv.pids()}
         rss0 = {k: cpu_rss(v)[1] for k, v in pids.items()}
         res = {"server": srv.kind, "policy": policy, "present": present, "staff": staff, "prefix": prefix,
@@ -272,6 +274,9 @@ def parse_args():
     ap.add_argument("--window", type=float, default=8)
     ap.add_argument("--settle", type=float, default=3)
     ap.add_argument("--fill-rate", type=float, default=400)
+    ap.add_argument("--writer-stay", type=float, default=60,
+                    help="a visitor who wrote leaves this many seconds later (its chat is over); "
+                         "-1: writers stay until churn sends them away, as the first runs did")
     ap.add_argument("--remove-after", type=int, default=3)
     ap.add_argument("--drain-wait", type=float, default=20)
     ap.add_argument("--roster-settle", type=float, default=60,
@@ -284,6 +289,7 @@ def parse_args():
     a = ap.parse_args()
     if a.short:
         a.rates, a.window, a.settle, a.drain_wait, a.roster_settle = "20", 3, 1, 15, 10
+        a.writer_stay = min(a.writer_stay, 2)
     a.rates_list = [float(r) for r in a.rates.split(",")]
     return a
 
@@ -296,7 +302,7 @@ def main() -> int:
         return 0
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    out = Path(a.out)
+    out = Path(a.out).resolve()
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     points = [tuple(int(x) for x in p.split("x")) for p in a.points.split(",")]

@@ -118,13 +118,24 @@ def verdicts(doc: dict) -> list[str]:
     return out
 
 
+def writer_note(a: dict) -> str:
+    stay = a.get("writer_stay", -1)
+    if stay is None or stay < 0:
+        return " and then stays, unanswered, until churn sends it away as the oldest"
+    return (f" and leaves {stay:g} s later (its chat is over), unanswered: the desk's staff sessions do not take "
+            "chats. The fill brings browsing visitors only, and churn runs at the first rate for the writers' stay "
+            "plus `remove_after_secs` before the first window, so the windows see the steady number of waiting "
+            "chats (about rate × 0.1 × stay) rather than a tenth of N")
+
+
 def markdown(doc: dict) -> str:
     m = doc["meta"]
     a = m["args"]
     L = ["## Churn: visitors arriving and leaving, with staff rosters on", "",
          "What a desk really carries: visitors arrive at a steady rate, each an anonymous c2s login joining a room "
-         "of its own, stay (INACTIVE) and leave; one in ten writes one message. N visitors are present at once "
-         "(filled quickly first; then each arrival sends the oldest visitor away, so departures match arrivals), "
+         "of its own, stay (INACTIVE) and leave; one in ten writes one message" + writer_note(a) + ". N visitors are present at once "
+         "(filled quickly first; then each arrival sends the oldest visitors away until N are present, so "
+         "departures match arrivals), "
          "and S staff are online as real c2s sessions that fetch their roster, send presence, answer "
          "frontdesk's pings and count every stanza and byte they receive. frontdesk keeps staff rosters through "
          "the rung each server really uses: ejabberd 23.01 through its HTTP admin API (`[roster] mode = "

@@ -40,6 +40,9 @@ def test_the_churn_harness_and_roster_cleanup(tmp_path):
             assert abs(total - w["stanzas_per_arrival_per_staff"]) < 0.01, (what, w)
             # Staff see visitors' presences in both policies (the writers' at least).
             assert kinds["presence"]["stanzas"] > 0 and w["bytes_per_arrival_per_staff"] > 0, (what, w)
+        # Writers leave on their own after their stay, and churn keeps N present without them.
+        assert sum(w["writers_left"] for w in p["windows"]) > 0, (what, p["windows"])
+        assert p["warmed"]["present"] >= p["present"] - 3, (what, p["warmed"])
         # What staff clients were pushed adds up: every item added was removed again...
         assert drained["roster_adds"] == drained["roster_removes"] > 0, (what, drained)
         assert drained["staff_roster_items_max"] == 0, (what, drained)

@@ -33,17 +33,30 @@ pub struct ChurnArgs {
     settle: f64,
     window: f64,
     write_fraction: f64,
+    /// A writer leaves this many seconds after writing; None: it stays until sent away.
+    writer_stay: Option<f64>,
     drain_rate: f64,
     drain_wait: f64,
     /// After the fill, wait this long at most for the staff's roster pushes to stop.
     roster_settle: f64,
+    /// Churn at the first rate for this long before the windows, so that writers who leave
+    /// reach their steady number first.
+    warmup: f64,
+}
+
+impl ChurnArgs {
+    /// Whether visitor `i` writes. Writers who leave on their own arrive only with churn: a
+    /// fill of N visitors does not bring N/10 simultaneous chats, steady churn does not either.
+    fn writer(&self, i: usize) -> bool {
+        writes(i, self.write_fraction) && (self.writer_stay.is_none() || i >= self.present)
+    }
 }
 
 fn churn_usage() -> ! {
     eprintln!(
         "usage: frontdesk-load --churn --c2s HOST:PORT --host STAFF_DOMAIN --anon-host ANON_DOMAIN \
 --rooms 'c1v{{i}}_acme@chat.localhost' --staff user:pw[,...] --present N [--fill-rate 300] \
-[--rates 5,20,50] [--settle 3] [--window 20] [--write-fraction 0.1] [--drain-rate 500] [--drain-wait 60] [--roster-settle 0]"
+[--rates 5,20,50] [--settle 3] [--window 20] [--write-fraction 0.1] [--writer-stay SECS] [--drain-rate 500] [--drain-wait 60] [--roster-settle 0] [--warmup SECS]"
     );
     std::process::exit(2)
 }
@@ -61,9 +74,11 @@ pub fn parse_churn_args(argv: &[String]) -> ChurnArgs {
         settle: 3.0,
         window: 20.0,
         write_fraction: 0.1,
+        writer_stay: None,
         drain_rate: 500.0,
         drain_wait: 60.0,
         roster_settle: 0.0,
+        warmup: 0.0,
     };
     let mut it = argv.iter().skip(1).filter(|a| *a != "--churn");
     while let Some(k) = it.next() {
@@ -87,9 +102,11 @@ pub fn parse_churn_args(argv: &[String]) -> ChurnArgs {
             "--settle" => a.settle = num(v()),
             "--window" => a.window = num(v()),
             "--write-fraction" => a.write_fraction = num(v()),
+            "--writer-stay" => a.writer_stay = Some(num(v())),
             "--drain-rate" => a.drain_rate = num(v()),
             "--drain-wait" => a.drain_wait = num(v()),
             "--roster-settle" => a.roster_settle = num(v()),
+            "--warmup" => a.warmup = num(v()),
             _ => churn_usage(),
         }
     }
@@ -115,6 +132,8 @@ struct Counts {
     joined: u64,
     join_failures: u64,
     writes: u64,
+    /// Writers that left on their own after `writer_stay`.
+    writers_left: u64,
 }
 
 #[derive(Default)]
@@ -251,6 +270,9 @@ async fn staff_loop(a: ChurnArgs, k: usize, mut c: Conn, st: S, base: Instant) -
 
 // ---- visitors -------------------------------------------------------------------------------
 
+/// Stands for "never" in timers (Duration::MAX would overflow an Instant).
+const YEAR: Duration = Duration::from_secs(365 * 86_400);
+
 fn writes(i: usize, f: f64) -> bool {
     ((i + 1) as f64 * f).floor() > (i as f64 * f).floor()
 }
@@ -292,7 +314,7 @@ async fn visitor_inner(
         g.joins.push((t0, micros(base) - t0));
         g.c.joined += 1;
     }
-    if writes(i, a.write_fraction) {
+    if a.writer(i) {
         c.send(&format!(
             "<message type='groupchat' to='{room}'><body>hello from visitor {i}</body></message>"
         ))
@@ -301,9 +323,16 @@ async fn visitor_inner(
         g.c.writes += 1;
         g.last_action.insert(i, micros(base));
     }
+    let stay = match a.writer_stay {
+        Some(secs) if a.writer(i) => Duration::from_secs_f64(secs),
+        _ => Duration::MAX,
+    };
+    let gone = tokio::time::sleep_until(tokio::time::Instant::now() + stay.min(YEAR));
+    tokio::pin!(gone);
     loop {
         tokio::select! {
             _ = &mut leave => break,
+            _ = &mut gone => { st.borrow_mut().c.writers_left += 1; break; }
             s = next_small(&mut c) => { s?; }
         }
     }
@@ -348,10 +377,24 @@ impl Run {
         self.present.push_back(tx);
     }
 
+    /// Sends the oldest visitor still present away (writers may have left on their own).
     fn depart_oldest(&mut self) {
-        if let Some(tx) = self.present.pop_front() {
-            let _ = tx.send(());
+        while let Some(tx) = self.present.pop_front() {
+            if !tx.is_closed() {
+                let _ = tx.send(());
+                return;
+            }
         }
+    }
+
+    fn present_now(&self) -> usize {
+        self.present.iter().filter(|tx| !tx.is_closed()).count()
+    }
+
+    /// Visitors still present (or joining): their task still holds its receiver.
+    fn live(&mut self) -> usize {
+        self.present.retain(|tx| !tx.is_closed());
+        self.present.len()
     }
 
     /// Arrivals at `rate` for `secs`; with `churn`, each arrival sends the oldest visitor away.
@@ -365,7 +408,8 @@ impl Run {
             tick.tick().await;
             self.arrive();
             n += 1;
-            if churn {
+            // Keeps N present: writers who left on their own are replaced, not doubled.
+            while churn && self.live() > self.a.present {
                 self.depart_oldest();
             }
         }
@@ -450,9 +494,9 @@ fn window_json(run: &Run, rate: f64, secs: f64, before: &Counts, t0: u64, t1: u6
     let ops =
         (c.roster_adds - before.roster_adds + c.roster_removes - before.roster_removes) as f64;
     format!(
-        "{{\"event\":\"window_end\",\"rate\":{rate},\"seconds\":{secs:.3},\"arrivals\":{arrivals},\"joined\":{},\"join_failures\":{},\"writes\":{},\"present\":{},\"join_count\":{},\"join_p50_ms\":{},\"join_p99_ms\":{},\"roster_adds\":{},\"roster_removes\":{},\"roster_ops_per_s_per_staff\":{:.3},\"push_count\":{},\"push_p50_ms\":{},\"push_p99_ms\":{},\"stanzas_per_arrival_per_staff\":{:.3},\"bytes_per_arrival_per_staff\":{:.1},\"kinds\":{{{}}},\"staff_roster_items_avg\":{avg_items},\"staff_roster_items_max\":{max_items}}}",
+        "{{\"event\":\"window_end\",\"rate\":{rate},\"seconds\":{secs:.3},\"arrivals\":{arrivals},\"joined\":{},\"join_failures\":{},\"writes\":{},\"writers_left\":{},\"present\":{},\"join_count\":{},\"join_p50_ms\":{},\"join_p99_ms\":{},\"roster_adds\":{},\"roster_removes\":{},\"roster_ops_per_s_per_staff\":{:.3},\"push_count\":{},\"push_p50_ms\":{},\"push_p99_ms\":{},\"stanzas_per_arrival_per_staff\":{:.3},\"bytes_per_arrival_per_staff\":{:.1},\"kinds\":{{{}}},\"staff_roster_items_avg\":{avg_items},\"staff_roster_items_max\":{max_items}}}",
         c.joined - before.joined, c.join_failures - before.join_failures, c.writes - before.writes,
-        run.present.len(), joins.len(), ms(pct(&mut joins, 50.0)), ms(pct(&mut joins, 99.0)),
+        c.writers_left - before.writers_left, run.present_now(), joins.len(), ms(pct(&mut joins, 50.0)), ms(pct(&mut joins, 99.0)),
         c.roster_adds - before.roster_adds, c.roster_removes - before.roster_removes, ops / secs / staff,
         pushes.len(), ms(pct(&mut pushes, 50.0)), ms(pct(&mut pushes, 99.0)),
         total_n as f64 / arrivals.max(1.0) / staff, total_b as f64 / arrivals.max(1.0) / staff,
@@ -538,8 +582,14 @@ pub async fn churn_main(a: ChurnArgs) -> Res<()> {
     let mut fill_joins: Vec<u64> = st.borrow().joins.iter().map(|x| x.1).collect();
     let items = run.visitor_items().0;
     emit(format!("{{\"event\":\"filled\",\"staff_initial_visitor_items\":{initial},\"present\":{},\"joined\":{},\"join_failures\":{},\"arrivals_s\":{fill_arrivals:.3},\"fill_s\":{fill_s:.3},\"roster_settle_s\":{settle_s:.3},\"staff_visitor_items_avg\":{items},\"join_p50_ms\":{},\"join_p99_ms\":{}}}",
-        run.present.len(), c.joined, c.join_failures,
+        run.present_now(), c.joined, c.join_failures,
         ms(pct(&mut fill_joins, 50.0)), ms(pct(&mut fill_joins, 99.0))));
+    if let (Some(&rate), true) = (a.rates.first(), a.warmup > 0.0) {
+        run.arrivals(rate, a.warmup, true, None).await;
+        let (avg, max) = run.visitor_items();
+        emit(format!("{{\"event\":\"warmed\",\"seconds\":{},\"rate\":{rate},\"present\":{},\"staff_roster_items_avg\":{avg},\"staff_roster_items_max\":{max}}}",
+            a.warmup, run.present_now()));
+    }
     for &rate in &a.rates {
         run.arrivals(rate, a.settle, true, None).await;
         let before = st.borrow().c.clone();
