@@ -7,6 +7,7 @@
 //! and then writes its stanzas to the link itself (outbox.rs, sender.rs). One thread hand-off
 //! per batch.
 
+mod api_lag;
 pub mod fastmsg;
 pub mod guard;
 pub mod http;
@@ -20,7 +21,7 @@ mod sender;
 pub mod wire;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -107,7 +108,10 @@ impl Running<'_> {
             return;
         };
         self.config = next;
-        helpers.set_api(self.config.roster.ejabberd_api.clone());
+        helpers.set_api(
+            self.config.roster.ejabberd_api.clone(),
+            self.config.roster.visitors,
+        );
         let input = Input::Reconfigure(Box::new(CoreConfig::from_config(&self.config)));
         let mut ob = outbox::Outbox::default();
         ob.push(self.core.handle(Timestamp::now(), input), writer);
@@ -385,25 +389,37 @@ async fn session(
 /// The shell's helpers off the socket reader: one task making admin API calls in order, and
 /// store reads on the blocking pool. Their answers come back as core inputs.
 struct Helpers {
-    api: tokio::sync::mpsc::UnboundedSender<crate::core::roster::ApiCall>,
+    api: tokio::sync::mpsc::UnboundedSender<(Instant, crate::core::roster::ApiCall)>,
     results: tokio::sync::mpsc::UnboundedReceiver<Input>,
     results_tx: tokio::sync::mpsc::UnboundedSender<Input>,
     db: std::path::PathBuf,
-    /// `roster.ejabberd_api`, which a reload may change.
-    api_base: Arc<std::sync::Mutex<Option<crate::config::HttpUrl>>>,
+    /// `roster.ejabberd_api` and `roster.visitors`, which a reload may change.
+    api_base: Arc<std::sync::Mutex<ApiSettings>>,
 }
+
+type ApiSettings = (Option<crate::config::HttpUrl>, crate::config::RosterVisitors);
 
 impl Helpers {
     fn start(config: &Config) -> Helpers {
         let (results_tx, results) = tokio::sync::mpsc::unbounded_channel();
         let (api, mut calls) =
-            tokio::sync::mpsc::unbounded_channel::<crate::core::roster::ApiCall>();
-        let api_base = Arc::new(std::sync::Mutex::new(config.roster.ejabberd_api.clone()));
+            tokio::sync::mpsc::unbounded_channel::<(Instant, crate::core::roster::ApiCall)>();
+        let api_base = Arc::new(std::sync::Mutex::new((
+            config.roster.ejabberd_api.clone(),
+            config.roster.visitors,
+        )));
         let shared = api_base.clone();
         let tx = results_tx.clone();
         tokio::spawn(async move {
-            while let Some(call) = calls.recv().await {
-                let base = shared.lock().ok().and_then(|b| b.clone());
+            let mut lag = api_lag::ApiLag::default();
+            while let Some((queued, call)) = calls.recv().await {
+                let (base, visitors) = match shared.lock() {
+                    Ok(b) => b.clone(),
+                    Err(poisoned) => poisoned.into_inner().clone(),
+                };
+                if let Some(w) = lag.observe(Instant::now(), queued, calls.len(), visitors) {
+                    tracing::warn!("{w}");
+                }
                 let result = match &base {
                     Some(base) => http::call(base, &call).await.map_err(|e| e.to_string()),
                     None => Err("roster.ejabberd_api is not set in the config".to_string()),
@@ -431,9 +447,13 @@ impl Helpers {
         }
     }
 
-    fn set_api(&mut self, base: Option<crate::config::HttpUrl>) {
+    fn set_api(
+        &mut self,
+        base: Option<crate::config::HttpUrl>,
+        visitors: crate::config::RosterVisitors,
+    ) {
         if let Ok(mut b) = self.api_base.lock() {
-            *b = base;
+            *b = (base, visitors);
         }
     }
 
@@ -441,7 +461,7 @@ impl Helpers {
         for job in std::mem::take(&mut outbox.jobs) {
             match job {
                 outbox::Job::Api(call) => {
-                    let _ = self.api.send(call);
+                    let _ = self.api.send((Instant::now(), call));
                 }
                 outbox::Job::Query(query) => {
                     let db = self.db.clone();
