@@ -197,7 +197,7 @@ impl Default for RosterConfig {
             ejabberd_api: None,
             remove_after_secs: DEFAULT_REMOVE_AFTER_SECS,
             check_staff_secs: DEFAULT_CHECK_STAFF_SECS,
-            visitors: RosterVisitors::All,
+            visitors: RosterVisitors::Waiting,
         }
     }
 }

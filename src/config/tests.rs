@@ -87,13 +87,13 @@ fn roster_section_defaults_and_problems() {
     assert_eq!(c.roster.mode, RosterMode::EjabberdApi);
     assert_eq!(c.roster.remove_after_secs, 5);
     assert_eq!(c.roster.check_staff_secs, 20);
-    assert_eq!(c.roster.visitors, crate::config::RosterVisitors::All);
+    assert_eq!(c.roster.visitors, crate::config::RosterVisitors::Waiting);
     let w = Config::parse(
-        &format!("{GOOD}\n[roster]\nvisitors = \"waiting\"\n"),
+        &format!("{GOOD}\n[roster]\nvisitors = \"all\"\n"),
         Path::new("/f.toml"),
     )
     .unwrap();
-    assert_eq!(w.roster.visitors, crate::config::RosterVisitors::Waiting);
+    assert_eq!(w.roster.visitors, crate::config::RosterVisitors::All);
     let url = c.roster.ejabberd_api.unwrap();
     assert_eq!(
         (url.host.as_str(), url.port, url.path.as_str()),

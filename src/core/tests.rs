@@ -48,8 +48,10 @@ pub(super) fn config() -> CoreConfig {
         .into_iter()
         .collect(),
         // The staff-side tests (tests_staff.rs) turn the roster on.
+        // Visitors "all" (not the default): most staff tests watch browsing visitors.
         roster: crate::config::RosterConfig {
             mode: crate::config::RosterMode::Off,
+            visitors: crate::config::RosterVisitors::All,
             ..Default::default()
         },
         limits: crate::config::Limits::default(),

@@ -19,7 +19,7 @@ fn with_roster(mode: RosterMode) -> Scenario {
         mode,
         ejabberd_api: Some(HttpUrl::parse("http://127.0.0.1:5280/api").unwrap()),
         remove_after_secs: 60,
-        ..RosterConfig::default()
+        ..config().roster
     };
     Scenario::with_config(c)
 }
@@ -197,7 +197,7 @@ fn auto_moves_up_from_subscription_requests_when_privileges_are_advertised_late(
     c.roster = RosterConfig {
         mode: RosterMode::Auto,
         ejabberd_api: None,
-        ..RosterConfig::default()
+        ..config().roster
     };
     let mut s = Scenario::with_config(c);
     s.feed(Input::Connected);
@@ -227,7 +227,7 @@ fn auto_moves_up_from_subscription_requests_when_privileges_are_advertised_late(
     c.roster = RosterConfig {
         mode: RosterMode::Auto,
         ejabberd_api: None,
-        ..RosterConfig::default()
+        ..config().roster
     };
     let mut s = Scenario::with_config(c);
     s.feed(Input::Connected);
@@ -249,7 +249,7 @@ fn auto_without_privilege_or_api_sends_subscription_requests() {
         mode: RosterMode::Auto,
         ejabberd_api: None,
         remove_after_secs: 60,
-        ..RosterConfig::default()
+        ..config().roster
     };
     let mut s = Scenario::with_config(c);
     s.feed(Input::Connected);
@@ -1691,7 +1691,7 @@ fn waiting_policy() -> Scenario {
         ejabberd_api: Some(HttpUrl::parse("http://127.0.0.1:5280/api").unwrap()),
         remove_after_secs: 60,
         visitors: crate::config::RosterVisitors::Waiting,
-        ..RosterConfig::default()
+        ..config().roster
     };
     let mut s = Scenario::with_config(c);
     s.feed(Input::Connected);

@@ -52,7 +52,9 @@ mod tests {
         let mut l = ApiLag::default();
         let at = |s: u64| t0 + Duration::from_secs(s);
         assert_eq!(l.observe(at(29), t0, 5, RosterVisitors::All), None);
-        let w = l.observe(at(31), t0, 7, RosterVisitors::All).unwrap_or_default();
+        let w = l
+            .observe(at(31), t0, 7, RosterVisitors::All)
+            .unwrap_or_default();
         assert!(w.contains("31 s behind (7 more waiting)"), "{w}");
         assert!(w.contains("visitors = \"waiting\""), "{w}");
         assert_eq!(l.observe(at(40), t0, 7, RosterVisitors::All), None);

@@ -397,7 +397,10 @@ struct Helpers {
     api_base: Arc<std::sync::Mutex<ApiSettings>>,
 }
 
-type ApiSettings = (Option<crate::config::HttpUrl>, crate::config::RosterVisitors);
+type ApiSettings = (
+    Option<crate::config::HttpUrl>,
+    crate::config::RosterVisitors,
+);
 
 impl Helpers {
     fn start(config: &Config) -> Helpers {

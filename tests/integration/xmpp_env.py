@@ -430,6 +430,9 @@ def frontdesk_toml(*, jid: str, server: str, secret: str, db_path: str, sites=DE
              f"secret = {toml_str(secret)}", "", "[store]", f"path = {toml_str(db_path)}", ""]
     if metrics_listen:
         lines += ["[metrics]", f"listen = {toml_str(metrics_listen)}", ""]
+    # The suite's staff watch browsing visitors too (the default is "waiting" since issue 21);
+    # tests of "waiting" say so.
+    roster = {"visitors": "all", **(roster or {})}
     if roster:
         lines.append("[roster]")
         for k, v in roster.items():
