@@ -213,6 +213,7 @@ class Churn:
         pids = {"frontdesk": [fd.proc.pid], "server": srv.pids()}
         rss0 = {k: cpu_rss(v)[1] for k, v in pids.items()}
         res = {"server": srv.kind, "policy": policy, "present": present, "staff": staff, "prefix": prefix,
+               "writer_stay": a.writer_stay,
                "rss_before_kib": rss0, "windows": [], "loadavg_start": loadavg()}
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         cpu0 = None

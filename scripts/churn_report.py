@@ -21,6 +21,12 @@ def per_visitor(p: dict, who: str):
     return (at[who] - before[who]) * 1024 / max(p["present"], 1)
 
 
+def who(p: dict) -> str:
+    """The table's first cell; † marks points from a run whose writers stayed until sent away."""
+    mark = " †" if p.get("writer_stay", -1) < 0 else ""
+    return f"{RUNG[p['server']].split(',')[0]}, {p['policy']}{mark}"
+
+
 def rows(doc: dict):
     for p in doc["points"]:
         for w in p["windows"]:
@@ -28,7 +34,8 @@ def rows(doc: dict):
 
 
 def label(p: dict) -> str:
-    return f"{p['server']} {p['policy']} N={p['present']} S={p['staff']}"
+    mark = " †" if p.get("writer_stay", -1) < 0 else ""
+    return f"{p['server']} {p['policy']}{mark} N={p['present']} S={p['staff']}"
 
 
 def plot(doc: dict, path: Path) -> None:
@@ -67,7 +74,7 @@ def window_table(doc: dict) -> list[str]:
     for p, w in rows(doc):
         k = w["kinds"]
         c = w["cpu_ms_per_arrival"]
-        L.append(f"| {RUNG[p['server']].split(',')[0]}, {p['policy']} | {p['present']:,} | {p['staff']} | {w['rate']:g} | "
+        L.append(f"| {who(p)} | {p['present']:,} | {p['staff']} | {w['rate']:g} | "
                  f"{w['arrivals']:.0f} | {fmt(w['join_p50_ms'])} / {fmt(w['join_p99_ms'])} | "
                  f"{fmt(w['push_p50_ms'], 0)} / {fmt(w['push_p99_ms'], 0)} ({w['push_count']}) | "
                  f"{w['roster_ops_per_s_per_staff']:.1f} | {w['stanzas_per_arrival_per_staff']:.2f} "
@@ -86,7 +93,7 @@ def point_table(doc: dict) -> list[str]:
     for p in doc["points"]:
         f, fr, d = p.get("fill", {}), p.get("fresh_login", {}), p.get("drained", {})
         left = sum(p.get("left_on_server", {}).values())
-        L.append(f"| {RUNG[p['server']].split(',')[0]}, {p['policy']} | {p['present']:,} | {p['staff']} | "
+        L.append(f"| {who(p)} | {p['present']:,} | {p['staff']} | "
                  f"{fmt(f.get('fill_s'))}, {fmt(f.get('join_p99_ms'), 0)}, {fmt(f.get('roster_settle_s'), 0)} | "
                  f"{fmt(per_visitor(p, 'frontdesk'), 0)} B / {fmt(per_visitor(p, 'server'), 0)} B | "
                  f"{fr.get('roster_items', '–')}, {fmt(fr.get('roster_ms'), 0)}, {fmt(fr.get('presences_ms'), 0)} | "
@@ -148,6 +155,7 @@ def markdown(doc: dict) -> str:
          + (m.get("load_note") or f"load average {m['loadavg_start']} at the start and {m['loadavg_end']} at the end")
          + ": the machine is shared with other builds, so wall-clock latencies are noisy; counts and CPU seconds "
          "are exact.", "",
+         *([m["earlier_points_note"], ""] if m.get("earlier_points_note") else []),
          "![join p99 and CPU per arrival against arrival rate](benchmark-churn.png)", "",
          "### Per rate", ""]
     L += window_table(doc)
