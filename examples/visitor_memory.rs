@@ -1,0 +1,231 @@
+//! Heap bytes frontdesk holds per present idle visitor (issue 21's memory target), counted by a
+//! global allocator, so the figures do not depend on the machine's noise or on glibc's arenas.
+//!
+//! Drives the real `Core`: S staff online, N visitors each in a room of their own, INACTIVE,
+//! with the roster written by ejabberd's admin API or by XEP-0356, under both `[roster]
+//! visitors` policies. Prints the live heap per visitor with the roster writes still queued
+//! (the core's calls in flight plus the `ApiCall`s or IQs the shell would still hold) and
+//! after the server answered them all (steady state).
+//!
+//! `cargo run --release --example visitor_memory [N...]` (default 1000 10000).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use frontdesk::address::SiteId;
+use frontdesk::config::{HttpUrl, Limits, RosterConfig, RosterMode, RosterVisitors};
+use frontdesk::core::{Core, CoreConfig, Input, Output, SiteInfo};
+use frontdesk::store::Snapshot;
+use frontdesk::time::Timestamp;
+use xmpp_parsers::jid::BareJid;
+use frontdesk::core::roster::ApiCall;
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::stanza::Stanza;
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - layout.size() as isize, Ordering::Relaxed);
+        System.realloc(ptr, layout, new)
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+const STAFF: usize = 20;
+const COMPONENT: &str = "chat.example.com";
+const NS: &str = "xmlns='jabber:component:accept'";
+
+fn stanza(xml: &str) -> Option<Input> {
+    let el: minidom::Element = xml.parse().ok()?;
+    Some(Input::Stanza(xso::transform(&el).ok()?))
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Way {
+    Off,
+    Api,
+    Privilege,
+}
+
+fn config(way: Way, visitors: RosterVisitors) -> CoreConfig {
+    let staff: BTreeSet<BareJid> = (0..STAFF)
+        .filter_map(|i| BareJid::new(&format!("staff{i}@example.com")).ok())
+        .collect();
+    let site = SiteInfo {
+        name: "ACME".into(),
+        staff,
+        token_secret: None,
+        profiles: Default::default(),
+        desk: Default::default(),
+    };
+    let mode = match way {
+        Way::Off => RosterMode::Off,
+        Way::Api => RosterMode::EjabberdApi,
+        Way::Privilege => RosterMode::Privilege,
+    };
+    CoreConfig {
+        component: BareJid::new(COMPONENT).expect("a valid component address"),
+        sites: BTreeMap::from([(SiteId::new("acme").expect("a valid site id"), site)]),
+        roster: RosterConfig {
+            mode,
+            ejabberd_api: HttpUrl::parse("http://127.0.0.1:5280/api").ok(),
+            visitors,
+            ..Default::default()
+        },
+        limits: Limits::default(),
+        admins: BTreeSet::new(),
+    }
+}
+
+/// Roster writes the server has not answered yet: the API calls the shell's channel holds,
+/// the privileged IQs on their way.
+#[derive(Default, Clone)]
+struct Pending {
+    api: Vec<ApiCall>,
+    iqs: Vec<Iq>,
+}
+
+impl Pending {
+    fn take(&mut self, outputs: Vec<Output>) {
+        for o in outputs {
+            match o {
+                Output::Api(call) => self.api.push(call),
+                Output::Send(Stanza::Iq(iq)) if is_roster_set(&iq) => self.iqs.push(iq),
+                _ => {}
+            }
+        }
+    }
+
+    /// Answers every write as the server would, and what those answers ask for next.
+    fn answer(&mut self, core: &mut Core, now: Timestamp) -> usize {
+        let mut answered = 0;
+        while !self.api.is_empty() || !self.iqs.is_empty() {
+            let api = std::mem::take(&mut self.api);
+            let iqs = std::mem::take(&mut self.iqs);
+            answered += api.len() + iqs.len();
+            for call in api {
+                let done = Input::ApiDone {
+                    id: call.id,
+                    result: Ok(()),
+                };
+                let out = core.handle(now, done);
+                self.take(out);
+            }
+            for iq in iqs {
+                let to = iq.to().map(|j| j.to_string()).unwrap_or_default();
+                let xml = format!(
+                    "<iq {NS} type='result' id='{}' from='{to}' to='{COMPONENT}'/>",
+                    iq.id()
+                );
+                if let Some(input) = stanza(&xml) {
+                    let out = core.handle(now, input);
+                    self.take(out);
+                }
+            }
+        }
+        answered
+    }
+}
+
+fn is_roster_set(iq: &Iq) -> bool {
+    matches!(iq, Iq::Set { payload, .. } if payload.is("query", "jabber:iq:roster"))
+}
+
+struct Figures {
+    queued: isize,
+    queue: isize,
+    steady: isize,
+    writes: usize,
+}
+
+fn feed(core: &mut Core, pending: &mut Pending, now: Timestamp, xml: &str) {
+    if let Some(input) = stanza(xml) {
+        let out = core.handle(now, input);
+        pending.take(out);
+    }
+}
+
+fn run(way: Way, visitors: RosterVisitors, n: usize) -> Figures {
+    let mut now = Timestamp::parse_rfc3339("2026-12-04T10:00:00Z").expect("a valid time");
+    let mut core = Core::new(config(way, visitors), Snapshot::default(), now);
+    let mut pending = Pending::default();
+    pending.take(core.handle(now, Input::Connected));
+    let advert = format!("<message {NS} from='example.com' to='{COMPONENT}'><privilege xmlns='urn:xmpp:privilege:2'><perm access='roster' type='both'/></privilege></message>");
+    feed(&mut core, &mut pending, now, &advert);
+    now = now.plus_millis(2_000);
+    pending.take(core.handle(now, Input::Tick));
+    for i in 0..STAFF {
+        let xml = format!("<presence {NS} from='staff{i}@example.com/desk' to='{COMPONENT}'/>");
+        feed(&mut core, &mut pending, now, &xml);
+    }
+    pending.answer(&mut core, now);
+    pending = Pending::default();
+    let before = live();
+    for v in 0..n {
+        now = now.plus_millis(1);
+        let xml = format!("<presence {NS} from='{v:08x}-anon@anon.example.com/web{v}' to='v{v}_acme@{COMPONENT}/Visitor {v}'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
+        feed(&mut core, &mut pending, now, &xml);
+    }
+    let queued = live() - before;
+    // What the queue alone holds: the same again, measured as it is made.
+    let at = live();
+    let copy = pending.clone();
+    let queue = live() - at;
+    drop(copy);
+    let writes = pending.answer(&mut core, now);
+    drop(pending);
+    Figures {
+        queued,
+        queue,
+        steady: live() - before,
+        writes,
+    }
+}
+
+fn main() {
+    let ns: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let ns = if ns.is_empty() { vec![1_000, 10_000] } else { ns };
+    println!("{STAFF} staff online; bytes of live heap per present idle visitor");
+    println!("| roster | visitors | N | writes queued | of which the queue | steady (writes answered) | roster writes |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for &n in &ns {
+        for (way, policy) in [
+            (Way::Off, RosterVisitors::All),
+            (Way::Api, RosterVisitors::All),
+            (Way::Api, RosterVisitors::Waiting),
+            (Way::Privilege, RosterVisitors::All),
+            (Way::Privilege, RosterVisitors::Waiting),
+        ] {
+            let f = run(way, policy, n);
+            let per = |b: isize| b / n as isize;
+            println!(
+                "| {way:?} | {policy:?} | {n} | {} | {} | {} | {} |",
+                per(f.queued),
+                per(f.queue),
+                per(f.steady),
+                f.writes
+            );
+        }
+    }
+}
