@@ -1,13 +1,4 @@
-//! Heap bytes frontdesk holds per present idle visitor (issue 21's memory target), counted by a
-//! global allocator, so the figures do not depend on the machine's noise or on glibc's arenas.
-//!
-//! Drives the real `Core`: S staff online, N visitors each in a room of their own, INACTIVE,
-//! with the roster written by ejabberd's admin API or by XEP-0356, under both `[roster]
-//! visitors` policies. Prints the live heap per visitor with the roster writes still queued
-//! (the core's calls in flight plus the `ApiCall`s or IQs the shell would still hold) and
-//! after the server answered them all (steady state).
-//!
-//! `cargo run --release --example visitor_memory [N...]` (default 1000 10000).
+//! The measurement itself, shared by the example and tests/visitor_memory.rs.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,15 +6,16 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 
 use frontdesk::address::SiteId;
 use frontdesk::config::{HttpUrl, Limits, RosterConfig, RosterMode, RosterVisitors};
+use frontdesk::core::roster::ApiCall;
 use frontdesk::core::{Core, CoreConfig, Input, Output, SiteInfo};
 use frontdesk::store::Snapshot;
 use frontdesk::time::Timestamp;
-use xmpp_parsers::jid::BareJid;
-use frontdesk::core::roster::ApiCall;
 use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::BareJid;
 use xmpp_parsers::stanza::Stanza;
 
-struct Counting;
+/// Counts the live heap's bytes; installed as the global allocator by whoever uses this.
+pub struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
@@ -42,14 +34,11 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
 fn live() -> isize {
     LIVE.load(Ordering::Relaxed)
 }
 
-const STAFF: usize = 20;
+pub const STAFF: usize = 20;
 const COMPONENT: &str = "chat.example.com";
 const NS: &str = "xmlns='jabber:component:accept'";
 
@@ -59,7 +48,7 @@ fn stanza(xml: &str) -> Option<Input> {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Way {
+pub enum Way {
     Off,
     Api,
     Privilege,
@@ -149,11 +138,17 @@ fn is_roster_set(iq: &Iq) -> bool {
     matches!(iq, Iq::Set { payload, .. } if payload.is("query", "jabber:iq:roster"))
 }
 
-struct Figures {
-    queued: isize,
-    queue: isize,
-    steady: isize,
-    writes: usize,
+/// Live heap bytes the N visitors added.
+pub struct Figures {
+    /// Right after they joined, with every roster write still unanswered.
+    pub queued: isize,
+    /// Of that, what the writes waiting outside the core hold (the shell's channel of
+    /// `ApiCall`s, or the IQs on their way).
+    pub queue: isize,
+    /// After the server answered every write.
+    pub steady: isize,
+    /// Roster writes made.
+    pub writes: usize,
 }
 
 fn feed(core: &mut Core, pending: &mut Pending, now: Timestamp, xml: &str) {
@@ -163,7 +158,8 @@ fn feed(core: &mut Core, pending: &mut Pending, now: Timestamp, xml: &str) {
     }
 }
 
-fn run(way: Way, visitors: RosterVisitors, n: usize) -> Figures {
+/// N visitors join, each a room of their own, with STAFF staff online.
+pub fn run(way: Way, visitors: RosterVisitors, n: usize) -> Figures {
     let mut now = Timestamp::parse_rfc3339("2026-12-04T10:00:00Z").expect("a valid time");
     let mut core = Core::new(config(way, visitors), Snapshot::default(), now);
     let mut pending = Pending::default();
@@ -197,35 +193,5 @@ fn run(way: Way, visitors: RosterVisitors, n: usize) -> Figures {
         queue,
         steady: live() - before,
         writes,
-    }
-}
-
-fn main() {
-    let ns: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let ns = if ns.is_empty() { vec![1_000, 10_000] } else { ns };
-    println!("{STAFF} staff online; bytes of live heap per present idle visitor");
-    println!("| roster | visitors | N | writes queued | of which the queue | steady (writes answered) | roster writes |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    for &n in &ns {
-        for (way, policy) in [
-            (Way::Off, RosterVisitors::All),
-            (Way::Api, RosterVisitors::All),
-            (Way::Api, RosterVisitors::Waiting),
-            (Way::Privilege, RosterVisitors::All),
-            (Way::Privilege, RosterVisitors::Waiting),
-        ] {
-            let f = run(way, policy, n);
-            let per = |b: isize| b / n as isize;
-            println!(
-                "| {way:?} | {policy:?} | {n} | {} | {} | {} | {} |",
-                per(f.queued),
-                per(f.queue),
-                per(f.steady),
-                f.writes
-            );
-        }
     }
 }
