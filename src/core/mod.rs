@@ -25,6 +25,7 @@ pub mod replay;
 mod room;
 mod rooms;
 pub mod roster;
+mod roster_items;
 mod routing;
 pub mod session;
 mod staff;

@@ -14,6 +14,7 @@ use xmpp_parsers::presence::Type as PresenceType;
 
 use super::metrics::Counted;
 use super::room::Room;
+use super::roster_items::RosterItems;
 use super::stanzas;
 use super::{Core, Effects};
 use crate::config::{RosterMode, RosterVisitors};
@@ -215,7 +216,7 @@ pub struct RosterState {
     /// Removals due later: (staff, contact) -> when.
     removals: BTreeMap<(BareJid, BareJid), Timestamp>,
     /// Items we have put into rosters and not removed (mirrors the roster_items table).
-    items: BTreeSet<(BareJid, BareJid)>,
+    items: RosterItems,
     done: u64,
     failed: u64,
     /// Changes a rung could not make in auto mode, redone by the next rung: not failures.
@@ -270,7 +271,7 @@ impl RosterState {
             queue: Vec::new(),
             inflight: BTreeMap::new(),
             removals: BTreeMap::new(),
-            items: items.iter().cloned().collect(),
+            items: RosterItems::from_pairs(items),
             done: 0,
             failed: 0,
             fallbacks: None,
@@ -312,7 +313,7 @@ impl RosterState {
 
     /// Does the item exist in the staff member's roster, as far as we know?
     pub fn has_item(&self, staff: &BareJid, contact: &BareJid) -> bool {
-        self.items.contains(&(staff.clone(), contact.clone()))
+        self.items.contains(staff, contact)
     }
 
     /// Anything in rosters at all (for tests of restarts).
@@ -587,9 +588,9 @@ impl Core {
         let stale: Vec<(BareJid, BareJid)> = self
             .roster
             .items
-            .iter()
-            .filter(|(_, c)| *c != desk && !open.contains(c))
-            .cloned()
+            .pairs()
+            .filter(|(_, c)| **c != desk && !open.contains(*c))
+            .map(|(s, c)| (s.clone(), c.clone()))
             .collect();
         for (staff, contact) in stale {
             let due = now.plus_millis(self.roster.remove_after_ms);
@@ -714,7 +715,7 @@ impl Core {
         self.roster.done += 1;
         match op {
             RosterOp::Add { staff, contact, .. } => {
-                if self.roster.items.insert((staff.clone(), contact.clone())) {
+                if self.roster.items.insert(&staff, &contact) {
                     out.store(StoreOp::RosterAdded {
                         staff: staff.clone(),
                         contact: contact.clone(),
@@ -735,7 +736,7 @@ impl Core {
                 }
             }
             RosterOp::Remove { staff, contact } => {
-                if self.roster.items.remove(&(staff.clone(), contact.clone())) {
+                if self.roster.items.remove(&staff, &contact) {
                     out.store(StoreOp::RosterRemoved {
                         staff: staff.clone(),
                         contact: contact.clone(),

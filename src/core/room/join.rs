@@ -143,6 +143,10 @@ impl Room {
             ctx.now,
         );
         out.store(StoreOp::OccupantJoined(occupant.record(self.session.id)));
+        // Most rooms only ever hold their visitor: a first push would make room for four.
+        if self.occupants.is_empty() {
+            self.occupants.reserve_exact(1);
+        }
         self.occupants.push(occupant);
         let mut changed = false;
         if role == Role::Visitor && self.session.visitor_jid.as_ref() != Some(&a.jid) {
