@@ -51,20 +51,25 @@ pub struct Said {
 }
 
 impl Said {
-    /// What `author` said in `m`, if it has a body that is not blank.
+    /// What `author` said in `m`, if it has a body that is not blank; else the author back.
+    /// The body and id are moved out of `m` (each was a copy per message).
     pub fn of(
-        author: &Occupant,
-        m: &xmpp_parsers::message::Message,
+        author: Occupant,
+        m: &mut xmpp_parsers::message::Message,
         reply_to: Jid,
-    ) -> Option<Said> {
-        let (lang, body) = m
+    ) -> Result<Said, Occupant> {
+        let lang = m
             .get_best_body(vec![])
-            .filter(|(_, b)| !b.trim().is_empty())?;
-        Some(Said {
-            author: author.clone(),
-            body: body.clone(),
+            .filter(|(_, b)| !b.trim().is_empty())
+            .map(|(lang, _)| lang);
+        let Some(lang) = lang else {
+            return Err(author);
+        };
+        Ok(Said {
+            author,
+            body: m.bodies.remove(&lang).unwrap_or_default(),
             lang,
-            id: m.id.clone(),
+            id: m.id.take(),
             kept: kept_payloads(&m.payloads),
             reply_to,
         })
@@ -116,7 +121,7 @@ impl Room {
             session_id: self.session.id,
             stanza_id: stanza_id.clone(),
             room: Jid::from(self.jid.clone()),
-            to: said.reply_to.clone(),
+            to: said.reply_to,
             id: said.id.clone(),
         };
         if said.author.role == Role::Visitor {
