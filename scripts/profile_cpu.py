@@ -184,12 +184,17 @@ def measured_run(b: bench.Bench, args, rate: float, tag: str) -> dict:
             "syscalls": parse_perf(perf_out, names)}
 
 
-def syscall_phase(b: bench.Bench, args) -> dict:
+def syscall_phase(b: bench.Bench, args) -> list[dict]:
+    """One trickle run, then `--repeat` runs at the load: figures per message for each."""
     start_frontdesk(b, b.fd_bin, timeout=30)
     lo = measured_run(b, args, args.trickle, "trickle")
-    hi = measured_run(b, args, args.rate, "load")
+    his = [measured_run(b, args, args.rate, f"load{i}") for i in range(args.repeat)]
     b.fd.stop()
     b.fd = None
+    return [per_message(lo, hi) for hi in his]
+
+
+def per_message(lo: dict, hi: dict) -> dict:
     n = hi["messages"] - lo["messages"]
     per = {"syscalls": {}, "switches": {}, "cpu_ticks": {}}
     for th in sorted(set(hi["syscalls"]) | set(lo["syscalls"])):
@@ -202,13 +207,13 @@ def syscall_phase(b: bench.Bench, args) -> dict:
     return {"trickle": lo, "load": hi, "per_message": per, "messages": n}
 
 
-def summary(cg: dict | None, sc: dict | None) -> str:
+def summary(cg: dict | None, scs: list[dict] | None) -> str:
     L = []
     if cg:
         p = cg["per_message"]
         L.append(f"callgrind: {p['instructions']:,.0f} instructions and {p['allocations']:.1f} allocations per "
                  f"message ({cg['load']['messages']} - {cg['trickle']['messages']} messages)")
-    if sc:
+    for sc in scs or []:
         p = sc["per_message"]
         L.append(f"at {sc['load']['offered_per_s']:.0f} msg/s offered ({sc['messages']} messages over the trickle):")
         tot_sc = tot_v = tot_i = 0.0
@@ -222,7 +227,9 @@ def summary(cg: dict | None, sc: dict | None) -> str:
             tot_i += d["involuntary"]
             if d["voluntary"] + d["involuntary"] >= 0.005:
                 L.append(f"  {th}: {d['voluntary']:.3f} voluntary, {d['involuntary']:.3f} involuntary switches/msg")
-        L.append(f"  total: {tot_sc:.2f} syscalls/msg, {tot_v:.3f} voluntary + {tot_i:.3f} involuntary switches/msg")
+        commits = p["syscalls"].get("frontdesk-store", {}).get("sendto", 0)
+        L.append(f"  total: {tot_sc:.2f} syscalls/msg, {tot_v:.3f} voluntary + {tot_i:.3f} involuntary switches/msg; "
+                 f"{1 / commits if commits else 0:.2f} messages per store-thread sendto")
     return "\n".join(L)
 
 
@@ -236,6 +243,7 @@ def main() -> int:
     ap.add_argument("--rooms", type=int, default=50)
     ap.add_argument("--rate", type=float, default=35.0, help="per sender, without valgrind")
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--repeat", type=int, default=3, help="runs at --rate (one trickle run for all)")
     ap.add_argument("--trickle", type=float, default=0.2, help="per sender, the baseline run")
     ap.add_argument("--only", choices=("callgrind", "syscalls"))
     args = ap.parse_args()
