@@ -76,12 +76,15 @@ def parse_callgrind(path: Path) -> dict:
     for line in path.read_text(errors="replace").splitlines():
         if line.startswith("summary:") or line.startswith("totals:"):
             total = int(line.split()[1])
-        elif line.startswith("cfn="):
-            m = re.match(r"cfn=\((\d+)\)(?: (.*))?", line)
+        elif line.startswith(("fn=", "cfn=")):
+            # Names are compressed: "(id) name" the first time an id appears (as a function
+            # or as a callee), "(id)" after that.
+            m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line)
             if m:
                 if m.group(2):
                     names[m.group(1)] = m.group(2)
-                pending = names.get(m.group(1), "")
+                if line.startswith("cfn="):
+                    pending = names.get(m.group(1), "")
         elif line.startswith("calls=") and pending is not None:
             if pending in ALLOC_FNS or pending.split("'")[0] in ALLOC_FNS:
                 allocs += int(line[6:].split()[0])
