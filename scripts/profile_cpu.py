@@ -40,7 +40,7 @@ ALLOC_FNS = ("malloc", "calloc", "realloc")
 def wrapper(out: Path, frontdesk: Path, cg_file: Path) -> Path:
     """An executable that runs frontdesk under callgrind (xmpp_env.Frontdesk runs `BIN run ...`)."""
     w = out / "frontdesk-callgrind"
-    w.write_text("#!/bin/sh\nexec valgrind --tool=callgrind --vgdb=yes --dump-instr=no "
+    w.write_text("#!/bin/sh\nexec valgrind --tool=callgrind --vgdb=yes --dump-instr=no --separate-threads=yes "
                  f"--callgrind-out-file={cg_file} {frontdesk} \"$@\"\n")
     w.chmod(0o755)
     return w
@@ -70,9 +70,10 @@ def callgrind_ctl(pid: int, flag: str) -> None:
 
 
 def parse_callgrind(path: Path) -> dict:
-    """Total instructions and calls into the allocator, from one callgrind dump."""
+    """One thread's dump: its instructions, calls into the allocator, commits (calls to
+    Store::apply), and which thread it is (by the functions it ran)."""
     names: dict[str, str] = {}
-    total, allocs, pending = 0, 0, None
+    total, allocs, commits, pending, role = 0, 0, 0, None, "other"
     for line in path.read_text(errors="replace").splitlines():
         if line.startswith("summary:") or line.startswith("totals:"):
             total = int(line.split()[1])
@@ -83,17 +84,33 @@ def parse_callgrind(path: Path) -> dict:
             if m:
                 if m.group(2):
                     names[m.group(1)] = m.group(2)
+                    if m.group(2).startswith("frontdesk::store::writer::run"):
+                        role = "store"
+                    elif m.group(2).startswith("frontdesk::shell::run") and role == "other":
+                        role = "reader"
                 if line.startswith("cfn="):
                     pending = names.get(m.group(1), "")
         elif line.startswith("calls=") and pending is not None:
+            n = int(line[6:].split()[0])
             if pending in ALLOC_FNS or pending.split("'")[0] in ALLOC_FNS:
-                allocs += int(line[6:].split()[0])
+                allocs += n
+            elif pending.startswith("frontdesk::store::Store::apply"):
+                commits += n
             pending = None
-    return {"instructions": total, "allocations": allocs}
+    return {"instructions": total, "allocations": allocs, "commits": commits, "role": role}
 
 
-def dumps(cg_file: Path) -> list[Path]:
-    return sorted(cg_file.parent.glob(cg_file.name + ".*"), key=lambda p: int(p.suffix[1:]))
+def sum_dumps(paths: list[Path]) -> dict:
+    """The dumps of one `callgrind_control -d` (one per thread), added up, and by thread."""
+    parts = [parse_callgrind(p) for p in paths]
+    out = {k: sum(p[k] for p in parts) for k in ("instructions", "allocations", "commits")}
+    for role in ("reader", "store"):
+        out[f"{role}_instructions"] = sum(p["instructions"] for p in parts if p["role"] == role)
+    return out
+
+
+def dumps(cg_file: Path) -> set[Path]:
+    return set(cg_file.parent.glob(cg_file.name + ".*"))
 
 
 def callgrind_phase(b: bench.Bench, args) -> dict:
@@ -104,20 +121,22 @@ def callgrind_phase(b: bench.Bench, args) -> dict:
     for name, rate in (("trickle", args.trickle), ("load", args.cg_rate)):
         callgrind_ctl(pid, "-z")
         r = load(b, args.cg_rooms, rate, args.cg_seconds)
-        before = set(dumps(cg_file))
+        before = dumps(cg_file)
         callgrind_ctl(pid, "-d")
-        new = [p for p in dumps(cg_file) if p not in before]
-        if len(new) != 1:
-            raise RuntimeError(f"expected one new callgrind dump, found {new}")
-        res[name] = {**parse_callgrind(new[0]), "messages": r["received"], "dump": str(new[0])}
+        new = sorted(dumps(cg_file) - before)
+        if not new:
+            raise RuntimeError("callgrind_control -d wrote no dump")
+        res[name] = {**sum_dumps(new), "messages": r["received"], "dumps": [str(p) for p in new]}
     b.fd.stop(timeout=60)
     b.fd = None
     lo, hi = res["trickle"], res["load"]
     n = hi["messages"] - lo["messages"]
-    res["per_message"] = {k: (hi[k] - lo[k]) / n for k in ("instructions", "allocations")}
-    ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", hi["dump"]], capture_output=True, text=True)
+    res["per_message"] = {k: (hi[k] - lo[k]) / n for k in
+                          ("instructions", "allocations", "commits", "reader_instructions", "store_instructions")}
+    ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", *hi["dumps"]],
+                         capture_output=True, text=True)
     (b.out / "callgrind-inclusive.txt").write_text(ann.stdout)
-    ann = subprocess.run(["callgrind_annotate", hi["dump"]], capture_output=True, text=True)
+    ann = subprocess.run(["callgrind_annotate", "--threshold=100", *hi["dumps"]], capture_output=True, text=True)
     (b.out / "callgrind-self.txt").write_text(ann.stdout)
     return res
 
@@ -215,7 +234,9 @@ def summary(cg: dict | None, scs: list[dict] | None) -> str:
     if cg:
         p = cg["per_message"]
         L.append(f"callgrind: {p['instructions']:,.0f} instructions and {p['allocations']:.1f} allocations per "
-                 f"message ({cg['load']['messages']} - {cg['trickle']['messages']} messages)")
+                 f"message ({cg['load']['messages']} - {cg['trickle']['messages']} messages); reader thread "
+                 f"{p['reader_instructions']:,.0f}, store thread {p['store_instructions']:,.0f}, "
+                 f"{p['commits']:.3f} commits per message")
     for sc in scs or []:
         p = sc["per_message"]
         L.append(f"at {sc['load']['offered_per_s']:.0f} msg/s offered ({sc['messages']} messages over the trickle):")

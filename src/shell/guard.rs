@@ -577,11 +577,6 @@ impl<S: AsyncRead + Unpin> Guarded<S> {
         }
     }
 
-    /// A frame already read and cut, without reading more.
-    pub fn ready_frame(&mut self) -> Option<Frame> {
-        self.scanner.next_frame()
-    }
-
     pub async fn next_frame(&mut self) -> io::Result<Option<Frame>> {
         std::future::poll_fn(|cx| self.poll_frame(cx)).await
     }

@@ -317,10 +317,6 @@ async fn wait_to_reconnect(
     }
 }
 
-/// Frames the session loop takes in a row while they are at hand, before it polls its other
-/// wake-ups (signals, the ticker, feedback, helpers) again.
-const READ_STREAK: u32 = 32;
-
 /// The connected link as the session loop sees it: the read side, and which attach it is.
 struct Link<'a> {
     reader: &'a mut reader::Reader,
@@ -350,24 +346,14 @@ async fn session(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     outbox.push(run.core.handle(Timestamp::now(), Input::Connected), writer);
-    let mut streak = 0;
     loop {
         helpers.dispatch(&mut outbox);
-        // A frame already read is taken without polling the other wake-ups: polling them all
-        // (three signal streams, the ticker, two channels) cost more per message than parsing
-        // its addresses. Every READ_STREAK frames they are polled anyway, so that a flood
-        // cannot hold off a signal or a tick.
-        let ready = (streak < READ_STREAK).then(|| reader.ready()).flatten();
-        streak = if ready.is_some() { streak + 1 } else { 0 };
-        let wake = match ready {
-            Some(event) => Wake::Read(event),
-            None => tokio::select! {
-                event = reader.next() => Wake::Read(event),
-                Some(f) = feedback.recv() => Wake::Feedback(f),
-                Some(input) = helpers.results.recv() => Wake::Helper(input),
-                _ = tick.tick() => Wake::Tick,
-                sig = signals.recv() => Wake::Signal(sig),
-            },
+        let wake = tokio::select! {
+            event = reader.next() => Wake::Read(event),
+            Some(f) = feedback.recv() => Wake::Feedback(f),
+            Some(input) = helpers.results.recv() => Wake::Helper(input),
+            _ = tick.tick() => Wake::Tick,
+            sig = signals.recv() => Wake::Signal(sig),
         };
         let now = Timestamp::now();
         let core = &mut *run.core;

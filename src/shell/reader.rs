@@ -46,7 +46,11 @@ impl Reader {
     /// keepalive deadline only moves when something arrives or it passes.
     pub async fn next(&mut self) -> Event {
         match tokio::time::timeout_at(self.deadline, self.guard.next_frame()).await {
-            Ok(Ok(Some(frame))) => self.arrived(frame),
+            Ok(Ok(Some(frame))) => {
+                self.deadline = Instant::now() + self.timeouts.read_timeout;
+                self.pinged = false;
+                event(frame)
+            }
             Ok(Ok(None)) => Event::Closed("the connection ended".into()),
             Ok(Err(e)) => Event::Closed(format!("I/O error: {e}")),
             Err(_) if self.pinged => Event::Closed(format!(
@@ -59,18 +63,6 @@ impl Reader {
                 Event::Quiet
             }
         }
-    }
-
-    /// The event of a frame already read and cut, if there is one; no I/O, no waiting.
-    pub fn ready(&mut self) -> Option<Event> {
-        let frame = self.guard.ready_frame()?;
-        Some(self.arrived(frame))
-    }
-
-    fn arrived(&mut self, frame: Frame) -> Event {
-        self.deadline = Instant::now() + self.timeouts.read_timeout;
-        self.pinged = false;
-        event(frame)
     }
 }
 
@@ -251,27 +243,6 @@ mod tests {
             Event::Closed(why) => assert!(why.contains("keepalive"), "{why}"),
             _ => panic!("no answer to the ping ends the link"),
         }
-    }
-
-    fn message_id(e: Option<Event>) -> Option<String> {
-        match e {
-            Some(Event::Stanza(Stanza::Message(m))) => m.id.map(|i| i.0),
-            _ => None,
-        }
-    }
-
-    #[tokio::test]
-    async fn frames_already_read_are_at_hand_without_waiting() {
-        let (mut reader, mut server) = pair(super::super::link::TIMEOUTS).await;
-        assert!(reader.ready().is_none(), "nothing was read yet");
-        // One write on loopback: the reader's one read takes both stanzas.
-        server
-            .write_all(b"<message id='1'><body>one</body></message><message id='2'><body>two</body></message>")
-            .await
-            .unwrap();
-        assert_eq!(message_id(Some(reader.next().await)), Some("1".into()));
-        assert_eq!(message_id(reader.ready()), Some("2".into()));
-        assert!(reader.ready().is_none(), "only what was read is at hand");
     }
 
     #[tokio::test]
