@@ -101,18 +101,18 @@ impl Core {
             out.send(r.message(Jid::from(room_jid), Jid::from(sender), m.id));
             return;
         };
-        let reply_to = Jid::from(sender);
-        match Said::of(&author, &m, reply_to.clone()) {
-            Some(said) => self.post_message(now, &name, said, out),
-            None if !m.subjects.is_empty() => {
+        let mut m = m;
+        match Said::of(author, &mut m, Jid::from(sender.clone())) {
+            Ok(said) => self.post_message(now, &name, said, out),
+            Err(_) if !m.subjects.is_empty() => {
                 let r = Refusal::auth(
                     DefinedCondition::Forbidden,
                     "Only the room sets its subject.",
                 );
                 let room_jid = name.jid(&self.config.component);
-                out.send(r.message(Jid::from(room_jid), reply_to, m.id));
+                out.send(r.message(Jid::from(room_jid), Jid::from(sender), m.id));
             }
-            None => self.chat_state_to_room(now, &name, &author, &m.payloads, out),
+            Err(author) => self.chat_state_to_room(now, &name, &author, &m.payloads, out),
         }
     }
 
@@ -226,8 +226,11 @@ fn check_message(
         ));
     }
     let author = &said.author;
+    if author.role != Role::Visitor {
+        return Ok(());
+    }
     let who = author.jid.to_bare();
-    if author.role == Role::Visitor && !rates.take(Rate::Message, &who, Some(room), ctx.now, &l) {
+    if !rates.take(Rate::Message, &who, Some(room), ctx.now, &l) {
         if offenders.should_log(&who, ctx.now) {
             tracing::warn!(from = %author.jid, room = %room, "visitor over the message rate; refused (logged once a minute per sender)");
         }

@@ -400,9 +400,10 @@ impl Core {
         let Some(author) = room.staff_author(&bare) else {
             return;
         };
-        match Said::of(&author, &m, Jid::from(sender)) {
-            Some(said) => self.post_message(now, &name, said, out),
-            None => self.chat_state_to_room(now, &name, &author, &m.payloads, out),
+        let mut m = m;
+        match Said::of(author, &mut m, Jid::from(sender)) {
+            Ok(said) => self.post_message(now, &name, said, out),
+            Err(author) => self.chat_state_to_room(now, &name, &author, &m.payloads, out),
         }
     }
 

@@ -51,20 +51,25 @@ pub struct Said {
 }
 
 impl Said {
-    /// What `author` said in `m`, if it has a body that is not blank.
+    /// What `author` said in `m`, if it has a body that is not blank; else the author back.
+    /// The body and id are moved out of `m` (each was a copy per message).
     pub fn of(
-        author: &Occupant,
-        m: &xmpp_parsers::message::Message,
+        author: Occupant,
+        m: &mut xmpp_parsers::message::Message,
         reply_to: Jid,
-    ) -> Option<Said> {
-        let (lang, body) = m
+    ) -> Result<Said, Occupant> {
+        let lang = m
             .get_best_body(vec![])
-            .filter(|(_, b)| !b.trim().is_empty())?;
-        Some(Said {
-            author: author.clone(),
-            body: body.clone(),
+            .filter(|(_, b)| !b.trim().is_empty())
+            .map(|(lang, _)| lang);
+        let Some(lang) = lang else {
+            return Err(author);
+        };
+        Ok(Said {
+            author,
+            body: m.bodies.remove(&lang).unwrap_or_default(),
             lang,
-            id: m.id.clone(),
+            id: m.id.take(),
             kept: kept_payloads(&m.payloads),
             reply_to,
         })
@@ -108,7 +113,7 @@ impl Room {
             tracing::info!(session = self.session.id, room = %self.jid, state = %self.session.state, "state changed");
             self.write_session(out);
         }
-        let mut reflections = self.reflections(&from_nick, &stanza_id, &said);
+        let mut reflections = self.reflections(from_nick, &stanza_id, &said);
         tracing::debug!(session = self.session.id, room = %self.jid, role = said.author.role.as_str(), stanza_id = %stanza_id, "message");
         tracing::trace!(body = %said.body, "message body");
         self.remember_said(&said, &stanza_id, ctx);
@@ -116,7 +121,7 @@ impl Room {
             session_id: self.session.id,
             stanza_id: stanza_id.clone(),
             room: Jid::from(self.jid.clone()),
-            to: said.reply_to.clone(),
+            to: said.reply_to,
             id: said.id.clone(),
         };
         if said.author.role == Role::Visitor {
@@ -156,25 +161,38 @@ impl Room {
     }
 
     /// The message as each joined occupant gets it (one-to-one staff do not see their own).
-    fn reflections(&self, from_nick: &FullJid, stanza_id: &str, said: &Said) -> Vec<Stanza> {
+    /// The copies differ only in `to`: one is built and the others are clones of it.
+    fn reflections(&self, from_nick: FullJid, stanza_id: &str, said: &Said) -> Vec<Stanza> {
         let author = &said.author;
-        self.joined()
+        let to: Vec<&FullJid> = self
+            .joined()
             .filter(|o| !(author.direct && o.jid.to_bare() == author.jid.to_bare()))
-            .map(|o| {
-                stanzas::groupchat_text(stanzas::GroupchatText {
-                    from: from_nick.clone(),
-                    to: o.jid.clone(),
-                    id: said.id.clone(),
-                    body: &said.body,
-                    lang: said.lang.clone(),
-                    stanza_id,
-                    room: &self.jid,
-                    kept: said.kept.clone(),
-                    delayed: None,
-                })
-                .into()
+            .map(|o| &o.jid)
+            .collect();
+        let Some((last, rest)) = to.split_last() else {
+            return Vec::new();
+        };
+        let built = stanzas::groupchat_text(stanzas::GroupchatText {
+            from: from_nick,
+            to: (*last).clone(),
+            id: said.id.clone(),
+            body: &said.body,
+            lang: said.lang.clone(),
+            stanza_id,
+            room: &self.jid,
+            kept: said.kept.clone(),
+            delayed: None,
+        });
+        let mut out: Vec<Stanza> = rest
+            .iter()
+            .map(|to| {
+                let mut m = built.clone();
+                m.to = Some(Jid::from((*to).clone()));
+                m.into()
             })
-            .collect()
+            .collect();
+        out.push(built.into());
+        out
     }
 
     /// Chat states and the like from `author`: reflected to the others, not stored. A
