@@ -273,7 +273,11 @@ async def profanity_flow(server, fd, clients, tmp_path: Path, visitor: str):
         await t.wait_for(r"Form title: transcript: which chat\?", 10, what="the transcript form")
         await t.wait_for(r"\[field1\] Chat \(required\)", 5, what="the form's field")
         p.cmd(f"/field1 {n}")
-        await t.wait_for(r"\[field1\] Chat \(required\): " + str(n), 5, what="the field set")
+        # Profanity shows a list-single field's options again, the chosen one in another colour.
+        # (Matching "Chat (required): N" passed only before 20:00: the next line's timestamp
+        # followed the empty field on the same screen line.)
+        await t.wait_for(r"Field updated\.\.\.\n[^\n]*\[field1\] Chat \(required\):[ ]*\n[^\n]* - +"
+                         + re.escape(f"[{n}] #{n} Ann ("), 5, what="the field set")
         p.cmd("/form submit")
         await p.win(component, "Front desk [online]")
         await t.wait_for(r"! transcript completed\n\S+ ! " + lit(f"#{n} {visitor} (acme), CHATTING:")
