@@ -24,6 +24,17 @@ fn with_roster(mode: RosterMode) -> Scenario {
     Scenario::with_config(c)
 }
 
+/// Auto mode with no admin API configured: privilege if advertised, else subscriptions.
+fn auto_without_api() -> Scenario {
+    let mut c = config();
+    c.roster = RosterConfig {
+        mode: RosterMode::Auto,
+        ejabberd_api: None,
+        ..config().roster
+    };
+    Scenario::with_config(c)
+}
+
 impl Scenario {
     /// A staff-side stanza matching `xml` was sent (in any order among the staff side).
     #[track_caller]
@@ -193,13 +204,7 @@ fn diag_calls_the_expected_privilege_fallback_expected_not_failed() {
 
 #[test]
 fn auto_moves_up_from_subscription_requests_when_privileges_are_advertised_late() {
-    let mut c = config();
-    c.roster = RosterConfig {
-        mode: RosterMode::Auto,
-        ejabberd_api: None,
-        ..config().roster
-    };
-    let mut s = Scenario::with_config(c);
+    let mut s = auto_without_api();
     s.feed(Input::Connected);
     s.after_secs(2);
     s.staff_gets(&format!(
@@ -223,13 +228,7 @@ fn auto_moves_up_from_subscription_requests_when_privileges_are_advertised_late(
         s.core.roster.diag()
     );
     // An advertisement without roster access changes nothing.
-    let mut c = config();
-    c.roster = RosterConfig {
-        mode: RosterMode::Auto,
-        ejabberd_api: None,
-        ..config().roster
-    };
-    let mut s = Scenario::with_config(c);
+    let mut s = auto_without_api();
     s.feed(Input::Connected);
     s.after_secs(2);
     s.sends(&format!(
@@ -244,14 +243,7 @@ fn auto_moves_up_from_subscription_requests_when_privileges_are_advertised_late(
 
 #[test]
 fn auto_without_privilege_or_api_sends_subscription_requests() {
-    let mut c = config();
-    c.roster = RosterConfig {
-        mode: RosterMode::Auto,
-        ejabberd_api: None,
-        remove_after_secs: 60,
-        ..config().roster
-    };
-    let mut s = Scenario::with_config(c);
+    let mut s = auto_without_api();
     s.feed(Input::Connected);
     s.after_secs(2);
     s.staff_gets(&format!("<presence type='subscribe' from='{COMPONENT}' to='{ALICE_BARE}'><nick xmlns='http://jabber.org/protocol/nick'>Front desk</nick></presence>"));
