@@ -180,17 +180,21 @@ fn attr(out: &mut Vec<u8>, name: &str, value: &str) {
 /// survive the receiver's end-of-line and attribute-value normalisation.
 fn escape(out: &mut Vec<u8>, s: &str, in_attr: bool) {
     let bytes = s.as_bytes();
+    let table = if in_attr { &ATTR_SPECIAL } else { &TEXT_SPECIAL };
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
+        if !table[usize::from(b)] {
+            continue;
+        }
         let rep: &[u8] = match b {
             b'&' => b"&amp;",
             b'<' => b"&lt;",
             b'>' => b"&gt;",
             b'\r' => b"&#xD;",
-            b'\'' if in_attr => b"&apos;",
-            b'"' if in_attr => b"&quot;",
-            b'\n' if in_attr => b"&#xA;",
-            b'\t' if in_attr => b"&#x9;",
+            b'\'' => b"&apos;",
+            b'"' => b"&quot;",
+            b'\n' => b"&#xA;",
+            b'\t' => b"&#x9;",
             _ => continue,
         };
         out.extend_from_slice(&bytes[start..i]);
@@ -198,6 +202,20 @@ fn escape(out: &mut Vec<u8>, s: &str, in_attr: bool) {
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// Which bytes `escape` replaces: one load per byte instead of a chain of compares.
+const TEXT_SPECIAL: [bool; 256] = special(b"&<>\r");
+const ATTR_SPECIAL: [bool; 256] = special(b"&<>\r'\"\n\t");
+
+const fn special(chars: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < chars.len() {
+        t[chars[i] as usize] = true;
+        i += 1;
+    }
+    t
 }
 
 #[cfg(test)]
