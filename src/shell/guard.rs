@@ -256,16 +256,27 @@ impl Scanner {
     /// Bytes that do not change the state: text without `<`, or an attribute value without its
     /// closing quote. Same effect as feeding them one by one.
     fn run(&mut self, run: &[u8], out: &mut Vec<u8>) {
-        self.take(run, out);
-        if let State::Value(_) = self.state {
-            let before = self.token;
-            self.token += run.len();
-            if self.token > self.limits.max_token {
-                self.violate(Over::Token);
-            } else if self.in_stanza && self.depth == 1 && before <= self.limits.max_token {
-                self.attr_value.extend_from_slice(run);
-            }
+        let State::Value(_) = self.state else {
+            self.take(run, out);
+            return;
+        };
+        let (before, after) = run.split_at(self.over_token_at(run.len()));
+        self.take(before, out);
+        let was = self.token;
+        self.token += run.len();
+        if self.token > self.limits.max_token {
+            self.violate(Over::Token);
+        } else if self.in_stanza && self.depth == 1 && was <= self.limits.max_token {
+            self.attr_value.extend_from_slice(run);
         }
+        self.take(after, out);
+    }
+
+    /// How many of the next `n` bytes of a token to take before the one that goes over the
+    /// token limit, so that a size and a token violation are told in the order stepping the
+    /// bytes one by one would meet them.
+    fn over_token_at(&self, n: usize) -> usize {
+        (self.limits.max_token.saturating_sub(self.token) + 1).min(n)
     }
 
     fn byte(&mut self, b: u8, out: &mut Vec<u8>) {
@@ -711,6 +722,24 @@ mod tests {
         }
     }
 
+    /// An element name, attribute name or value that goes over the token limit a few bytes
+    /// before its stanza goes over the size limit is a token violation, whether it comes as
+    /// one run or byte by byte.
+    #[test]
+    fn a_long_name_is_told_as_the_first_limit_it_breaks() {
+        let pad = 250 - "<message from='v@a/r'><body></body><".len();
+        let head = format!("<message from='v@a/r'><body>{}</body><", "x".repeat(pad));
+        assert_eq!(head.len(), 250);
+        let long = "n".repeat(60);
+        for tail in [format!("{long}/>"), format!("x {long}='v'/>"), format!("x a='{long}'/>")] {
+            let input = format!("{HEAD}{head}{tail}</message></stream:stream>");
+            let whole = run(small(), &input, input.len());
+            assert!(whole.contains("token-length"), "{whole}");
+            assert!(!whole.contains("stanza-bytes"), "{whole}");
+            assert_eq!(run(small(), &input, 1), whole);
+        }
+    }
+
     #[test]
     fn well_behaved_streams_pass_unchanged_in_any_chunking() {
         let body = format!(
@@ -887,7 +916,31 @@ mod tests {
             })
         }
 
+        /// Stanzas whose element and attribute names, values and sizes straddle `small()`'s
+        /// limits.
+        fn long_names() -> impl Strategy<Value = String> {
+            let name = "[a-z][a-z0-9:.-]{0,60}";
+            proptest::collection::vec((name, name, "[a-z ]{0,50}", name), 1..4).prop_map(|v| {
+                let body: String = v
+                    .iter()
+                    .map(|(el, at, val, kid)| {
+                        format!("<message from='v@a/r' {at}='{val}'><{el} xmlns='urn:t'><{kid}/></{el}></message>")
+                    })
+                    .collect();
+                format!("{HEAD}{body}</stream:stream>")
+            })
+        }
+
         proptest! {
+            /// Text and attribute values taken as runs give what stepping them byte by byte
+            /// gives (a one-byte chunk is stepped byte by byte), violations of every kind included.
+            #[test]
+            fn runs_step_like_single_bytes(input in long_names(), chunk in 2usize..400) {
+                let one_by_one = run(small(), &input, 1);
+                prop_assert_eq!(run(small(), &input, chunk), one_by_one.clone());
+                prop_assert_eq!(run(small(), &input, input.len()), one_by_one);
+            }
+
             /// Well-formed stanzas within the limits pass byte for byte, however the socket cuts them.
             #[test]
             fn within_limits_nothing_changes((input, _) in stream(), chunk in 1usize..200) {
