@@ -376,6 +376,9 @@ fn keyed_id(key: &[u8; 32], kind: &str, n: u64) -> String {
 
 pub struct Core {
     config: CoreConfig,
+    /// Each site's staff names as nicks compare (`nick::fold`), kept with `config`: a
+    /// visitor's nick is checked against them on every join.
+    staff_nicks: BTreeMap<SiteId, BTreeSet<String>>,
     rooms: Rooms,
     pings: Pings,
     staff: Availability,
@@ -427,6 +430,7 @@ impl Core {
             offenders: limits::Offenders::default(),
             rates: limits::Rates::default(),
             counters: metrics::Counters::default(),
+            staff_nicks: nick::staff_nicks(&config),
             config,
         };
         core.resume_rooms(snapshot, now);
@@ -597,9 +601,13 @@ impl Core {
                 .count() as u64;
             g.staff_available.insert(id.clone(), n);
         }
+        // Counted under borrowed keys: this runs every second over every room.
+        let mut counts: BTreeMap<(&SiteId, &'static str), u64> = BTreeMap::new();
         for r in self.rooms.values() {
-            let key = (r.name().site().clone(), r.state().as_str());
-            *g.sessions.entry(key).or_default() += 1;
+            *counts.entry((r.name().site(), r.state().as_str())).or_default() += 1;
+        }
+        for ((site, state), n) in counts {
+            g.sessions.insert((site.clone(), state), n);
         }
         g
     }

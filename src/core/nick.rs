@@ -1,5 +1,9 @@
 //! Nickname rules for joining a room: what may be shown as a name, and when two names clash.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::address::SiteId;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NickError {
     Empty,
@@ -49,6 +53,18 @@ pub fn fold(nick: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ");
     collapsed.nfkc().collect::<String>().to_lowercase()
+}
+
+/// Each site's staff local parts, folded: the nicks a visitor may not take there.
+pub fn staff_nicks(config: &super::CoreConfig) -> BTreeMap<SiteId, BTreeSet<String>> {
+    config
+        .sites
+        .iter()
+        .map(|(id, site)| {
+            let nicks = site.staff.iter().filter_map(|j| j.node()).map(|l| fold(l.as_str()));
+            (id.clone(), nicks.collect())
+        })
+        .collect()
 }
 
 fn is_invisible(c: char) -> bool {

@@ -157,7 +157,23 @@ impl Core {
         a: Arrival,
         out: &mut Effects,
     ) {
-        match self.decide_join(now, &name, &a) {
+        let decision = self.decide_join(now, &name, &a);
+        let joining = (!matches!(decision, JoinDecision::Refuse(_))).then(|| a.jid.clone());
+        self.join_as_decided(now, &name, a, decision, out);
+        if let Some(jid) = joining.filter(|_| self.rooms.get(&name).is_some()) {
+            self.rooms.note_join(&jid, &name);
+        }
+    }
+
+    fn join_as_decided(
+        &mut self,
+        now: Timestamp,
+        name: &RoomName,
+        a: Arrival,
+        decision: JoinDecision,
+        out: &mut Effects,
+    ) {
+        match decision {
             JoinDecision::Refuse(r) => {
                 tracing::debug!(room = %name, jid = %a.jid, reason = %r.text, "join refused");
                 let room_jid = name.jid(&self.config.component);
@@ -167,14 +183,14 @@ impl Core {
                     .unwrap_or_else(|_| Jid::from(room_jid));
                 out.send(r.presence(about, Jid::from(a.jid), a.presence.id));
             }
-            JoinDecision::Wait => self.defer_join(now, &name, a, out),
+            JoinDecision::Wait => self.defer_join(now, name, a, out),
             JoinDecision::Replace(old) => {
                 self.pings.forget_jid(&old);
-                let details = self.visitor_details(now, &name, &a.presence);
-                let Some(ctx) = self.config.ctx(now, &name) else {
+                let details = self.visitor_details(now, name, &a.presence);
+                let Some(ctx) = self.config.ctx(now, name) else {
                     return;
                 };
-                if let Some(room) = self.rooms.get_mut(&name) {
+                if let Some(room) = self.rooms.get_mut(name) {
                     room.replace_visitor(&old, out);
                     room.admit(&ctx, a, Role::Visitor, false, out);
                     room.note_details(details, out);
@@ -182,14 +198,14 @@ impl Core {
             }
             JoinDecision::Admit { role, created } => {
                 let details =
-                    (role == Role::Visitor).then(|| self.visitor_details(now, &name, &a.presence));
-                let Some(ctx) = self.config.ctx(now, &name) else {
+                    (role == Role::Visitor).then(|| self.visitor_details(now, name, &a.presence));
+                let Some(ctx) = self.config.ctx(now, name) else {
                     return;
                 };
                 let room = if created {
-                    self.rooms.open(&name, ctx.component, &a.jid, now)
+                    self.rooms.open(name, ctx.component, &a.jid, now)
                 } else {
-                    match self.rooms.get_mut(&name) {
+                    match self.rooms.get_mut(name) {
                         Some(room) => room,
                         None => return,
                     }
@@ -199,7 +215,7 @@ impl Core {
                     room.note_details(d, out);
                 }
                 if created {
-                    self.roster_admit_room(now, &name, out);
+                    self.roster_admit_room(now, name, out);
                 }
             }
         }
@@ -322,7 +338,9 @@ impl Core {
             tracing::info!(room = %name, "the visitor ended the chat");
             return self.close_chat(now, name, Some(&text), out);
         }
-        if let Some(d) = room.leave(&ctx, &a.jid, &a.presence, out) {
+        let departed = room.leave(&ctx, &a.jid, &a.presence, out);
+        self.rooms.note_leave(&a.jid, name);
+        if let Some(d) = departed {
             self.after_departure(now, name, d, out);
         }
     }
@@ -468,15 +486,10 @@ impl Core {
     /// A visitor may not take a staff member's account name (the nick staff get when they
     /// answer one-to-one), in any case or width.
     fn check_not_a_staff_name(&self, name: &RoomName, nick: &str) -> Result<(), Refusal> {
-        let folded = nick::fold(nick);
         let taken = self
-            .config
-            .sites
+            .staff_nicks
             .get(name.site())
-            .into_iter()
-            .flat_map(|s| s.staff.iter())
-            .filter_map(|j| j.node())
-            .any(|local| nick::fold(local.as_str()) == folded);
+            .is_some_and(|nicks| nicks.contains(&nick::fold(nick)));
         if taken {
             return Err(Refusal::cancel(
                 DefinedCondition::Conflict,

@@ -51,6 +51,7 @@ impl Core {
             .into_iter()
             .collect();
         self.config = new;
+        self.staff_nicks = super::nick::staff_nicks(&self.config);
         self.roster.reconfigure(
             self.config.roster.mode,
             self.config.roster.ejabberd_api.is_some(),

@@ -3,6 +3,7 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 
 use xmpp_parsers::jid::{BareJid, FullJid};
 
@@ -16,6 +17,14 @@ pub struct Rooms {
     /// Who has each CHATTING room, so that counting a staff member's chats does not walk
     /// every room (most are visitors browsing). Kept by [`Rooms::note_handler`].
     handled: BTreeMap<RoomName, BareJid>,
+    /// Open rooms per site, so that the capacity check on every join does not walk them all.
+    per_site: BTreeMap<SiteId, usize>,
+    /// Every room an address asked to join (admitted or waiting), by a hash of the address,
+    /// and the same pairs by room: a superset of where it is, checked against the room when
+    /// asked (so a hash collision only adds a room to check), so that counting a visitor's
+    /// rooms does not walk every room. See [`Rooms::note_join`].
+    joins: BTreeMap<u64, Vec<RoomName>>,
+    joined_by: BTreeMap<RoomName, Vec<u64>>,
     next_session_id: i64,
 }
 
@@ -24,6 +33,9 @@ impl Rooms {
         Rooms {
             by_name: BTreeMap::new(),
             handled: BTreeMap::new(),
+            per_site: BTreeMap::new(),
+            joins: BTreeMap::new(),
+            joined_by: BTreeMap::new(),
             next_session_id: next_session_id.max(1),
         }
     }
@@ -49,6 +61,12 @@ impl Rooms {
         self.by_name.len()
     }
 
+    /// How many addresses and (address, room) pairs the join index holds.
+    #[cfg(test)]
+    pub fn noted(&self) -> (usize, usize) {
+        (self.joins.len(), self.joined_by.values().map(Vec::len).sum())
+    }
+
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
@@ -69,7 +87,13 @@ impl Rooms {
             .next_session_id
             .max(room.session_id().saturating_add(1));
         let name = room.name().clone();
-        self.by_name.insert(name.clone(), room);
+        let occupants: Vec<FullJid> = room.occupants().map(|o| o.jid.clone()).collect();
+        if self.by_name.insert(name.clone(), room).is_none() {
+            *self.per_site.entry(name.site().clone()).or_default() += 1;
+        }
+        for jid in &occupants {
+            self.note_join(jid, &name);
+        }
         self.note_handler(&name);
     }
 
@@ -90,13 +114,69 @@ impl Rooms {
                 e.insert(room);
                 e.into_mut()
             }
-            Entry::Vacant(e) => e.insert(room),
+            Entry::Vacant(e) => {
+                *self.per_site.entry(name.site().clone()).or_default() += 1;
+                e.insert(room)
+            }
         }
     }
 
     pub fn remove(&mut self, name: &RoomName) -> Option<Room> {
         self.handled.remove(name);
-        self.by_name.remove(name)
+        for h in self.joined_by.remove(name).unwrap_or_default() {
+            self.unnote(h, name);
+        }
+        let room = self.by_name.remove(name)?;
+        if let Entry::Occupied(mut e) = self.per_site.entry(name.site().clone()) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+        Some(room)
+    }
+
+    /// `jid` asked to join `name` and was not refused. Every join the room admits or parks
+    /// must pass here (and the rooms restored from the store do, in `restore`): the count in
+    /// `joined_elsewhere` only looks at the rooms noted.
+    pub fn note_join(&mut self, jid: &FullJid, name: &RoomName) {
+        let h = jid_hash(jid);
+        let rooms = self.joins.entry(h).or_default();
+        if !rooms.contains(name) {
+            rooms.push(name.clone());
+        }
+        let hashes = self.joined_by.entry(name.clone()).or_default();
+        if !hashes.contains(&h) {
+            hashes.push(h);
+        }
+    }
+
+    /// `jid` left `name`: forget the pair unless the room still has an occupant under the
+    /// same hash, or parks a join of `jid`.
+    pub fn note_leave(&mut self, jid: &FullJid, name: &RoomName) {
+        let h = jid_hash(jid);
+        let still = self.by_name.get(name).is_some_and(|r| {
+            r.occupants().any(|o| jid_hash(&o.jid) == h) || r.is_waiting(jid)
+        });
+        if still {
+            return;
+        }
+        self.unnote(h, name);
+        if let Entry::Occupied(mut e) = self.joined_by.entry(name.clone()) {
+            e.get_mut().retain(|x| *x != h);
+            if e.get().is_empty() {
+                e.remove();
+            }
+        }
+    }
+
+    fn unnote(&mut self, h: u64, name: &RoomName) {
+        if let Entry::Occupied(mut e) = self.joins.entry(h) {
+            e.get_mut().retain(|n| n != name);
+            if e.get().is_empty() {
+                e.remove();
+            }
+        }
     }
 
     /// The room's state or staff may have changed: who has it now, if anyone.
@@ -118,16 +198,26 @@ impl Rooms {
 
     /// Open sessions on one site.
     pub fn on_site(&self, site: &SiteId) -> usize {
-        self.values().filter(|r| r.name().site() == site).count()
+        let n = self.per_site.get(site).copied().unwrap_or(0);
+        debug_assert_eq!(n, self.values().filter(|r| r.name().site() == site).count());
+        n
     }
 
-    /// How many rooms other than `except` this address has joined.
+    /// How many rooms other than `except` this address has joined (or waits to join).
     pub fn joined_elsewhere(&self, jid: &FullJid, except: &RoomName) -> usize {
-        self.values()
-            .filter(|r| {
-                r.name() != except && (r.joined_occupant(jid).is_some() || r.is_waiting(jid))
-            })
-            .count()
+        let inside = |r: &Room| {
+            r.name() != except && (r.joined_occupant(jid).is_some() || r.is_waiting(jid))
+        };
+        let n = self
+            .joins
+            .get(&jid_hash(jid))
+            .into_iter()
+            .flatten()
+            .filter_map(|name| self.by_name.get(name))
+            .filter(|r| inside(r))
+            .count();
+        debug_assert_eq!(n, self.values().filter(|r| inside(r)).count());
+        n
     }
 
     /// Names of the rooms that satisfy `pred`, in name order (to act on them one by one).
@@ -154,4 +244,11 @@ impl Rooms {
         }
         loads
     }
+}
+
+/// The join index's key: fixed (`DefaultHasher::new` has fixed keys), so runs are the same.
+fn jid_hash(jid: &FullJid) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    jid.as_str().hash(&mut h);
+    h.finish()
 }

@@ -384,3 +384,37 @@ fn a_rooms_history_in_memory_stays_within_its_bytes() {
     );
     assert!(room.history_bytes() >= big.len(), "the newest is kept");
 }
+
+/// The count of a visitor's rooms comes from the rooms it was noted in: leaving one frees a
+/// place, parked joins count, rejoining the same room does not, and once the rooms are gone
+/// nothing of them is left behind in the index.
+#[test]
+fn a_visitors_rooms_are_counted_as_it_comes_and_goes() {
+    let mut c = config();
+    c.limits.rooms_per_visitor = 2;
+    let mut s = Scenario::with_config(c);
+    let join = |s: &mut Scenario, room: &str| {
+        s.sends(&format!("<presence from='{V1}' to='{room}@{COMPONENT}/Ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
+        s.drain().iter().all(|e| e.attr("type") != Some("error"))
+    };
+    assert!(join(&mut s, "a1_acme"));
+    assert!(join(&mut s, "a2_acme"));
+    assert!(join(&mut s, "a2_acme"), "a rejoin is not another room");
+    assert!(!join(&mut s, "a3_acme"));
+    s.sends(&format!("<presence type='unavailable' from='{V1}' to='a1_acme@{COMPONENT}/Ann'/>"));
+    s.drain();
+    assert!(join(&mut s, "a3_acme"), "leaving a1 made a place");
+    assert!(!join(&mut s, "a4_acme"));
+    for room in ["a2_acme", "a3_acme"] {
+        s.sends(&format!("<presence type='unavailable' from='{V1}' to='{room}@{COMPONENT}/Ann'/>"));
+    }
+    s.drain();
+    assert_eq!(s.core.rooms.noted(), (0, 0), "a visitor who left everywhere is not noted");
+    assert!(join(&mut s, "a4_acme"));
+    s.after_secs(24 * 3600);
+    s.sends(&format!("<presence type='unavailable' from='{V1}' to='a4_acme@{COMPONENT}/Ann'/>"));
+    s.after_secs(24 * 3600);
+    s.drain();
+    assert_eq!(s.core.rooms.len(), 0, "every room closed");
+    assert_eq!(s.core.rooms.noted(), (0, 0));
+}
