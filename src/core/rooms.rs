@@ -23,8 +23,8 @@ pub struct Rooms {
     /// and the same pairs by room: a superset of where it is, checked against the room when
     /// asked (so a hash collision only adds a room to check), so that counting a visitor's
     /// rooms does not walk every room. See [`Rooms::note_join`].
+    /// The room keeps its own hashes ([`Room::join_hashes`]), for its removal.
     joins: BTreeMap<u64, Vec<RoomName>>,
-    joined_by: BTreeMap<RoomName, Vec<u64>>,
     next_session_id: i64,
 }
 
@@ -35,7 +35,6 @@ impl Rooms {
             handled: BTreeMap::new(),
             per_site: BTreeMap::new(),
             joins: BTreeMap::new(),
-            joined_by: BTreeMap::new(),
             next_session_id: next_session_id.max(1),
         }
     }
@@ -64,7 +63,9 @@ impl Rooms {
     /// How many addresses and (address, room) pairs the join index holds.
     #[cfg(test)]
     pub fn noted(&self) -> (usize, usize) {
-        (self.joins.len(), self.joined_by.values().map(Vec::len).sum())
+        let pairs = self.joins.values().map(Vec::len).sum();
+        debug_assert_eq!(pairs, self.values().map(|r| r.join_hashes().len()).sum::<usize>());
+        (self.joins.len(), pairs)
     }
 
     #[cfg(test)]
@@ -88,8 +89,9 @@ impl Rooms {
             .max(room.session_id().saturating_add(1));
         let name = room.name().clone();
         let occupants: Vec<FullJid> = room.occupants().map(|o| o.jid.clone()).collect();
-        if self.by_name.insert(name.clone(), room).is_none() {
-            *self.per_site.entry(name.site().clone()).or_default() += 1;
+        match self.by_name.insert(name.clone(), room) {
+            Some(old) => self.unnote_all(&old),
+            None => *self.per_site.entry(name.site().clone()).or_default() += 1,
         }
         for jid in &occupants {
             self.note_join(jid, &name);
@@ -111,7 +113,10 @@ impl Rooms {
         tracing::info!(session = id, room = %room.jid(), "session opened");
         match self.by_name.entry(name.clone()) {
             Entry::Occupied(mut e) => {
-                e.insert(room);
+                let old = e.insert(room);
+                for h in old.join_hashes() {
+                    unnote(&mut self.joins, *h, name);
+                }
                 e.into_mut()
             }
             Entry::Vacant(e) => {
@@ -123,10 +128,8 @@ impl Rooms {
 
     pub fn remove(&mut self, name: &RoomName) -> Option<Room> {
         self.handled.remove(name);
-        for h in self.joined_by.remove(name).unwrap_or_default() {
-            self.unnote(h, name);
-        }
         let room = self.by_name.remove(name)?;
+        self.unnote_all(&room);
         if let Entry::Occupied(mut e) = self.per_site.entry(name.site().clone()) {
             *e.get_mut() -= 1;
             if *e.get() == 0 {
@@ -141,13 +144,11 @@ impl Rooms {
     /// `joined_elsewhere` only looks at the rooms noted.
     pub fn note_join(&mut self, jid: &FullJid, name: &RoomName) {
         let h = jid_hash(jid);
-        let rooms = self.joins.entry(h).or_default();
-        if !rooms.contains(name) {
-            rooms.push(name.clone());
-        }
-        let hashes = self.joined_by.entry(name.clone()).or_default();
-        if !hashes.contains(&h) {
-            hashes.push(h);
+        let Some(room) = self.by_name.get_mut(name) else {
+            return;
+        };
+        if room.add_join_hash(h) {
+            self.joins.entry(h).or_default().push(name.clone());
         }
     }
 
@@ -155,27 +156,24 @@ impl Rooms {
     /// same hash, or parks a join of `jid`.
     pub fn note_leave(&mut self, jid: &FullJid, name: &RoomName) {
         let h = jid_hash(jid);
-        let still = self.by_name.get(name).is_some_and(|r| {
-            r.occupants().any(|o| jid_hash(&o.jid) == h) || r.is_waiting(jid)
-        });
-        if still {
+        let Some(room) = self.by_name.get_mut(name) else {
+            return;
+        };
+        if room.occupants().any(|o| jid_hash(&o.jid) == h) || room.is_waiting(jid) {
             return;
         }
+        room.remove_join_hash(h);
         self.unnote(h, name);
-        if let Entry::Occupied(mut e) = self.joined_by.entry(name.clone()) {
-            e.get_mut().retain(|x| *x != h);
-            if e.get().is_empty() {
-                e.remove();
-            }
-        }
     }
 
     fn unnote(&mut self, h: u64, name: &RoomName) {
-        if let Entry::Occupied(mut e) = self.joins.entry(h) {
-            e.get_mut().retain(|n| n != name);
-            if e.get().is_empty() {
-                e.remove();
-            }
+        unnote(&mut self.joins, h, name);
+    }
+
+    /// A room leaves (or is replaced): none of its pairs stay in the index.
+    fn unnote_all(&mut self, room: &Room) {
+        for h in room.join_hashes() {
+            unnote(&mut self.joins, *h, room.name());
         }
     }
 
@@ -251,4 +249,13 @@ fn jid_hash(jid: &FullJid) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     jid.as_str().hash(&mut h);
     h.finish()
+}
+
+fn unnote(joins: &mut BTreeMap<u64, Vec<RoomName>>, h: u64, name: &RoomName) {
+    if let Entry::Occupied(mut e) = joins.entry(h) {
+        e.get_mut().retain(|n| n != name);
+        if e.get().is_empty() {
+            e.remove();
+        }
+    }
 }

@@ -191,6 +191,9 @@ pub struct Room {
     /// Set while nobody is in the room; the session closes when it runs out.
     emptied: Option<Emptied>,
     pending_joins: Vec<Arrival>,
+    /// The hashes `Rooms`' join index holds for this room, so that closing it can take them
+    /// out (`Rooms::note_join`); the room itself never reads them.
+    join_hashes: Vec<u64>,
     /// Who last had the chat: the CHATTING row names them, and so does the CLOSED one even if
     /// they left before the visitor.
     last_staff: Option<BareJid>,
@@ -243,6 +246,7 @@ impl Room {
             seq: 1,
             emptied: None,
             pending_joins: Vec::new(),
+            join_hashes: Vec::new(),
             last_staff: None,
             offered: BTreeSet::new(),
             offer: None,
@@ -470,6 +474,23 @@ impl Room {
     /// The staff member holding the room now: any present staff occupant.
     pub fn staff_present(&self) -> Option<&Occupant> {
         self.occupants.iter().find(|o| o.role == Role::Staff)
+    }
+
+    /// Notes a join-index hash for this room; false if it was there already.
+    pub fn add_join_hash(&mut self, h: u64) -> bool {
+        let new = !self.join_hashes.contains(&h);
+        if new {
+            self.join_hashes.push(h);
+        }
+        new
+    }
+
+    pub fn remove_join_hash(&mut self, h: u64) {
+        self.join_hashes.retain(|x| *x != h);
+    }
+
+    pub fn join_hashes(&self) -> &[u64] {
+        &self.join_hashes
     }
 
     /// Does `jid` wait to join this room?
