@@ -532,3 +532,92 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod request_bytes {
+    use super::*;
+
+    /// A roster add as the core makes it, with characters JSON must escape in the label.
+    fn add_call() -> ApiCall {
+        ApiCall {
+            id: "fd-api-1".into(),
+            command: "add_rosteritem",
+            args: vec![
+                ("localuser", "alice".into()),
+                ("localhost", "example.com".into()),
+                ("user", "v1_acme".into()),
+                ("host", "chat.example.com".into()),
+                ("nick", "Jane \"J\" \\ (ACME)".into()),
+                ("group", "ACME visitors".into()),
+                ("subs", "both".into()),
+            ],
+        }
+    }
+
+    fn remove_call() -> ApiCall {
+        ApiCall {
+            id: "fd-api-2".into(),
+            command: "delete_rosteritem",
+            args: vec![
+                ("localuser", "alice".into()),
+                ("localhost", "example.com".into()),
+                ("user", "v1_acme".into()),
+                ("host", "chat.example.com".into()),
+            ],
+        }
+    }
+
+    /// What ejabberd receives for one call, byte for byte.
+    async fn request_of(c: &ApiCall) -> (Vec<u8>, String) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let base = HttpUrl::parse(&format!("http://127.0.0.1:{port}/api")).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The request is complete once its head is and the body has Content-Length bytes.
+            while !request_complete(&req) {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed mid-request: {req:?}");
+                req.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n0")
+                .await
+                .unwrap();
+            req
+        });
+        let done = tokio::time::timeout(Duration::from_secs(5), call(&base, c)).await;
+        assert!(matches!(done, Ok(Ok(()))), "{done:?}");
+        (server.await.unwrap(), base.authority().to_string())
+    }
+
+    fn request_complete(req: &[u8]) -> bool {
+        let Some(end) = req.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return false;
+        };
+        let head = String::from_utf8_lossy(&req[..end]);
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        req.len() >= end + 4 + len
+    }
+
+    #[tokio::test]
+    async fn adds_and_removals_are_sent_byte_for_byte_as_before() {
+        let (req, host) = request_of(&add_call()).await;
+        let body = r#"{"group":"ACME visitors","host":"chat.example.com","localhost":"example.com","localuser":"alice","nick":"Jane \"J\" \\ (ACME)","subs":"both","user":"v1_acme"}"#;
+        let expected = format!(
+            "POST /api/add_rosteritem HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 158\r\nConnection: close\r\n\r\n{body}"
+        );
+        assert_eq!(String::from_utf8_lossy(&req), expected);
+        let (req, host) = request_of(&remove_call()).await;
+        let body = r#"{"host":"chat.example.com","localhost":"example.com","localuser":"alice","user":"v1_acme"}"#;
+        let expected = format!(
+            "POST /api/delete_rosteritem HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 90\r\nConnection: close\r\n\r\n{body}"
+        );
+        assert_eq!(String::from_utf8_lossy(&req), expected);
+    }
+}
