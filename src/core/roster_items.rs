@@ -70,6 +70,11 @@ impl RosterItems {
         true
     }
 
+    /// Who has this number.
+    pub fn staff(&self, n: u32) -> Option<&BareJid> {
+        self.staff.get(n as usize)
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_contact.values().map(Vec::len).sum()
@@ -89,7 +94,8 @@ impl RosterItems {
         })
     }
 
-    fn number(&mut self, staff: &BareJid) -> u32 {
+    /// The staff member's number, given now if they have none yet.
+    pub fn number(&mut self, staff: &BareJid) -> u32 {
         if let Some(n) = self.numbers.get(staff) {
             return *n;
         }

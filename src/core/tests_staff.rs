@@ -97,11 +97,7 @@ impl Scenario {
 }
 
 fn arg<'a>(c: &'a roster::ApiCall, k: &str) -> &'a str {
-    c.args
-        .iter()
-        .find(|(n, _)| *n == k)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
+    c.arg(k).unwrap_or("")
 }
 
 // ---- roster rungs ----------------------------------------------------------------------------
@@ -130,7 +126,7 @@ fn auto_picks_privilege_when_advertised_and_falls_back_to_the_api_when_it_fails(
     ));
     let calls = s.api_calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!(calls[0].command, "add_rosteritem");
+    assert_eq!(calls[0].command(), "add_rosteritem");
     assert_eq!(
         (arg(&calls[0], "localuser"), arg(&calls[0], "localhost")),
         ("alice_acme", "example.com")
@@ -289,7 +285,7 @@ fn a_closed_visitor_leaves_staff_rosters_after_the_grace_period() {
     let calls = s.api_calls();
     let removed: Vec<(&str, &str)> = calls
         .iter()
-        .map(|c| (c.command, arg(c, "localuser")))
+        .map(|c| (c.command(), arg(c, "localuser")))
         .collect();
     assert_eq!(
         removed,
@@ -1416,7 +1412,7 @@ fn forged_answers_to_our_roster_calls_change_nothing() {
     // request went out.
     let room2 = format!("v2_acme@{COMPONENT}");
     s.sends(&format!("<presence from='{V2}' to='{room2}/Bo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-    assert!(s.api_calls().iter().any(|c| c.command == "add_rosteritem"));
+    assert!(s.api_calls().iter().any(|c| c.command() == "add_rosteritem"));
     assert!(!s
         .staff_inbox
         .iter()
@@ -1701,7 +1697,7 @@ impl Scenario {
             .map(|c| {
                 let contact = format!("{}@{}", arg(c, "user"), arg(c, "host"));
                 (
-                    c.command.to_string(),
+                    c.command().to_string(),
                     arg(c, "localuser").to_string(),
                     contact,
                 )

@@ -48,9 +48,8 @@ pub enum HttpError {
 /// The JSON object of an API call (string fields only, escaped by serde_json).
 pub fn body_of(call: &ApiCall) -> String {
     let map: serde_json::Map<String, serde_json::Value> = call
-        .args
-        .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+        .args()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
         .collect();
     serde_json::Value::Object(map).to_string()
 }
@@ -58,7 +57,7 @@ pub fn body_of(call: &ApiCall) -> String {
 /// `POST <base>/<command>`; Ok when ejabberd answers 200 with result code 0 (or any non-error
 /// JSON for commands without a result code).
 pub async fn call(base: &HttpUrl, call: &ApiCall) -> Result<(), HttpError> {
-    let url = format!("{base}/{}", call.command);
+    let url = format!("{base}/{}", call.command());
     match tokio::time::timeout(TIMEOUT, post(base, &url, call)).await {
         Ok(r) => r,
         Err(_) => Err(HttpError::Timeout { url }),
@@ -76,7 +75,7 @@ async fn post(base: &HttpUrl, url: &str, call: &ApiCall) -> Result<(), HttpError
     let req = format!(
         "POST {}/{} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
         base.path,
-        call.command,
+        call.command(),
         base.authority(),
         body.len(),
         body
@@ -302,17 +301,31 @@ impl<R: AsyncRead + Unpin> Buffered<'_, R> {
     }
 }
 
+/// An add as the core makes it, from alice@example.com's roster with this label.
+#[cfg(test)]
+fn add_call(label: &str) -> ApiCall {
+    use crate::core::roster::{Item, RosterOp};
+    use xmpp_parsers::jid::BareJid;
+    let item = Item {
+        contact: BareJid::new("v1_acme@chat.example.com").unwrap(),
+        name: label.into(),
+        group: Some("ACME visitors".into()),
+    };
+    let staff = BareJid::new("alice@example.com").unwrap();
+    let op = RosterOp::Add {
+        staff,
+        item: std::sync::Arc::new(item),
+    };
+    ApiCall::new("fd-api-1".into(), op)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn body_is_escaped_json() {
-        let c = ApiCall {
-            id: "1".into(),
-            command: "add_rosteritem",
-            args: vec![("nick", "Jane \"J\" (ACME)".into())],
-        };
+        let c = add_call("Jane \"J\" (ACME)");
         let v: serde_json::Value = serde_json::from_str(&body_of(&c)).unwrap();
         assert_eq!(v["nick"], "Jane \"J\" (ACME)");
     }
@@ -330,11 +343,7 @@ mod tests {
             });
             HttpUrl::parse(&format!("http://127.0.0.1:{port}/api")).unwrap()
         }
-        let c = ApiCall {
-            id: "1".into(),
-            command: "add_rosteritem",
-            args: vec![],
-        };
+        let c = add_call("Ann");
         let ok = serve("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n0").await;
         assert!(call(&ok, &c).await.is_ok());
         let one = serve("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1").await;
@@ -381,11 +390,7 @@ mod tests {
     }
 
     async fn answer_lingering(parts: &[&[u8]], linger: Duration) -> Result<(), HttpError> {
-        let c = ApiCall {
-            id: "1".into(),
-            command: "add_rosteritem",
-            args: vec![("localuser", "alice".into())],
-        };
+        let c = add_call("Ann");
         let base = serve_parts(parts, linger).await;
         // Well within TIMEOUT: an answer that is complete must not wait for the close.
         match tokio::time::timeout(Duration::from_secs(3), call(&base, &c)).await {
@@ -537,34 +542,14 @@ mod tests {
 mod request_bytes {
     use super::*;
 
-    /// A roster add as the core makes it, with characters JSON must escape in the label.
-    fn add_call() -> ApiCall {
-        ApiCall {
-            id: "fd-api-1".into(),
-            command: "add_rosteritem",
-            args: vec![
-                ("localuser", "alice".into()),
-                ("localhost", "example.com".into()),
-                ("user", "v1_acme".into()),
-                ("host", "chat.example.com".into()),
-                ("nick", "Jane \"J\" \\ (ACME)".into()),
-                ("group", "ACME visitors".into()),
-                ("subs", "both".into()),
-            ],
-        }
-    }
-
     fn remove_call() -> ApiCall {
-        ApiCall {
-            id: "fd-api-2".into(),
-            command: "delete_rosteritem",
-            args: vec![
-                ("localuser", "alice".into()),
-                ("localhost", "example.com".into()),
-                ("user", "v1_acme".into()),
-                ("host", "chat.example.com".into()),
-            ],
-        }
+        use crate::core::roster::RosterOp;
+        use xmpp_parsers::jid::BareJid;
+        let op = RosterOp::Remove {
+            staff: BareJid::new("alice@example.com").unwrap(),
+            contact: std::sync::Arc::new(BareJid::new("v1_acme@chat.example.com").unwrap()),
+        };
+        ApiCall::new("fd-api-2".into(), op)
     }
 
     /// What ejabberd receives for one call, byte for byte.
@@ -607,7 +592,8 @@ mod request_bytes {
 
     #[tokio::test]
     async fn adds_and_removals_are_sent_byte_for_byte_as_before() {
-        let (req, host) = request_of(&add_call()).await;
+        // With characters JSON must escape in the label.
+        let (req, host) = request_of(&add_call("Jane \"J\" \\ (ACME)")).await;
         let body = r#"{"group":"ACME visitors","host":"chat.example.com","localhost":"example.com","localuser":"alice","nick":"Jane \"J\" \\ (ACME)","subs":"both","user":"v1_acme"}"#;
         let expected = format!(
             "POST /api/add_rosteritem HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 158\r\nConnection: close\r\n\r\n{body}"
