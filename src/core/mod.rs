@@ -361,9 +361,14 @@ impl Ids {
 
     /// An IQ id and its [`IdKey`], for maps that hold many ids.
     fn iq_keyed(&mut self, kind: &str) -> (String, IdKey) {
-        let n = self.next();
-        let key = keyed_bytes(&self.key, n);
+        let key = self.iq_key();
         (id_text(kind, &key), key)
+    }
+
+    /// The key of an IQ id whose text is made later (`id_text`).
+    fn iq_key(&mut self) -> IdKey {
+        let n = self.next();
+        keyed_bytes(&self.key, n)
     }
 }
 

@@ -17,7 +17,7 @@ use super::metrics::Counted;
 use super::room::Room;
 use super::roster_items::RosterItems;
 use super::stanzas;
-use super::{id_key, Core, Effects, IdKey};
+use super::{id_key, id_text, Core, Effects, IdKey};
 use crate::config::{RosterMode, RosterVisitors};
 use crate::store::types::SessionState;
 use crate::store::StoreOp;
@@ -188,24 +188,30 @@ impl RosterOp {
 }
 
 /// A call to ejabberd's admin API for the shell to make: `POST <api>/<command>` with
-/// [`ApiCall::args`] as a JSON object. The answer comes back as `Input::ApiDone`. It holds the
-/// change rather than its arguments as strings: while ejabberd is behind, thousands wait in the
-/// shell's channel, and the item is shared with the other staff members' calls.
+/// [`ApiCall::args`] as a JSON object. The answer comes back as `Input::ApiDone` with
+/// [`ApiCall::id`]. No strings of its own: while ejabberd is behind, thousands wait in the
+/// shell's channel, so it holds its id's key and shares the staff address and the item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiCall {
-    pub id: String,
-    op: RosterOp,
+    key: IdKey,
+    staff: Arc<BareJid>,
+    change: Change,
 }
 
 impl ApiCall {
-    pub fn new(id: String, op: RosterOp) -> ApiCall {
-        ApiCall { id, op }
+    pub(crate) fn new(key: IdKey, staff: Arc<BareJid>, change: Change) -> ApiCall {
+        ApiCall { key, staff, change }
+    }
+
+    /// The id the answer must carry back.
+    pub fn id(&self) -> String {
+        id_text(API_IDS, &self.key)
     }
 
     pub fn command(&self) -> &'static str {
-        match self.op {
-            RosterOp::Add { .. } => "add_rosteritem",
-            RosterOp::Remove { .. } => "delete_rosteritem",
+        match self.change {
+            Change::Add(_) => "add_rosteritem",
+            Change::Remove(_) => "delete_rosteritem",
         }
     }
 
@@ -214,14 +220,14 @@ impl ApiCall {
         fn local(j: &BareJid) -> &str {
             j.node().map_or("", |n| n.as_str())
         }
-        let (staff, contact) = (self.op.staff(), self.op.contact());
-        let item = match &self.op {
-            RosterOp::Add { item, .. } => Some([
+        let (staff, contact) = (&*self.staff, self.change.contact());
+        let item = match &self.change {
+            Change::Add(item) => Some([
                 ("nick", &*item.name),
                 ("group", item.group.as_deref().unwrap_or_default()),
                 ("subs", "both"),
             ]),
-            RosterOp::Remove { .. } => None,
+            Change::Remove(_) => None,
         };
         [
             ("localuser", local(staff)),
@@ -289,10 +295,27 @@ struct InFlight {
     rung: Rung,
 }
 
-#[derive(Debug)]
-enum Change {
+/// What a write does to one staff roster, shared with the other writes of its contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
     Add(Arc<Item>),
     Remove(Arc<BareJid>),
+}
+
+impl Change {
+    fn of(op: &RosterOp) -> Change {
+        match op {
+            RosterOp::Add { item, .. } => Change::Add(Arc::clone(item)),
+            RosterOp::Remove { contact, .. } => Change::Remove(Arc::clone(contact)),
+        }
+    }
+
+    fn contact(&self) -> &BareJid {
+        match self {
+            Change::Add(item) => &item.contact,
+            Change::Remove(contact) => contact,
+        }
+    }
 }
 
 /// The last rung auto mode left, how many changes it handed on, and the last error.
@@ -451,28 +474,25 @@ impl RosterState {
         }
     }
 
-    /// Files a write sent under the id whose key is `key`.
-    fn track(&mut self, key: IdKey, op: &RosterOp, rung: Rung) {
-        let staff = self.items.number(op.staff());
-        let change = match op {
-            RosterOp::Add { item, .. } => Change::Add(Arc::clone(item)),
-            RosterOp::Remove { contact, .. } => Change::Remove(Arc::clone(contact)),
+    /// Files a write sent under the id whose key is `key`; the staff member's shared address
+    /// and the change are what its admin API call needs.
+    fn track(&mut self, key: IdKey, op: &RosterOp, rung: Rung) -> (Arc<BareJid>, Change) {
+        let (n, staff) = self.items.numbered(op.staff());
+        let change = Change::of(op);
+        let w = InFlight {
+            staff: n,
+            change: change.clone(),
+            rung,
         };
-        self.inflight.insert(
-            key,
-            InFlight {
-                staff,
-                change,
-                rung,
-            },
-        );
+        self.inflight.insert(key, w);
+        (staff, change)
     }
 
     /// The write filed under `key`, no longer in flight.
     fn untrack(&mut self, key: &IdKey) -> Option<(RosterOp, Rung)> {
         let w = self.inflight.remove(key)?;
         // Numbers are never reused, so this finds the staff member it was given for.
-        let staff = self.items.staff(w.staff)?.clone();
+        let staff = (**self.items.staff(w.staff)?).clone();
         let op = match w.change {
             Change::Add(item) => RosterOp::Add { staff, item },
             Change::Remove(contact) => RosterOp::Remove { staff, contact },
@@ -790,9 +810,9 @@ impl Core {
                 self.roster.track(key, &op, rung);
             }
             Rung::EjabberdApi => {
-                let (id, key) = self.ids.iq_keyed(rung.id_kind());
-                self.roster.track(key, &op, rung);
-                out.api(ApiCall::new(id, op));
+                let key = self.ids.iq_key();
+                let (staff, change) = self.roster.track(key, &op, rung);
+                out.api(ApiCall::new(key, staff, change));
             }
             Rung::Subscribe => {
                 for p in op.subscription(desk) {
@@ -871,7 +891,7 @@ impl Core {
             Some(w) if matches!(w.rung, Rung::Privilege(_)) => self.roster.items.staff(w.staff),
             _ => return false,
         };
-        if from != asked.map(|s| Jid::from(s.clone())).as_ref() {
+        if from != asked.map(|s| Jid::from((**s).clone())).as_ref() {
             return false;
         }
         self.roster_answered(now, &key, error, out)

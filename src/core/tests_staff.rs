@@ -141,7 +141,7 @@ fn auto_picks_privilege_when_advertised_and_falls_back_to_the_api_when_it_fails(
     );
     s.stored.clear();
     s.feed(Input::ApiDone {
-        id: calls[0].id.clone(),
+        id: calls[0].id(),
         result: Ok(()),
     });
     assert!(s.stored.iter().any(|op| matches!(op, StoreOp::RosterAdded { staff, contact, .. } if staff.as_str() == ALICE_BARE && contact.as_str() == COMPONENT)));
@@ -185,7 +185,7 @@ fn diag_calls_the_expected_privilege_fallback_expected_not_failed() {
     }
     for call in s.api_calls() {
         s.feed(Input::ApiDone {
-            id: call.id.clone(),
+            id: call.id(),
             result: Ok(()),
         });
     }
@@ -268,7 +268,7 @@ fn a_closed_visitor_leaves_staff_rosters_after_the_grace_period() {
     s.visitor_joins();
     for c in s.api_calls() {
         s.feed(Input::ApiDone {
-            id: c.id,
+            id: c.id(),
             result: Ok(()),
         });
     }
@@ -1402,7 +1402,7 @@ fn forged_answers_to_our_roster_calls_change_nothing() {
         for from in [V1, CAROL, CAROL_BARE, ALICE_BARE] {
             s.sends(&format!(
                 "<iq type='error' from='{from}' to='{COMPONENT}' id='{}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
-                c.id
+                c.id()
             ));
         }
     }
@@ -1629,7 +1629,7 @@ fn a_contacts_presence_waits_for_its_roster_item() {
     s.feed(Input::Connected);
     for c in s.api_calls() {
         s.feed(Input::ApiDone {
-            id: c.id,
+            id: c.id(),
             result: Ok(()),
         });
     }
@@ -1645,7 +1645,7 @@ fn a_contacts_presence_waits_for_its_roster_item() {
         .find(|c| arg(c, "localuser") == "alice_acme")
         .unwrap();
     s.feed(Input::ApiDone {
-        id: alice.id.clone(),
+        id: alice.id(),
         result: Ok(()),
     });
     s.staff_gets(&format!("<presence from='{ROOM}/frontdesk' to='{ALICE_BARE}'><show>away</show><status>INACTIVE — browsing</status></presence>"));
@@ -1705,7 +1705,7 @@ impl Scenario {
             .collect();
         for c in calls {
             self.feed(Input::ApiDone {
-                id: c.id,
+                id: c.id(),
                 result: Ok(()),
             });
         }
@@ -1807,7 +1807,7 @@ fn an_item_written_after_its_chat_closed_is_removed_again() {
     // The server answers only now.
     for c in calls {
         s.feed(Input::ApiDone {
-            id: c.id,
+            id: c.id(),
             result: Ok(()),
         });
     }

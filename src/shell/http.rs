@@ -304,19 +304,16 @@ impl<R: AsyncRead + Unpin> Buffered<'_, R> {
 /// An add as the core makes it, from alice@example.com's roster with this label.
 #[cfg(test)]
 fn add_call(label: &str) -> ApiCall {
-    use crate::core::roster::{Item, RosterOp};
+    use crate::core::roster::{Change, Item};
+    use std::sync::Arc;
     use xmpp_parsers::jid::BareJid;
     let item = Item {
         contact: BareJid::new("v1_acme@chat.example.com").unwrap(),
         name: label.into(),
         group: Some("ACME visitors".into()),
     };
-    let staff = BareJid::new("alice@example.com").unwrap();
-    let op = RosterOp::Add {
-        staff,
-        item: std::sync::Arc::new(item),
-    };
-    ApiCall::new("fd-api-1".into(), op)
+    let staff = Arc::new(BareJid::new("alice@example.com").unwrap());
+    ApiCall::new([1; 12], staff, Change::Add(Arc::new(item)))
 }
 
 #[cfg(test)]
@@ -543,13 +540,12 @@ mod request_bytes {
     use super::*;
 
     fn remove_call() -> ApiCall {
-        use crate::core::roster::RosterOp;
+        use crate::core::roster::Change;
+        use std::sync::Arc;
         use xmpp_parsers::jid::BareJid;
-        let op = RosterOp::Remove {
-            staff: BareJid::new("alice@example.com").unwrap(),
-            contact: std::sync::Arc::new(BareJid::new("v1_acme@chat.example.com").unwrap()),
-        };
-        ApiCall::new("fd-api-2".into(), op)
+        let staff = Arc::new(BareJid::new("alice@example.com").unwrap());
+        let contact = Arc::new(BareJid::new("v1_acme@chat.example.com").unwrap());
+        ApiCall::new([2; 12], staff, Change::Remove(contact))
     }
 
     /// What ejabberd receives for one call, byte for byte.

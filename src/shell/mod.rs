@@ -445,7 +445,7 @@ impl Helpers {
                 }
                 if tx
                     .send(Input::ApiDone {
-                        id: call.id,
+                        id: call.id(),
                         result,
                     })
                     .is_err()
