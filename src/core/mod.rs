@@ -405,7 +405,10 @@ fn keyed_bytes(key: &[u8; 32], n: u64) -> IdKey {
 /// The key of an id `Ids::iq_keyed` made for `kind`; None for any other text, so that only
 /// an id of that kind, exactly as made, finds what was filed under its key.
 fn id_key(id: &str, kind: &str) -> Option<IdKey> {
-    let hex = id.strip_prefix("fd-")?.strip_prefix(kind)?.strip_prefix('-')?;
+    let hex = id
+        .strip_prefix("fd-")?
+        .strip_prefix(kind)?
+        .strip_prefix('-')?;
     if hex.len() != 24 {
         return None;
     }

@@ -111,8 +111,14 @@ pub struct Item {
 /// One roster change for one staff member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RosterOp {
-    Add { staff: BareJid, item: Arc<Item> },
-    Remove { staff: BareJid, contact: Arc<BareJid> },
+    Add {
+        staff: BareJid,
+        item: Arc<Item>,
+    },
+    Remove {
+        staff: BareJid,
+        contact: Arc<BareJid>,
+    },
 }
 
 impl RosterOp {

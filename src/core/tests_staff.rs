@@ -1412,7 +1412,10 @@ fn forged_answers_to_our_roster_calls_change_nothing() {
     // request went out.
     let room2 = format!("v2_acme@{COMPONENT}");
     s.sends(&format!("<presence from='{V2}' to='{room2}/Bo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-    assert!(s.api_calls().iter().any(|c| c.command() == "add_rosteritem"));
+    assert!(s
+        .api_calls()
+        .iter()
+        .any(|c| c.command() == "add_rosteritem"));
     assert!(!s
         .staff_inbox
         .iter()
