@@ -106,7 +106,7 @@ impl Pending {
     /// The server's answers to these writes, as inputs (ids and addresses only).
     fn answers(&self) -> Vec<Input> {
         let api = self.api.iter().map(|call| Input::ApiDone {
-            id: call.id.clone(),
+            id: call.id(),
             result: Ok(()),
         });
         let iqs = self.iqs.iter().filter_map(|iq| {

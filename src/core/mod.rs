@@ -356,13 +356,38 @@ impl Ids {
 
     /// An IQ id such as `fd-ping-3f9a0c…`.
     fn iq(&mut self, kind: &str) -> String {
+        self.iq_keyed(kind).0
+    }
+
+    /// An IQ id and its [`IdKey`], for maps that hold many ids.
+    fn iq_keyed(&mut self, kind: &str) -> (String, IdKey) {
+        let key = self.iq_key();
+        (id_text(kind, &key), key)
+    }
+
+    /// The key of an IQ id whose text is made later (`id_text`).
+    fn iq_key(&mut self) -> IdKey {
         let n = self.next();
-        keyed_id(&self.key, kind, n)
+        keyed_bytes(&self.key, n)
     }
 }
 
 /// The `n`th IQ id of this kind under `key`.
+#[cfg(test)]
 fn keyed_id(key: &[u8; 32], kind: &str, n: u64) -> String {
+    id_text(kind, &keyed_bytes(key, n))
+}
+
+fn id_text(kind: &str, key: &IdKey) -> String {
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    format!("fd-{kind}-{hex}")
+}
+
+/// The keyed part of an IQ id: 12 bytes where the id is a 31-character string.
+pub(crate) type IdKey = [u8; 12];
+
+/// The keyed bytes of the `n`th IQ id under `key`.
+fn keyed_bytes(key: &[u8; 32], n: u64) -> IdKey {
     use hmac::Mac;
     let mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
         .map(|mut m| {
@@ -370,8 +395,34 @@ fn keyed_id(key: &[u8; 32], kind: &str, n: u64) -> String {
             m.finalize().into_bytes()
         })
         .unwrap_or_default();
-    let hex: String = mac[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("fd-{kind}-{hex}")
+    let mut out = [0u8; 12];
+    for (o, b) in out.iter_mut().zip(mac.iter()) {
+        *o = *b;
+    }
+    out
+}
+
+/// The key of an id `Ids::iq_keyed` made for `kind`; None for any other text, so that only
+/// an id of that kind, exactly as made, finds what was filed under its key.
+fn id_key(id: &str, kind: &str) -> Option<IdKey> {
+    let hex = id
+        .strip_prefix("fd-")?
+        .strip_prefix(kind)?
+        .strip_prefix('-')?;
+    if hex.len() != 24 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut key = [0u8; 12];
+    for (k, pair) in key.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+        let [hi, lo] = pair else { return None };
+        *k = (nibble(*hi)? << 4) | nibble(*lo)?;
+    }
+    Some(key)
 }
 
 pub struct Core {

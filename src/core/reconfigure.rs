@@ -121,7 +121,7 @@ impl Core {
         for staff in gone {
             self.staff.forget(&staff);
             if self.roster.has_item(&staff, &self.config.component) {
-                let contact = self.config.component.clone();
+                let contact = std::sync::Arc::new(self.config.component.clone());
                 self.roster_apply(now, RosterOp::Remove { staff, contact }, out);
             }
         }

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use minidom::Element;
 use xmpp_parsers::jid::{BareJid, Jid};
@@ -16,7 +17,7 @@ use super::metrics::Counted;
 use super::room::Room;
 use super::roster_items::RosterItems;
 use super::stanzas;
-use super::{Core, Effects};
+use super::{id_key, id_text, Core, Effects, IdKey};
 use crate::config::{RosterMode, RosterVisitors};
 use crate::store::types::SessionState;
 use crate::store::StoreOp;
@@ -28,17 +29,53 @@ pub const NS_PRIVILEGE_2: &str = "urn:xmpp:privilege:2";
 /// choosing a rung in `auto` mode.
 pub const DETECT_MS: i64 = 1_500;
 
+/// The XEP-0356 namespace a server advertised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivilegeNs {
+    V1,
+    V2,
+}
+
+impl PrivilegeNs {
+    pub fn of(ns: &str) -> Option<PrivilegeNs> {
+        match ns {
+            NS_PRIVILEGE_1 => Some(PrivilegeNs::V1),
+            NS_PRIVILEGE_2 => Some(PrivilegeNs::V2),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrivilegeNs::V1 => NS_PRIVILEGE_1,
+            PrivilegeNs::V2 => NS_PRIVILEGE_2,
+        }
+    }
+}
+
+/// The kinds in the ids of privileged roster sets and of admin API calls.
+const PRIVILEGE_IDS: &str = "roster";
+const API_IDS: &str = "api";
+
 /// The way roster items are written now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rung {
     /// XEP-0356, with the namespace the server advertised.
-    Privilege(String),
+    Privilege(PrivilegeNs),
     EjabberdApi,
     Subscribe,
     Off,
 }
 
 impl Rung {
+    /// The kind in the ids of this rung's writes (`Ids::iq_keyed`).
+    fn id_kind(self) -> &'static str {
+        match self {
+            Rung::Privilege(_) => PRIVILEGE_IDS,
+            _ => API_IDS,
+        }
+    }
+
     /// The rung's name as a metrics label.
     pub fn label(&self) -> &'static str {
         match self {
@@ -53,7 +90,7 @@ impl Rung {
 impl fmt::Display for Rung {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Rung::Privilege(ns) => write!(f, "privilege ({ns})"),
+            Rung::Privilege(ns) => write!(f, "privilege ({})", ns.as_str()),
             Rung::EjabberdApi => f.write_str("ejabberd-api"),
             Rung::Subscribe => f.write_str("subscribe"),
             Rung::Off => f.write_str("off"),
@@ -61,18 +98,26 @@ impl fmt::Display for Rung {
     }
 }
 
+/// A roster item as frontdesk writes it. One per contact, shared (`Arc`) by the writes into
+/// each staff roster: with 20 staff a visitor's label and address are held once, not 20 times,
+/// however long the server takes to answer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Item {
+    pub contact: BareJid,
+    pub name: Box<str>,
+    pub group: Option<Box<str>>,
+}
+
 /// One roster change for one staff member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RosterOp {
     Add {
         staff: BareJid,
-        contact: BareJid,
-        name: String,
-        group: Option<String>,
+        item: Arc<Item>,
     },
     Remove {
         staff: BareJid,
-        contact: BareJid,
+        contact: Arc<BareJid>,
     },
 }
 
@@ -85,7 +130,8 @@ impl RosterOp {
 
     fn contact(&self) -> &BareJid {
         match self {
-            RosterOp::Add { contact, .. } | RosterOp::Remove { contact, .. } => contact,
+            RosterOp::Add { item, .. } => &item.contact,
+            RosterOp::Remove { contact, .. } => contact,
         }
     }
 }
@@ -94,13 +140,13 @@ impl RosterOp {
     /// The XEP-0356 roster set that makes this change, from the component.
     fn privileged_set(&self, desk: &BareJid, id: String) -> xmpp_parsers::iq::Iq {
         let (contact, name, group, remove) = match self {
-            RosterOp::Add {
-                contact,
-                name,
-                group,
-                ..
-            } => (contact, Some(name.as_str()), group.as_deref(), false),
-            RosterOp::Remove { contact, .. } => (contact, None, None, true),
+            RosterOp::Add { item, .. } => (
+                &item.contact,
+                Some(&*item.name),
+                item.group.as_deref(),
+                false,
+            ),
+            RosterOp::Remove { contact, .. } => (&**contact, None, None, true),
         };
         stanzas::roster_set(
             Jid::from(desk.clone()),
@@ -113,38 +159,12 @@ impl RosterOp {
         )
     }
 
-    /// The admin API call that makes this change.
-    fn api_call(&self, id: String) -> ApiCall {
-        let local = |j: &BareJid| j.node().map(|n| n.to_string()).unwrap_or_default();
-        let (staff, contact) = (self.staff(), self.contact());
-        let mut args = vec![
-            ("localuser", local(staff)),
-            ("localhost", staff.domain().to_string()),
-            ("user", local(contact)),
-            ("host", contact.domain().to_string()),
-        ];
-        let command = match self {
-            RosterOp::Add { name, group, .. } => {
-                args.push(("nick", name.clone()));
-                args.push(("group", group.clone().unwrap_or_default()));
-                args.push(("subs", "both".to_string()));
-                "add_rosteritem"
-            }
-            RosterOp::Remove { .. } => "delete_rosteritem",
-        };
-        ApiCall { id, command, args }
-    }
-
     /// Without a way to write rosters: a subscription request the staff member approves, or
     /// the subscription cancelled both ways.
     fn subscription(&self, desk: &BareJid) -> Vec<xmpp_parsers::presence::Presence> {
         match self {
-            RosterOp::Add {
-                staff,
-                contact,
-                name,
-                ..
-            } => {
+            RosterOp::Add { staff, item } => {
+                let (contact, name) = (&item.contact, &item.name);
                 let status = if contact == desk {
                     "frontdesk: accept this contact to receive chat requests and send commands (!help).".to_string()
                 } else {
@@ -162,7 +182,7 @@ impl RosterOp {
                     .into_iter()
                     .map(|t| {
                         stanzas::presence_of_type(
-                            Jid::from(contact.clone()),
+                            Jid::from((**contact).clone()),
                             Jid::from(staff.clone()),
                             t,
                         )
@@ -173,13 +193,61 @@ impl RosterOp {
     }
 }
 
-/// A call to ejabberd's admin API for the shell to make: `POST <api>/<command>` with these
-/// string fields as a JSON object. The answer comes back as `Input::ApiDone`.
+/// A call to ejabberd's admin API for the shell to make: `POST <api>/<command>` with
+/// [`ApiCall::args`] as a JSON object. The answer comes back as `Input::ApiDone` with
+/// [`ApiCall::id`]. No strings of its own: while ejabberd is behind, thousands wait in the
+/// shell's channel, so it holds its id's key and shares the staff address and the item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiCall {
-    pub id: String,
-    pub command: &'static str,
-    pub args: Vec<(&'static str, String)>,
+    key: IdKey,
+    staff: Arc<BareJid>,
+    change: Change,
+}
+
+impl ApiCall {
+    pub(crate) fn new(key: IdKey, staff: Arc<BareJid>, change: Change) -> ApiCall {
+        ApiCall { key, staff, change }
+    }
+
+    /// The id the answer must carry back.
+    pub fn id(&self) -> String {
+        id_text(API_IDS, &self.key)
+    }
+
+    pub fn command(&self) -> &'static str {
+        match self.change {
+            Change::Add(_) => "add_rosteritem",
+            Change::Remove(_) => "delete_rosteritem",
+        }
+    }
+
+    /// The command's string fields, in this order.
+    pub fn args(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        fn local(j: &BareJid) -> &str {
+            j.node().map_or("", |n| n.as_str())
+        }
+        let (staff, contact) = (&*self.staff, self.change.contact());
+        let item = match &self.change {
+            Change::Add(item) => Some([
+                ("nick", &*item.name),
+                ("group", item.group.as_deref().unwrap_or_default()),
+                ("subs", "both"),
+            ]),
+            Change::Remove(_) => None,
+        };
+        [
+            ("localuser", local(staff)),
+            ("localhost", staff.domain().as_str()),
+            ("user", local(contact)),
+            ("host", contact.domain().as_str()),
+        ]
+        .into_iter()
+        .chain(item.into_iter().flatten())
+    }
+
+    pub fn arg(&self, name: &str) -> Option<&str> {
+        self.args().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
 }
 
 /// What one server advertised (XEP-0356 `<privilege/>` message after the handshake).
@@ -211,8 +279,8 @@ pub struct RosterState {
     adverts: BTreeMap<String, Advert>,
     /// Ops waiting for a rung to be chosen.
     queue: Vec<RosterOp>,
-    /// Privileged IQs and API calls in flight, by id, with the rung they used.
-    inflight: BTreeMap<String, (RosterOp, Rung)>,
+    /// Privileged IQs and API calls in flight, by the key of their id.
+    inflight: BTreeMap<IdKey, InFlight>,
     /// Removals due later: (staff, contact) -> when.
     removals: BTreeMap<(BareJid, BareJid), Timestamp>,
     /// Items we have put into rosters and not removed (mirrors the roster_items table).
@@ -221,6 +289,39 @@ pub struct RosterState {
     failed: u64,
     /// Changes a rung could not make in auto mode, redone by the next rung: not failures.
     fallbacks: Option<Fallback>,
+}
+
+/// A write the server has not answered, with the rung it used. Thousands wait while a server
+/// is behind, so it is small: the staff member by number (`RosterItems` numbers them), the
+/// item shared with the writes into the other staff rosters.
+#[derive(Debug)]
+struct InFlight {
+    staff: u32,
+    change: Change,
+    rung: Rung,
+}
+
+/// What a write does to one staff roster, shared with the other writes of its contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Add(Arc<Item>),
+    Remove(Arc<BareJid>),
+}
+
+impl Change {
+    fn of(op: &RosterOp) -> Change {
+        match op {
+            RosterOp::Add { item, .. } => Change::Add(Arc::clone(item)),
+            RosterOp::Remove { contact, .. } => Change::Remove(Arc::clone(contact)),
+        }
+    }
+
+    fn contact(&self) -> &BareJid {
+        match self {
+            Change::Add(item) => &item.contact,
+            Change::Remove(contact) => contact,
+        }
+    }
 }
 
 /// The last rung auto mode left, how many changes it handed on, and the last error.
@@ -379,6 +480,32 @@ impl RosterState {
         }
     }
 
+    /// Files a write sent under the id whose key is `key`; the staff member's shared address
+    /// and the change are what its admin API call needs.
+    fn track(&mut self, key: IdKey, op: &RosterOp, rung: Rung) -> (Arc<BareJid>, Change) {
+        let (n, staff) = self.items.numbered(op.staff());
+        let change = Change::of(op);
+        let w = InFlight {
+            staff: n,
+            change: change.clone(),
+            rung,
+        };
+        self.inflight.insert(key, w);
+        (staff, change)
+    }
+
+    /// The write filed under `key`, no longer in flight.
+    fn untrack(&mut self, key: &IdKey) -> Option<(RosterOp, Rung)> {
+        let w = self.inflight.remove(key)?;
+        // Numbers are never reused, so this finds the staff member it was given for.
+        let staff = (**self.items.staff(w.staff)?).clone();
+        let op = match w.change {
+            Change::Add(item) => RosterOp::Add { staff, item },
+            Change::Remove(contact) => RosterOp::Remove { staff, contact },
+        };
+        Some((op, w.rung))
+    }
+
     /// The rung after `r` when it fails at run time (auto mode only falls back).
     fn next_rung(&self, r: &Rung) -> Rung {
         match r {
@@ -436,15 +563,15 @@ impl Core {
     /// for the privilege advertisement.
     pub(super) fn roster_connected(&mut self, now: Timestamp, out: &mut Effects) {
         // Privileged IQs sent on the old link will never be answered: redo them.
-        let lost: Vec<String> = self
+        let lost: Vec<IdKey> = self
             .roster
             .inflight
             .iter()
-            .filter(|(_, (_, r))| matches!(r, Rung::Privilege(_)))
-            .map(|(id, _)| id.clone())
+            .filter(|(_, w)| matches!(w.rung, Rung::Privilege(_)))
+            .map(|(key, _)| *key)
             .collect();
-        for id in lost {
-            if let Some((op, _)) = self.roster.inflight.remove(&id) {
+        for key in lost {
+            if let Some((op, _)) = self.roster.untrack(&key) {
                 self.roster.queue.push(op);
             }
         }
@@ -478,23 +605,25 @@ impl Core {
             self.roster
                 .removals
                 .remove(&(staff.clone(), contact.clone()));
+            let contact = Arc::new(contact);
             self.roster_apply(now, RosterOp::Remove { staff, contact }, out);
         }
     }
 
     fn choose_rung(&mut self, now: Timestamp, out: &mut Effects) {
         self.roster.detect_until = None;
+        // parse_advert takes only the two namespaces PrivilegeNs knows.
         let advert = self
             .roster
             .adverts
             .values()
             .find(|a| a.can_set_roster())
-            .map(|a| a.ns.clone());
+            .and_then(|a| PrivilegeNs::of(&a.ns));
         let rung = match (self.roster.mode, advert) {
             (RosterMode::Privilege, Some(ns)) => Rung::Privilege(ns),
             (RosterMode::Privilege, None) => {
                 tracing::warn!("roster mode is \"privilege\" but the server advertised no roster permission; trying urn:xmpp:privilege:2 anyway (see docs/configuration.md)");
-                Rung::Privilege(NS_PRIVILEGE_2.to_string())
+                Rung::Privilege(PrivilegeNs::V2)
             }
             (_, Some(ns)) => Rung::Privilege(ns),
             (_, None) if self.roster.api_configured => Rung::EjabberdApi,
@@ -542,20 +671,17 @@ impl Core {
     /// rather than to every one again (a reconnect, when a roster may have lost it).
     fn roster_sync_items(&mut self, now: Timestamp, out: &mut Effects, missing_only: bool) {
         let desk = self.config.component.clone();
+        let item = Arc::new(Item {
+            contact: desk.clone(),
+            name: "Front desk".into(),
+            group: None,
+        });
         for staff in self.config.all_staff() {
             if missing_only && self.roster.has_item(&staff, &desk) {
                 continue;
             }
-            self.roster_apply(
-                now,
-                RosterOp::Add {
-                    staff,
-                    contact: desk.clone(),
-                    name: "Front desk".into(),
-                    group: None,
-                },
-                out,
-            );
+            let item = Arc::clone(&item);
+            self.roster_apply(now, RosterOp::Add { staff, item }, out);
         }
         // Open visitors whose items we know are in place need nothing (a reconnect to a
         // server with many open chats would otherwise redo every item).
@@ -637,23 +763,19 @@ impl Core {
         let Some(site) = self.config.sites.get(name.site()) else {
             return;
         };
-        let contact = room.jid().clone();
         let nick = room.visitor_nick();
-        let label = format!("{nick} ({})", site.name);
-        let group = format!("{} visitors", site.name);
+        let item = Arc::new(Item {
+            contact: room.jid().clone(),
+            name: format!("{nick} ({})", site.name).into(),
+            group: Some(format!("{} visitors", site.name).into()),
+        });
         let staff: Vec<BareJid> = site.staff.iter().cloned().collect();
         for s in staff {
-            self.roster.removals.remove(&(s.clone(), contact.clone()));
-            self.roster_apply(
-                now,
-                RosterOp::Add {
-                    staff: s,
-                    contact: contact.clone(),
-                    name: label.clone(),
-                    group: Some(group.clone()),
-                },
-                out,
-            );
+            self.roster
+                .removals
+                .remove(&(s.clone(), item.contact.clone()));
+            let item = Arc::clone(&item);
+            self.roster_apply(now, RosterOp::Add { staff: s, item }, out);
         }
     }
 
@@ -681,22 +803,22 @@ impl Core {
 
     /// Carries out one roster change on the current rung (or queues it while choosing).
     pub(super) fn roster_apply(&mut self, now: Timestamp, op: RosterOp, out: &mut Effects) {
-        let Some(rung) = self.roster.rung.clone() else {
+        let Some(rung) = self.roster.rung else {
             self.roster.queue.push(op);
             return;
         };
         let desk = &self.config.component;
-        match &rung {
+        match rung {
             Rung::Off => {}
             Rung::Privilege(_) => {
-                let id = self.ids.iq("roster");
-                out.send(op.privileged_set(desk, id.clone()));
-                self.roster.inflight.insert(id, (op, rung));
+                let (id, key) = self.ids.iq_keyed(rung.id_kind());
+                out.send(op.privileged_set(desk, id));
+                self.roster.track(key, &op, rung);
             }
             Rung::EjabberdApi => {
-                let id = self.ids.iq("api");
-                out.api(op.api_call(id.clone()));
-                self.roster.inflight.insert(id, (op, rung));
+                let key = self.ids.iq_key();
+                let (staff, change) = self.roster.track(key, &op, rung);
+                out.api(ApiCall::new(key, staff, change));
             }
             Rung::Subscribe => {
                 for p in op.subscription(desk) {
@@ -714,8 +836,9 @@ impl Core {
     fn roster_done(&mut self, now: Timestamp, op: RosterOp, out: &mut Effects) {
         self.roster.done += 1;
         match op {
-            RosterOp::Add { staff, contact, .. } => {
-                if self.roster.items.insert(&staff, &contact) {
+            RosterOp::Add { staff, item } => {
+                let contact = &item.contact;
+                if self.roster.items.insert(&staff, contact) {
                     out.store(StoreOp::RosterAdded {
                         staff: staff.clone(),
                         contact: contact.clone(),
@@ -723,15 +846,15 @@ impl Core {
                     });
                 }
                 // The item may have arrived after the contact's presence: send it again.
-                self.send_contact_presence_to(&contact, &staff, out);
+                self.send_contact_presence_to(contact, &staff, out);
                 // The chat closed while the item was being written.
-                if contact != self.config.component && !self.contact_is_open(&contact) {
-                    self.roster_schedule_removal_for(now, &staff, &contact);
+                if *contact != self.config.component && !self.contact_is_open(contact) {
+                    self.roster_schedule_removal_for(now, &staff, contact);
                 }
                 // A staff member who logged in before the front desk was in their roster never
                 // sent us their presence: ask for it now that the subscription exists (a probe
                 // sent before it may have gone unanswered).
-                if contact == self.config.component {
+                if *contact == self.config.component {
                     self.reprobe_staff(now, &staff, out);
                 }
             }
@@ -739,7 +862,7 @@ impl Core {
                 if self.roster.items.remove(&staff, &contact) {
                     out.store(StoreOp::RosterRemoved {
                         staff: staff.clone(),
-                        contact: contact.clone(),
+                        contact: (*contact).clone(),
                     });
                 }
                 // The removal made the server send presence traffic about the staff member:
@@ -767,14 +890,17 @@ impl Core {
         error: Option<String>,
         out: &mut Effects,
     ) -> bool {
-        let asked = match self.roster.inflight.get(id) {
-            Some((op, Rung::Privilege(_))) => Jid::from(op.staff().clone()),
+        let Some(key) = id_key(id, PRIVILEGE_IDS) else {
+            return false;
+        };
+        let asked = match self.roster.inflight.get(&key) {
+            Some(w) if matches!(w.rung, Rung::Privilege(_)) => self.roster.items.staff(w.staff),
             _ => return false,
         };
-        if from != Some(&asked) {
+        if from != asked.map(|s| Jid::from((**s).clone())).as_ref() {
             return false;
         }
-        self.roster_answered(now, id, error, out)
+        self.roster_answered(now, &key, error, out)
     }
 
     /// The shell's report on an admin API call.
@@ -785,8 +911,11 @@ impl Core {
         error: Option<String>,
         out: &mut Effects,
     ) {
-        if matches!(self.roster.inflight.get(id), Some((_, Rung::EjabberdApi))) {
-            self.roster_answered(now, id, error, out);
+        let Some(key) = id_key(id, API_IDS) else {
+            return;
+        };
+        if matches!(self.roster.inflight.get(&key), Some(w) if w.rung == Rung::EjabberdApi) {
+            self.roster_answered(now, &key, error, out);
         }
     }
 
@@ -794,11 +923,11 @@ impl Core {
     fn roster_answered(
         &mut self,
         now: Timestamp,
-        id: &str,
+        key: &IdKey,
         error: Option<String>,
         out: &mut Effects,
     ) -> bool {
-        let Some((op, rung)) = self.roster.inflight.remove(id) else {
+        let Some((op, rung)) = self.roster.untrack(key) else {
             return false;
         };
         out.count(Counted::Roster {
@@ -808,13 +937,13 @@ impl Core {
         match error {
             None => self.roster_done(now, op, out),
             Some(e) => {
-                let current = self.roster.rung.clone();
+                let current = self.roster.rung;
                 if self.roster.mode != RosterMode::Auto {
                     self.roster.failed += 1;
                     tracing::error!(rung = %rung, staff = %op.staff(), contact = %op.contact(), error = %e, "roster change failed (roster mode is fixed in the config, so no fallback)");
                     return true;
                 }
-                if current.as_ref() == Some(&rung) {
+                if current == Some(rung) {
                     let next = self.roster.next_rung(&rung);
                     tracing::warn!(failed = %rung, error = %e, next = %next, "roster rung failed; falling back");
                     self.roster.rung = Some(next);

@@ -5,14 +5,16 @@
 //! contact is kept once, with the numbers of the staff who have it; staff are numbered once.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use xmpp_parsers::jid::BareJid;
 
 #[derive(Debug, Default)]
 pub struct RosterItems {
     /// Staff by number; numbers are never reused, so the table only grows with staff ever
-    /// configured or restored from the store (a handful), never with visitors.
-    staff: Vec<BareJid>,
+    /// configured or restored from the store (a handful), never with visitors. Shared with
+    /// the admin API calls waiting for ejabberd.
+    staff: Vec<Arc<BareJid>>,
     numbers: BTreeMap<BareJid, u32>,
     /// Contact -> the numbers of the staff who have it, sorted.
     by_contact: BTreeMap<BareJid, Vec<u32>>,
@@ -70,6 +72,11 @@ impl RosterItems {
         true
     }
 
+    /// Who has this number.
+    pub fn staff(&self, n: u32) -> Option<&Arc<BareJid>> {
+        self.staff.get(n as usize)
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_contact.values().map(Vec::len).sum()
@@ -85,18 +92,26 @@ impl RosterItems {
         self.by_contact.iter().flat_map(move |(contact, holders)| {
             holders
                 .iter()
-                .filter_map(move |n| Some((self.staff.get(*n as usize)?, contact)))
+                .filter_map(move |n| Some((&**self.staff.get(*n as usize)?, contact)))
         })
     }
 
     fn number(&mut self, staff: &BareJid) -> u32 {
+        self.numbered(staff).0
+    }
+
+    /// The staff member's number and shared address, given now if they have none yet.
+    pub fn numbered(&mut self, staff: &BareJid) -> (u32, Arc<BareJid>) {
         if let Some(n) = self.numbers.get(staff) {
-            return *n;
+            if let Some(s) = self.staff.get(*n as usize) {
+                return (*n, Arc::clone(s));
+            }
         }
         let n = u32::try_from(self.staff.len()).unwrap_or(u32::MAX);
-        self.staff.push(staff.clone());
+        let shared = Arc::new(staff.clone());
+        self.staff.push(Arc::clone(&shared));
         self.numbers.insert(staff.clone(), n);
-        n
+        (n, shared)
     }
 }
 

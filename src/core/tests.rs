@@ -1371,3 +1371,24 @@ fn a_join_to_the_bare_room_is_jid_malformed_for_staff_too() {
     }
     s.receives_nothing();
 }
+
+#[test]
+fn an_id_key_is_found_only_from_an_id_of_its_kind_as_made() {
+    let id = iq_id("api", 7);
+    let key = id_key(&id, "api").unwrap();
+    assert_eq!(id_text("api", &key), id);
+    assert_ne!(id_key(&iq_id("api", 8), "api"), Some(key));
+    assert_eq!(id_key(&id, "roster"), None);
+    let hex = id.trim_start_matches("fd-api-");
+    for other in [
+        format!("fd-roster-{hex}"),
+        format!("fd-api-{}", hex.to_uppercase()),
+        format!("fd-api-{}", &hex[1..]),
+        format!("fd-api-{hex}0"),
+        format!("fd-api-{}g", &hex[1..]),
+        format!("x{id}"),
+        String::new(),
+    ] {
+        assert_eq!(id_key(&other, "api"), None, "{other}");
+    }
+}

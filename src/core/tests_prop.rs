@@ -502,7 +502,7 @@ proptest! {
             let outs = core.handle(now, input);
             for o in &outs {
                 if let Output::Api(c) = o {
-                    api.push(c.id.clone());
+                    api.push(c.id());
                 }
                 if let Output::Send(s) = o {
                     let e = to_element(s);

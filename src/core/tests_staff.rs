@@ -97,11 +97,7 @@ impl Scenario {
 }
 
 fn arg<'a>(c: &'a roster::ApiCall, k: &str) -> &'a str {
-    c.args
-        .iter()
-        .find(|(n, _)| *n == k)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
+    c.arg(k).unwrap_or("")
 }
 
 // ---- roster rungs ----------------------------------------------------------------------------
@@ -130,7 +126,7 @@ fn auto_picks_privilege_when_advertised_and_falls_back_to_the_api_when_it_fails(
     ));
     let calls = s.api_calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!(calls[0].command, "add_rosteritem");
+    assert_eq!(calls[0].command(), "add_rosteritem");
     assert_eq!(
         (arg(&calls[0], "localuser"), arg(&calls[0], "localhost")),
         ("alice_acme", "example.com")
@@ -145,7 +141,7 @@ fn auto_picks_privilege_when_advertised_and_falls_back_to_the_api_when_it_fails(
     );
     s.stored.clear();
     s.feed(Input::ApiDone {
-        id: calls[0].id.clone(),
+        id: calls[0].id(),
         result: Ok(()),
     });
     assert!(s.stored.iter().any(|op| matches!(op, StoreOp::RosterAdded { staff, contact, .. } if staff.as_str() == ALICE_BARE && contact.as_str() == COMPONENT)));
@@ -189,7 +185,7 @@ fn diag_calls_the_expected_privilege_fallback_expected_not_failed() {
     }
     for call in s.api_calls() {
         s.feed(Input::ApiDone {
-            id: call.id.clone(),
+            id: call.id(),
             result: Ok(()),
         });
     }
@@ -272,7 +268,7 @@ fn a_closed_visitor_leaves_staff_rosters_after_the_grace_period() {
     s.visitor_joins();
     for c in s.api_calls() {
         s.feed(Input::ApiDone {
-            id: c.id,
+            id: c.id(),
             result: Ok(()),
         });
     }
@@ -289,7 +285,7 @@ fn a_closed_visitor_leaves_staff_rosters_after_the_grace_period() {
     let calls = s.api_calls();
     let removed: Vec<(&str, &str)> = calls
         .iter()
-        .map(|c| (c.command, arg(c, "localuser")))
+        .map(|c| (c.command(), arg(c, "localuser")))
         .collect();
     assert_eq!(
         removed,
@@ -1406,7 +1402,7 @@ fn forged_answers_to_our_roster_calls_change_nothing() {
         for from in [V1, CAROL, CAROL_BARE, ALICE_BARE] {
             s.sends(&format!(
                 "<iq type='error' from='{from}' to='{COMPONENT}' id='{}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
-                c.id
+                c.id()
             ));
         }
     }
@@ -1416,7 +1412,10 @@ fn forged_answers_to_our_roster_calls_change_nothing() {
     // request went out.
     let room2 = format!("v2_acme@{COMPONENT}");
     s.sends(&format!("<presence from='{V2}' to='{room2}/Bo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"));
-    assert!(s.api_calls().iter().any(|c| c.command == "add_rosteritem"));
+    assert!(s
+        .api_calls()
+        .iter()
+        .any(|c| c.command() == "add_rosteritem"));
     assert!(!s
         .staff_inbox
         .iter()
@@ -1633,7 +1632,7 @@ fn a_contacts_presence_waits_for_its_roster_item() {
     s.feed(Input::Connected);
     for c in s.api_calls() {
         s.feed(Input::ApiDone {
-            id: c.id,
+            id: c.id(),
             result: Ok(()),
         });
     }
@@ -1649,7 +1648,7 @@ fn a_contacts_presence_waits_for_its_roster_item() {
         .find(|c| arg(c, "localuser") == "alice_acme")
         .unwrap();
     s.feed(Input::ApiDone {
-        id: alice.id.clone(),
+        id: alice.id(),
         result: Ok(()),
     });
     s.staff_gets(&format!("<presence from='{ROOM}/frontdesk' to='{ALICE_BARE}'><show>away</show><status>INACTIVE — browsing</status></presence>"));
@@ -1701,7 +1700,7 @@ impl Scenario {
             .map(|c| {
                 let contact = format!("{}@{}", arg(c, "user"), arg(c, "host"));
                 (
-                    c.command.to_string(),
+                    c.command().to_string(),
                     arg(c, "localuser").to_string(),
                     contact,
                 )
@@ -1709,7 +1708,7 @@ impl Scenario {
             .collect();
         for c in calls {
             self.feed(Input::ApiDone {
-                id: c.id,
+                id: c.id(),
                 result: Ok(()),
             });
         }
@@ -1811,7 +1810,7 @@ fn an_item_written_after_its_chat_closed_is_removed_again() {
     // The server answers only now.
     for c in calls {
         s.feed(Input::ApiDone {
-            id: c.id,
+            id: c.id(),
             result: Ok(()),
         });
     }

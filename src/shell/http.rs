@@ -48,9 +48,8 @@ pub enum HttpError {
 /// The JSON object of an API call (string fields only, escaped by serde_json).
 pub fn body_of(call: &ApiCall) -> String {
     let map: serde_json::Map<String, serde_json::Value> = call
-        .args
-        .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+        .args()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
         .collect();
     serde_json::Value::Object(map).to_string()
 }
@@ -58,7 +57,7 @@ pub fn body_of(call: &ApiCall) -> String {
 /// `POST <base>/<command>`; Ok when ejabberd answers 200 with result code 0 (or any non-error
 /// JSON for commands without a result code).
 pub async fn call(base: &HttpUrl, call: &ApiCall) -> Result<(), HttpError> {
-    let url = format!("{base}/{}", call.command);
+    let url = format!("{base}/{}", call.command());
     match tokio::time::timeout(TIMEOUT, post(base, &url, call)).await {
         Ok(r) => r,
         Err(_) => Err(HttpError::Timeout { url }),
@@ -76,7 +75,7 @@ async fn post(base: &HttpUrl, url: &str, call: &ApiCall) -> Result<(), HttpError
     let req = format!(
         "POST {}/{} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
         base.path,
-        call.command,
+        call.command(),
         base.authority(),
         body.len(),
         body
@@ -302,17 +301,28 @@ impl<R: AsyncRead + Unpin> Buffered<'_, R> {
     }
 }
 
+/// An add as the core makes it, from alice@example.com's roster with this label.
+#[cfg(test)]
+fn add_call(label: &str) -> ApiCall {
+    use crate::core::roster::{Change, Item};
+    use std::sync::Arc;
+    use xmpp_parsers::jid::BareJid;
+    let item = Item {
+        contact: BareJid::new("v1_acme@chat.example.com").unwrap(),
+        name: label.into(),
+        group: Some("ACME visitors".into()),
+    };
+    let staff = Arc::new(BareJid::new("alice@example.com").unwrap());
+    ApiCall::new([1; 12], staff, Change::Add(Arc::new(item)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn body_is_escaped_json() {
-        let c = ApiCall {
-            id: "1".into(),
-            command: "add_rosteritem",
-            args: vec![("nick", "Jane \"J\" (ACME)".into())],
-        };
+        let c = add_call("Jane \"J\" (ACME)");
         let v: serde_json::Value = serde_json::from_str(&body_of(&c)).unwrap();
         assert_eq!(v["nick"], "Jane \"J\" (ACME)");
     }
@@ -330,11 +340,7 @@ mod tests {
             });
             HttpUrl::parse(&format!("http://127.0.0.1:{port}/api")).unwrap()
         }
-        let c = ApiCall {
-            id: "1".into(),
-            command: "add_rosteritem",
-            args: vec![],
-        };
+        let c = add_call("Ann");
         let ok = serve("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n0").await;
         assert!(call(&ok, &c).await.is_ok());
         let one = serve("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1").await;
@@ -381,11 +387,7 @@ mod tests {
     }
 
     async fn answer_lingering(parts: &[&[u8]], linger: Duration) -> Result<(), HttpError> {
-        let c = ApiCall {
-            id: "1".into(),
-            command: "add_rosteritem",
-            args: vec![("localuser", "alice".into())],
-        };
+        let c = add_call("Ann");
         let base = serve_parts(parts, linger).await;
         // Well within TIMEOUT: an answer that is complete must not wait for the close.
         match tokio::time::timeout(Duration::from_secs(3), call(&base, &c)).await {
@@ -530,5 +532,74 @@ mod tests {
             let shown: Vec<_> = parts.iter().map(|p| String::from_utf8_lossy(p)).collect();
             assert!(r.is_err(), "{shown:?}: {r:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod request_bytes {
+    use super::*;
+
+    fn remove_call() -> ApiCall {
+        use crate::core::roster::Change;
+        use std::sync::Arc;
+        use xmpp_parsers::jid::BareJid;
+        let staff = Arc::new(BareJid::new("alice@example.com").unwrap());
+        let contact = Arc::new(BareJid::new("v1_acme@chat.example.com").unwrap());
+        ApiCall::new([2; 12], staff, Change::Remove(contact))
+    }
+
+    /// What ejabberd receives for one call, byte for byte.
+    async fn request_of(c: &ApiCall) -> (Vec<u8>, String) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let base = HttpUrl::parse(&format!("http://127.0.0.1:{port}/api")).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The request is complete once its head is and the body has Content-Length bytes.
+            while !request_complete(&req) {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed mid-request: {req:?}");
+                req.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n0")
+                .await
+                .unwrap();
+            req
+        });
+        let done = tokio::time::timeout(Duration::from_secs(5), call(&base, c)).await;
+        assert!(matches!(done, Ok(Ok(()))), "{done:?}");
+        (server.await.unwrap(), base.authority().to_string())
+    }
+
+    fn request_complete(req: &[u8]) -> bool {
+        let Some(end) = req.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return false;
+        };
+        let head = String::from_utf8_lossy(&req[..end]);
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        req.len() >= end + 4 + len
+    }
+
+    #[tokio::test]
+    async fn adds_and_removals_are_sent_byte_for_byte_as_before() {
+        // With characters JSON must escape in the label.
+        let (req, host) = request_of(&add_call("Jane \"J\" \\ (ACME)")).await;
+        let body = r#"{"group":"ACME visitors","host":"chat.example.com","localhost":"example.com","localuser":"alice","nick":"Jane \"J\" \\ (ACME)","subs":"both","user":"v1_acme"}"#;
+        let expected = format!(
+            "POST /api/add_rosteritem HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 158\r\nConnection: close\r\n\r\n{body}"
+        );
+        assert_eq!(String::from_utf8_lossy(&req), expected);
+        let (req, host) = request_of(&remove_call()).await;
+        let body = r#"{"host":"chat.example.com","localhost":"example.com","localuser":"alice","user":"v1_acme"}"#;
+        let expected = format!(
+            "POST /api/delete_rosteritem HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 90\r\nConnection: close\r\n\r\n{body}"
+        );
+        assert_eq!(String::from_utf8_lossy(&req), expected);
     }
 }

@@ -441,11 +441,11 @@ impl Helpers {
                     None => Err("roster.ejabberd_api is not set in the config".to_string()),
                 };
                 if let Err(e) = &result {
-                    tracing::warn!(command = call.command, error = %e, "ejabberd API call failed");
+                    tracing::warn!(command = call.command(), error = %e, "ejabberd API call failed");
                 }
                 if tx
                     .send(Input::ApiDone {
-                        id: call.id,
+                        id: call.id(),
                         result,
                     })
                     .is_err()
