@@ -27,6 +27,11 @@ pub const NS_PRIVILEGE_2: &str = "urn:xmpp:privilege:2";
 /// After (re)connecting, how long we listen for the server's privilege advertisement before
 /// choosing a rung in `auto` mode.
 pub const DETECT_MS: i64 = 1_500;
+/// A privileged roster change answered this long after it was sent says the server reads our
+/// link late (Prosody 0.12 with its default read size did: docs/benchmark-notes.md, 7e).
+pub const PRIVILEGE_LATE_MS: i64 = 3_000;
+/// At most one warning about late privileged answers in this long.
+pub const LATE_WARN_EVERY_MS: i64 = 300_000;
 
 /// The way roster items are written now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,8 +216,10 @@ pub struct RosterState {
     adverts: BTreeMap<String, Advert>,
     /// Ops waiting for a rung to be chosen.
     queue: Vec<RosterOp>,
-    /// Privileged IQs and API calls in flight, by id, with the rung they used.
-    inflight: BTreeMap<String, (RosterOp, Rung)>,
+    /// Privileged IQs and API calls in flight, by id, with the rung they used and when.
+    inflight: BTreeMap<String, (RosterOp, Rung, Timestamp)>,
+    /// When we last warned that privileged answers come late.
+    late_warned: Option<Timestamp>,
     /// Removals due later: (staff, contact) -> when.
     removals: BTreeMap<(BareJid, BareJid), Timestamp>,
     /// Items we have put into rosters and not removed (mirrors the roster_items table).
@@ -270,6 +277,7 @@ impl RosterState {
             adverts: BTreeMap::new(),
             queue: Vec::new(),
             inflight: BTreeMap::new(),
+            late_warned: None,
             removals: BTreeMap::new(),
             items: RosterItems::from_pairs(items),
             done: 0,
@@ -362,6 +370,31 @@ impl RosterState {
         )
     }
 
+    /// A privileged roster change sent at `sent` was answered at `now`. Returns the warning to
+    /// log when that took [`PRIVILEGE_LATE_MS`] or more, at most once per
+    /// [`LATE_WARN_EVERY_MS`]: staff then see visitors late, and nothing else says why.
+    fn late_answer(&mut self, now: Timestamp, sent: Timestamp) -> Option<String> {
+        let lag = now.millis().saturating_sub(sent.millis());
+        let recent = self
+            .late_warned
+            .is_some_and(|w| now.millis().saturating_sub(w.millis()) < LATE_WARN_EVERY_MS);
+        if lag < PRIVILEGE_LATE_MS || recent {
+            return None;
+        }
+        self.late_warned = Some(now);
+        Some(format!(
+            "the server answered a privileged roster change {:.1} s after it was sent ({} more in flight), so staff see visitors late: it reads frontdesk's stanzas late. On Prosody 0.12 set network_default_read_size = 8192; otherwise it needs more CPU (docs/operations.md, capacity)",
+            lag as f64 / 1000.0,
+            self.inflight.len()
+        ))
+    }
+
+    /// Whether a late privileged answer was warned about (for tests).
+    #[cfg(test)]
+    pub fn warned_late(&self) -> bool {
+        self.late_warned.is_some()
+    }
+
     /// Counts a change that `from` could not make and the next rung redoes.
     fn fell_back(&mut self, from: Rung, error: String) {
         match &mut self.fallbacks {
@@ -440,11 +473,11 @@ impl Core {
             .roster
             .inflight
             .iter()
-            .filter(|(_, (_, r))| matches!(r, Rung::Privilege(_)))
+            .filter(|(_, (_, r, _))| matches!(r, Rung::Privilege(_)))
             .map(|(id, _)| id.clone())
             .collect();
         for id in lost {
-            if let Some((op, _)) = self.roster.inflight.remove(&id) {
+            if let Some((op, _, _)) = self.roster.inflight.remove(&id) {
                 self.roster.queue.push(op);
             }
         }
@@ -691,12 +724,12 @@ impl Core {
             Rung::Privilege(_) => {
                 let id = self.ids.iq("roster");
                 out.send(op.privileged_set(desk, id.clone()));
-                self.roster.inflight.insert(id, (op, rung));
+                self.roster.inflight.insert(id, (op, rung, now));
             }
             Rung::EjabberdApi => {
                 let id = self.ids.iq("api");
                 out.api(op.api_call(id.clone()));
-                self.roster.inflight.insert(id, (op, rung));
+                self.roster.inflight.insert(id, (op, rung, now));
             }
             Rung::Subscribe => {
                 for p in op.subscription(desk) {
@@ -768,7 +801,7 @@ impl Core {
         out: &mut Effects,
     ) -> bool {
         let asked = match self.roster.inflight.get(id) {
-            Some((op, Rung::Privilege(_))) => Jid::from(op.staff().clone()),
+            Some((op, Rung::Privilege(_), _)) => Jid::from(op.staff().clone()),
             _ => return false,
         };
         if from != Some(&asked) {
@@ -785,7 +818,10 @@ impl Core {
         error: Option<String>,
         out: &mut Effects,
     ) {
-        if matches!(self.roster.inflight.get(id), Some((_, Rung::EjabberdApi))) {
+        if matches!(
+            self.roster.inflight.get(id),
+            Some((_, Rung::EjabberdApi, _))
+        ) {
             self.roster_answered(now, id, error, out);
         }
     }
@@ -798,9 +834,15 @@ impl Core {
         error: Option<String>,
         out: &mut Effects,
     ) -> bool {
-        let Some((op, rung)) = self.roster.inflight.remove(id) else {
+        let Some((op, rung, sent)) = self.roster.inflight.remove(id) else {
             return false;
         };
+        // The admin API has its own lag warning in the shell (api_lag.rs).
+        if matches!(rung, Rung::Privilege(_)) {
+            if let Some(w) = self.roster.late_answer(now, sent) {
+                tracing::warn!("{w}");
+            }
+        }
         out.count(Counted::Roster {
             rung: rung.label(),
             ok: error.is_none(),
@@ -824,5 +866,27 @@ impl Core {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_privileged_answers_warn_once_per_interval() {
+        let mut r = RosterState::new(RosterMode::Privilege, false, 3_000, &[]);
+        let t0 = Timestamp::from_secs(1_000);
+        let at = |ms: i64| t0.plus_millis(ms);
+        assert_eq!(r.late_answer(at(PRIVILEGE_LATE_MS - 1), t0), None);
+        let w = r.late_answer(at(4_200), t0).unwrap_or_default();
+        assert!(w.contains("4.2 s after it was sent"), "{w}");
+        assert!(w.contains("network_default_read_size = 8192"), "{w}");
+        // Late again within the interval: not repeated.
+        assert_eq!(r.late_answer(at(60_000), at(50_000)), None);
+        // After the interval, a late answer warns again; one in time still does not.
+        let later = at(4_200 + LATE_WARN_EVERY_MS);
+        assert_eq!(r.late_answer(later, later.plus_millis(-10)), None);
+        assert!(r.late_answer(later, later.plus_millis(-5_000)).is_some());
     }
 }
