@@ -4,6 +4,12 @@
 
 plugin_paths = { "/usr/lib/prosody/modules" }    -- where prosody-modules installs
 
+-- Read sockets 8 KB at a time (the size of LuaSocket's buffer) instead of the 4 KB default.
+-- With 4 KB, whenever frontdesk has sent more than that, Prosody 0.12 pauses reading the
+-- component link until its event loop finds no socket ready; with many visitors connecting
+-- that took seconds, and every join and roster change waited (docs/operations.md, Prosody).
+network_default_read_size = 8192
+
 -- The component port: loopback only; frontdesk runs on this machine.
 component_ports = { 5347 }
 component_interfaces = { "127.0.0.1" }

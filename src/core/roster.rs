@@ -28,6 +28,11 @@ pub const NS_PRIVILEGE_2: &str = "urn:xmpp:privilege:2";
 /// After (re)connecting, how long we listen for the server's privilege advertisement before
 /// choosing a rung in `auto` mode.
 pub const DETECT_MS: i64 = 1_500;
+/// A privileged roster change answered this long after it was sent says the server reads our
+/// link late (Prosody 0.12 with its default read size did: docs/benchmark-notes.md, 7e).
+pub const PRIVILEGE_LATE_MS: i64 = 3_000;
+/// At most one warning about late privileged answers in this long.
+pub const LATE_WARN_EVERY_MS: i64 = 300_000;
 
 /// The XEP-0356 namespace a server advertised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +286,8 @@ pub struct RosterState {
     queue: Vec<RosterOp>,
     /// Privileged IQs and API calls in flight, by the key of their id.
     inflight: BTreeMap<IdKey, InFlight>,
+    /// When we last warned that privileged answers come late.
+    late_warned: Option<Timestamp>,
     /// Removals due later: (staff, contact) -> when.
     removals: BTreeMap<(BareJid, BareJid), Timestamp>,
     /// Items we have put into rosters and not removed (mirrors the roster_items table).
@@ -299,6 +306,7 @@ struct InFlight {
     staff: u32,
     change: Change,
     rung: Rung,
+    sent: Timestamp,
 }
 
 /// What a write does to one staff roster, shared with the other writes of its contact.
@@ -371,6 +379,7 @@ impl RosterState {
             adverts: BTreeMap::new(),
             queue: Vec::new(),
             inflight: BTreeMap::new(),
+            late_warned: None,
             removals: BTreeMap::new(),
             items: RosterItems::from_pairs(items),
             done: 0,
@@ -463,6 +472,31 @@ impl RosterState {
         )
     }
 
+    /// A privileged roster change sent at `sent` was answered at `now`. Returns the warning to
+    /// log when that took [`PRIVILEGE_LATE_MS`] or more, at most once per
+    /// [`LATE_WARN_EVERY_MS`]: staff then see visitors late, and nothing else says why.
+    fn late_answer(&mut self, now: Timestamp, sent: Timestamp) -> Option<String> {
+        let lag = now.millis().saturating_sub(sent.millis());
+        let recent = self
+            .late_warned
+            .is_some_and(|w| now.millis().saturating_sub(w.millis()) < LATE_WARN_EVERY_MS);
+        if lag < PRIVILEGE_LATE_MS || recent {
+            return None;
+        }
+        self.late_warned = Some(now);
+        Some(format!(
+            "the server answered a privileged roster change {:.1} s after it was sent ({} more in flight), so staff see visitors late: it reads frontdesk's stanzas late. On Prosody 0.12 set network_default_read_size = 8192; otherwise it needs more CPU (docs/operations.md, capacity)",
+            lag as f64 / 1000.0,
+            self.inflight.len()
+        ))
+    }
+
+    /// Whether a late privileged answer was warned about (for tests).
+    #[cfg(test)]
+    pub fn warned_late(&self) -> bool {
+        self.late_warned.is_some()
+    }
+
     /// Counts a change that `from` could not make and the next rung redoes.
     fn fell_back(&mut self, from: Rung, error: String) {
         match &mut self.fallbacks {
@@ -482,20 +516,27 @@ impl RosterState {
 
     /// Files a write sent under the id whose key is `key`; the staff member's shared address
     /// and the change are what its admin API call needs.
-    fn track(&mut self, key: IdKey, op: &RosterOp, rung: Rung) -> (Arc<BareJid>, Change) {
+    fn track(
+        &mut self,
+        key: IdKey,
+        op: &RosterOp,
+        rung: Rung,
+        sent: Timestamp,
+    ) -> (Arc<BareJid>, Change) {
         let (n, staff) = self.items.numbered(op.staff());
         let change = Change::of(op);
         let w = InFlight {
             staff: n,
             change: change.clone(),
             rung,
+            sent,
         };
         self.inflight.insert(key, w);
         (staff, change)
     }
 
     /// The write filed under `key`, no longer in flight.
-    fn untrack(&mut self, key: &IdKey) -> Option<(RosterOp, Rung)> {
+    fn untrack(&mut self, key: &IdKey) -> Option<(RosterOp, Rung, Timestamp)> {
         let w = self.inflight.remove(key)?;
         // Numbers are never reused, so this finds the staff member it was given for.
         let staff = (**self.items.staff(w.staff)?).clone();
@@ -503,7 +544,7 @@ impl RosterState {
             Change::Add(item) => RosterOp::Add { staff, item },
             Change::Remove(contact) => RosterOp::Remove { staff, contact },
         };
-        Some((op, w.rung))
+        Some((op, w.rung, w.sent))
     }
 
     /// The rung after `r` when it fails at run time (auto mode only falls back).
@@ -571,7 +612,7 @@ impl Core {
             .map(|(key, _)| *key)
             .collect();
         for key in lost {
-            if let Some((op, _)) = self.roster.untrack(&key) {
+            if let Some((op, _, _)) = self.roster.untrack(&key) {
                 self.roster.queue.push(op);
             }
         }
@@ -813,11 +854,11 @@ impl Core {
             Rung::Privilege(_) => {
                 let (id, key) = self.ids.iq_keyed(rung.id_kind());
                 out.send(op.privileged_set(desk, id));
-                self.roster.track(key, &op, rung);
+                self.roster.track(key, &op, rung, now);
             }
             Rung::EjabberdApi => {
                 let key = self.ids.iq_key();
-                let (staff, change) = self.roster.track(key, &op, rung);
+                let (staff, change) = self.roster.track(key, &op, rung, now);
                 out.api(ApiCall::new(key, staff, change));
             }
             Rung::Subscribe => {
@@ -927,9 +968,15 @@ impl Core {
         error: Option<String>,
         out: &mut Effects,
     ) -> bool {
-        let Some((op, rung)) = self.roster.untrack(key) else {
+        let Some((op, rung, sent)) = self.roster.untrack(key) else {
             return false;
         };
+        // The admin API has its own lag warning in the shell (api_lag.rs).
+        if matches!(rung, Rung::Privilege(_)) {
+            if let Some(w) = self.roster.late_answer(now, sent) {
+                tracing::warn!("{w}");
+            }
+        }
         out.count(Counted::Roster {
             rung: rung.label(),
             ok: error.is_none(),
@@ -953,5 +1000,27 @@ impl Core {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_privileged_answers_warn_once_per_interval() {
+        let mut r = RosterState::new(RosterMode::Privilege, false, 3_000, &[]);
+        let t0 = Timestamp::from_secs(1_000);
+        let at = |ms: i64| t0.plus_millis(ms);
+        assert_eq!(r.late_answer(at(PRIVILEGE_LATE_MS - 1), t0), None);
+        let w = r.late_answer(at(4_200), t0).unwrap_or_default();
+        assert!(w.contains("4.2 s after it was sent"), "{w}");
+        assert!(w.contains("network_default_read_size = 8192"), "{w}");
+        // Late again within the interval: not repeated.
+        assert_eq!(r.late_answer(at(60_000), at(50_000)), None);
+        // After the interval, a late answer warns again; one in time still does not.
+        let later = at(4_200 + LATE_WARN_EVERY_MS);
+        assert_eq!(r.late_answer(later, later.plus_millis(-10)), None);
+        assert!(r.late_answer(later, later.plus_millis(-5_000)).is_some());
     }
 }

@@ -1466,6 +1466,48 @@ fn a_privileged_roster_answer_counts_only_from_the_staff_member_asked() {
     ));
 }
 
+/// Sends Alice's privileged roster set (privileges advertised) and returns its id.
+fn privileged_set_id(s: &mut Scenario) -> String {
+    s.feed(Input::Connected);
+    s.sends(&format!(
+        "<message from='example.com' to='{COMPONENT}'><privilege xmlns='urn:xmpp:privilege:2'><perm access='roster' type='both'/></privilege></message>"
+    ));
+    let iq = s.staff_gets(&format!(
+        "<iq type='set' from='{COMPONENT}' to='{ALICE_BARE}'/>"
+    ));
+    iq.attr("id").unwrap().to_string()
+}
+
+#[test]
+fn a_privileged_roster_answer_in_time_is_not_warned_about() {
+    let mut s = with_roster(RosterMode::Privilege);
+    let id = privileged_set_id(&mut s);
+    s.now = s.now.plus_millis(roster::PRIVILEGE_LATE_MS - 1);
+    s.sends(&format!(
+        "<iq type='result' from='{ALICE_BARE}' to='{COMPONENT}' id='{id}'/>"
+    ));
+    assert!(s
+        .stored
+        .iter()
+        .any(|op| matches!(op, StoreOp::RosterAdded { .. })));
+    assert!(!s.core.roster.warned_late());
+}
+
+#[test]
+fn a_privileged_roster_answer_that_comes_late_is_warned_about() {
+    let mut s = with_roster(RosterMode::Privilege);
+    let id = privileged_set_id(&mut s);
+    s.now = s.now.plus_millis(roster::PRIVILEGE_LATE_MS);
+    s.sends(&format!(
+        "<iq type='result' from='{ALICE_BARE}' to='{COMPONENT}' id='{id}'/>"
+    ));
+    assert!(s
+        .stored
+        .iter()
+        .any(|op| matches!(op, StoreOp::RosterAdded { .. })));
+    assert!(s.core.roster.warned_late());
+}
+
 #[test]
 fn iq_ids_depend_on_the_key_and_do_not_count_up_visibly() {
     let now = Timestamp::parse_rfc3339("2026-11-22T10:00:00Z").unwrap();
