@@ -223,16 +223,8 @@ impl Scanner {
     /// Bytes into the stanza being collected (counted against its size limit), or, outside a
     /// guarded stanza, straight on to the parser.
     fn take(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
-        if self.in_stanza && !self.passthrough {
-            self.bytes += bytes.len();
-            if self.over.is_none() {
-                self.buf.extend_from_slice(bytes);
-                if self.bytes > self.limits.max_bytes {
-                    self.violate(Over::Bytes);
-                }
-            }
-        } else if self.framing != Framing::On {
-            out.extend_from_slice(bytes);
+        if let Some(sink) = self.sink(bytes.len(), out) {
+            sink.extend_from_slice(bytes);
         }
     }
 
@@ -240,16 +232,25 @@ impl Scanner {
     /// than copying a one-byte slice.
     #[inline]
     fn take_byte(&mut self, b: u8, out: &mut Vec<u8>) {
+        if let Some(sink) = self.sink(1, out) {
+            sink.push(b);
+        }
+    }
+
+    /// Where the next `n` bytes go, counted against the stanza's size limit: the stanza's
+    /// buffer, the parser's input, or nowhere (over a limit, or framing outside a stanza).
+    #[inline]
+    fn sink<'a>(&'a mut self, n: usize, out: &'a mut Vec<u8>) -> Option<&'a mut Vec<u8>> {
         if self.in_stanza && !self.passthrough {
-            self.bytes += 1;
-            if self.over.is_none() {
-                self.buf.push(b);
-                if self.bytes > self.limits.max_bytes {
-                    self.violate(Over::Bytes);
-                }
+            self.bytes += n;
+            if self.bytes > self.limits.max_bytes {
+                self.violate(Over::Bytes);
             }
+            self.over.is_none().then_some(&mut self.buf)
         } else if self.framing != Framing::On {
-            out.push(b);
+            Some(out)
+        } else {
+            None
         }
     }
 
