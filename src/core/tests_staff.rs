@@ -1478,34 +1478,34 @@ fn privileged_set_id(s: &mut Scenario) -> String {
     iq.attr("id").unwrap().to_string()
 }
 
-#[test]
-fn a_privileged_roster_answer_in_time_is_not_warned_about() {
+/// Answers the privileged set `after_ms` after it was sent: was the item stored, and were we
+/// warned that answers come late?
+fn privileged_answer_after(after_ms: i64) -> (bool, bool) {
     let mut s = with_roster(RosterMode::Privilege);
     let id = privileged_set_id(&mut s);
-    s.now = s.now.plus_millis(roster::PRIVILEGE_LATE_MS - 1);
+    s.now = s.now.plus_millis(after_ms);
     s.sends(&format!(
         "<iq type='result' from='{ALICE_BARE}' to='{COMPONENT}' id='{id}'/>"
     ));
-    assert!(s
+    let stored = s
         .stored
         .iter()
-        .any(|op| matches!(op, StoreOp::RosterAdded { .. })));
-    assert!(!s.core.roster.warned_late());
+        .any(|op| matches!(op, StoreOp::RosterAdded { .. }));
+    (stored, s.core.roster.warned_late())
+}
+
+#[test]
+fn a_privileged_roster_answer_in_time_is_not_warned_about() {
+    let (stored, warned) = privileged_answer_after(roster::PRIVILEGE_LATE_MS - 1);
+    assert!(stored);
+    assert!(!warned);
 }
 
 #[test]
 fn a_privileged_roster_answer_that_comes_late_is_warned_about() {
-    let mut s = with_roster(RosterMode::Privilege);
-    let id = privileged_set_id(&mut s);
-    s.now = s.now.plus_millis(roster::PRIVILEGE_LATE_MS);
-    s.sends(&format!(
-        "<iq type='result' from='{ALICE_BARE}' to='{COMPONENT}' id='{id}'/>"
-    ));
-    assert!(s
-        .stored
-        .iter()
-        .any(|op| matches!(op, StoreOp::RosterAdded { .. })));
-    assert!(s.core.roster.warned_late());
+    let (stored, warned) = privileged_answer_after(roster::PRIVILEGE_LATE_MS);
+    assert!(stored);
+    assert!(warned);
 }
 
 #[test]
