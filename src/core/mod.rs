@@ -655,7 +655,9 @@ impl Core {
         // Counted under borrowed keys: this runs every second over every room.
         let mut counts: BTreeMap<(&SiteId, &'static str), u64> = BTreeMap::new();
         for r in self.rooms.values() {
-            *counts.entry((r.name().site(), r.state().as_str())).or_default() += 1;
+            *counts
+                .entry((r.name().site(), r.state().as_str()))
+                .or_default() += 1;
         }
         for ((site, state), n) in counts {
             g.sessions.insert((site.clone(), state), n);

@@ -61,7 +61,11 @@ pub fn staff_nicks(config: &super::CoreConfig) -> BTreeMap<SiteId, BTreeSet<Stri
         .sites
         .iter()
         .map(|(id, site)| {
-            let nicks = site.staff.iter().filter_map(|j| j.node()).map(|l| fold(l.as_str()));
+            let nicks = site
+                .staff
+                .iter()
+                .filter_map(|j| j.node())
+                .map(|l| fold(l.as_str()));
             (id.clone(), nicks.collect())
         })
         .collect()

@@ -64,7 +64,10 @@ impl Rooms {
     #[cfg(test)]
     pub fn noted(&self) -> (usize, usize) {
         let pairs = self.joins.values().map(Vec::len).sum();
-        debug_assert_eq!(pairs, self.values().map(|r| r.join_hashes().len()).sum::<usize>());
+        debug_assert_eq!(
+            pairs,
+            self.values().map(|r| r.join_hashes().len()).sum::<usize>()
+        );
         (self.joins.len(), pairs)
     }
 

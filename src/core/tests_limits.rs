@@ -401,18 +401,28 @@ fn a_visitors_rooms_are_counted_as_it_comes_and_goes() {
     assert!(join(&mut s, "a2_acme"));
     assert!(join(&mut s, "a2_acme"), "a rejoin is not another room");
     assert!(!join(&mut s, "a3_acme"));
-    s.sends(&format!("<presence type='unavailable' from='{V1}' to='a1_acme@{COMPONENT}/Ann'/>"));
+    s.sends(&format!(
+        "<presence type='unavailable' from='{V1}' to='a1_acme@{COMPONENT}/Ann'/>"
+    ));
     s.drain();
     assert!(join(&mut s, "a3_acme"), "leaving a1 made a place");
     assert!(!join(&mut s, "a4_acme"));
     for room in ["a2_acme", "a3_acme"] {
-        s.sends(&format!("<presence type='unavailable' from='{V1}' to='{room}@{COMPONENT}/Ann'/>"));
+        s.sends(&format!(
+            "<presence type='unavailable' from='{V1}' to='{room}@{COMPONENT}/Ann'/>"
+        ));
     }
     s.drain();
-    assert_eq!(s.core.rooms.noted(), (0, 0), "a visitor who left everywhere is not noted");
+    assert_eq!(
+        s.core.rooms.noted(),
+        (0, 0),
+        "a visitor who left everywhere is not noted"
+    );
     assert!(join(&mut s, "a4_acme"));
     s.after_secs(24 * 3600);
-    s.sends(&format!("<presence type='unavailable' from='{V1}' to='a4_acme@{COMPONENT}/Ann'/>"));
+    s.sends(&format!(
+        "<presence type='unavailable' from='{V1}' to='a4_acme@{COMPONENT}/Ann'/>"
+    ));
     s.after_secs(24 * 3600);
     s.drain();
     assert_eq!(s.core.rooms.len(), 0, "every room closed");

@@ -732,7 +732,11 @@ mod tests {
         let head = format!("<message from='v@a/r'><body>{}</body><", "x".repeat(pad));
         assert_eq!(head.len(), 250);
         let long = "n".repeat(60);
-        for tail in [format!("{long}/>"), format!("x {long}='v'/>"), format!("x a='{long}'/>")] {
+        for tail in [
+            format!("{long}/>"),
+            format!("x {long}='v'/>"),
+            format!("x a='{long}'/>"),
+        ] {
             let input = format!("{HEAD}{head}{tail}</message></stream:stream>");
             let whole = run(small(), &input, input.len());
             assert!(whole.contains("token-length"), "{whole}");

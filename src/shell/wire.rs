@@ -180,7 +180,11 @@ fn attr(out: &mut Vec<u8>, name: &str, value: &str) {
 /// survive the receiver's end-of-line and attribute-value normalisation.
 fn escape(out: &mut Vec<u8>, s: &str, in_attr: bool) {
     let bytes = s.as_bytes();
-    let table = if in_attr { &ATTR_SPECIAL } else { &TEXT_SPECIAL };
+    let table = if in_attr {
+        &ATTR_SPECIAL
+    } else {
+        &TEXT_SPECIAL
+    };
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if !table[usize::from(b)] {
