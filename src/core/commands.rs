@@ -418,24 +418,87 @@ pub enum Then {
     },
 }
 
-/// Store reads in flight: who asked, where the answer goes, and what it is for.
+/// Store reads in flight: who asked, where the answer goes, and what it is for; and the
+/// commands of a staff member that wait for their read, so that each command sees what the
+/// ones sent before it wrote (`!tag 12 vip` then `!untag 12 vip` on a closed chat) and the
+/// answers come in the order sent.
 #[derive(Debug, Default)]
 pub struct Queries {
-    by_id: std::collections::BTreeMap<u64, (BareJid, ReplyTo, Then)>,
+    by_id: std::collections::BTreeMap<u64, Asked>,
+    parked: std::collections::BTreeMap<BareJid, std::collections::VecDeque<Parked>>,
 }
 
+#[derive(Debug)]
+struct Asked {
+    staff: BareJid,
+    reply: ReplyTo,
+    then: Then,
+    at: Timestamp,
+}
+
+/// A command that came while the same staff member's read was in flight.
+#[derive(Debug)]
+pub struct Parked {
+    pub sender: FullJid,
+    pub cmd: Command,
+    pub reply: ReplyTo,
+}
+
+/// Commands one staff member may have waiting behind a read; more are refused.
+pub const PARKED_MAX: usize = 8;
+const BUSY_TEXT: &str =
+    "Not done: your commands before it are still waiting for the database. Send it again once they are answered.";
+/// A read unanswered this long no longer holds its staff member's commands back (the store
+/// thread is gone or stuck; the log says so).
+const READ_HOLDS_MS: i64 = 10_000;
+
 impl Queries {
-    pub fn asked(&mut self, id: u64, staff: BareJid, reply: ReplyTo, then: Then) {
-        self.by_id.insert(id, (staff, reply, then));
+    pub fn asked(&mut self, id: u64, staff: BareJid, reply: ReplyTo, then: Then, at: Timestamp) {
+        self.by_id.insert(
+            id,
+            Asked {
+                staff,
+                reply,
+                then,
+                at,
+            },
+        );
     }
 
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.by_id.is_empty() && self.parked.is_empty()
     }
 
     pub fn answered(&mut self, id: u64) -> Option<(BareJid, ReplyTo, Then)> {
-        self.by_id.remove(&id)
+        self.by_id.remove(&id).map(|a| (a.staff, a.reply, a.then))
+    }
+
+    /// Whether `staff` has a read in flight that their next command must wait for.
+    pub fn holds(&self, staff: &BareJid, now: Timestamp) -> bool {
+        self.by_id.values().any(|a| {
+            a.staff == *staff && now.millis().saturating_sub(a.at.millis()) < READ_HOLDS_MS
+        })
+    }
+
+    /// Keeps a command for later, or gives it back if its sender has too many waiting.
+    pub fn park(&mut self, p: Parked) -> Result<(), Parked> {
+        let q = self.parked.entry(p.sender.to_bare()).or_default();
+        if q.len() >= PARKED_MAX {
+            return Err(p);
+        }
+        q.push_back(p);
+        Ok(())
+    }
+
+    /// The oldest command `staff` has waiting.
+    pub fn unpark(&mut self, staff: &BareJid) -> Option<Parked> {
+        let q = self.parked.get_mut(staff)?;
+        let p = q.pop_front();
+        if q.is_empty() {
+            self.parked.remove(staff);
+        }
+        p
     }
 }
 
@@ -523,7 +586,47 @@ impl Core {
         }
     }
 
+    /// Runs a staff member's command, or keeps it until their read in flight is answered.
     pub(super) fn run_command(
+        &mut self,
+        now: Timestamp,
+        sender: &FullJid,
+        cmd: Command,
+        reply: ReplyTo,
+        out: &mut Effects,
+    ) {
+        let staff = sender.to_bare();
+        // Any left behind a read that never came back go first.
+        self.run_parked(now, &staff, out);
+        if !self.queries.holds(&staff, now) {
+            return self.run_command_now(now, sender, cmd, reply, out);
+        }
+        let parked = Parked {
+            sender: sender.clone(),
+            cmd,
+            reply,
+        };
+        if let Err(p) = self.queries.park(parked) {
+            self.reply(&p.reply, BUSY_TEXT, out);
+        }
+    }
+
+    /// The commands `staff` sent while a read of theirs was in flight, in order, until one
+    /// asks for a read again.
+    pub(super) fn run_parked(&mut self, now: Timestamp, staff: &BareJid, out: &mut Effects) {
+        while !self.queries.holds(staff, now) {
+            let Some(p) = self.queries.unpark(staff) else {
+                return;
+            };
+            // A reload in between may have taken their staff rights away.
+            if !self.may_command(staff) {
+                continue;
+            }
+            self.run_command_now(now, &p.sender, p.cmd, p.reply, out);
+        }
+    }
+
+    fn run_command_now(
         &mut self,
         now: Timestamp,
         sender: &FullJid,
@@ -569,13 +672,13 @@ impl Core {
             },
             Command::Transcript(n) => {
                 let id = self.ids.next();
-                self.queries.asked(id, staff.clone(), reply, Then::Transcript);
+                self.queries.asked(id, staff.clone(), reply, Then::Transcript, now);
                 out.query(Query::Transcript { id, session_id: n });
                 return;
             }
             Command::Note(n, text) => return self.note(now, sender, n, text, reply, out),
             Command::Tag(n, words) => return self.tag(now, &staff, n, &words, reply, out),
-            Command::Untag(n, words) => return self.untag(&staff, n, &words, reply, out),
+            Command::Untag(n, words) => return self.untag(now, &staff, n, &words, reply, out),
             Command::Missed(days) => return self.missed(now, &staff, days, reply, out),
         };
         self.reply(&reply, &text, out);

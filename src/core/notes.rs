@@ -130,7 +130,7 @@ impl Core {
                     sender: sender.clone(),
                     text,
                 };
-                self.ask_session(staff, n, reply, then, out);
+                self.ask_session(now, staff, n, reply, then, out);
             }
         }
     }
@@ -152,7 +152,9 @@ impl Core {
         match self.target(staff, n, "tag") {
             Err(e) => self.reply(&reply, &e, out),
             Ok(Target::Open) => self.write_tags(now, staff, n, tags, &reply, out),
-            Ok(Target::Ask) => self.ask_session(staff.clone(), n, reply, Then::Tag { tags }, out),
+            Ok(Target::Ask) => {
+                self.ask_session(now, staff.clone(), n, reply, Then::Tag { tags }, out)
+            }
         }
     }
 
@@ -160,6 +162,7 @@ impl Core {
     /// so that a tag the chat does not have is answered as such.
     pub(super) fn untag(
         &mut self,
+        now: Timestamp,
         staff: &BareJid,
         n: i64,
         words: &str,
@@ -175,7 +178,7 @@ impl Core {
         }
         let id = self.ids.next();
         self.queries
-            .asked(id, staff.clone(), reply, Then::Untag { tags });
+            .asked(id, staff.clone(), reply, Then::Untag { tags }, now);
         out.query(Query::SessionTags { id, session_id: n });
     }
 
@@ -191,13 +194,14 @@ impl Core {
         let days = days.unwrap_or(DEFAULT_MISSED_DAYS);
         let id = self.ids.next();
         self.queries
-            .asked(id, staff.clone(), reply, Then::Missed { days });
+            .asked(id, staff.clone(), reply, Then::Missed { days }, now);
         let since = now.plus_millis(-days * 86_400_000);
         out.query(Query::Missed { id, since });
     }
 
     fn ask_session(
         &mut self,
+        now: Timestamp,
         staff: BareJid,
         n: i64,
         reply: ReplyTo,
@@ -205,7 +209,7 @@ impl Core {
         out: &mut Effects,
     ) {
         let id = self.ids.next();
-        self.queries.asked(id, staff, reply, then);
+        self.queries.asked(id, staff, reply, then, now);
         out.query(Query::Session { id, session_id: n });
     }
 
@@ -220,6 +224,20 @@ impl Core {
         let Some((staff, reply, then)) = self.queries.answered(id) else {
             return;
         };
+        self.answer_read(now, &staff, reply, then, result, out);
+        // What the same staff member sent meanwhile runs now, after this answer.
+        self.run_parked(now, &staff, out);
+    }
+
+    fn answer_read(
+        &mut self,
+        now: Timestamp,
+        staff: &BareJid,
+        reply: ReplyTo,
+        then: Then,
+        result: QueryResult,
+        out: &mut Effects,
+    ) {
         match (then, result) {
             (Then::Transcript, Ok(Answer::Transcript(t))) => {
                 self.transcript_ready(&staff, &reply, Ok(t), out)

@@ -657,3 +657,96 @@ fn forged_and_foreign_chat_numbers_in_the_forms_are_refused() {
     assert!(d.notes(2).is_empty() && d.notes(1).is_empty());
     assert!(d.store.tags(1).unwrap().is_empty() && d.store.tags(2).unwrap().is_empty());
 }
+
+impl Desk {
+    /// `from` sends each of `texts` to the front desk before any read is answered.
+    fn send_all(&mut self, from: &str, texts: &[&str]) {
+        for text in texts {
+            self.s.sends(&format!(
+                "<message from='{from}' to='{COMPONENT}' type='chat'><body>{text}</body></message>"
+            ));
+        }
+    }
+
+    /// The desk's answers to `to` so far, oldest first (taken from the inbox).
+    fn answers_to(&mut self, to: &str) -> Vec<String> {
+        let mut got = Vec::new();
+        self.s.staff_inbox.retain(|e| {
+            let ours = e.attr("from") == Some(COMPONENT) && e.attr("to") == Some(to);
+            if ours {
+                got.push(
+                    e.get_child("body", "jabber:component:accept")
+                        .map(|b| b.text())
+                        .unwrap_or_default(),
+                );
+            }
+            !ours
+        });
+        got
+    }
+}
+
+#[test]
+fn commands_sent_back_to_back_are_answered_in_order_each_seeing_what_the_one_before_wrote() {
+    let mut d = Desk::new();
+    d.visitor_writes_and_leaves("Hello?");
+    d.s.staff_inbox.clear();
+    // The chat is closed, so `!tag` asks the store for its site before writing, and `!untag`
+    // reads its tags: the second read must come after the first command's write.
+    d.send_all(ALICE, &["!tag 1 vip", "!untag 1 vip", "!help"]);
+    assert!(
+        d.answers_to(ALICE_BARE).is_empty(),
+        "answered before the store was read"
+    );
+    d.sync();
+    let answers = d.answers_to(ALICE_BARE);
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert_eq!(answers[0], "#1 tagged vip.");
+    assert_eq!(answers[1], "#1: removed vip. It has no tags now.");
+    assert_eq!(answers[2], *commands::HELP);
+    assert!(d.store.tags(1).unwrap().is_empty());
+    // Another staff member is not held back by alice's read.
+    d.send_all(ALICE, &["!transcript 1"]);
+    d.send_all(BOB, &["!help"]);
+    let bob = BOB.split('/').next().unwrap();
+    assert_eq!(d.answers_to(bob), [commands::HELP.as_str()]);
+    d.sync();
+    assert!(d.s.core.queries.is_empty());
+}
+
+#[test]
+fn commands_waiting_behind_a_read_are_bounded_and_a_lost_read_stops_holding_them() {
+    let mut d = Desk::new();
+    d.visitor_writes_and_leaves("Hello?");
+    d.s.staff_inbox.clear();
+    let mut texts = vec!["!transcript 1"];
+    texts.extend(std::iter::repeat_n("!status", commands::PARKED_MAX + 1));
+    d.send_all(ALICE, &texts);
+    // The one over the bound is refused at once; the others wait, in order.
+    let refused = d.answers_to(ALICE_BARE);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].starts_with("Not done: your commands before it are still waiting"),
+        "{refused:?}"
+    );
+    d.sync();
+    let answers = d.answers_to(ALICE_BARE);
+    assert_eq!(answers.len(), 1 + commands::PARKED_MAX, "{answers:?}");
+    assert!(
+        answers[0].contains("Hello?"),
+        "the transcript first: {answers:?}"
+    );
+    let status = d.command(ALICE, "!status");
+    assert!(answers[1..].iter().all(|a| *a == status), "{answers:?}");
+
+    // A read that never comes back (the store thread stuck): after 10 s it no longer holds
+    // the staff member's commands, and the one kept behind it runs first.
+    d.send_all(ALICE, &["!transcript 1", "!help"]);
+    d.s.jobs.clear();
+    assert!(d.answers_to(ALICE_BARE).is_empty());
+    d.s.after_secs(11);
+    d.send_all(ALICE, &["!canned"]);
+    let answers = d.answers_to(ALICE_BARE);
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!(answers[0], *commands::HELP);
+}

@@ -128,7 +128,7 @@ impl Running<'_> {
         let input = Input::Reconfigure(Box::new(CoreConfig::from_config(&self.config)));
         let mut ob = outbox::Outbox::default();
         ob.push(self.core.handle(Timestamp::now(), input), writer);
-        helpers.dispatch(&mut ob);
+        helpers.dispatch(&mut ob, writer);
         self.publish();
     }
 
@@ -140,7 +140,7 @@ impl Running<'_> {
             self.core.handle(Timestamp::now(), Input::Disconnected),
             writer,
         );
-        helpers.dispatch(&mut ob);
+        helpers.dispatch(&mut ob, writer);
     }
 
     /// A ping to the server after 30 s of silence on the link: any answer proves it alive.
@@ -351,7 +351,7 @@ async fn session(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     outbox.push(run.core.handle(Timestamp::now(), Input::Connected), writer);
     loop {
-        helpers.dispatch(&mut outbox);
+        helpers.dispatch(&mut outbox, writer);
         let wake = tokio::select! {
             event = reader.next() => Wake::Read(event),
             Some(f) = feedback.recv() => Wake::Feedback(f),
@@ -400,12 +400,14 @@ async fn session(
 }
 
 /// The shell's helpers off the socket reader: one task making admin API calls in order, and
-/// store reads on the blocking pool. Their answers come back as core inputs.
+/// store reads on the blocking pool (each once the writes before it are committed). Their answers come back as core inputs.
 struct Helpers {
     api: tokio::sync::mpsc::UnboundedSender<(Instant, crate::core::roster::ApiCall)>,
     results: tokio::sync::mpsc::UnboundedReceiver<Input>,
     results_tx: tokio::sync::mpsc::UnboundedSender<Input>,
     db: std::path::PathBuf,
+    /// Where store reads run (they start on the store thread, which is not tokio's).
+    pool: tokio::runtime::Handle,
     /// `roster.ejabberd_api` and `roster.visitors`, which a reload may change.
     api_base: Arc<std::sync::Mutex<ApiSettings>>,
 }
@@ -459,6 +461,7 @@ impl Helpers {
             results,
             results_tx,
             db: config.store.path.clone(),
+            pool: tokio::runtime::Handle::current(),
             api_base,
         }
     }
@@ -473,20 +476,24 @@ impl Helpers {
         }
     }
 
-    fn dispatch(&mut self, outbox: &mut outbox::Outbox) {
+    fn dispatch(&mut self, outbox: &mut outbox::Outbox, writer: &LinkWriter) {
         for job in std::mem::take(&mut outbox.jobs) {
             match job {
                 outbox::Job::Api(call) => {
                     let _ = self.api.send((Instant::now(), call));
                 }
                 outbox::Job::Query(query) => {
-                    let db = self.db.clone();
                     let tx = self.results_tx.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let id = reads::id(&query);
-                        let result = reads::read(&db, &query);
-                        let _ = tx.send(Input::QueryDone { id, result });
-                    });
+                    reads::after_writes(
+                        writer,
+                        Delivery::Send(Vec::new()),
+                        self.pool.clone(),
+                        self.db.clone(),
+                        query,
+                        move |input| {
+                            let _ = tx.send(input);
+                        },
+                    );
                 }
             }
         }

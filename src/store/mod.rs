@@ -346,7 +346,7 @@ fn apply_one(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 
     use super::*;

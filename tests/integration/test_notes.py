@@ -11,7 +11,7 @@ alice_acme is staff of "acme" (ACME Inc.), carol_globex of "globex".
 from __future__ import annotations
 
 from helpers import body, escape, groupchat_from, poll, show
-from test_staff import NS_COMMANDS, desk, room_of, roster_item, session_when
+from test_staff import NS_COMMANDS, chat_from, desk, room_of, roster_item, session_when
 
 
 async def test_a_missed_chat_then_notes_and_tags_the_visitor_never_sees(frontdesk, clients, ejabberd):
@@ -137,6 +137,14 @@ async def test_tags_come_off_and_missed_chats_show_theirs_also_by_ad_hoc(frontde
     assert str(m) not in options, options  # closed: typed instead
     answer = await adhoc(alice, component, "tag", session=str(n), text="adhoc-zq")
     assert answer == f"#{n} tagged adhoc-zq.", answer
+    # Back to back, not waiting for the first answer: !untag reads the tags only once the tag
+    # just added is committed.
+    alice.send_message(mto=component, mbody=f"!tag {n} quick-zq", mtype="chat")
+    alice.send_message(mto=component, mbody=f"!untag {n} quick-zq", mtype="chat")
+    answer = await alice.expect(chat_from(component, contains="tagged quick-zq"), what="the answer to !tag")
+    assert body(answer) == f"#{n} tagged quick-zq.", body(answer)
+    answer = await alice.expect(chat_from(component, contains="quick-zq"), what="the answer to !untag")
+    assert body(answer) == f"#{n}: removed quick-zq. Tags now: adhoc-zq.", body(answer)
     answer = await adhoc(alice, component, "untag", session=str(n), number=f"#{m}", text="followed-up")
     assert answer == f"#{m}: removed followed-up. It has no tags now.", answer
     # Another site's chat, as the list's value (not one of carol's options): refused.
