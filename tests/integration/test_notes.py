@@ -116,6 +116,14 @@ async def test_tags_come_off_and_missed_chats_show_theirs_also_by_ad_hoc(frontde
     assert body(answer) == f"#{m} has no tag nope (its tags: followed-up).", body(answer)
     answer = await desk(carol, component, f"!untag {m} followed-up", "another site")
     assert body(answer) == f"#{m} is a chat of another site: you can only untag chats of your own sites.", body(answer)
+    # Back to back on the closed chat: !tag asks the store for its site before writing, and
+    # !untag waits for that, in the order sent.
+    alice.send_message(mto=component, mbody=f"!tag {m} late-zq", mtype="chat")
+    alice.send_message(mto=component, mbody=f"!untag {m} late-zq", mtype="chat")
+    answer = await alice.expect(chat_from(component, contains="late-zq"), what="the answer to !tag")
+    assert body(answer) == f"#{m} tagged late-zq.", body(answer)
+    answer = await alice.expect(chat_from(component, contains="late-zq"), what="the answer to !untag")
+    assert body(answer) == f"#{m}: removed late-zq. Tags now: followed-up.", body(answer)
     answer = await desk(alice, component, f"!tag {m} -followed-up", "cannot be a tag")
     assert "use !untag N followed-up" in body(answer), body(answer)
     assert frontdesk.session_of(missed_room)["tags"] == ["followed-up"]
