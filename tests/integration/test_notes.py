@@ -118,8 +118,9 @@ async def test_tags_come_off_and_missed_chats_show_theirs_also_by_ad_hoc(frontde
     assert body(answer) == f"#{m} is a chat of another site: you can only untag chats of your own sites.", body(answer)
     # Back to back on the closed chat: !tag asks the store for its site before writing, and
     # !untag waits for that, in the order sent.
-    alice.send_message(mto=component, mbody=f"!tag {m} late-zq", mtype="chat")
-    alice.send_message(mto=component, mbody=f"!untag {m} late-zq", mtype="chat")
+    # (In one write, so that they reach frontdesk together.)
+    alice.send_raw(f"<message to='{component}' type='chat'><body>!tag {m} late-zq</body></message>"
+                   f"<message to='{component}' type='chat'><body>!untag {m} late-zq</body></message>")
     answer = await alice.expect(chat_from(component, contains="late-zq"), what="the answer to !tag")
     assert body(answer) == f"#{m} tagged late-zq.", body(answer)
     answer = await alice.expect(chat_from(component, contains="late-zq"), what="the answer to !untag")
@@ -147,8 +148,8 @@ async def test_tags_come_off_and_missed_chats_show_theirs_also_by_ad_hoc(frontde
     assert answer == f"#{n} tagged adhoc-zq.", answer
     # Back to back, not waiting for the first answer: !untag reads the tags only once the tag
     # just added is committed.
-    alice.send_message(mto=component, mbody=f"!tag {n} quick-zq", mtype="chat")
-    alice.send_message(mto=component, mbody=f"!untag {n} quick-zq", mtype="chat")
+    alice.send_raw(f"<message to='{component}' type='chat'><body>!tag {n} quick-zq</body></message>"
+                   f"<message to='{component}' type='chat'><body>!untag {n} quick-zq</body></message>")
     answer = await alice.expect(chat_from(component, contains="tagged quick-zq"), what="the answer to !tag")
     assert body(answer) == f"#{n} tagged quick-zq.", body(answer)
     answer = await alice.expect(chat_from(component, contains="quick-zq"), what="the answer to !untag")
