@@ -156,6 +156,9 @@ class Bench:
         self.cores = cores
         self.server_cpus = "0" if cores >= 2 else "0"
         self.load_cpus = "1" if cores >= 2 else "0"
+        # frontdesk and the echo component: the server's core unless --component-cpus says
+        # otherwise (what a core of its own would buy).
+        self.component_cpus = self.server_cpus
         self.ej: xmpp_env.Ejabberd | None = None
         self.fd: xmpp_env.Frontdesk | None = None
         self.echo: subprocess.Popen | None = None
@@ -223,7 +226,7 @@ class Bench:
         fd.start()
         self.fd = fd
         self.wait_frontdesk()
-        pin([fd.proc.pid], self.server_cpus)
+        pin([fd.proc.pid], self.component_cpus)
 
     def wait_frontdesk(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -247,7 +250,7 @@ class Bench:
         if line.strip() != "ready":
             self.echo.kill()
             raise RuntimeError(f"the echo component did not connect: {line}{self.echo.stderr.read()[-2000:]}")
-        pin([self.echo.pid], self.server_cpus)
+        pin([self.echo.pid], self.component_cpus)
 
     def stop_echo(self) -> None:
         if self.echo is not None:
@@ -409,7 +412,7 @@ class Bench:
             self.fd.kill()
             self.killed_at_rows = n
             self.fd.start()
-            pin([self.fd.proc.pid], self.server_cpus)
+            pin([self.fd.proc.pid], self.component_cpus)
 
         r = self.chat_run("frontdesk", rooms, rate, seconds, seen_out=seen, during=crash)
         bodies = [l.strip() for l in seen.read_text().splitlines() if l.strip()]
@@ -790,7 +793,7 @@ def machine_meta(b: Bench, args, t0) -> dict:
             "loadavg_end": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
             "journal_modes": t0.get("journal_modes_after"),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "server_cpus": b.server_cpus,
-            "load_cpus": b.load_cpus}
+            "load_cpus": b.load_cpus, "component_cpus": b.component_cpus}
 
 
 def main() -> int:
@@ -812,6 +815,9 @@ def main() -> int:
     ap.add_argument("--no-settle", action="store_true",
                     help="start each run at once, even while the server still works off the last one "
                          "(to see what waiting for it changes)")
+    ap.add_argument("--component-cpus",
+                    help="pin frontdesk and the echo component here instead of on the server's CPU "
+                         "(e.g. 1: beside the load generator, to see what a core of their own buys)")
     ap.add_argument("--chat-only", action="store_true",
                     help="only the chat runs: no kill -9, idle-room or shaper runs, no report")
     args = ap.parse_args()
@@ -854,6 +860,8 @@ def main() -> int:
     t0 = {"loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3])}
     b = Bench(out, os.cpu_count() or 1, Path(args.bin_dir))
     b.settle_runs = not args.no_settle
+    if args.component_cpus:
+        b.component_cpus = args.component_cpus
     rates = [float(x) for x in args.rates.split(",")]
     targets = [t for t in args.targets.split(",") if t]
     if set(targets) - set(TARGETS):

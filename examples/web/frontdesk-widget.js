@@ -187,8 +187,7 @@
     this.o = o;
     this.t = t;
     this.room = o.visitor + "_" + o.site + "@" + o.component;
-    this.nick = o.nick || "Visitor";
-    this.me = this.room + "/" + this.nick;
+    this.nick = this.me = null;  // chosen at each join (chooseNick)
     this.key = "frontdesk:" + this.room;
     this.seen = {};          // stanza-ids already shown (history comes again on a rejoin)
     this.lines = {};         // stanza-id or own message id -> the visitor's <li>
@@ -553,11 +552,37 @@
     this.setState("connecting", this.t.connecting);
     this.joined = false;
     this.staff = {};
+    this.nick = this.chooseNick();
+    this.me = this.room + "/" + this.nick;
     var x = global.$pres({ to: this.me }).c("x", { xmlns: NS_MUC });
     if (this.o.token) x.c("password").t(this.o.token).up();
     this.aboutVisitor(x.up());
     this.conn.send(x.tree());
   };
+
+  /** The name staff see (in their roster, offers and the room): the page's `nick`; else the
+   * name given in the pre-chat form, unless it was refused (a staff member's name, say); else
+   * "Visitor" and the end of the visitor id, so that staff can tell visitors apart. */
+  Widget.prototype.chooseNick = function () {
+    if (this.o.nick) return String(this.o.nick);
+    var name = (this.asked || []).indexOf("name") >= 0 ? cleanName((this.answers() || {}).name) : "";
+    return name && !this.nameRefused ? name : this.defaultNick();
+  };
+
+  Widget.prototype.defaultNick = function () {
+    var id = String(this.o.visitor);
+    return "Visitor " + (id.length > 4 ? id.slice(-4) : id);
+  };
+
+  /** A pre-chat name as a nick: folded (NFKC) as the server folds a nick, without the
+   * characters it would drop or that hide text, on one line, at most 40 characters. */
+  function cleanName(v) {
+    var s = String(v || "");
+    if (s.normalize) s = s.normalize("NFKC");
+    s = s.replace(/[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufe00-\ufe0f\ufeff]/g, "");
+    s = s.replace(/\s+/g, " ").trim();
+    return Array.from(s).slice(0, 40).join("");
+  }
 
   /** For staff (urn:frontdesk:visitor:0, see web-integration.md): where the visitor is
    * (`context: false` leaves it out) and their pre-chat answers. */
@@ -713,6 +738,11 @@
 
   Widget.prototype.onJoinError = function (p, nick) {
     if (nick !== this.nick) return;
+    // A pre-chat name that was not taken: the visitor still gets in, under the default name.
+    if (!this.o.nick && !this.nameRefused && nick !== this.defaultNick()) {
+      this.nameRefused = true;
+      return this.join();
+    }
     var err = directChild(p, "error");
     var text = err ? child(err, "text", NS_STANZAS) : null;
     this.done = true;

@@ -171,6 +171,8 @@ def page_url(web_server, server, *, visitor, nick="Ann", site="shop", tok=None, 
     from urllib.parse import urlencode
     q = {"bosh": bosh or f"http://127.0.0.1:{server.http_port}/bosh", "domain": server.anon_host,
          "component": server.component_jid, "site": site, "visitor": visitor, "nick": nick}
+    if nick is None:  # the widget's own choice
+        del q["nick"]
     if ws:
         q["websocket"] = ws
     if tok:

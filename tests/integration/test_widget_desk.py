@@ -73,7 +73,8 @@ async def test_the_prechat_form_is_asked_checked_and_its_answers_reach_staff(eja
     room = "p1_form@chat.localhost"
     alice = await clients.staff("alice_acme")
     await until_desk_says(alice, component, "!diag", "available: 1", timeout=20)
-    url = page_url(web_server, ejabberd, visitor="p1", site="form")
+    # No nick from the page: the widget takes the pre-chat name.
+    url = page_url(web_server, ejabberd, visitor="p1", nick=None, site="form")
     page, errors = await open_widget(browser, url)
     await state_is(page, "prechat")
     assert fd.session_of(room) is None, "the widget joined before the form was answered"
@@ -126,10 +127,11 @@ async def test_the_prechat_form_is_asked_checked_and_its_answers_reach_staff(eja
 
     # Staff see the answers in the offer and in !info.
     offer = body(await alice.expect(offer_of(component), what="the offer"))
+    n = fd.session_of(room)["id"]
+    assert offer.startswith(f"Visitor Ann Smith on Form Shop wants to chat (#{n})."), offer
     assert ("name: Ann Smith · email: ann@example.com · phone: +47 22 33 44 55 · "
             "question: Where is my order? · page: ") in offer, offer
-    n = fd.session_of(room)["id"]
-    info = body(await ask_desk(alice, component, f"!info {n}", f"#{n} Ann"))
+    info = body(await ask_desk(alice, component, f"!info {n}", f"#{n} Ann Smith"))
     for line in ("asked: name: Ann Smith (from the widget)", "asked: email: ann@example.com (from the widget)",
                  "asked: phone: +47 22 33 44 55 (from the widget)",
                  "asked: question: Where is my order? (from the widget)"):
@@ -142,6 +144,39 @@ async def test_the_prechat_form_is_asked_checked_and_its_answers_reach_staff(eja
     assert await page.eval_on_selector_all(".frontdesk .fd-prechat", "fs => fs.length") == 0
     assert fd.session_of(room)["id"] == n
     await ask_desk(alice, component, f"!info {n}", "asked: email: ann@example.com")
+    await alice.stop()
+    assert not errors, errors
+
+
+@MODULE_LOOP
+async def test_a_staff_members_name_given_in_the_prechat_form_is_not_taken(ejabberd, desks, browser,
+                                                                           web_server, shots):
+    fd, clients = desks
+    component = ejabberd.component_jid
+    room = "p2_form@chat.localhost"
+    alice = await clients.staff("alice_acme")
+    await until_desk_says(alice, component, "!diag", "available: 1", timeout=20)
+    page, errors = await open_widget(browser, page_url(web_server, ejabberd, visitor="p2", nick=None, site="form"))
+    await state_is(page, "prechat")
+    # Full-width letters and a zero-width space: alice_acme once folded, as frontdesk folds it.
+    await page.keyboard.type("\uff21lice\u200b_acme")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type("p2@example.com")
+    await page.keyboard.press("Enter")
+    # Refused as a nick, the name still lets the visitor in, under the default one.
+    await state_is(page, "waiting")
+    await say(page, "Hi, it is me")
+    offer = body(await alice.expect(offer_of(component), what="the offer"))
+    n = fd.session_of(room)["id"]
+    assert offer.startswith(f"Visitor Visitor p2 on Form Shop wants to chat (#{n})."), offer
+    import sqlite3
+    con = sqlite3.connect(f"file:{fd.db}?mode=ro", uri=True)
+    try:
+        nicks = con.execute("SELECT DISTINCT nick FROM messages WHERE session_id = ? AND role = 'visitor'",
+                            (n,)).fetchall()
+    finally:
+        con.close()
+    assert nicks == [("Visitor p2",)], nicks
     await alice.stop()
     assert not errors, errors
 
