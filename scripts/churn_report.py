@@ -127,7 +127,8 @@ def verdicts(doc: dict) -> list[str]:
              f"{w['core_share']['total'] * 100:.0f}%"),
             ("frontdesk ≤ 4 KiB per present visitor", rss is not None and rss <= 4096, f"{fmt(rss, 0)} B"),
         ]
-        out.append(f"* **{RUNG[p['server']]}, visitors = \"{p['policy']}\"**: " + "; ".join(
+        mark = " †" if p.get("writer_stay", -1) < 0 else ""
+        out.append(f"* **{RUNG[p['server']]}, visitors = \"{p['policy']}\"{mark}**: " + "; ".join(
             f"{name}: {val} ({'met' if ok else '**missed**'})" for name, ok, val in checks) + ".")
     return out
 
