@@ -491,6 +491,11 @@ impl Queries {
         Ok(())
     }
 
+    /// Who has commands waiting.
+    pub fn parked_staff(&self) -> Vec<BareJid> {
+        self.parked.keys().cloned().collect()
+    }
+
     /// The oldest command `staff` has waiting.
     pub fn unpark(&mut self, staff: &BareJid) -> Option<Parked> {
         let q = self.parked.get_mut(staff)?;

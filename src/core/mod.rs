@@ -713,6 +713,10 @@ impl Core {
         }
         self.route_waiting(now, out);
         self.tell_positions(now, out);
+        // Commands kept behind a read that was never answered.
+        for staff in self.queries.parked_staff() {
+            self.run_parked(now, &staff, out);
+        }
     }
 
     /// Rooms that emptied just before the link dropped were probably emptied by the server
