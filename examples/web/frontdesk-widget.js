@@ -715,9 +715,14 @@
     var nick = slash < 0 ? "" : from.slice(slash + 1);
     var type = p.getAttribute("type");
     var u = mucUser(p);
+    var mine = u.codes.indexOf("110") >= 0;
     if (type === "error") return this.onJoinError(p, nick);
-    if (type === "unavailable") return nick === this.nick ? this.onSelfGone(u) : this.onStaffGone(nick);
-    if (nick === this.nick && u.codes.indexOf("110") >= 0) {
+    if (type === "unavailable") return mine || nick === this.nick ? this.onSelfGone(u) : this.onStaffGone(nick);
+    if (mine) {
+      // Status 110 is what marks our own presence (XEP-0045): the nick as the server wrote it
+      // (folded as a JID resource) is the one to answer to from now on.
+      this.nick = nick;
+      this.me = from;
       this.joined = true;
       this.refreshState();
       // The form the focus was in is gone: the message input takes it.
@@ -737,9 +742,11 @@
   };
 
   Widget.prototype.onJoinError = function (p, nick) {
-    if (nick !== this.nick) return;
+    // Before the join is answered, an error from the room answers it (the server may write the
+    // nick differently from how it was sent).
+    if (nick !== this.nick && this.joined) return;
     // A pre-chat name that was not taken: the visitor still gets in, under the default name.
-    if (!this.o.nick && !this.nameRefused && nick !== this.defaultNick()) {
+    if (!this.o.nick && !this.nameRefused && this.nick !== this.defaultNick()) {
       this.nameRefused = true;
       return this.join();
     }

@@ -182,6 +182,33 @@ async def test_a_staff_members_name_given_in_the_prechat_form_is_not_taken(ejabb
 
 
 @MODULE_LOOP
+async def test_a_prechat_name_the_server_refuses_as_a_nick_still_lets_the_visitor_in(ejabberd, desks, browser,
+                                                                                     web_server, shots):
+    fd, _ = desks
+    room = "p3_form@chat.localhost"
+    page, errors = await open_widget(browser, page_url(web_server, ejabberd, visitor="p3", nick=None, site="form"))
+    await state_is(page, "prechat")
+    # Latin and Hebrew letters in one name, and a private-use character: resourceprep
+    # (RFC 3920) refuses both in a JID, and frontdesk's nick rules refuse the private-use one.
+    # Whoever answers, the widget joins again under the default name.
+    await page.keyboard.type("Ann \u05d0\u05d1 \ue000")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type("p3@example.com")
+    await page.keyboard.press("Enter")
+    await state_is(page, "waiting")
+    await say(page, "Hello from p3")
+    import sqlite3
+    con = sqlite3.connect(f"file:{fd.db}?mode=ro", uri=True)
+    try:
+        nicks = con.execute("SELECT DISTINCT m.nick FROM messages m JOIN sessions s ON s.id = m.session_id "
+                            "WHERE s.room = ? AND m.role = 'visitor'", (room,)).fetchall()
+    finally:
+        con.close()
+    assert nicks == [("Visitor p3",)], nicks
+    assert not errors, errors
+
+
+@MODULE_LOOP
 async def test_waiting_visitors_see_their_place_in_line(ejabberd, desks, browser, web_server, shots):
     fd, _ = desks
     (first, _), (second, errors) = await asyncio.gather(
