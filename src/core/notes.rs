@@ -240,18 +240,18 @@ impl Core {
     ) {
         match (then, result) {
             (Then::Transcript, Ok(Answer::Transcript(t))) => {
-                self.transcript_ready(&staff, &reply, Ok(t), out)
+                self.transcript_ready(staff, &reply, Ok(t), out)
             }
-            (Then::Transcript, Err(e)) => self.transcript_ready(&staff, &reply, Err(e), out),
+            (Then::Transcript, Err(e)) => self.transcript_ready(staff, &reply, Err(e), out),
             (Then::Missed { days }, Ok(Answer::Missed(rows))) => {
-                let text = self.missed_text(now, &staff, days, &rows);
+                let text = self.missed_text(now, staff, days, &rows);
                 self.reply(&reply, &text, out);
             }
             (Then::Untag { tags }, Ok(Answer::SessionTags(found))) => {
-                self.untag_known(&staff, reply, tags, found, out)
+                self.untag_known(staff, reply, tags, found, out)
             }
             (then, Ok(Answer::Session(row))) => {
-                self.session_known(now, &staff, reply, then, row, out)
+                self.session_known(now, staff, reply, then, row, out)
             }
             (_, result) => {
                 tracing::error!(result = ?result.err(), "store read failed or answered something else");
