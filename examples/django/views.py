@@ -47,9 +47,12 @@ def chat(request):
         "component": fd["COMPONENT"],
         "site": fd["SITE"],
         "visitor": vid,
-        "nick": nick or "Visitor",
         "token": mint_token(fd["TOKEN_SECRET"], fd["SITE"], vid, ttl=86400),
     }
+    # A signed-in user's name; anonymous visitors are named by the widget (their pre-chat
+    # name, else "Visitor" and the end of their id).
+    if nick:
+        options["nick"] = nick
     if fd.get("WEBSOCKET"):
         options["websocket"] = fd["WEBSOCKET"]
     return render(request, "frontdesk/chat.html", {

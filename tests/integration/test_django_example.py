@@ -64,9 +64,10 @@ def test_the_view_renders_the_widget_with_a_fresh_token():
     assert r.status_code == 200
     html = r.content.decode()
     opts = options(html)
-    assert {k: opts[k] for k in ("bosh", "domain", "component", "site", "nick")} == {
+    assert {k: opts[k] for k in ("bosh", "domain", "component", "site")} == {
         "bosh": "https://example.com/bosh", "domain": "anon.example.com",
-        "component": "chat.example.com", "site": "acme", "nick": "Visitor"}
+        "component": "chat.example.com", "site": "acme"}
+    assert "nick" not in opts, opts  # anonymous: the widget names them
     assert "/static/frontdesk/frontdesk-widget.js" in html and "FrontdeskWidget.mount" in html
     # The visitor id is a valid room name: lower-case hex, no '_'.
     assert opts["visitor"] and all(c in "0123456789abcdef" for c in opts["visitor"])
@@ -103,3 +104,15 @@ def test_values_cannot_inject_html():
         settings.FRONTDESK = old
     assert "<script>alert(1)" not in html
     assert options(html)["bosh"] == "https://x/</script><script>alert(1)</script>"
+
+    # A signed-in user's name becomes the nick, as data.
+    class SignedIn:
+        is_authenticated = True
+
+        def get_full_name(self):
+            return "Ann </script><script>alert(2)</script>"
+
+    request.user = SignedIn()
+    html = views.chat(request).content.decode()
+    assert "<script>alert(2)" not in html
+    assert options(html)["nick"] == "Ann </script><script>alert(2)</script>"
