@@ -637,6 +637,9 @@ async fn echo_component(addr: &str, jid: &str, secret: &str) -> Res<()> {
     let mut rooms: HashMap<String, Vec<(String, String)>> = HashMap::new();
     let mut out = String::with_capacity(65536);
     let debug = std::env::var_os("FRONTDESK_ECHO_DEBUG").is_some();
+    // Reflections with the XEP-0359 stanza-id frontdesk adds, to tell what those bytes cost
+    // the server from what frontdesk itself costs.
+    let mut sid = std::env::var_os("FRONTDESK_ECHO_STANZA_ID").map(|_| 0u64);
     loop {
         let mut stanza = c.next().await?;
         // Everything already read is answered in one write.
@@ -644,7 +647,7 @@ async fn echo_component(addr: &str, jid: &str, secret: &str) -> Res<()> {
             if debug {
                 eprintln!("IN  {stanza}");
             }
-            echo_one(&stanza, &mut rooms, &mut out);
+            echo_one(&stanza, &mut rooms, &mut out, sid.as_mut());
             match c.scan() {
                 Some(next) => stanza = next,
                 None => break,
@@ -660,7 +663,12 @@ async fn echo_component(addr: &str, jid: &str, secret: &str) -> Res<()> {
     }
 }
 
-fn echo_one(s: &str, rooms: &mut HashMap<String, Vec<(String, String)>>, out: &mut String) {
+fn echo_one(
+    s: &str,
+    rooms: &mut HashMap<String, Vec<(String, String)>>,
+    out: &mut String,
+    sid: Option<&mut u64>,
+) {
     use std::fmt::Write as _;
     let (Some(from), Some(to)) = (attr(s, "from"), attr(s, "to")) else {
         return;
@@ -690,8 +698,13 @@ fn echo_one(s: &str, rooms: &mut HashMap<String, Vec<(String, String)>>, out: &m
         };
         let body = body(s).unwrap_or("");
         let id = attr(s, "id").unwrap_or("");
+        let sid = sid.map(|n| {
+            *n += 1;
+            format!("<stanza-id xmlns='urn:xmpp:sid:0' id='1-{n}' by='{to}'/>")
+        });
+        let sid = sid.as_deref().unwrap_or("");
         for (j, _) in occupants {
-            let _ = write!(out, "<message from='{to}/{nick}' to='{j}' type='groupchat' id='{id}'><body>{body}</body></message>");
+            let _ = write!(out, "<message from='{to}/{nick}' to='{j}' type='groupchat' id='{id}'><body>{body}</body>{sid}</message>");
         }
     }
 }
