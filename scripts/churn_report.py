@@ -21,9 +21,14 @@ def per_visitor(p: dict, who: str):
     return (at[who] - before[who]) * 1024 / max(p["present"], 1)
 
 
+def dagger(p: dict) -> str:
+    """" †" for points from a run whose writers stayed until sent away."""
+    return " †" if p.get("writer_stay", -1) < 0 else ""
+
+
 def who(p: dict) -> str:
-    """The table's first cell; † marks points from a run whose writers stayed until sent away."""
-    mark = " †" if p.get("writer_stay", -1) < 0 else ""
+    """The table's first cell."""
+    mark = dagger(p)
     warm = p.get("warmed", {}).get("rate")
     if warm is not None and [w["rate"] for w in p["windows"]] == [warm]:
         mark += f" (warm-up at {warm:g}/s)"
@@ -37,8 +42,7 @@ def rows(doc: dict):
 
 
 def label(p: dict) -> str:
-    mark = " †" if p.get("writer_stay", -1) < 0 else ""
-    return f"{p['server']} {p['policy']}{mark} N={p['present']} S={p['staff']}"
+    return f"{p['server']} {p['policy']}{dagger(p)} N={p['present']} S={p['staff']}"
 
 
 def plot(doc: dict, path: Path) -> None:
@@ -127,8 +131,7 @@ def verdicts(doc: dict) -> list[str]:
              f"{w['core_share']['total'] * 100:.0f}%"),
             ("frontdesk ≤ 4 KiB per present visitor", rss is not None and rss <= 4096, f"{fmt(rss, 0)} B"),
         ]
-        mark = " †" if p.get("writer_stay", -1) < 0 else ""
-        out.append(f"* **{RUNG[p['server']]}, visitors = \"{p['policy']}\"{mark}**: " + "; ".join(
+        out.append(f"* **{RUNG[p['server']]}, visitors = \"{p['policy']}\"{dagger(p)}**: " + "; ".join(
             f"{name}: {val} ({'met' if ok else '**missed**'})" for name, ok, val in checks) + ".")
     return out
 

@@ -59,6 +59,26 @@ async def focused_name(page) -> str | None:
     return await page.evaluate("() => document.activeElement.name || document.activeElement.className")
 
 
+async def start_with_prechat(page, name: str, email: str):
+    """Answers the form's name and email fields with the keyboard and starts the chat."""
+    await state_is(page, "prechat")
+    await page.keyboard.type(name)
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(email)
+    await page.keyboard.press("Enter")
+
+
+def visitor_nicks(fd, room: str) -> list[tuple[str]]:
+    """The nicks the visitor's lines in `room` are stored under."""
+    import sqlite3
+    con = sqlite3.connect(f"file:{fd.db}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT DISTINCT m.nick FROM messages m JOIN sessions s ON s.id = m.session_id "
+                           "WHERE s.room = ? AND m.role = 'visitor'", (room,)).fetchall()
+    finally:
+        con.close()
+
+
 async def say(page, text: str):
     await page.fill(".frontdesk .fd-input", text)
     await page.press(".frontdesk .fd-input", "Enter")
@@ -157,25 +177,15 @@ async def test_a_staff_members_name_given_in_the_prechat_form_is_not_taken(ejabb
     alice = await clients.staff("alice_acme")
     await until_desk_says(alice, component, "!diag", "available: 1", timeout=20)
     page, errors = await open_widget(browser, page_url(web_server, ejabberd, visitor="p2", nick=None, site="form"))
-    await state_is(page, "prechat")
     # Full-width letters and a zero-width space: alice_acme once folded, as frontdesk folds it.
-    await page.keyboard.type("\uff21lice\u200b_acme")
-    await page.keyboard.press("Tab")
-    await page.keyboard.type("p2@example.com")
-    await page.keyboard.press("Enter")
+    await start_with_prechat(page, "\uff21lice\u200b_acme", "p2@example.com")
     # Refused as a nick, the name still lets the visitor in, under the default one.
     await state_is(page, "waiting")
     await say(page, "Hi, it is me")
     offer = body(await alice.expect(offer_of(component), what="the offer"))
     n = fd.session_of(room)["id"]
     assert offer.startswith(f"Visitor Visitor p2 on Form Shop wants to chat (#{n})."), offer
-    import sqlite3
-    con = sqlite3.connect(f"file:{fd.db}?mode=ro", uri=True)
-    try:
-        nicks = con.execute("SELECT DISTINCT nick FROM messages WHERE session_id = ? AND role = 'visitor'",
-                            (n,)).fetchall()
-    finally:
-        con.close()
+    nicks = visitor_nicks(fd, room)
     assert nicks == [("Visitor p2",)], nicks
     await alice.stop()
     assert not errors, errors
@@ -187,23 +197,13 @@ async def test_a_prechat_name_the_server_refuses_as_a_nick_still_lets_the_visito
     fd, _ = desks
     room = "p3_form@chat.localhost"
     page, errors = await open_widget(browser, page_url(web_server, ejabberd, visitor="p3", nick=None, site="form"))
-    await state_is(page, "prechat")
     # Latin and Hebrew letters in one name, and a private-use character: resourceprep
     # (RFC 3920) refuses both in a JID, and frontdesk's nick rules refuse the private-use one.
     # Whoever answers, the widget joins again under the default name.
-    await page.keyboard.type("Ann \u05d0\u05d1 \ue000")
-    await page.keyboard.press("Tab")
-    await page.keyboard.type("p3@example.com")
-    await page.keyboard.press("Enter")
+    await start_with_prechat(page, "Ann \u05d0\u05d1 \ue000", "p3@example.com")
     await state_is(page, "waiting")
     await say(page, "Hello from p3")
-    import sqlite3
-    con = sqlite3.connect(f"file:{fd.db}?mode=ro", uri=True)
-    try:
-        nicks = con.execute("SELECT DISTINCT m.nick FROM messages m JOIN sessions s ON s.id = m.session_id "
-                            "WHERE s.room = ? AND m.role = 'visitor'", (room,)).fetchall()
-    finally:
-        con.close()
+    nicks = visitor_nicks(fd, room)
     assert nicks == [("Visitor p3",)], nicks
     assert not errors, errors
 
